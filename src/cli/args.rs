@@ -1,0 +1,157 @@
+//! Command-line arguments. `--help` on each command teaches its use.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lookalike",
+    version,
+    about = "Did this generated image copy something from the training set?",
+    long_about = "lookalike indexes a training corpus once (perceptual hashes in a memory-mapped index), \
+then checks generated images against it: ranked training matches with scores, a verdict, and a \
+replication rate you can gate CI on.\n\n\
+Typical use:\n  lookalike index data/train --index mymodel\n  lookalike check outputs/ --index mymodel --fail-on-match\n  lookalike query outputs/0001.png --index mymodel",
+    after_help = "Exit codes: 0 success (or no match), 1 a match was found and --fail-on-match was given, 2 error.\n\
+Set NO_COLOR to disable colours. Progress bars go to stderr, results to stdout."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Index a dataset folder (re-run it to add new or changed files only).
+    #[command(long_about = "Walks DIR recursively (JPEG, PNG, WebP, GIF, BMP, TIFF), computes PDQ and pHash for every \
+image and appends them to the index. Re-running on a grown folder processes only new or changed files; \
+identical files are recorded without decoding again; files gone from DIR are marked removed. Unreadable, \
+corrupt, truncated, empty and oversized files are skipped and listed (also in INDEX/skipped.tsv). Work is \
+committed every 50 000 images or 30 s, so an interrupted run loses little and a rerun finishes the job.")]
+    Index(IndexArgs),
+    /// Find the training images closest to one image.
+    Query(QueryArgs),
+    /// Check a folder of generated images: matches, verdicts, replication rate.
+    #[command(long_about = "Checks every image under DIR against the index and prints each match with its training \
+image, distances and verdict (exact / near-duplicate / none), then the replication rate: the share of \
+checked images with a match. --csv writes one row per (image, candidate) for pipelines and scorers; \
+--json the full report. --fail-on-match exits with code 1 if anything matched, for CI gates.")]
+    Check(CheckArgs),
+    /// Print PDQ (hex, ThreatExchange format), PDQ quality and pHash (hex, imagehash format) of images.
+    Hash(HashArgs),
+    /// Describe an index: format version, segments, records; validates every file.
+    Info(InfoArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct IndexSel {
+    /// Index name (stored in indexes/NAME) or path to an index folder.
+    #[arg(long, short = 'i', default_value = "default", env = "LOOKALIKE_INDEX", value_name = "NAME|PATH")]
+    pub index: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DecodeArgs {
+    /// Decode at full resolution (slower) instead of DCT-domain scaled JPEG
+    /// decoding; hashes then match the reference tools bit for bit or nearly.
+    #[arg(long)]
+    pub exact: bool,
+    /// Skip images with more pixels than this (decompression bombs).
+    #[arg(long, default_value_t = 128_000_000, value_name = "PIXELS")]
+    pub max_pixels: u64,
+    /// Skip files larger than this many MiB.
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    pub max_mib: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Machine-readable JSON on stdout.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// CSV on stdout.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct IndexArgs {
+    /// Folder of training images.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub sel: IndexSel,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    /// Keep records of files that are no longer in DIR.
+    #[arg(long)]
+    pub keep_missing: bool,
+    /// Summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    /// The image to look up.
+    pub image: PathBuf,
+    #[command(flatten)]
+    pub sel: IndexSel,
+    /// How many candidates to list.
+    #[arg(long, short = 'k', default_value_t = 10)]
+    pub top_k: usize,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Folder (or file) of generated images.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub sel: IndexSel,
+    /// Candidates kept per image (rows per image in --csv).
+    #[arg(long, short = 'k', default_value_t = 10)]
+    pub top_k: usize,
+    /// Exit with code 1 when any image matched (for CI gates).
+    #[arg(long)]
+    pub fail_on_match: bool,
+    /// List images without a match in the table too.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct HashArgs {
+    /// An image file or a folder of images.
+    pub path: PathBuf,
+    /// Use the fast scaled JPEG decode (what `index` uses by default) instead
+    /// of full-resolution decoding.
+    #[arg(long)]
+    pub fast: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub sel: IndexSel,
+    /// JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,297 @@
+//! Command implementations: parse, call the library, print. Errors become a
+//! message on stderr and exit code 2.
+
+pub mod args;
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use args::{Cli, Command, DecodeArgs};
+use crate::descriptors::{describe_query, QueryDescriptors};
+use crate::index::build::{build, BuildOptions};
+use crate::index::{resolve_index_path, Index, IndexWriter};
+use crate::ingest::{pipeline, DecodeMode, Limits, Outcome};
+use crate::report::{self, csv::field, Style};
+use crate::search::check::{self, CheckOptions};
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_MATCH: i32 = 1;
+pub const EXIT_ERROR: i32 = 2;
+
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        // Only fails if a pool exists already, which cannot happen this early.
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global();
+    }
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let st = Style { color: report::use_color(std::io::stderr().is_terminal()) };
+            eprintln!("{} {e:#}", st.red("error:"));
+            EXIT_ERROR
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Index(a) => cmd_index(a, quiet),
+        Command::Query(a) => cmd_query(a, quiet),
+        Command::Check(a) => cmd_check(a, quiet),
+        Command::Hash(a) => cmd_hash(a, quiet),
+        Command::Info(a) => cmd_info(a),
+    }
+}
+
+fn stdout_style() -> Style {
+    Style { color: report::use_color(std::io::stdout().is_terminal()) }
+}
+
+fn limits(d: &DecodeArgs) -> Limits {
+    Limits { max_bytes: d.max_mib.saturating_mul(1 << 20), max_pixels: d.max_pixels }
+}
+
+fn mode(exact: bool) -> DecodeMode {
+    if exact {
+        DecodeMode::Exact
+    } else {
+        DecodeMode::Fast
+    }
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal or with --quiet.
+pub fn progress(len: Option<u64>, what: &str, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = match len {
+        Some(n) => {
+            let pb = ProgressBar::new(n);
+            pb.set_style(
+                ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} images, {per_sec}, ETA {eta}")
+                    .unwrap()
+                    .progress_chars("=> "),
+            );
+            pb
+        }
+        None => {
+            let pb = ProgressBar::new_spinner();
+            pb.set_style(ProgressStyle::with_template("{spinner} {msg} {pos} images, {per_sec}, {elapsed}").unwrap());
+            pb
+        }
+    };
+    pb.set_message(what.to_string());
+    pb.enable_steady_tick(Duration::from_millis(200));
+    pb
+}
+
+fn open_index(sel: &args::IndexSel) -> Result<Index> {
+    let dir = resolve_index_path(&sel.index);
+    Ok(Index::open(&dir)?)
+}
+
+fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
+    if !a.dir.is_dir() {
+        bail!("{}: not a folder", a.dir.display());
+    }
+    let dir = resolve_index_path(&a.sel.index);
+    let mut writer = IndexWriter::open(&dir)?;
+    // Tuning/testing knob: commit every N images instead of 50 000.
+    if let Some(n) = std::env::var("LOOKALIKE_COMMIT_EVERY").ok().and_then(|v| v.parse().ok()) {
+        writer.flush_records = n;
+    }
+    let opts = BuildOptions { mode: mode(a.decode.exact), limits: limits(&a.decode), prune: !a.keep_missing };
+    let pb = progress(None, "indexing", quiet);
+    let mut stats = build(&mut writer, &a.dir, &opts, &pb)?;
+    pb.finish_and_clear();
+    drop(writer);
+    let idx = Index::open(&dir)?;
+    stats.live_records = idx.live_count() as u64;
+    let log = dir.join("skipped.tsv");
+    write_skip_log(&log, &stats.skipped).with_context(|| format!("writing {}", log.display()))?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &stats)?;
+        writeln!(out)?;
+        return Ok(EXIT_OK);
+    }
+    let st = stdout_style();
+    writeln!(
+        out,
+        "{} {}: {} images seen, {} new or changed, {} exact duplicates, {} unchanged, {} removed, {} skipped ({:.0} images/s)",
+        st.bold("indexed"),
+        stats.root,
+        stats.seen,
+        stats.described,
+        stats.duplicates,
+        stats.unchanged,
+        stats.removed,
+        stats.skipped.len(),
+        stats.images_per_second
+    )?;
+    writeln!(out, "index {} now holds {} images", dir.display(), stats.live_records)?;
+    if stats.previously_failed > 0 {
+        writeln!(out, "{} unchanged files failed before and were not retried (see {})", stats.previously_failed, log.display())?;
+    }
+    if !stats.skipped.is_empty() {
+        writeln!(out, "skipped:")?;
+        for s in stats.skipped.iter().take(20) {
+            writeln!(out, "  {}: {}", s.path, s.reason)?;
+        }
+        if stats.skipped.len() > 20 {
+            writeln!(out, "  ... and {} more", stats.skipped.len() - 20)?;
+        }
+        writeln!(out, "all skipped files with reasons: {}", log.display())?;
+    }
+    Ok(EXIT_OK)
+}
+
+fn write_skip_log(path: &Path, skipped: &[crate::ingest::Skipped]) -> std::io::Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(f, "path\treason")?;
+    for s in skipped {
+        writeln!(f, "{}\t{}", s.path.replace(['\t', '\n'], " "), s.reason.replace(['\t', '\n'], " "))?;
+    }
+    f.flush()
+}
+
+fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
+    let idx = open_index(&a.sel)?;
+    if !a.image.is_file() {
+        bail!("{}: not a file", a.image.display());
+    }
+    let (files, skipped) = check::collect_queries(&a.image);
+    let opts = CheckOptions { mode: mode(a.decode.exact), limits: limits(&a.decode), top_k: a.top_k };
+    let r = check::check(&idx, files, skipped, &opts, &progress(None, "querying", true || quiet));
+    if let Some(s) = r.skipped.first() {
+        bail!("{}: {}", s.path, s.reason);
+    }
+    let q = &r.results[0];
+    let mut out = std::io::stdout().lock();
+    if a.out.json {
+        serde_json::to_writer_pretty(&mut out, q)?;
+        writeln!(out)?;
+    } else if a.out.csv {
+        report::csv::write_check(&mut out, &r)?;
+    } else {
+        report::table::write_query(&mut out, q, &stdout_style())?;
+    }
+    Ok(EXIT_OK)
+}
+
+fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
+    let idx = open_index(&a.sel)?;
+    let (files, skipped) = check::collect_queries(&a.dir);
+    let opts = CheckOptions { mode: mode(a.decode.exact), limits: limits(&a.decode), top_k: a.top_k };
+    let pb = progress(Some(files.len() as u64), "checking", quiet);
+    let r = check::check(&idx, files, skipped, &opts, &pb);
+    pb.finish_and_clear();
+    let mut out = std::io::stdout().lock();
+    if a.out.json {
+        serde_json::to_writer_pretty(&mut out, &r)?;
+        writeln!(out)?;
+    } else if a.out.csv {
+        report::csv::write_check(&mut out, &r)?;
+    } else {
+        report::table::write_check(&mut out, &r, &stdout_style(), a.all)?;
+    }
+    if a.out.json || a.out.csv {
+        // Pipelines read stdout; people still want the headline.
+        let st = Style { color: report::use_color(std::io::stderr().is_terminal()) };
+        report::table::write_summary(&mut std::io::stderr().lock(), &r, &st)?;
+    }
+    Ok(if a.fail_on_match && r.matched > 0 { EXIT_MATCH } else { EXIT_OK })
+}
+
+#[derive(serde::Serialize)]
+struct HashRow {
+    path: String,
+    pdq: String,
+    quality: u8,
+    phash: String,
+}
+
+fn cmd_hash(a: args::HashArgs, quiet: bool) -> Result<i32> {
+    let (files, mut skipped) = check::collect_queries(&a.path);
+    let pb = progress(Some(files.len() as u64), "hashing", quiet || files.len() < 2);
+    let limits = Limits::default();
+    let mut rows = Vec::with_capacity(files.len());
+    for chunk in files.chunks(pipeline::BATCH) {
+        for p in pipeline::process_batch(chunk.to_vec(), mode(!a.fast), &limits, |_| None, |d| describe_query(&d.rgb)) {
+            let path = p.entry.path.display().to_string();
+            match p.outcome {
+                Outcome::Done(q) | Outcome::Duplicate(q) => rows.push(row(path, &q)),
+                Outcome::Skipped(reason) => skipped.push(crate::ingest::Skipped { path, reason }),
+            }
+        }
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    let mut out = std::io::stdout().lock();
+    if a.out.json {
+        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "results": rows, "skipped": skipped }))?;
+        writeln!(out)?;
+    } else if a.out.csv {
+        writeln!(out, "path,pdq,quality,phash")?;
+        for r in &rows {
+            writeln!(out, "{},{},{},{}", field(&r.path), r.pdq, r.quality, r.phash)?;
+        }
+    } else {
+        // ThreatExchange's hasher prints "hash,quality,filename"; we add pHash.
+        for r in &rows {
+            writeln!(out, "{}  {:>3}  {}  {}", r.pdq, r.quality, r.phash, r.path)?;
+        }
+    }
+    for s in &skipped {
+        eprintln!("skipped {}: {}", s.path, s.reason);
+    }
+    Ok(if rows.is_empty() && !skipped.is_empty() { EXIT_ERROR } else { EXIT_OK })
+}
+
+fn row(path: String, q: &QueryDescriptors) -> HashRow {
+    HashRow { path, pdq: q.pdq[0].to_hex(), quality: q.quality, phash: format!("{:016x}", q.phash) }
+}
+
+fn cmd_info(a: args::InfoArgs) -> Result<i32> {
+    let idx = open_index(&a.sel)?;
+    let segs: Vec<_> = idx
+        .segments
+        .iter()
+        .map(|s| serde_json::json!({ "id": s.info.id, "records": s.info.records, "path_bytes": s.info.path_bytes }))
+        .collect();
+    let live = idx.live_count();
+    let records = idx.record_count();
+    let digest = format!("{:016x}", idx.content_digest());
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let v = serde_json::json!({
+            "index": idx.dir.display().to_string(),
+            "format": idx.manifest.format,
+            "version": idx.manifest.version,
+            "generation": idx.manifest.generation,
+            "writer": idx.manifest.writer,
+            "segments": segs,
+            "records": records,
+            "live_images": live,
+            "content_digest": digest,
+            "descriptors": ["pdq", "quality", "phash"],
+        });
+        serde_json::to_writer_pretty(&mut out, &v)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "index       {}", idx.dir.display())?;
+        writeln!(out, "format      {} v{} (generation {}, written by {})", idx.manifest.format, idx.manifest.version, idx.manifest.generation, idx.manifest.writer)?;
+        writeln!(out, "images      {live} searchable ({records} records in {} segments)", idx.segments.len())?;
+        writeln!(out, "descriptors PDQ (256 bit) + quality, pHash (64 bit)")?;
+        writeln!(out, "digest      {digest}  (same files, same descriptors → same digest)")?;
+        writeln!(out, "all column files validated (sizes, versions, checksums)")?;
+    }
+    Ok(EXIT_OK)
+}

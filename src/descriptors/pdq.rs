@@ -1,0 +1,440 @@
+//! PDQ: Meta's 256-bit perceptual hash plus its 0..=100 quality score.
+//!
+//! Written from the algorithm as published in facebook/ThreatExchange
+//! (`pdq/README.md`, the PDQ hashing PDF, and the C++ reference
+//! `pdq/cpp/hashing/pdqhashing.cpp` + `pdq/cpp/downscaling/downscaling.cpp`).
+//! The goal is bit agreement with that reference as packaged by the Python
+//! binding `pdqhash` (`pdqhash.compute` on a full-resolution RGB array), so
+//! every floating-point step below keeps the reference's type (f32 unless
+//! noted) and its operation order. Rust never fuses `a * b + c` into an FMA, so
+//! the sums below round exactly as written; a GPU port must do the same
+//! (no fused multiply-add, same summation order) to stay bit-exact.
+//!
+//! Pipeline (each stage is a `pub fn` so the WGSL engine can be checked stage
+//! by stage):
+//! 1. [`luma_from_rgb`]: Rec.601 luma as f32.
+//! 2. [`jarosz_downsample_64`]: two passes of (box along rows, box along
+//!    columns), then nearest-centre decimation to 64×64.
+//! 3. [`quality_from_64`]: gradient-count quality, integer as in the reference.
+//! 4. [`dct16_from_64`]: the 16×16 block of DCT-II frequencies 1..=16 (DC
+//!    skipped) as `D·A·Dᵀ` with a 16×64 matrix.
+//! 5. [`hash_from_dct16`]: bit `row*16+col` = coefficient > median.
+//! 6. [`dihedral_dcts`]: the 8 rotations/flips from the one 16×16 DCT.
+//!
+//! Large inputs: the Python binding hashes whatever array it is given (no
+//! resize), and that is what "exact mode" here reproduces. ThreatExchange's own
+//! tools do downsample: the C++ CLI (`pdq/cpp/io/pdqio.cpp`, `DOWNSAMPLE_DIMS =
+//! 512`) squashes any image with a side over 512 px to exactly 512×512 with
+//! CImg's default resize (aspect ratio not kept), and the pure-Python hasher
+//! (`pdq/python/pdqhashing/hasher/pdq_hasher.py`) calls PIL
+//! `thumbnail((512, 512))` (aspect kept). Their published test vectors come
+//! from the latter. Hashes of the same large image therefore differ by a few
+//! bits between those tools and `pdqhash.compute`.
+
+use super::Hash256;
+use std::sync::OnceLock;
+
+/// Hash plus quality (0..=100; Meta suggests discarding hashes below 50).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pdq {
+    pub hash: Hash256,
+    pub quality: u8,
+}
+
+/// Images with a side below this get the all-zero hash and quality 0
+/// (reference: `MIN_HASHABLE_DIM = 5`).
+pub const MIN_HASHABLE_DIM: usize = 5;
+
+/// Dihedral variant order of the arrays returned here (the reference's order).
+/// In image terms (verified by tests against `image::imageops`):
+/// rot90 = 90° counter-clockwise (`rotate270`), rot270 = 90° clockwise
+/// (`rotate90`), flipX = mirror top/bottom (`flip_vertical`), flipY = mirror
+/// left/right (`flip_horizontal`), flipPlus1 = transpose (about the main
+/// diagonal), flipMinus1 = transpose about the anti-diagonal.
+pub const DIHEDRAL_NAMES: [&str; 8] =
+    ["original", "rot90", "rot180", "rot270", "flipX", "flipY", "flipPlus1", "flipMinus1"];
+
+/// Rec.601 luma, row-major, as f32.
+///
+/// The reference weights are 0.299, 0.587, 0.114. `pdqhash` evaluates them in
+/// float64 and casts to f32; that equals the correctly rounded f32 of the exact
+/// value (299R + 587G + 114B) / 1000 (a float64 error of ~1e-16 can never
+/// straddle an f32 rounding midpoint for these rationals), so we form the exact
+/// integer numerator (< 2^24, exact in f32) and do one IEEE f32 division.
+/// (ThreatExchange's C++ CLI sums f32 products instead; it can differ by 1 ulp.)
+pub fn luma_from_rgb(img: &image::RgbImage) -> Vec<f32> {
+    img.as_raw()
+        .chunks_exact(3)
+        .map(|p| (299 * p[0] as u32 + 587 * p[1] as u32 + 114 * p[2] as u32) as f32 / 1000.0)
+        .collect()
+}
+
+/// Box-filter window per pass: ceil(old / (2·new)) (reference
+/// `computeJaroszFilterWindowSize`: two passes together span old/new pixels).
+pub fn jarosz_window_size(old_dim: usize, new_dim: usize) -> usize {
+    old_dim.div_ceil(2 * new_dim)
+}
+
+/// One 1-D box filter over `n` samples, exactly as the reference's running sum:
+/// the window for output `o` covers inputs `o - (w - half) ..= o + half - 1`
+/// with `half = (w + 2) / 2` (so even windows lean left), clipped at both ends
+/// and divided by the number of samples actually inside. The running sum is
+/// f32 and updated in the reference's order (add the entering sample, then
+/// subtract the leaving one), which matters for bit agreement.
+///
+/// `get(i)` reads input sample `i`, `put(o, v)` writes output sample `o`; this
+/// lets the row pass and the column pass share the code.
+#[inline]
+fn box_1d(n: usize, w: usize, mut get: impl FnMut(usize) -> f32, mut put: impl FnMut(usize, f32)) {
+    let half = (w + 2) / 2;
+    let lead = half - 1; // samples summed before the first write
+    let grow = w - half + 1; // writes while the window grows
+    let full = n - w; // writes with add + subtract
+    let shrink = half - 1; // writes while the window shrinks
+    let mut sum = 0.0f32;
+    let mut count = 0usize;
+    let (mut li, mut ri, mut oi) = (0usize, 0usize, 0usize);
+    for _ in 0..lead {
+        sum += get(ri);
+        count += 1;
+        ri += 1;
+    }
+    for _ in 0..grow {
+        sum += get(ri);
+        count += 1;
+        put(oi, sum / count as f32);
+        ri += 1;
+        oi += 1;
+    }
+    for _ in 0..full {
+        sum += get(ri);
+        sum -= get(li);
+        put(oi, sum / count as f32);
+        li += 1;
+        ri += 1;
+        oi += 1;
+    }
+    for _ in 0..shrink {
+        sum -= get(li);
+        count -= 1;
+        put(oi, sum / count as f32);
+        li += 1;
+        oi += 1;
+    }
+}
+
+/// Jarosz tent filter (2 × [box along rows, then box along columns]) followed
+/// by decimation to 64×64. Always filters, also for a 64×64 input (as the
+/// reference's dihedral path does); [`pdq_from_luma`] adds the reference's
+/// 64×64 pass-through. Needs `width, height >= 1`.
+pub fn jarosz_downsample_64(luma: &[f32], width: usize, height: usize) -> [f32; 4096] {
+    assert_eq!(luma.len(), width * height, "luma buffer does not match width*height");
+    let win_rows = jarosz_window_size(width, 64); // window along each row
+    let win_cols = jarosz_window_size(height, 64); // window along each column
+    let mut a = luma.to_vec();
+    let mut b = vec![0.0f32; luma.len()];
+    for _pass in 0..2 {
+        for (src, dst) in a.chunks_exact(width).zip(b.chunks_exact_mut(width)) {
+            box_1d(width, win_rows, |i| src[i], |o, v| dst[o] = v);
+        }
+        // Column pass. Each column's running sum sees exactly the reference's
+        // sequence of operations; the columns are just walked together, row
+        // by row, for cache locality.
+        box_cols(&b, &mut a, width, height, win_cols);
+    }
+    decimate_64(&a, width, height)
+}
+
+/// Column box filter (same arithmetic as `box_1d`, vectorised over columns).
+fn box_cols(src: &[f32], dst: &mut [f32], width: usize, height: usize, w: usize) {
+    let half = (w + 2) / 2;
+    let lead = half - 1;
+    let grow = w - half + 1;
+    let full = height - w;
+    let shrink = half - 1;
+    let mut sum = vec![0.0f32; width];
+    let row = |r: usize| &src[r * width..(r + 1) * width];
+    let mut count = 0usize;
+    let (mut li, mut ri, mut oi) = (0usize, 0usize, 0usize);
+    for _ in 0..lead {
+        sum.iter_mut().zip(row(ri)).for_each(|(s, x)| *s += x);
+        count += 1;
+        ri += 1;
+    }
+    for _ in 0..grow {
+        sum.iter_mut().zip(row(ri)).for_each(|(s, x)| *s += x);
+        count += 1;
+        let c = count as f32;
+        dst[oi * width..(oi + 1) * width].iter_mut().zip(&sum).for_each(|(d, s)| *d = s / c);
+        ri += 1;
+        oi += 1;
+    }
+    for _ in 0..full {
+        let (r_in, r_out) = (row(ri), row(li));
+        sum.iter_mut().zip(r_in.iter().zip(r_out)).for_each(|(s, (x, y))| {
+            *s += x;
+            *s -= y;
+        });
+        let c = count as f32;
+        dst[oi * width..(oi + 1) * width].iter_mut().zip(&sum).for_each(|(d, s)| *d = s / c);
+        li += 1;
+        ri += 1;
+        oi += 1;
+    }
+    for _ in 0..shrink {
+        sum.iter_mut().zip(row(li)).for_each(|(s, y)| *s -= y);
+        count -= 1;
+        let c = count as f32;
+        dst[oi * width..(oi + 1) * width].iter_mut().zip(&sum).for_each(|(d, s)| *d = s / c);
+        li += 1;
+        oi += 1;
+    }
+}
+
+/// Source index for output `i` of 64: the sample under the output pixel's
+/// centre, floor((i + 0.5) · n / 64), computed in f64 as the reference does.
+pub fn decimation_index(i: usize, n: usize) -> usize {
+    (((i as f64 + 0.5) * n as f64) / 64.0) as usize
+}
+
+fn decimate_64(buf: &[f32], width: usize, height: usize) -> [f32; 4096] {
+    let mut out = [0.0f32; 4096];
+    for i in 0..64 {
+        let si = decimation_index(i, height);
+        for j in 0..64 {
+            out[i * 64 + j] = buf[si * width + decimation_index(j, width)];
+        }
+    }
+    out
+}
+
+/// Quality: count of significant gradients in the 64×64 image. Each vertical
+/// and horizontal neighbour difference is scaled in f32 as ((u - v) · 100) /
+/// 255, truncated to an integer, and its absolute value summed; the sum / 90
+/// (integer division) capped at 100 is the quality (reference
+/// `pdqImageDomainQualityMetric`; constants hand-tuned by its authors).
+pub fn quality_from_64(buf: &[f32; 4096]) -> u8 {
+    let step = |u: f32, v: f32| (((u - v) * 100.0) / 255.0) as i32;
+    let mut sum: i32 = 0;
+    for i in 0..63 {
+        for j in 0..64 {
+            sum += step(buf[i * 64 + j], buf[(i + 1) * 64 + j]).abs();
+        }
+    }
+    for i in 0..64 {
+        for j in 0..63 {
+            sum += step(buf[i * 64 + j], buf[i * 64 + j + 1]).abs();
+        }
+    }
+    (sum / 90).min(100) as u8
+}
+
+/// The 16×64 DCT-II matrix, row-major: D[i][j] = sqrt(2/64) · cos(π/(2·64) ·
+/// (i+1) · (2j+1)). Rows start at frequency 1 because PDQ drops the DC term.
+/// As in the reference, the scale is rounded to f32 first, the product is
+/// taken in f64, and the result rounded to f32.
+pub fn dct_matrix_16x64() -> &'static [f32; 1024] {
+    static M: OnceLock<[f32; 1024]> = OnceLock::new();
+    M.get_or_init(|| {
+        let scale = (2.0f64 / 64.0).sqrt() as f32;
+        let mut m = [0.0f32; 1024];
+        for i in 0..16 {
+            for j in 0..64 {
+                let angle = (std::f64::consts::PI / 2.0 / 64.0) * (i + 1) as f64 * (2 * j + 1) as f64;
+                m[i * 64 + j] = (scale as f64 * angle.cos()) as f32;
+            }
+        }
+        m
+    })
+}
+
+/// B = D · A · Dᵀ (16×16, row-major; row = vertical frequency, column =
+/// horizontal frequency), f32. Order as the reference: first T = D·A with
+/// T[i][j] = Σ_k D[i][k]·A[k][j] summed k = 0..63 from 0.0, then
+/// B[i][j] = Σ_k T[i][k]·D[j][k], k = 0..63 from 0.0.
+pub fn dct16_from_64(buf: &[f32; 4096]) -> [f32; 256] {
+    let d = dct_matrix_16x64();
+    let mut t = [0.0f32; 1024];
+    for i in 0..16 {
+        let drow = &d[i * 64..(i + 1) * 64];
+        let trow = &mut t[i * 64..(i + 1) * 64];
+        // Accumulate whole rows of A so each t[i][j] still sums k = 0..63 in order.
+        for (k, &dk) in drow.iter().enumerate() {
+            let arow = &buf[k * 64..(k + 1) * 64];
+            trow.iter_mut().zip(arow).for_each(|(s, &a)| *s += dk * a);
+        }
+    }
+    let mut out = [0.0f32; 256];
+    for i in 0..16 {
+        let trow = &t[i * 64..(i + 1) * 64];
+        for j in 0..16 {
+            let drow = &d[j * 64..(j + 1) * 64];
+            let mut s = 0.0f32;
+            for k in 0..64 {
+                s += trow[k] * drow[k];
+            }
+            out[i * 16 + j] = s;
+        }
+    }
+    out
+}
+
+/// The 128th smallest of the 256 values (index 127 after sorting). The
+/// reference uses Torben's selection, which for an even count returns this
+/// lower median; sorting gives the same element.
+pub fn median_dct16(dct: &[f32; 256]) -> f32 {
+    let mut v = *dct;
+    let (_, m, _) = v.select_nth_unstable_by(127, |a, b| a.total_cmp(b));
+    *m
+}
+
+/// Bit `row*16 + col` is set iff that coefficient is strictly greater than the
+/// median.
+pub fn hash_from_dct16(dct: &[f32; 256]) -> Hash256 {
+    let med = median_dct16(dct);
+    let mut h = Hash256::default();
+    for (k, &v) in dct.iter().enumerate() {
+        if v > med {
+            h.set_bit(k);
+        }
+    }
+    h
+}
+
+/// The 16×16 DCT of each dihedral transform of the image, in
+/// [`DIHEDRAL_NAMES`] order, from the one DCT of the original. A mirror along
+/// an axis multiplies frequency `f` (here index `f-1`, DC is skipped) by
+/// (-1)^f, so even indices change sign; a transpose swaps row and column.
+/// Sign changes are exact, so these equal the reference's
+/// `dct16OriginalTo*` tables bit for bit.
+pub fn dihedral_dcts(dct: &[f32; 256]) -> [[f32; 256]; 8] {
+    let a = |i: usize, j: usize| dct[i * 16 + j];
+    let neg_even = |x: f32, idx: usize| if idx & 1 == 0 { -x } else { x };
+    let neg_odd_sum = |x: f32, i: usize, j: usize| if (i + j) & 1 == 1 { -x } else { x };
+    let mut out = [[0.0f32; 256]; 8];
+    for i in 0..16 {
+        for j in 0..16 {
+            let v = a(i, j);
+            out[0][i * 16 + j] = v;
+            out[1][j * 16 + i] = neg_even(v, j); // rot90 (CCW): transpose, sign by column
+            out[2][i * 16 + j] = neg_odd_sum(v, i, j); // rot180
+            out[3][j * 16 + i] = neg_even(v, i); // rot270 (CW): transpose, sign by row
+            out[4][i * 16 + j] = neg_even(v, i); // flipX: top/bottom mirror
+            out[5][i * 16 + j] = neg_even(v, j); // flipY: left/right mirror
+            out[6][j * 16 + i] = v; // flipPlus1: transpose
+            out[7][j * 16 + i] = neg_odd_sum(v, i, j); // flipMinus1: anti-transpose
+        }
+    }
+    out
+}
+
+/// PDQ of a luma image (row-major, `width × height`).
+pub fn pdq_from_luma(luma: &[f32], width: usize, height: usize) -> Pdq {
+    if width < MIN_HASHABLE_DIM || height < MIN_HASHABLE_DIM {
+        return Pdq { hash: Hash256::default(), quality: 0 };
+    }
+    let buf = if width == 64 && height == 64 {
+        // The reference skips filtering when the input is already 64×64
+        // (e.g. video frames scaled by ffmpeg). With a window of 1 the box
+        // filter is the identity only up to running-sum rounding, so the
+        // shortcut is kept for bit agreement.
+        let mut b = [0.0f32; 4096];
+        b.copy_from_slice(luma);
+        b
+    } else {
+        jarosz_downsample_64(luma, width, height)
+    };
+    let quality = quality_from_64(&buf);
+    Pdq { hash: hash_from_dct16(&dct16_from_64(&buf)), quality }
+}
+
+/// PDQ of a decoded RGB image, at the resolution given (no resize).
+pub fn pdq_from_rgb(img: &image::RgbImage) -> Pdq {
+    pdq_from_luma(&luma_from_rgb(img), img.width() as usize, img.height() as usize)
+}
+
+/// The 8 dihedral hashes ([`DIHEDRAL_NAMES`] order) and the quality.
+///
+/// Like the reference's `pdqDihedralHash256esFromFloatLuma`, this always runs
+/// the Jarosz filter (no 64×64 shortcut), so for a 64×64 input `[0]` may differ
+/// from [`pdq_from_luma`] by a rounding-level bit. The variants match hashing
+/// the transformed image only up to the filter's asymmetries: the even-window
+/// box filter and the decimation grid are not mirror-symmetric, so on general
+/// sizes some variants differ from a direct hash of the transformed image by a
+/// number of bits (the reference has the same property).
+pub fn pdq_dihedral_from_luma(luma: &[f32], width: usize, height: usize) -> ([Hash256; 8], u8) {
+    if width < MIN_HASHABLE_DIM || height < MIN_HASHABLE_DIM {
+        return ([Hash256::default(); 8], 0);
+    }
+    let buf = jarosz_downsample_64(luma, width, height);
+    let quality = quality_from_64(&buf);
+    let dcts = dihedral_dcts(&dct16_from_64(&buf));
+    (std::array::from_fn(|v| hash_from_dct16(&dcts[v])), quality)
+}
+
+/// [`pdq_dihedral_from_luma`] of a decoded RGB image.
+pub fn pdq_dihedral_from_rgb(img: &image::RgbImage) -> ([Hash256; 8], u8) {
+    pdq_dihedral_from_luma(&luma_from_rgb(img), img.width() as usize, img.height() as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_size_is_ceil_old_over_2new() {
+        assert_eq!(jarosz_window_size(1024, 64), 8); // the reference's worked example
+        assert_eq!(jarosz_window_size(128, 64), 1);
+        assert_eq!(jarosz_window_size(129, 64), 2);
+        assert_eq!(jarosz_window_size(5, 64), 1);
+    }
+
+    /// The reference's worked example for windows 7 and 8 over 0..16 (sums
+    /// listed in downscaling.cpp's comments) divided by the samples inside.
+    #[test]
+    fn box_filter_edges_match_reference_example() {
+        let input: Vec<f32> = (0..16).map(|i| i as f32).collect();
+        let run = |w| {
+            let mut out = vec![0.0f32; 16];
+            box_1d(16, w, |i| input[i], |o, v| out[o] = v);
+            out
+        };
+        let sums7 = [6., 10., 15., 21., 28., 35., 42., 49., 56., 63., 70., 77., 84., 75., 65., 54.];
+        let cnt7 = [4., 5., 6., 7., 7., 7., 7., 7., 7., 7., 7., 7., 7., 6., 5., 4.];
+        let sums8 = [10., 15., 21., 28., 36., 44., 52., 60., 68., 76., 84., 92., 84., 75., 65., 54.];
+        let cnt8 = [5., 6., 7., 8., 8., 8., 8., 8., 8., 8., 8., 8., 7., 6., 5., 4.];
+        let (o7, o8) = (run(7), run(8));
+        for i in 0..16 {
+            assert_eq!(o7[i], sums7[i] / cnt7[i], "w7 out[{i}]");
+            assert_eq!(o8[i], sums8[i] / cnt8[i], "w8 out[{i}]");
+        }
+    }
+
+    #[test]
+    fn column_pass_equals_strided_1d_pass() {
+        let (w, h) = (7usize, 300usize);
+        let src: Vec<f32> = (0..w * h).map(|i| ((i * 37) % 101) as f32 * 0.37).collect();
+        let mut fast = vec![0.0f32; w * h];
+        box_cols(&src, &mut fast, w, h, 3);
+        for c in 0..w {
+            let mut col = vec![0.0f32; h];
+            box_1d(h, 3, |i| src[i * w + c], |o, v| col[o] = v);
+            for r in 0..h {
+                assert_eq!(fast[r * w + c].to_bits(), col[r].to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn tiny_and_flat_inputs() {
+        assert_eq!(pdq_from_luma(&[1.0; 16], 4, 4), Pdq { hash: Hash256::default(), quality: 0 });
+        assert_eq!(pdq_from_luma(&[100.0; 100 * 80], 100, 80).quality, 0);
+    }
+
+    #[test]
+    fn median_is_lower_middle() {
+        let v: [f32; 256] = std::array::from_fn(|i| ((i * 97) % 256) as f32);
+        assert_eq!(median_dct16(&v), 127.0);
+        assert_eq!(hash_from_dct16(&v).words.iter().map(|w| w.count_ones()).sum::<u32>(), 128);
+    }
+}

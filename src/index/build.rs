@@ -1,0 +1,129 @@
+//! `lookalike index`: walk a folder, describe new or changed images, append
+//! them to the index in crash-safe commits.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::ProgressBar;
+
+use super::reader::path_to_bytes;
+use super::{flags, IndexWriter};
+use crate::descriptors::{self, Descriptors};
+use crate::error::IndexError;
+use crate::ingest::walk::WalkItem;
+use crate::ingest::{pipeline, DecodeMode, Limits, Outcome, Skipped, Walker};
+
+pub struct BuildOptions {
+    pub mode: DecodeMode,
+    pub limits: Limits,
+    /// Record files that disappeared from the folder as removed.
+    pub prune: bool,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct BuildStats {
+    pub root: String,
+    pub seen: u64,
+    pub unchanged: u64,
+    pub described: u64,
+    pub duplicates: u64,
+    pub removed: u64,
+    pub not_images: u64,
+    pub skipped: Vec<Skipped>,
+    /// Unchanged files that failed before and were not retried.
+    pub previously_failed: u64,
+    pub seconds: f64,
+    pub images_per_second: f64,
+    pub live_records: u64,
+}
+
+pub fn build(writer: &mut IndexWriter, root: &Path, opts: &BuildOptions, progress: &ProgressBar) -> Result<BuildStats, IndexError> {
+    let start = Instant::now();
+    let root: PathBuf = std::fs::canonicalize(root).map_err(|e| IndexError::io(root, e))?;
+    let mut stats = BuildStats { root: root.display().to_string(), ..Default::default() };
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    let mut walker = Walker::new(&root);
+    let mut batch = Vec::with_capacity(pipeline::BATCH);
+    loop {
+        let item = walker.next();
+        let end = item.is_none();
+        match item {
+            Some(WalkItem::Skipped(s)) => stats.skipped.push(s),
+            Some(WalkItem::File(e)) => {
+                stats.seen += 1;
+                let key = path_to_bytes(&e.path);
+                let unchanged = writer.existing(&key).is_some_and(|r| {
+                    r.flags & flags::TOMBSTONE == 0 && r.size == e.size && r.mtime_ns == e.mtime_ns
+                });
+                if unchanged {
+                    stats.unchanged += 1;
+                    if writer.existing(&key).is_some_and(|r| r.flags & flags::FAILED != 0) {
+                        stats.previously_failed += 1;
+                    }
+                    progress.inc(1);
+                } else {
+                    batch.push(e);
+                }
+                seen.insert(key);
+            }
+            None => {}
+        }
+        if batch.len() >= pipeline::BATCH || (end && !batch.is_empty()) {
+            run_batch(writer, std::mem::take(&mut batch), opts, &mut stats, progress)?;
+            writer.maybe_commit()?;
+        }
+        if end {
+            break;
+        }
+    }
+    stats.not_images = walker.not_images;
+    if opts.prune {
+        let root_bytes = path_to_bytes(&root);
+        let gone: Vec<Vec<u8>> = writer
+            .known_paths()
+            .filter(|p| p.starts_with(&root_bytes) && !seen.contains(*p))
+            .map(|p| p.to_vec())
+            .collect();
+        for p in gone {
+            writer.add(&p, 0, 0, 0, flags::TOMBSTONE, &Descriptors::default());
+            stats.removed += 1;
+        }
+    }
+    writer.commit()?;
+    stats.seconds = start.elapsed().as_secs_f64();
+    stats.images_per_second = (stats.described + stats.duplicates) as f64 / stats.seconds.max(1e-9);
+    Ok(stats)
+}
+
+fn run_batch(
+    writer: &mut IndexWriter,
+    entries: Vec<crate::ingest::FileEntry>,
+    opts: &BuildOptions,
+    stats: &mut BuildStats,
+    progress: &ProgressBar,
+) -> Result<(), IndexError> {
+    let n = entries.len() as u64;
+    let results = pipeline::process_batch(entries, opts.mode, &opts.limits, |h| writer.by_content(h), |d| {
+        descriptors::describe(&d.rgb)
+    });
+    for p in results {
+        let key = path_to_bytes(&p.entry.path);
+        match p.outcome {
+            Outcome::Done(d) => {
+                stats.described += 1;
+                writer.add(&key, p.entry.size, p.entry.mtime_ns, p.content_hash, 0, &d);
+            }
+            Outcome::Duplicate(d) => {
+                stats.duplicates += 1;
+                writer.add(&key, p.entry.size, p.entry.mtime_ns, p.content_hash, flags::DUPLICATE, &d);
+            }
+            Outcome::Skipped(reason) => {
+                writer.add(&key, p.entry.size, p.entry.mtime_ns, p.content_hash, flags::FAILED, &Descriptors::default());
+                stats.skipped.push(Skipped { path: p.entry.path.display().to_string(), reason });
+            }
+        }
+    }
+    progress.inc(n);
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! The on-disk index: a JSON manifest naming append-only segments, each a set
+//! of fixed-width column files read through memory maps. `indexes/README.md`
+//! documents the format. Everything is validated before any cast.
+
+pub mod build;
+pub mod column;
+pub mod manifest;
+pub mod reader;
+pub mod segment;
+pub mod writer;
+
+pub use manifest::Manifest;
+pub use reader::{Index, RecordRef};
+pub use segment::{FileRecord, SegmentData};
+pub use writer::IndexWriter;
+
+use std::path::{Path, PathBuf};
+
+/// Version of the on-disk format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Record flags (FileRecord::flags).
+pub mod flags {
+    /// The file was removed from the dataset (written by `index --prune`).
+    pub const TOMBSTONE: u32 = 1;
+    /// Same bytes as an earlier record: descriptors were copied, not recomputed.
+    pub const DUPLICATE: u32 = 2;
+    /// The file could not be decoded; kept so unchanged bad files are not retried.
+    pub const FAILED: u32 = 4;
+}
+
+/// Resolves `--index`: a bare name means `indexes/<name>`, anything with a
+/// path separator (or an existing directory) is used as given.
+pub fn resolve_index_path(arg: &str) -> PathBuf {
+    let p = Path::new(arg);
+    if p.components().count() > 1 || p.is_dir() || arg.starts_with('.') {
+        p.to_path_buf()
+    } else {
+        Path::new("indexes").join(arg)
+    }
+}

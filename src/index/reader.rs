@@ -1,0 +1,129 @@
+//! Opening an index: manifest, then every listed segment mapped and
+//! validated, then the live view (latest record per path, minus removed and
+//! undecodable files).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::flags;
+use super::manifest::Manifest;
+use super::segment::Segment;
+use crate::error::IndexError;
+
+/// Address of one record: segment position in the manifest, row in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordRef {
+    pub seg: u32,
+    pub row: u32,
+}
+
+pub struct Index {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub segments: Vec<Segment>,
+    /// Per segment, per row: searchable (latest for its path, decoded, not removed).
+    live: Vec<Vec<bool>>,
+}
+
+impl Index {
+    pub fn open(dir: &Path) -> Result<Index, IndexError> {
+        let manifest = Manifest::load(dir)?;
+        let segments = manifest
+            .segments
+            .iter()
+            .map(|s| Segment::open(dir, s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let latest = latest_records(&segments);
+        let mut live: Vec<Vec<bool>> = segments.iter().map(|s| vec![false; s.len()]).collect();
+        for r in latest.values() {
+            let f = segments[r.seg as usize].files()[r.row as usize].flags;
+            live[r.seg as usize][r.row as usize] = f & (flags::TOMBSTONE | flags::FAILED) == 0;
+        }
+        Ok(Index { dir: dir.to_path_buf(), manifest, segments, live })
+    }
+
+    pub fn is_live(&self, r: RecordRef) -> bool {
+        self.live[r.seg as usize][r.row as usize]
+    }
+
+    pub fn live_mask(&self, seg: usize) -> &[bool] {
+        &self.live[seg]
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.live.iter().map(|v| v.iter().filter(|&&b| b).count()).sum()
+    }
+
+    pub fn record_count(&self) -> usize {
+        self.segments.iter().map(|s| s.len()).sum()
+    }
+
+    pub fn path(&self, r: RecordRef) -> PathBuf {
+        bytes_to_path(self.segments[r.seg as usize].path_bytes(r.row as usize))
+    }
+
+    /// Latest record of every path (tombstones and failures included).
+    pub fn latest(&self) -> HashMap<&[u8], RecordRef> {
+        latest_records(&self.segments)
+    }
+
+    /// A digest of what the index says about every current file, independent of
+    /// how the work was split into segments: two runs that indexed the same
+    /// files the same way have the same digest.
+    pub fn content_digest(&self) -> u64 {
+        let latest = self.latest();
+        let mut rows: Vec<(&[u8], RecordRef)> = latest.into_iter().collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for (path, r) in rows {
+            let s = &self.segments[r.seg as usize];
+            let f = s.files()[r.row as usize];
+            if f.flags & flags::TOMBSTONE != 0 {
+                continue;
+            }
+            h.update(&(path.len() as u64).to_le_bytes());
+            h.update(path);
+            h.update(&f.size.to_le_bytes());
+            h.update(&f.mtime_ns.to_le_bytes());
+            h.update(&f.content_hash().to_le_bytes());
+            h.update(&f.flags.to_le_bytes());
+            let d = s.descriptors(r.row as usize);
+            h.update(bytemuck::bytes_of(&d.pdq));
+            h.update(&[d.quality]);
+            h.update(&d.phash.to_le_bytes());
+        }
+        h.digest()
+    }
+}
+
+fn latest_records(segments: &[Segment]) -> HashMap<&[u8], RecordRef> {
+    let mut latest = HashMap::with_capacity(segments.iter().map(|s| s.len()).sum());
+    for (si, s) in segments.iter().enumerate() {
+        for row in 0..s.len() {
+            latest.insert(s.path_bytes(row), RecordRef { seg: si as u32, row: row as u32 });
+        }
+    }
+    latest
+}
+
+#[cfg(unix)]
+pub fn path_to_bytes(p: &Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    p.as_os_str().as_bytes().to_vec()
+}
+
+#[cfg(unix)]
+pub fn bytes_to_path(b: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    PathBuf::from(std::ffi::OsStr::from_bytes(b))
+}
+
+#[cfg(not(unix))]
+pub fn path_to_bytes(p: &Path) -> Vec<u8> {
+    p.to_string_lossy().into_owned().into_bytes()
+}
+
+#[cfg(not(unix))]
+pub fn bytes_to_path(b: &[u8]) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(b).into_owned())
+}

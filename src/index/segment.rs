@@ -1,0 +1,182 @@
+//! One segment: the records of one commit, as parallel column files.
+//!
+//! | file          | width | content                                   |
+//! |---------------|-------|-------------------------------------------|
+//! | files.col     | 48    | FileRecord                                |
+//! | paths.col     | 1     | path bytes, concatenated                  |
+//! | pdq.col       | 32    | PDQ hash (Hash256)                        |
+//! | quality.col   | 1     | PDQ quality 0..=100                       |
+//! | phash.col     | 8     | pHash (u64, imagehash bit order)          |
+
+use std::path::Path;
+
+use bytemuck::{Pod, Zeroable};
+
+use super::column::{self, Column};
+use super::manifest::{sync_dir, SegmentInfo};
+use crate::descriptors::{Descriptors, Hash256};
+use crate::error::IndexError;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct FileRecord {
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// xxh3-128 of the file bytes, low word first.
+    pub content_hash: [u64; 2],
+    /// Byte range of the path in paths.col.
+    pub path_off: u64,
+    pub path_len: u32,
+    pub flags: u32,
+}
+
+impl FileRecord {
+    pub fn content_hash(&self) -> u128 {
+        self.content_hash[0] as u128 | (self.content_hash[1] as u128) << 64
+    }
+}
+
+pub const COLUMNS: [(&str, &str, u32); 5] = [
+    ("files.col", "files", std::mem::size_of::<FileRecord>() as u32),
+    ("paths.col", "paths", 1),
+    ("pdq.col", "pdq", 32),
+    ("quality.col", "quality", 1),
+    ("phash.col", "phash", 8),
+];
+
+/// Records being gathered for the next commit.
+#[derive(Default)]
+pub struct SegmentData {
+    pub files: Vec<FileRecord>,
+    pub paths: Vec<u8>,
+    pub pdq: Vec<Hash256>,
+    pub quality: Vec<u8>,
+    pub phash: Vec<u64>,
+}
+
+impl SegmentData {
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    pub fn push(&mut self, path: &[u8], size: u64, mtime_ns: i64, content_hash: u128, flags: u32, d: &Descriptors) {
+        self.files.push(FileRecord {
+            size,
+            mtime_ns,
+            content_hash: [content_hash as u64, (content_hash >> 64) as u64],
+            path_off: self.paths.len() as u64,
+            path_len: path.len() as u32,
+            flags,
+        });
+        self.paths.extend_from_slice(path);
+        self.pdq.push(d.pdq);
+        self.quality.push(d.quality);
+        self.phash.push(d.phash);
+    }
+
+    /// Writes the segment into `<index>/<seg>.tmp/`, fsyncs every file and the
+    /// directory, then renames it into place. It becomes visible to readers
+    /// only when a manifest naming it is committed.
+    pub fn write(&self, index_dir: &Path, info: &SegmentInfo) -> Result<(), IndexError> {
+        let final_dir = index_dir.join(info.dir_name());
+        let tmp = index_dir.join(format!("{}.tmp", info.dir_name()));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|e| IndexError::io(&tmp, e))?;
+        }
+        std::fs::create_dir_all(&tmp).map_err(|e| IndexError::io(&tmp, e))?;
+        let payloads: [&[u8]; 5] = [
+            bytemuck::cast_slice(&self.files),
+            &self.paths,
+            bytemuck::cast_slice(&self.pdq),
+            &self.quality,
+            bytemuck::cast_slice(&self.phash),
+        ];
+        for ((file, name, width), payload) in COLUMNS.iter().zip(payloads) {
+            column::write(&tmp.join(file), name, *width, payload)?;
+        }
+        sync_dir(&tmp)?;
+        if final_dir.exists() {
+            // Left by a crash after rename but before the manifest commit: not referenced, safe to replace.
+            std::fs::remove_dir_all(&final_dir).map_err(|e| IndexError::io(&final_dir, e))?;
+        }
+        std::fs::rename(&tmp, &final_dir).map_err(|e| IndexError::io(&final_dir, e))?;
+        sync_dir(index_dir)
+    }
+}
+
+/// A committed segment, memory-mapped and validated.
+pub struct Segment {
+    pub info: SegmentInfo,
+    files: Column,
+    paths: Column,
+    pdq: Column,
+    quality: Column,
+    phash: Column,
+}
+
+impl Segment {
+    pub fn open(index_dir: &Path, info: &SegmentInfo) -> Result<Segment, IndexError> {
+        let dir = index_dir.join(info.dir_name());
+        if !dir.is_dir() {
+            return Err(IndexError::corrupt(&dir, "segment listed in the manifest is missing"));
+        }
+        let n = Some(info.records);
+        let col = |i: usize, count| {
+            let (file, name, width) = COLUMNS[i];
+            Column::open(&dir.join(file), name, width, count)
+        };
+        let seg = Segment {
+            info: info.clone(),
+            files: col(0, n)?,
+            paths: col(1, Some(info.path_bytes))?,
+            pdq: col(2, n)?,
+            quality: col(3, n)?,
+            phash: col(4, n)?,
+        };
+        // Every path range must lie inside paths.col before anyone slices with it.
+        let plen = seg.paths.count;
+        for (i, r) in seg.files().iter().enumerate() {
+            if r.path_off.checked_add(r.path_len as u64).is_none_or(|end| end > plen) {
+                return Err(IndexError::corrupt(dir.join("files.col"), format!("record {i} points outside paths.col")));
+            }
+            if seg.quality()[i] > 100 {
+                return Err(IndexError::corrupt(dir.join("quality.col"), format!("record {i} has quality {} > 100", seg.quality()[i])));
+            }
+        }
+        Ok(seg)
+    }
+
+    pub fn len(&self) -> usize {
+        self.info.records as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.info.records == 0
+    }
+
+    pub fn files(&self) -> &[FileRecord] {
+        self.files.cast()
+    }
+    pub fn pdq(&self) -> &[Hash256] {
+        self.pdq.cast()
+    }
+    pub fn quality(&self) -> &[u8] {
+        self.quality.bytes()
+    }
+    pub fn phash(&self) -> &[u64] {
+        self.phash.cast()
+    }
+
+    pub fn path_bytes(&self, row: usize) -> &[u8] {
+        let r = &self.files()[row];
+        &self.paths.bytes()[r.path_off as usize..(r.path_off + r.path_len as u64) as usize]
+    }
+
+    pub fn descriptors(&self, row: usize) -> Descriptors {
+        Descriptors { pdq: self.pdq()[row], quality: self.quality()[row], phash: self.phash()[row] }
+    }
+}

@@ -1,0 +1,172 @@
+//! Appending to an index under an exclusive lock. Records gather in memory
+//! and are committed as a new segment every `flush_records` records or
+//! `flush_interval`, so a crash loses at most the work since the last commit
+//! and a rerun resumes from there (committed files are unchanged → skipped).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::manifest::{self, Manifest, SegmentInfo};
+use super::reader::Index;
+use super::segment::{FileRecord, SegmentData};
+use super::flags;
+use crate::descriptors::Descriptors;
+use crate::error::IndexError;
+
+pub struct IndexWriter {
+    dir: PathBuf,
+    manifest: Manifest,
+    pending: SegmentData,
+    last_commit: Instant,
+    pub flush_records: usize,
+    pub flush_interval: Duration,
+    /// Latest record per path (owned keys: pending records are added too).
+    by_path: HashMap<Vec<u8>, FileRecord>,
+    /// Descriptors per content hash, for exact duplicates.
+    by_content: HashMap<u128, Descriptors>,
+    _lock: File,
+}
+
+impl IndexWriter {
+    /// Opens (creating if needed) the index at `dir` for appending. Fails if
+    /// another process holds it; removes debris of interrupted commits.
+    pub fn open(dir: &Path) -> Result<IndexWriter, IndexError> {
+        std::fs::create_dir_all(dir).map_err(|e| IndexError::io(dir, e))?;
+        let lock_path = dir.join("LOCK");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| IndexError::io(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(IndexError::io(&lock_path, std::io::Error::other("another lookalike process is writing this index")))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(IndexError::io(&lock_path, e)),
+        }
+        let (manifest, by_path, by_content) = if dir.join(manifest::FILE).exists() {
+            let idx = Index::open(dir)?;
+            let mut by_path = HashMap::new();
+            let mut by_content = HashMap::new();
+            for (path, r) in idx.latest() {
+                let seg = &idx.segments[r.seg as usize];
+                let rec = seg.files()[r.row as usize];
+                by_path.insert(path.to_vec(), rec);
+                if rec.flags & (flags::TOMBSTONE | flags::FAILED) == 0 {
+                    by_content.insert(rec.content_hash(), seg.descriptors(r.row as usize));
+                }
+            }
+            (idx.manifest.clone(), by_path, by_content)
+        } else {
+            let entries: Vec<_> = std::fs::read_dir(dir).map_err(|e| IndexError::io(dir, e))?.flatten().collect();
+            let foreign = entries.iter().any(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                !(n == "LOCK" || n.starts_with("seg-") || n.starts_with(manifest::FILE) || n.ends_with(".tsv"))
+            });
+            if foreign {
+                return Err(IndexError::Foreign {
+                    path: dir.to_path_buf(),
+                    why: "the folder has other files and no MANIFEST.json; refusing to write an index into it".into(),
+                });
+            }
+            (Manifest::empty(), HashMap::new(), HashMap::new())
+        };
+        remove_debris(dir, &manifest)?;
+        Ok(IndexWriter {
+            dir: dir.to_path_buf(),
+            manifest,
+            pending: SegmentData::default(),
+            last_commit: Instant::now(),
+            flush_records: 50_000,
+            flush_interval: Duration::from_secs(30),
+            by_path,
+            by_content,
+            _lock: lock,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn existing(&self, path: &[u8]) -> Option<&FileRecord> {
+        self.by_path.get(path)
+    }
+
+    pub fn by_content(&self, h: u128) -> Option<Descriptors> {
+        self.by_content.get(&h).copied()
+    }
+
+    /// Paths whose latest record is a live (non-tombstone) entry.
+    pub fn known_paths(&self) -> impl Iterator<Item = &[u8]> {
+        self.by_path.iter().filter(|(_, r)| r.flags & flags::TOMBSTONE == 0).map(|(p, _)| p.as_slice())
+    }
+
+    pub fn add(&mut self, path: &[u8], size: u64, mtime_ns: i64, content_hash: u128, flags_: u32, d: &Descriptors) {
+        self.pending.push(path, size, mtime_ns, content_hash, flags_, d);
+        let rec = *self.pending.files.last().unwrap();
+        self.by_path.insert(path.to_vec(), rec);
+        if flags_ & (flags::TOMBSTONE | flags::FAILED) == 0 {
+            self.by_content.entry(content_hash).or_insert(*d);
+        }
+    }
+
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Commits if enough records or time have accumulated.
+    pub fn maybe_commit(&mut self) -> Result<bool, IndexError> {
+        if self.pending.len() >= self.flush_records
+            || (!self.pending.is_empty() && self.last_commit.elapsed() >= self.flush_interval)
+        {
+            self.commit()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Writes pending records as a new segment, then atomically replaces the
+    /// manifest. Before the rename of MANIFEST.json nothing is visible; after
+    /// it everything is.
+    pub fn commit(&mut self) -> Result<(), IndexError> {
+        if self.pending.is_empty() && self.manifest.generation > 0 {
+            return Ok(());
+        }
+        let mut next = self.manifest.clone();
+        if !self.pending.is_empty() {
+            let id = next.segments.iter().map(|s| s.id).max().unwrap_or(0) + 1;
+            let info = SegmentInfo { id, records: self.pending.len() as u64, path_bytes: self.pending.paths.len() as u64 };
+            self.pending.write(&self.dir, &info)?;
+            next.segments.push(info);
+        }
+        next.generation += 1;
+        next.writer = manifest::writer_id();
+        next.commit(&self.dir)?;
+        self.manifest = next;
+        self.pending = SegmentData::default();
+        self.last_commit = Instant::now();
+        Ok(())
+    }
+}
+
+/// Segment folders not named by the manifest are leftovers of a crash between
+/// writing a segment and committing the manifest: unreferenced, so removable.
+fn remove_debris(dir: &Path, m: &Manifest) -> Result<(), IndexError> {
+    let listed: std::collections::HashSet<String> = m.segments.iter().map(|s| s.dir_name()).collect();
+    for e in std::fs::read_dir(dir).map_err(|e| IndexError::io(dir, e))?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let debris = (name.starts_with("seg-") && !listed.contains(&name)) || name == format!("{}.tmp", manifest::FILE);
+        if debris {
+            let p = e.path();
+            let r = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            r.map_err(|err| IndexError::io(&p, err))?;
+        }
+    }
+    Ok(())
+}

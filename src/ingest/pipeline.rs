@@ -1,0 +1,116 @@
+//! Batched, parallel read → content hash → decode → describe.
+//!
+//! Work proceeds one batch at a time (a few hundred files), so at most one
+//! batch of compressed bytes and decoded thumbnails is in memory, whatever the
+//! corpus size. Within a batch rayon spreads files over all cores.
+
+use rayon::prelude::*;
+
+use super::{decode, DecodeMode, FileEntry, Limits};
+
+/// Files per batch: enough to keep every core busy, small enough that memory stays flat.
+pub const BATCH: usize = 256;
+
+pub struct Processed<T> {
+    pub entry: FileEntry,
+    /// xxh3-128 of the file bytes (exact-duplicate detection), 0 when unreadable.
+    pub content_hash: u128,
+    pub outcome: Outcome<T>,
+}
+
+pub enum Outcome<T> {
+    Done(T),
+    /// Same bytes as a file already described: descriptors are copied, not recomputed.
+    Duplicate(T),
+    Skipped(String),
+}
+
+/// Reads and hashes every file of the batch, then decodes and describes with
+/// `describe` only the files whose content hash `known` does not already
+/// resolve (exact duplicates inside the batch are described once).
+pub fn process_batch<T, K, D>(
+    entries: Vec<FileEntry>,
+    mode: DecodeMode,
+    limits: &Limits,
+    known: K,
+    describe: D,
+) -> Vec<Processed<T>>
+where
+    T: Clone + Send + Sync,
+    K: Fn(u128) -> Option<T>,
+    D: Fn(&decode::Decoded) -> T + Sync,
+{
+    let read: Vec<(FileEntry, Result<(Vec<u8>, u128), String>)> = entries
+        .into_par_iter()
+        .map(|e| {
+            let r = read_file(&e, limits).map(|bytes| {
+                let h = xxhash_rust::xxh3::xxh3_128(&bytes);
+                (bytes, h)
+            });
+            (e, r)
+        })
+        .collect();
+
+    // Which files need decoding: first occurrence of each unknown content hash.
+    let mut first_of: std::collections::HashMap<u128, usize> = Default::default();
+    let mut plan: Vec<Plan<T>> = Vec::with_capacity(read.len());
+    for (i, (_, r)) in read.iter().enumerate() {
+        plan.push(match r {
+            Err(why) => Plan::Skip(why.clone()),
+            Ok((_, h)) => match known(*h) {
+                Some(t) => Plan::Known(t),
+                None => match first_of.get(h) {
+                    Some(&j) => Plan::SameAs(j),
+                    None => {
+                        first_of.insert(*h, i);
+                        Plan::Decode
+                    }
+                },
+            },
+        });
+    }
+
+    let decoded: Vec<Option<Result<T, String>>> = read
+        .par_iter()
+        .zip(plan.par_iter())
+        .map(|((_, r), p)| match (r, p) {
+            (Ok((bytes, _)), Plan::Decode) => Some(decode::decode(bytes, mode, limits).map(|d| describe(&d))),
+            _ => None,
+        })
+        .collect();
+
+    let mut out = Vec::with_capacity(read.len());
+    for (i, ((entry, r), p)) in read.into_iter().zip(plan).enumerate() {
+        let content_hash = r.as_ref().map(|(_, h)| *h).unwrap_or(0);
+        let outcome = match p {
+            Plan::Skip(why) => Outcome::Skipped(why),
+            Plan::Known(t) => Outcome::Duplicate(t),
+            Plan::Decode => match decoded[i].clone() {
+                Some(Ok(t)) => Outcome::Done(t),
+                Some(Err(why)) => Outcome::Skipped(why),
+                None => unreachable!("planned decode always produces a result"),
+            },
+            Plan::SameAs(j) => match &decoded[j] {
+                Some(Ok(t)) => Outcome::Duplicate(t.clone()),
+                Some(Err(why)) => Outcome::Skipped(why.clone()),
+                None => unreachable!("first occurrence was decoded"),
+            },
+        };
+        out.push(Processed { entry, content_hash, outcome });
+    }
+    out
+}
+
+enum Plan<T> {
+    Skip(String),
+    Known(T),
+    SameAs(usize),
+    Decode,
+}
+
+fn read_file(e: &FileEntry, limits: &Limits) -> Result<Vec<u8>, String> {
+    if e.size > limits.max_bytes {
+        return Err(format!("file larger than the {} MiB limit", limits.max_bytes >> 20));
+    }
+    std::fs::read(&e.path).map_err(|err| format!("cannot read: {err}"))
+}

@@ -1,0 +1,95 @@
+//! Recursive, sorted, symlink-safe directory walk yielding candidate image files.
+
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use super::Skipped;
+
+/// Extensions we try to decode. Anything else in a dataset folder (captions,
+/// metadata) is counted as "not an image" rather than reported one by one.
+pub const IMAGE_EXTENSIONS: &[&str] =
+    &["jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "bmp", "tif", "tiff"];
+
+#[derive(Clone, Debug)]
+pub struct FileEntry {
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+pub fn is_image_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+        .unwrap_or(false)
+}
+
+/// Walks `root` (a directory or a single file) in file-name order, following
+/// symlinks; walkdir detects symlink loops and reports them as errors, which
+/// we turn into `Skipped` entries instead of looping forever.
+pub struct Walker {
+    inner: walkdir::IntoIter,
+    pub not_images: u64,
+}
+
+pub enum WalkItem {
+    File(FileEntry),
+    Skipped(Skipped),
+}
+
+impl Walker {
+    pub fn new(root: &Path) -> Walker {
+        let inner = walkdir::WalkDir::new(root)
+            .follow_links(true)
+            .sort_by_file_name()
+            .into_iter();
+        Walker { inner, not_images: 0 }
+    }
+}
+
+impl Iterator for Walker {
+    type Item = WalkItem;
+
+    fn next(&mut self) -> Option<WalkItem> {
+        loop {
+            let entry = match self.inner.next()? {
+                Ok(e) => e,
+                Err(err) => {
+                    let path = err.path().map(|p| p.display().to_string()).unwrap_or_default();
+                    let reason = if err.loop_ancestor().is_some() {
+                        "symlink loop".to_string()
+                    } else {
+                        format!("cannot read: {}", err.io_error().map(|e| e.to_string()).unwrap_or_else(|| err.to_string()))
+                    };
+                    return Some(WalkItem::Skipped(Skipped { path, reason }));
+                }
+            };
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            if !is_image_name(entry.path()) {
+                self.not_images += 1;
+                continue;
+            }
+            return Some(match entry.metadata() {
+                Ok(md) => WalkItem::File(FileEntry {
+                    path: entry.into_path(),
+                    size: md.len(),
+                    mtime_ns: mtime_ns(&md),
+                }),
+                Err(e) => WalkItem::Skipped(Skipped {
+                    path: entry.path().display().to_string(),
+                    reason: format!("cannot stat: {e}"),
+                }),
+            });
+        }
+    }
+}
+
+pub fn mtime_ns(md: &std::fs::Metadata) -> i64 {
+    md.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,9 @@
+//! Search: exact Hamming top-k and range queries over PDQ, every query
+//! orientation at once, and the verdict attached to each match.
+
+pub mod check;
+pub mod hamming;
+pub mod verdict;
+
+pub use hamming::{search, Match, SearchParams};
+pub use verdict::{score, verdict, Verdict};

@@ -1,0 +1,91 @@
+//! Verdicts and scores for hash matches. Thresholds (documented in README):
+//!
+//! * PDQ distance ≤ 31 of 256 bits is a match — Meta's published guidance for
+//!   PDQ (ThreatExchange `pdq/README.md`), with a false-positive rate near
+//!   10⁻⁶ per comparison on photos.
+//! * PDQ quality < 50 means the hash is unreliable (flat or tiny images):
+//!   such matches also need pHash to agree before we call them anything.
+//! * Exact: the same bytes, or PDQ ≤ 8 and pHash ≤ 4 — a re-encode or
+//!   resize of the same pixels, not a reinterpretation.
+
+use serde::Serialize;
+
+use super::Match;
+
+pub const MATCH_PDQ: u32 = 31;
+pub const EXACT_PDQ: u32 = 8;
+pub const EXACT_PHASH: u32 = 4;
+pub const MIN_QUALITY: u8 = 50;
+/// pHash agreement needed to back a match when PDQ quality is low.
+pub const LOW_QUALITY_PHASH: u32 = 10;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    None,
+    NearDuplicate,
+    Exact,
+}
+
+impl Verdict {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verdict::Exact => "exact",
+            Verdict::NearDuplicate => "near-duplicate",
+            Verdict::None => "none",
+        }
+    }
+
+    pub fn is_match(&self) -> bool {
+        *self != Verdict::None
+    }
+}
+
+/// Verdict for one match. `same_bytes`: the files are byte-identical.
+/// pHash is not rotation invariant, so it only counts for the upright orientation.
+pub fn verdict(m: &Match, query_quality: u8, db_quality: u8, same_bytes: bool) -> Verdict {
+    if same_bytes {
+        return Verdict::Exact;
+    }
+    let phash_agrees = |limit| m.orientation == 0 && m.phash_distance <= limit;
+    if m.pdq_distance > MATCH_PDQ {
+        return Verdict::None;
+    }
+    if query_quality < MIN_QUALITY || db_quality < MIN_QUALITY {
+        return if phash_agrees(LOW_QUALITY_PHASH) { Verdict::NearDuplicate } else { Verdict::None };
+    }
+    if m.pdq_distance <= EXACT_PDQ && phash_agrees(EXACT_PHASH) {
+        Verdict::Exact
+    } else {
+        Verdict::NearDuplicate
+    }
+}
+
+/// Similarity in [0, 1], higher = more similar: 1 − d/128 clamped, so the
+/// match threshold d = 31 sits at 0.758 and unrelated images (d ≈ 128) at 0.
+pub fn score(m: &Match) -> f64 {
+    (1.0 - m.pdq_distance as f64 / 128.0).clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::RecordRef;
+
+    fn m(d: u32, o: u8, ph: u32) -> Match {
+        Match { rec: RecordRef { seg: 0, row: 0 }, pdq_distance: d, orientation: o, phash_distance: ph }
+    }
+
+    #[test]
+    fn thresholds() {
+        assert_eq!(verdict(&m(3, 0, 2), 90, 90, false), Verdict::Exact);
+        assert_eq!(verdict(&m(3, 2, 2), 90, 90, false), Verdict::NearDuplicate);
+        assert_eq!(verdict(&m(31, 0, 30), 90, 90, false), Verdict::NearDuplicate);
+        assert_eq!(verdict(&m(32, 0, 0), 90, 90, false), Verdict::None);
+        assert_eq!(verdict(&m(10, 0, 20), 30, 90, false), Verdict::None);
+        assert_eq!(verdict(&m(10, 0, 5), 30, 90, false), Verdict::NearDuplicate);
+        assert_eq!(verdict(&m(200, 0, 60), 90, 90, true), Verdict::Exact);
+        assert!(score(&m(0, 0, 0)) == 1.0 && score(&m(200, 0, 0)) == 0.0);
+        assert!((score(&m(31, 0, 0)) - 0.7578).abs() < 1e-3);
+    }
+}

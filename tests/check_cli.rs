@@ -1,0 +1,120 @@
+//! End to end on the shipped example corpus: index the training images, check
+//! the "generated" ones, and hold the verdicts against how they were made
+//! (examples/sample/SOURCES.csv).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sample");
+
+fn indexed() -> (tempfile::TempDir, String) {
+    let t = tempfile::tempdir().unwrap();
+    let idx = t.path().join("idx").display().to_string();
+    let o = run(&["index", &format!("{SAMPLE}/training"), "--index", &idx, "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (t, idx)
+}
+
+/// generated file name → training file it was edited from (None: unrelated).
+fn truth() -> Vec<(String, Option<String>)> {
+    let text = std::fs::read_to_string(format!("{SAMPLE}/SOURCES.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .filter(|l| l.starts_with("generated/"))
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let name = f[0].trim_start_matches("generated/").to_string();
+            let src = f[1].strip_prefix("edited copy of training/").map(|s| s.to_string());
+            (name, src)
+        })
+        .collect()
+}
+
+#[test]
+fn check_finds_edited_copies_and_clears_unrelated_images() {
+    let (_t, idx) = indexed();
+    let o = run(&["check", &format!("{SAMPLE}/generated"), "--index", &idx, "--json", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["schema"], "lookalike.check/1");
+    assert_eq!(r["index_records"].as_u64(), Some(30));
+    let results = r["results"].as_array().unwrap();
+    assert_eq!(results.len(), 16);
+    let mut found = 0;
+    for (name, src) in truth() {
+        let q = results.iter().find(|q| q["query"].as_str().unwrap().ends_with(&name)).unwrap();
+        let top = &q["matches"][0];
+        match src {
+            Some(src) => {
+                // Every edit of ours keeps the source as the top candidate...
+                assert!(top["candidate"].as_str().unwrap().ends_with(&src), "{name}: top is {top}");
+                if q["verdict"] != "none" {
+                    found += 1;
+                }
+            }
+            // ...and no unrelated image is called a copy.
+            None => assert_eq!(q["verdict"], "none", "{name} falsely matched: {q}"),
+        }
+    }
+    // Cropping 10 % moves PDQ past its threshold; the other nine edits are caught.
+    assert!(found >= 9, "only {found} of 10 copies flagged");
+    let rate = r["replication_rate"].as_f64().unwrap();
+    assert!((rate - found as f64 / 16.0).abs() < 1e-9);
+    // The mirrored copy is reported as such.
+    let m = results.iter().find(|q| q["query"].as_str().unwrap().ends_with("gen_02_mirrored.jpg")).unwrap();
+    assert_eq!(m["matches"][0]["orientation"], "flip-y");
+}
+
+#[test]
+fn fail_on_match_sets_the_exit_code_and_csv_has_scorer_columns() {
+    let (_t, idx) = indexed();
+    let gen = format!("{SAMPLE}/generated");
+    let o = run(&["check", &gen, "--index", &idx, "--fail-on-match", "-q"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("replication rate"));
+    let novel = format!("{SAMPLE}/generated/gen_10_novel.jpg");
+    let o = run(&["check", &novel, "--index", &idx, "--fail-on-match", "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+
+    let o = run(&["check", &gen, "--index", &idx, "--csv", "-k", "3", "-q"]);
+    assert!(o.status.success());
+    let csv = stdout(&o);
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(&header[..3], &["query", "candidate", "score"]);
+    assert_eq!(lines.count(), 16 * 3);
+}
+
+#[test]
+fn query_ranks_the_source_first() {
+    let (_t, idx) = indexed();
+    let img = format!("{SAMPLE}/generated/gen_03_rotated.jpg");
+    let o = run(&["query", &img, "--index", &idx, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let q: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(q["matches"][0]["candidate"].as_str().unwrap().ends_with("train_09.jpg"));
+    assert_eq!(q["matches"].as_array().unwrap().len(), 10);
+    assert_ne!(q["verdict"], "none");
+    let o = run(&["query", &img, "--index", &idx]);
+    assert!(stdout(&o).contains("train_09.jpg"));
+}
+
+#[test]
+fn hash_prints_threatexchange_and_imagehash_hex() {
+    let img = format!("{SAMPLE}/training/train_00.jpg");
+    let o = run(&["hash", &img, "--csv"]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(row[1].len(), 64);
+    assert!(row[1].chars().all(|c| c.is_ascii_hexdigit()));
+    assert!(row[2].parse::<u8>().unwrap() <= 100);
+    assert_eq!(row[3].len(), 16);
+    // Exact mode agrees with the library on the same file.
+    let rgb = image::open(&img).unwrap().to_rgb8();
+    let p = lookalike::descriptors::pdq::pdq_from_rgb(&rgb);
+    let d = lookalike::descriptors::Hash256::from_hex(row[1]).unwrap().hamming(&p.hash);
+    assert!(d <= 4, "CLI hash differs by {d} bits from the library on the same image");
+}

@@ -1,0 +1,245 @@
+//! Index lifecycle through the CLI: incremental runs, duplicates, bad input,
+//! crash safety and damaged index files.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn index_json(data: &Path, index: &Path) -> Value {
+    let o = run(&["index", data.to_str().unwrap(), "--index", index.to_str().unwrap(), "--json", "-q"]);
+    assert!(o.status.success(), "index failed: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).expect("index --json is JSON")
+}
+
+fn info_json(index: &Path) -> Value {
+    let o = run(&["info", "--index", index.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "info failed: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn incremental_reindex_processes_only_new_files_and_records_duplicates() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let idx = t.path().join("idx");
+    make_corpus(&data, 20, 0);
+    let s = index_json(&data, &idx);
+    assert_eq!((s["described"].as_u64(), s["unchanged"].as_u64()), (Some(20), Some(0)));
+
+    // Unchanged folder: nothing decoded.
+    let s = index_json(&data, &idx);
+    assert_eq!((s["described"].as_u64(), s["unchanged"].as_u64()), (Some(0), Some(20)));
+
+    // 10 new files, two of them byte-identical copies of existing ones.
+    make_corpus(&data, 8, 100);
+    std::fs::copy(data.join("img_003.jpg"), data.join("copy_a.jpg")).unwrap();
+    std::fs::copy(data.join("img_004.jpg"), data.join("sub_copy_b.jpg")).unwrap();
+    let s = index_json(&data, &idx);
+    assert_eq!(s["described"].as_u64(), Some(8), "{s}");
+    assert_eq!(s["duplicates"].as_u64(), Some(2), "{s}");
+    assert_eq!(s["unchanged"].as_u64(), Some(20));
+    assert_eq!(info_json(&idx)["live_images"].as_u64(), Some(30));
+
+    // A removed file is marked removed and no longer searchable.
+    std::fs::remove_file(data.join("img_000.jpg")).unwrap();
+    let s = index_json(&data, &idx);
+    assert_eq!(s["removed"].as_u64(), Some(1));
+    assert_eq!(info_json(&idx)["live_images"].as_u64(), Some(29));
+}
+
+#[test]
+fn bad_files_are_skipped_with_reasons_and_the_rest_indexed() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let idx = t.path().join("idx");
+    make_corpus(&data, 5, 0);
+    std::fs::write(data.join("empty.jpg"), b"").unwrap();
+    std::fs::write(data.join("notes.png"), b"this is not an image at all").unwrap();
+    let good = std::fs::read(data.join("img_001.jpg")).unwrap();
+    std::fs::write(data.join("truncated.jpg"), &good[..good.len() / 3]).unwrap();
+    let mut garbled = good.clone();
+    for b in garbled[good.len() / 4..].iter_mut().step_by(3) {
+        *b = 0xFF;
+    }
+    std::fs::write(data.join("garbled.jpg"), &garbled).unwrap();
+    std::fs::write(data.join("bomb.png"), png_bomb(50_000, 50_000)).unwrap();
+    std::fs::write(data.join("readme.txt"), b"captions").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&data, data.join("loop")).unwrap();
+
+    let o = run(&["index", data.to_str().unwrap(), "--index", idx.to_str().unwrap(), "--json", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let skipped: Vec<(String, String)> = s["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["path"].as_str().unwrap().to_string(), v["reason"].as_str().unwrap().to_string()))
+        .collect();
+    let reason = |name: &str| {
+        skipped.iter().find(|(p, _)| p.ends_with(name)).map(|(_, r)| r.clone()).unwrap_or_else(|| panic!("{name} not reported: {skipped:?}"))
+    };
+    assert!(reason("empty.jpg").contains("empty"));
+    assert!(reason("notes.png").contains("not an image"), "{}", reason("notes.png"));
+    assert!(reason("truncated.jpg").contains("truncated"), "{}", reason("truncated.jpg"));
+    assert!(reason("bomb.png").contains("too large"), "{}", reason("bomb.png"));
+    #[cfg(unix)]
+    assert!(reason("loop").contains("loop"), "{}", reason("loop"));
+    // The five good images (and possibly the garbled one, if it still decodes) are indexed.
+    let live = info_json(&idx)["live_images"].as_u64().unwrap();
+    assert!(live == 5 || live == 6, "live = {live}");
+    // The log file lists them too.
+    let log = std::fs::read_to_string(idx.join("skipped.tsv")).unwrap();
+    assert!(log.contains("bomb.png") && log.contains("empty.jpg"));
+    // Unchanged bad files are not retried.
+    let s = index_json(&data, &idx);
+    assert_eq!(s["described"].as_u64(), Some(0), "{s}");
+}
+
+#[cfg(unix)]
+#[test]
+fn kill_during_index_then_rerun_equals_uninterrupted_run() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    make_corpus(&data, 400, 0);
+    let clean = t.path().join("clean");
+    index_json(&data, &clean);
+
+    let crashed = t.path().join("crashed");
+    for attempt in 0..3 {
+        let _ = std::fs::remove_dir_all(&crashed);
+        let mut child = bin()
+            .args(["index", data.to_str().unwrap(), "--index", crashed.to_str().unwrap(), "-q", "--threads", "1"])
+            .env("LOOKALIKE_COMMIT_EVERY", "20")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill (SIGKILL) right after the first commit: mid-run, with work pending.
+        let start = Instant::now();
+        while !crashed.join("MANIFEST.json").exists() && start.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(30 * attempt));
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        if !status.success() {
+            break; // killed mid-run, as intended
+        }
+    }
+    // What was committed is readable...
+    let mid = info_json(&crashed);
+    let mid_n = mid["live_images"].as_u64().unwrap();
+    assert!(mid_n < 400, "the kill came too late to test anything ({mid_n} indexed)");
+    // ...and a rerun finishes the job, giving the same index content.
+    let s = index_json(&data, &crashed);
+    assert_eq!(s["unchanged"].as_u64(), Some(mid_n));
+    let (a, b) = (info_json(&clean), info_json(&crashed));
+    assert_eq!(a["live_images"], b["live_images"]);
+    assert_eq!(a["content_digest"], b["content_digest"]);
+}
+
+fn first_segment(idx: &Path) -> std::path::PathBuf {
+    idx.join("seg-000001")
+}
+
+#[test]
+fn damaged_index_files_give_clear_errors_not_panics() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    make_corpus(&data, 6, 0);
+    let pristine = t.path().join("pristine");
+    index_json(&data, &pristine);
+
+    let copy = |name: &str| {
+        let dst = t.path().join(name);
+        std::fs::create_dir_all(dst.join("seg-000001")).unwrap();
+        for e in std::fs::read_dir(&pristine).unwrap().flatten() {
+            if e.path().is_file() {
+                std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+            }
+        }
+        for e in std::fs::read_dir(first_segment(&pristine)).unwrap().flatten() {
+            std::fs::copy(e.path(), dst.join("seg-000001").join(e.file_name())).unwrap();
+        }
+        dst
+    };
+    let expect_error = |idx: &Path, needle: &str| {
+        let o = run(&["info", "--index", idx.to_str().unwrap()]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(err.to_lowercase().contains(needle), "expected '{needle}' in: {err}");
+        // Queries refuse it the same way.
+        let img = data.join("img_001.jpg");
+        let o = run(&["query", img.to_str().unwrap(), "--index", idx.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(!stderr(&o).contains("panicked"));
+    };
+
+    // Truncated column.
+    let d = copy("truncated");
+    let f = first_segment(&d).join("pdq.col");
+    let len = std::fs::metadata(&f).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&f).unwrap().set_len(len - 7).unwrap();
+    expect_error(&d, "truncated");
+
+    // One flipped bit in the payload.
+    let d = copy("tampered");
+    let f = first_segment(&d).join("phash.col");
+    let mut b = std::fs::read(&f).unwrap();
+    b[70] ^= 1;
+    std::fs::write(&f, &b).unwrap();
+    expect_error(&d, "checksum");
+
+    // A path offset pointing outside paths.col, with a fixed-up checksum: caught by range validation.
+    let d = copy("badoffset");
+    let f = first_segment(&d).join("files.col");
+    let mut b = std::fs::read(&f).unwrap();
+    b[64 + 32..64 + 40].copy_from_slice(&u64::MAX.to_le_bytes());
+    let sum = xxhash_rust::xxh3::xxh3_64(&b[64..]);
+    b[40..48].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&f, &b).unwrap();
+    expect_error(&d, "outside");
+
+    // Tiny file (shorter than the header).
+    let d = copy("tiny");
+    std::fs::write(first_segment(&d).join("quality.col"), b"LK").unwrap();
+    expect_error(&d, "shorter than");
+
+    // Future format version.
+    let d = copy("future");
+    let m = std::fs::read_to_string(d.join("MANIFEST.json")).unwrap().replace("\"version\": 1", "\"version\": 99");
+    std::fs::write(d.join("MANIFEST.json"), m).unwrap();
+    expect_error(&d, "version 99");
+
+    // Foreign files.
+    let d = copy("foreign");
+    std::fs::write(d.join("MANIFEST.json"), b"{\"hello\": 1}").unwrap();
+    expect_error(&d, "not a lookalike index");
+    let d = copy("garbage");
+    std::fs::write(d.join("MANIFEST.json"), b"\x00\x01binary").unwrap();
+    expect_error(&d, "not a lookalike index");
+
+    // Missing segment directory.
+    let d = copy("missing");
+    std::fs::remove_dir_all(first_segment(&d)).unwrap();
+    expect_error(&d, "missing");
+
+    // No index at all.
+    expect_error(&t.path().join("nothing-here"), "no index");
+}
+
+#[test]
+fn refuses_to_write_an_index_into_a_folder_with_other_files() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    make_corpus(&data, 2, 0);
+    let o = run(&["index", data.to_str().unwrap(), "--index", data.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("refusing"), "{}", stderr(&o));
+}
