@@ -1,1 +1,133 @@
-fn main() {}
+//! End-to-end figures for the CPU engine (plain `main`, no harness):
+//!
+//! 1. indexing throughput (images/s) on a folder of JPEGs — by default a
+//!    generated folder of 600 photo-sized images; set LOOKALIKE_BENCH_DIR to
+//!    measure a real corpus (e.g. ../shared/corpus/db);
+//! 2. single-query latency after decode on a synthetic index of
+//!    LOOKALIKE_BENCH_N random PDQ hashes (default 1 000 000), top-10 over all
+//!    8 orientations, and batch throughput (queries/s).
+//!
+//! Run: `cargo bench --bench engine` (see benches/README.md).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use lookalike::descriptors::{Descriptors, Hash256, QueryDescriptors};
+use lookalike::index::build::{build, BuildOptions};
+use lookalike::index::{Index, IndexWriter};
+use lookalike::ingest::{DecodeMode, Limits};
+use lookalike::search::{search, SearchParams};
+use rayon::prelude::*;
+
+fn xorshift(s: &mut u64) -> u64 {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    *s
+}
+
+fn gen_corpus(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    (0..n).into_par_iter().for_each(|i| {
+        let mut s = i as u64 * 7919 + 1;
+        let (w, h) = (1024u32, 768u32);
+        let c: Vec<f32> = (0..9).map(|_| (xorshift(&mut s) % 1000) as f32 / 1000.0).collect();
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            let (u, v) = (x as f32 / w as f32, y as f32 / h as f32);
+            let f = |k: usize| (127.0 + 120.0 * ((c[k] * 20.0 * u + c[k + 1] * 17.0 * v).sin() * (c[k + 2] * 9.0 * u * v).cos())) as u8;
+            image::Rgb([f(0), f(3), f(6)])
+        });
+        let f = std::fs::File::create(dir.join(format!("{i:05}.jpg"))).unwrap();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(f), 85).encode_image(&img).unwrap();
+    });
+}
+
+fn bench_indexing(dir: &Path, tmp: &Path) {
+    let setups = [
+        ("fast, short side >= 512", DecodeMode::Fast, 512),
+        ("fast, short side >= 128", DecodeMode::Fast, 128),
+        ("exact (full decode)", DecodeMode::Exact, 512),
+    ];
+    for (label, mode, side) in setups {
+        let idx = tmp.join(format!("idx-{mode:?}-{side}"));
+        let _ = std::fs::remove_dir_all(&idx);
+        let mut w = IndexWriter::open(&idx).unwrap();
+        let opts = BuildOptions { mode, limits: Limits { fast_min_side: side, ..Limits::default() }, prune: false };
+        let t = Instant::now();
+        let s = build(&mut w, dir, &opts, &indicatif::ProgressBar::hidden()).unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "index {label:<26} {:>6} images in {:>6.2} s = {:>7.0} images/s  ({} threads)",
+            s.described, secs, s.described as f64 / secs, rayon::current_num_threads()
+        );
+    }
+}
+
+fn bench_query(tmp: &Path, n: usize) {
+    let idx_dir = tmp.join("synthetic-index");
+    let _ = std::fs::remove_dir_all(&idx_dir);
+    let mut w = IndexWriter::open(&idx_dir).unwrap();
+    w.flush_records = usize::MAX;
+    let mut s = 42u64;
+    for i in 0..n {
+        let pdq = Hash256 { words: [xorshift(&mut s), xorshift(&mut s), xorshift(&mut s), xorshift(&mut s)] };
+        let d = Descriptors { pdq, quality: 100, phash: xorshift(&mut s) };
+        w.add(format!("/synthetic/{i:09}.jpg").as_bytes(), 1, 1, i as u128, 0, &d);
+    }
+    w.commit().unwrap();
+    drop(w);
+    let t = Instant::now();
+    let idx = Index::open(&idx_dir).unwrap();
+    println!("open + validate {n} records: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    let queries: Vec<QueryDescriptors> = (0..64)
+        .map(|_| QueryDescriptors {
+            pdq: std::array::from_fn(|_| Hash256 { words: [xorshift(&mut s), xorshift(&mut s), xorshift(&mut s), xorshift(&mut s)] }),
+            quality: 100,
+            phash: 0,
+        })
+        .collect();
+    let p = SearchParams { top_k: 10, max_distance: 256, parallel: true };
+    let _ = search(&idx, &queries[0], &p); // warm the page cache
+    let mut lat: Vec<f64> = queries
+        .iter()
+        .map(|q| {
+            let t = Instant::now();
+            std::hint::black_box(search(&idx, q, &p));
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "query top-10, 8 orientations, {n} entries: median {:.2} ms, p95 {:.2} ms  ({:.2e} 256-bit comparisons/s)",
+        lat[lat.len() / 2],
+        lat[lat.len() * 95 / 100],
+        8.0 * n as f64 / (lat[lat.len() / 2] / 1e3)
+    );
+    let serial = SearchParams { parallel: false, ..p };
+    let t = Instant::now();
+    queries.par_iter().for_each(|q| {
+        std::hint::black_box(search(&idx, q, &serial));
+    });
+    let secs = t.elapsed().as_secs_f64();
+    println!("batch check: {:.0} queries/s over {n} entries ({:.2e} comparisons/s)", queries.len() as f64 / secs, queries.len() as f64 * 8.0 * n as f64 / secs);
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return; // `cargo test --benches` probes; nothing to test here
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir: PathBuf = match std::env::var_os("LOOKALIKE_BENCH_DIR") {
+        Some(d) => d.into(),
+        None => {
+            let d = tmp.path().join("corpus");
+            gen_corpus(&d, 600);
+            println!("generated 600 JPEGs of 1024x768 in {}", d.display());
+            d
+        }
+    };
+    println!("turbojpeg scaled decode: {}", lookalike::ingest::turbo::AVAILABLE);
+    bench_indexing(&dir, tmp.path());
+    let n = std::env::var("LOOKALIKE_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    bench_query(tmp.path(), n);
+}

@@ -243,3 +243,24 @@ fn refuses_to_write_an_index_into_a_folder_with_other_files() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("refusing"), "{}", stderr(&o));
 }
+
+#[test]
+fn index_records_its_decode_setting_and_refuses_a_different_one() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let idx = t.path().join("idx");
+    make_corpus(&data, 3, 0);
+    let (d, i) = (data.to_str().unwrap(), idx.to_str().unwrap());
+    let o = run(&["index", d, "--index", i, "--thumb-side", "128", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(info_json(&idx)["decode"], "fast:128");
+    // Same setting implied: fine. A different one: refused with a reason.
+    assert!(run(&["index", d, "--index", i, "-q"]).status.success());
+    let o = run(&["index", d, "--index", i, "--exact", "-q"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("fast:128"), "{}", stderr(&o));
+    // Queries are decoded like the index: an indexed file matches itself at distance 0.
+    let o = run(&["query", data.join("img_001.jpg").to_str().unwrap(), "--index", i, "--json"]);
+    let q: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(q["matches"][0]["pdq_distance"], 0);
+}

@@ -62,9 +62,16 @@ pub struct IndexSel {
 #[derive(Args, Debug, Clone)]
 pub struct DecodeArgs {
     /// Decode at full resolution (slower) instead of DCT-domain scaled JPEG
-    /// decoding; hashes then match the reference tools bit for bit or nearly.
-    #[arg(long)]
+    /// decoding; hashes then match the reference tools (Meta's PDQ, imagehash).
+    /// Default: the setting the index was built with.
+    #[arg(long, conflicts_with = "thumb_side")]
     pub exact: bool,
+    /// Fast mode: JPEGs are decoded at 1/2, 1/4 or 1/8 scale keeping the short
+    /// side at least this many pixels. 512 (the default) keeps PDQ within 8
+    /// bits of the full-resolution hash; 128 is ~3x faster, finds copies as
+    /// well, but its hashes drift from other tools'. Default: the index's setting.
+    #[arg(long, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(32..=8192))]
+    pub thumb_side: Option<u32>,
     /// Skip images with more pixels than this (decompression bombs).
     #[arg(long, default_value_t = 128_000_000, value_name = "PIXELS")]
     pub max_pixels: u64,

@@ -54,8 +54,21 @@ fn stdout_style() -> Style {
     Style { color: report::use_color(std::io::stdout().is_terminal()) }
 }
 
-fn limits(d: &DecodeArgs) -> Limits {
-    Limits { max_bytes: d.max_mib.saturating_mul(1 << 20), max_pixels: d.max_pixels }
+/// The decode setting asked for on the command line, if any.
+fn requested_decode(d: &DecodeArgs) -> Option<(DecodeMode, u32)> {
+    if d.exact {
+        Some((DecodeMode::Exact, crate::ingest::decode::FAST_MIN_SIDE))
+    } else {
+        d.thumb_side.map(|n| (DecodeMode::Fast, n))
+    }
+}
+
+/// Decode mode and limits: the command line's choice, else the one the index
+/// records (so queries hash like the corpus did), else fast at 512 px.
+fn decode_setting(d: &DecodeArgs, recorded: Option<&str>) -> (DecodeMode, Limits) {
+    let recorded = recorded.and_then(DecodeMode::parse_label);
+    let (mode, side) = requested_decode(d).or(recorded).unwrap_or((DecodeMode::Fast, crate::ingest::decode::FAST_MIN_SIDE));
+    (mode, Limits { max_bytes: d.max_mib.saturating_mul(1 << 20), max_pixels: d.max_pixels, fast_min_side: side })
 }
 
 fn mode(exact: bool) -> DecodeMode {
@@ -107,7 +120,18 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
     if let Some(n) = std::env::var("LOOKALIKE_COMMIT_EVERY").ok().and_then(|v| v.parse().ok()) {
         writer.flush_records = n;
     }
-    let opts = BuildOptions { mode: mode(a.decode.exact), limits: limits(&a.decode), prune: !a.keep_missing };
+    let recorded = writer.decode_label().map(str::to_string);
+    let (mode, limits) = decode_setting(&a.decode, recorded.as_deref());
+    let label = mode.label(&limits);
+    if let Some(r) = recorded.filter(|r| *r != label) {
+        bail!(
+            "index {} was built with decode setting '{r}', this run asks for '{label}': hashes would not be comparable. \
+             Re-run without --exact/--thumb-side, or build a new index.",
+            dir.display()
+        );
+    }
+    writer.set_decode_label(label);
+    let opts = BuildOptions { mode, limits, prune: !a.keep_missing };
     let pb = progress(None, "indexing", quiet);
     let mut stats = build(&mut writer, &a.dir, &opts, &pb)?;
     pb.finish_and_clear();
@@ -168,8 +192,9 @@ fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
         bail!("{}: not a file", a.image.display());
     }
     let (files, skipped) = check::collect_queries(&a.image);
-    let opts = CheckOptions { mode: mode(a.decode.exact), limits: limits(&a.decode), top_k: a.top_k };
-    let r = check::check(&idx, files, skipped, &opts, &progress(None, "querying", true || quiet));
+    let (mode, limits) = decode_setting(&a.decode, idx.manifest.decode.as_deref());
+    let opts = CheckOptions { mode, limits, top_k: a.top_k };
+    let r = check::check(&idx, files, skipped, &opts, &progress(None, "querying", quiet));
     if let Some(s) = r.skipped.first() {
         bail!("{}: {}", s.path, s.reason);
     }
@@ -189,7 +214,8 @@ fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
 fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
     let idx = open_index(&a.sel)?;
     let (files, skipped) = check::collect_queries(&a.dir);
-    let opts = CheckOptions { mode: mode(a.decode.exact), limits: limits(&a.decode), top_k: a.top_k };
+    let (mode, limits) = decode_setting(&a.decode, idx.manifest.decode.as_deref());
+    let opts = CheckOptions { mode, limits, top_k: a.top_k };
     let pb = progress(Some(files.len() as u64), "checking", quiet);
     let r = check::check(&idx, files, skipped, &opts, &pb);
     pb.finish_and_clear();
@@ -277,6 +303,7 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
             "version": idx.manifest.version,
             "generation": idx.manifest.generation,
             "writer": idx.manifest.writer,
+            "decode": idx.manifest.decode,
             "segments": segs,
             "records": records,
             "live_images": live,
@@ -290,6 +317,7 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
         writeln!(out, "format      {} v{} (generation {}, written by {})", idx.manifest.format, idx.manifest.version, idx.manifest.generation, idx.manifest.writer)?;
         writeln!(out, "images      {live} searchable ({records} records in {} segments)", idx.segments.len())?;
         writeln!(out, "descriptors PDQ (256 bit) + quality, pHash (64 bit)")?;
+        writeln!(out, "decode      {}", idx.manifest.decode.as_deref().unwrap_or("fast:512"))?;
         writeln!(out, "digest      {digest}  (same files, same descriptors → same digest)")?;
         writeln!(out, "all column files validated (sizes, versions, checksums)")?;
     }

@@ -23,6 +23,10 @@ pub struct Manifest {
     pub segments: Vec<SegmentInfo>,
     /// Which build wrote the last commit (informational).
     pub writer: String,
+    /// How images were decoded ("exact" or "fast:<min side>"); queries are
+    /// decoded the same way so their hashes are comparable.
+    #[serde(default)]
+    pub decode: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -50,6 +54,7 @@ impl Manifest {
             generation: 0,
             segments: vec![],
             writer: writer_id(),
+            decode: None,
         }
     }
 

@@ -116,6 +116,15 @@ impl IndexWriter {
         }
     }
 
+    /// The decode setting recorded in the index (None for a new index).
+    pub fn decode_label(&self) -> Option<&str> {
+        self.manifest.decode.as_deref()
+    }
+
+    pub fn set_decode_label(&mut self, label: String) {
+        self.manifest.decode = Some(label);
+    }
+
     pub fn pending(&self) -> usize {
         self.pending.len()
     }
@@ -135,7 +144,7 @@ impl IndexWriter {
     /// manifest. Before the rename of MANIFEST.json nothing is visible; after
     /// it everything is.
     pub fn commit(&mut self) -> Result<(), IndexError> {
-        if self.pending.is_empty() && self.manifest.generation > 0 {
+        if self.pending.is_empty() && self.manifest.generation > 0 && !self.dirty_manifest() {
             return Ok(());
         }
         let mut next = self.manifest.clone();
@@ -152,6 +161,12 @@ impl IndexWriter {
         self.pending = SegmentData::default();
         self.last_commit = Instant::now();
         Ok(())
+    }
+}
+
+impl IndexWriter {
+    fn dirty_manifest(&self) -> bool {
+        Manifest::load(&self.dir).map(|m| m.decode != self.manifest.decode).unwrap_or(true)
     }
 }
 

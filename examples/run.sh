@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The README's demo: index the sample training images, then check the sample
+# "generated" images against them. Builds lookalike first (release mode).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+bin=target/release/lookalike
+rm -rf indexes/sample
+"$bin" index examples/sample/training --index sample
+echo
+"$bin" check examples/sample/generated --index sample --all
