@@ -118,3 +118,20 @@ fn hash_prints_threatexchange_and_imagehash_hex() {
     let d = lookalike::descriptors::Hash256::from_hex(row[1]).unwrap().hamming(&p.hash);
     assert!(d <= 4, "CLI hash differs by {d} bits from the library on the same image");
 }
+
+#[test]
+fn eval_command_scores_like_score_py() {
+    let (_t, idx) = indexed();
+    let truth = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/eval/scrambled_truth.csv");
+    let o = run(&["eval", &format!("{SAMPLE}/generated"), "--truth", truth, "--index", &idx, "-k", "5", "--json", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let want: Value = serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/eval/score_py_expected.json")).unwrap()).unwrap();
+    for k in ["recall_at_1", "recall_at_10", "uap"] {
+        assert!((e["overall"][k].as_f64().unwrap() - want["overall"][k].as_f64().unwrap()).abs() < 1e-9, "{k}");
+    }
+    assert!((e["recall_at_fa1"].as_f64().unwrap() - want["overall"]["recall_at_fa1"].as_f64().unwrap()).abs() < 1e-9);
+    // The human table names the metrics.
+    let o = run(&["eval", &format!("{SAMPLE}/generated"), "--truth", truth, "--index", &idx, "-q"]);
+    assert!(stdout(&o).contains("R@FA<=1%"));
+}

@@ -50,6 +50,35 @@ checked images with a match. --csv writes one row per (image, candidate) for pip
     Hash(HashArgs),
     /// Describe an index: format version, segments, records; validates every file.
     Info(InfoArgs),
+    /// Check a folder with known answers and score the run (recall, µAP, false alarms).
+    #[command(long_about = "Runs `check` on QUERY_DIR and scores it against a ground-truth CSV with columns \
+query,expected,transform (expected empty = a negative query that should match nothing): recall@1/@10, \
+µAP (DISC21 micro-AP, negatives included), recall at ≤ 1 % false alarms on negative queries, the \
+precision/recall/false-alarm rate of the verdicts at the default thresholds, and a per-transform table. \
+Use it to see how lookalike does on your own data before trusting a threshold.")]
+    Eval(EvalArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Folder of query images named in the ground truth.
+    pub dir: PathBuf,
+    /// Ground-truth CSV: query,expected,transform[,...].
+    #[arg(long, value_name = "CSV")]
+    pub truth: PathBuf,
+    #[command(flatten)]
+    pub sel: IndexSel,
+    /// Candidates kept per query.
+    #[arg(long, short = 'k', default_value_t = 10)]
+    pub top_k: usize,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    /// Write the check run's CSV here too (for other scorers).
+    #[arg(long, value_name = "FILE")]
+    pub save_csv: Option<PathBuf>,
+    /// JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -2,6 +2,7 @@
 //! message on stderr and exit code 2.
 
 pub mod args;
+mod eval_cmd;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -31,12 +32,17 @@ pub fn main() -> i32 {
     }
     match run(cli) {
         Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => EXIT_OK, // `lookalike ... | head` is not an error
         Err(e) => {
             let st = Style { color: report::use_color(std::io::stderr().is_terminal()) };
             eprintln!("{} {e:#}", st.red("error:"));
             EXIT_ERROR
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 fn run(cli: Cli) -> Result<i32> {
@@ -47,10 +53,11 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Check(a) => cmd_check(a, quiet),
         Command::Hash(a) => cmd_hash(a, quiet),
         Command::Info(a) => cmd_info(a),
+        Command::Eval(a) => eval_cmd::run(a, quiet),
     }
 }
 
-fn stdout_style() -> Style {
+pub(crate) fn stdout_style() -> Style {
     Style { color: report::use_color(std::io::stdout().is_terminal()) }
 }
 
@@ -65,7 +72,7 @@ fn requested_decode(d: &DecodeArgs) -> Option<(DecodeMode, u32)> {
 
 /// Decode mode and limits: the command line's choice, else the one the index
 /// records (so queries hash like the corpus did), else fast at 512 px.
-fn decode_setting(d: &DecodeArgs, recorded: Option<&str>) -> (DecodeMode, Limits) {
+pub(crate) fn decode_setting(d: &DecodeArgs, recorded: Option<&str>) -> (DecodeMode, Limits) {
     let recorded = recorded.and_then(DecodeMode::parse_label);
     let (mode, side) = requested_decode(d).or(recorded).unwrap_or((DecodeMode::Fast, crate::ingest::decode::FAST_MIN_SIDE));
     (mode, Limits { max_bytes: d.max_mib.saturating_mul(1 << 20), max_pixels: d.max_pixels, fast_min_side: side })
@@ -105,7 +112,7 @@ pub fn progress(len: Option<u64>, what: &str, quiet: bool) -> ProgressBar {
     pb
 }
 
-fn open_index(sel: &args::IndexSel) -> Result<Index> {
+pub(crate) fn open_index(sel: &args::IndexSel) -> Result<Index> {
     let dir = resolve_index_path(&sel.index);
     Ok(Index::open(&dir)?)
 }
