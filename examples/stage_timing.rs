@@ -1,6 +1,7 @@
 //! Times each indexing stage on a folder (single thread): read, decode, PDQ, pHash.
 //! `cargo run --release --example stage_timing -- DIR`
 use std::time::Instant;
+use std::io::Write;
 use lookalike::ingest::{decode::decode, DecodeMode, Limits};
 fn main() {
     let dir = std::env::args().nth(1).expect("DIR");
@@ -18,6 +19,6 @@ fn main() {
         let th = t.elapsed().as_secs_f64();
         let px: usize = imgs.iter().map(|i| i.rgb.len() / 3).sum();
         let n = imgs.len() as f64;
-        println!("{mode:?}: {} images, mean {:.0} px; per image: decode {:.2} ms, PDQ {:.2} ms, pHash {:.2} ms", imgs.len(), px as f64 / n, td / n * 1e3, tp / n * 1e3, th / n * 1e3);
+        let _ = writeln!(std::io::stdout(), "{mode:?}: {} images, mean {:.0} px; per image: decode {:.2} ms, PDQ {:.2} ms, pHash {:.2} ms", imgs.len(), px as f64 / n, td / n * 1e3, tp / n * 1e3, th / n * 1e3);
     }
 }

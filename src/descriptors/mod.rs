@@ -4,6 +4,7 @@
 pub mod hash256;
 pub mod pdq;
 pub mod phash;
+pub mod trim;
 
 pub use hash256::Hash256;
 
@@ -14,12 +15,16 @@ pub struct Descriptors {
     /// PDQ quality in 0..=100; below 50 the hash is unreliable (Meta's guidance).
     pub quality: u8,
     pub phash: u64,
+    /// PDQ of the image with uniform borders and caption bars trimmed
+    /// (`trim`); equal to `pdq` when there was nothing to trim.
+    pub pdq_trim: Hash256,
 }
 
 /// Computes every descriptor of a decoded RGB image (CPU reference path).
 pub fn describe(img: &image::RgbImage) -> Descriptors {
     let p = pdq::pdq_from_rgb(img);
-    Descriptors { pdq: p.hash, quality: p.quality, phash: phash::phash_from_rgb(img) }
+    let pdq_trim = trim::trimmed(img).map(|t| pdq::pdq_from_rgb(&t).hash).unwrap_or(p.hash);
+    Descriptors { pdq: p.hash, quality: p.quality, phash: phash::phash_from_rgb(img), pdq_trim }
 }
 
 /// What a query needs: all 8 dihedral PDQ variants (from one DCT) plus pHash.
@@ -29,9 +34,25 @@ pub struct QueryDescriptors {
     pub pdq: [Hash256; 8],
     pub quality: u8,
     pub phash: u64,
+    /// The 8 variants of the trimmed view, when trimming removed something.
+    pub pdq_trim: Option<[Hash256; 8]>,
+}
+
+impl QueryDescriptors {
+    /// All query hashes to compare: the 8 orientations, then (if trimmed) the
+    /// 8 orientations of the trimmed view. Index `v`: orientation `v % 8`,
+    /// trimmed view when `v >= 8`.
+    pub fn hashes(&self) -> Vec<Hash256> {
+        let mut v = self.pdq.to_vec();
+        if let Some(t) = &self.pdq_trim {
+            v.extend_from_slice(t);
+        }
+        v
+    }
 }
 
 pub fn describe_query(img: &image::RgbImage) -> QueryDescriptors {
     let (pdq, quality) = pdq::pdq_dihedral_from_rgb(img);
-    QueryDescriptors { pdq, quality, phash: phash::phash_from_rgb(img) }
+    let pdq_trim = trim::trimmed(img).map(|t| pdq::pdq_dihedral_from_rgb(&t).0);
+    QueryDescriptors { pdq, quality, phash: phash::phash_from_rgb(img), pdq_trim }
 }

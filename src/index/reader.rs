@@ -91,6 +91,7 @@ impl Index {
             h.update(bytemuck::bytes_of(&d.pdq));
             h.update(&[d.quality]);
             h.update(&d.phash.to_le_bytes());
+            h.update(bytemuck::bytes_of(&d.pdq_trim));
         }
         h.digest()
     }

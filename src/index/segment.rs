@@ -7,6 +7,7 @@
 //! | pdq.col       | 32    | PDQ hash (Hash256)                        |
 //! | quality.col   | 1     | PDQ quality 0..=100                       |
 //! | phash.col     | 8     | pHash (u64, imagehash bit order)          |
+//! | pdq_trim.col  | 32    | PDQ of the trimmed view (= pdq if none)   |
 
 use std::path::Path;
 
@@ -36,12 +37,13 @@ impl FileRecord {
     }
 }
 
-pub const COLUMNS: [(&str, &str, u32); 5] = [
+pub const COLUMNS: [(&str, &str, u32); 6] = [
     ("files.col", "files", std::mem::size_of::<FileRecord>() as u32),
     ("paths.col", "paths", 1),
     ("pdq.col", "pdq", 32),
     ("quality.col", "quality", 1),
     ("phash.col", "phash", 8),
+    ("pdq_trim.col", "pdq_trim", 32),
 ];
 
 /// Records being gathered for the next commit.
@@ -52,6 +54,7 @@ pub struct SegmentData {
     pub pdq: Vec<Hash256>,
     pub quality: Vec<u8>,
     pub phash: Vec<u64>,
+    pub pdq_trim: Vec<Hash256>,
 }
 
 impl SegmentData {
@@ -76,6 +79,7 @@ impl SegmentData {
         self.pdq.push(d.pdq);
         self.quality.push(d.quality);
         self.phash.push(d.phash);
+        self.pdq_trim.push(d.pdq_trim);
     }
 
     /// Writes the segment into `<index>/<seg>.tmp/`, fsyncs every file and the
@@ -88,12 +92,13 @@ impl SegmentData {
             std::fs::remove_dir_all(&tmp).map_err(|e| IndexError::io(&tmp, e))?;
         }
         std::fs::create_dir_all(&tmp).map_err(|e| IndexError::io(&tmp, e))?;
-        let payloads: [&[u8]; 5] = [
+        let payloads: [&[u8]; 6] = [
             bytemuck::cast_slice(&self.files),
             &self.paths,
             bytemuck::cast_slice(&self.pdq),
             &self.quality,
             bytemuck::cast_slice(&self.phash),
+            bytemuck::cast_slice(&self.pdq_trim),
         ];
         for ((file, name, width), payload) in COLUMNS.iter().zip(payloads) {
             column::write(&tmp.join(file), name, *width, payload)?;
@@ -116,6 +121,7 @@ pub struct Segment {
     pdq: Column,
     quality: Column,
     phash: Column,
+    pdq_trim: Column,
 }
 
 impl Segment {
@@ -136,6 +142,7 @@ impl Segment {
             pdq: col(2, n)?,
             quality: col(3, n)?,
             phash: col(4, n)?,
+            pdq_trim: col(5, n)?,
         };
         // Every path range must lie inside paths.col before anyone slices with it.
         let plen = seg.paths.count;
@@ -170,6 +177,9 @@ impl Segment {
     pub fn phash(&self) -> &[u64] {
         self.phash.cast()
     }
+    pub fn pdq_trim(&self) -> &[Hash256] {
+        self.pdq_trim.cast()
+    }
 
     pub fn path_bytes(&self, row: usize) -> &[u8] {
         let r = &self.files()[row];
@@ -177,6 +187,6 @@ impl Segment {
     }
 
     pub fn descriptors(&self, row: usize) -> Descriptors {
-        Descriptors { pdq: self.pdq()[row], quality: self.quality()[row], phash: self.phash()[row] }
+        Descriptors { pdq: self.pdq()[row], quality: self.quality()[row], phash: self.phash()[row], pdq_trim: self.pdq_trim()[row] }
     }
 }

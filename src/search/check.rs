@@ -23,6 +23,9 @@ pub struct MatchOut {
     pub phash_distance: u32,
     /// Orientation of the query that matched: how the copy was turned.
     pub orientation: &'static str,
+    /// Which views matched: "none", "query", "candidate" or "both" had their
+    /// borders / caption bars trimmed.
+    pub trimmed: &'static str,
     pub candidate_quality: u8,
     pub same_bytes: bool,
 }
@@ -155,7 +158,13 @@ fn judge(index: &Index, path: &str, content_hash: u128, q: &QueryDescriptors, fo
                 verdict: verdict(m, q.quality, dbq, same),
                 pdq_distance: m.pdq_distance,
                 phash_distance: m.phash_distance,
-                orientation: ORIENTATIONS[m.orientation as usize],
+                orientation: ORIENTATIONS[m.orientation() as usize],
+                trimmed: match (m.query_trimmed(), m.candidate_trimmed()) {
+                    (false, false) => "none",
+                    (true, false) => "query",
+                    (false, true) => "candidate",
+                    (true, true) => "both",
+                },
                 candidate_quality: dbq,
                 same_bytes: same,
             }

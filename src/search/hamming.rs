@@ -32,39 +32,58 @@ impl Default for SearchParams {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Match {
     pub rec: RecordRef,
-    /// Smallest PDQ distance over the 8 query orientations.
+    /// Smallest PDQ distance over the query orientations and views.
     pub pdq_distance: u32,
-    /// Which orientation gave it (index into QueryDescriptors::pdq).
-    pub orientation: u8,
+    /// Which comparison gave it: bits 0–2 the query orientation (index into
+    /// QueryDescriptors::pdq), bit 3 the query's trimmed view, bit 4 the
+    /// candidate's trimmed view. 0 = both upright and untrimmed.
+    pub variant: u8,
     /// pHash distance between the unrotated query and the record.
     pub phash_distance: u32,
 }
 
+impl Match {
+    pub fn orientation(&self) -> u8 {
+        self.variant & 7
+    }
+    pub fn query_trimmed(&self) -> bool {
+        self.variant & 8 != 0
+    }
+    pub fn candidate_trimmed(&self) -> bool {
+        self.variant & 16 != 0
+    }
+}
+
+pub const CANDIDATE_TRIMMED: u8 = 16;
+
 const CHUNK: usize = 8192;
 
 pub fn search(index: &Index, q: &QueryDescriptors, p: &SearchParams) -> Vec<Match> {
+    let hashes = q.hashes();
     let mut all: Vec<Match> = Vec::new();
     for (si, seg) in index.segments.iter().enumerate() {
-        let pdq = seg.pdq();
+        let (pdq, trim) = (seg.pdq(), seg.pdq_trim());
         let live = index.live_mask(si);
-        let scan = |(ci, chunk): (usize, &[Hash256])| -> Vec<Match> {
-            let mut dist = vec![0u16; chunk.len()];
-            let mut orient = vec![0u8; chunk.len()];
-            min_distances(chunk, &q.pdq, &mut dist, &mut orient);
-            let base = ci * CHUNK;
+        let scan = |ci: usize| -> Vec<Match> {
+            let lo = ci * CHUNK;
+            let hi = (lo + CHUNK).min(pdq.len());
+            let mut dist = vec![0u16; hi - lo];
+            let mut code = vec![0u8; hi - lo];
+            min_distances(&pdq[lo..hi], &trim[lo..hi], &hashes, &mut dist, &mut code);
             let mut top = TopK::new(p.top_k);
-            for (i, (&d, &o)) in dist.iter().zip(&orient).enumerate() {
-                let row = base + i;
+            for (i, (&d, &c)) in dist.iter().zip(&code).enumerate() {
+                let row = lo + i;
                 if d as u32 <= p.max_distance && live[row] {
-                    top.offer(d as u32, RecordRef { seg: si as u32, row: row as u32 }, o);
+                    top.offer(d as u32, RecordRef { seg: si as u32, row: row as u32 }, c);
                 }
             }
             top.into_matches()
         };
+        let chunks = pdq.len().div_ceil(CHUNK);
         let found: Vec<Match> = if p.parallel {
-            pdq.par_chunks(CHUNK).enumerate().flat_map_iter(scan).collect()
+            (0..chunks).into_par_iter().flat_map_iter(scan).collect()
         } else {
-            pdq.chunks(CHUNK).enumerate().flat_map(scan).collect()
+            (0..chunks).flat_map(scan).collect()
         };
         all.extend(found);
     }
@@ -96,7 +115,7 @@ impl TopK {
             return;
         }
         let pos = self.items.partition_point(|m| m.pdq_distance <= d);
-        self.items.insert(pos, Match { rec, pdq_distance: d, orientation, phash_distance: 0 });
+        self.items.insert(pos, Match { rec, pdq_distance: d, variant: orientation, phash_distance: 0 });
         self.items.truncate(self.k);
     }
 
@@ -105,41 +124,59 @@ impl TopK {
     }
 }
 
-/// For every database hash, the minimum distance over the query variants.
-pub fn min_distances(db: &[Hash256], q: &[Hash256; 8], dist: &mut [u16], orient: &mut [u8]) {
+/// For every database entry (upright hash `db[i]` and trimmed-view hash
+/// `db_trim[i]`), the minimum distance over all query hashes `q` (≤ 16), and
+/// which comparison gave it (see `Match::variant`; ties keep the lowest code).
+pub fn min_distances(db: &[Hash256], db_trim: &[Hash256], q: &[Hash256], dist: &mut [u16], code: &mut [u8]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("popcnt") {
             // SAFETY: the CPU supports the features this copy was compiled for.
-            return unsafe { min_distances_avx2(db, q, dist, orient) };
+            return unsafe { min_distances_avx2(db, db_trim, q, dist, code) };
         }
     }
-    min_distances_generic(db, q, dist, orient)
+    min_distances_generic(db, db_trim, q, dist, code)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,popcnt")]
-unsafe fn min_distances_avx2(db: &[Hash256], q: &[Hash256; 8], dist: &mut [u16], orient: &mut [u8]) {
-    min_distances_generic(db, q, dist, orient)
+unsafe fn min_distances_avx2(db: &[Hash256], db_trim: &[Hash256], q: &[Hash256], dist: &mut [u16], code: &mut [u8]) {
+    min_distances_generic(db, db_trim, q, dist, code)
 }
 
 #[inline(always)]
-fn min_distances_generic(db: &[Hash256], q: &[Hash256; 8], dist: &mut [u16], orient: &mut [u8]) {
-    for ((h, d), o) in db.iter().zip(dist.iter_mut()).zip(orient.iter_mut()) {
+fn hamming(a: &Hash256, b: &Hash256) -> u32 {
+    (a.words[0] ^ b.words[0]).count_ones()
+        + (a.words[1] ^ b.words[1]).count_ones()
+        + (a.words[2] ^ b.words[2]).count_ones()
+        + (a.words[3] ^ b.words[3]).count_ones()
+}
+
+#[inline(always)]
+fn min_distances_generic(db: &[Hash256], db_trim: &[Hash256], q: &[Hash256], dist: &mut [u16], code: &mut [u8]) {
+    for (i, h) in db.iter().enumerate() {
+        let t = &db_trim[i];
         let mut best = u32::MAX;
         let mut arg = 0u8;
         for (v, qv) in q.iter().enumerate() {
-            let x = (h.words[0] ^ qv.words[0]).count_ones()
-                + (h.words[1] ^ qv.words[1]).count_ones()
-                + (h.words[2] ^ qv.words[2]).count_ones()
-                + (h.words[3] ^ qv.words[3]).count_ones();
+            let x = hamming(h, qv);
             if x < best {
                 best = x;
                 arg = v as u8;
             }
         }
-        *d = best as u16;
-        *o = arg;
+        // The candidate's trimmed view only when trimming changed it.
+        if t != h {
+            for (v, qv) in q.iter().enumerate() {
+                let x = hamming(t, qv);
+                if x < best {
+                    best = x;
+                    arg = v as u8 | CANDIDATE_TRIMMED;
+                }
+            }
+        }
+        dist[i] = best as u16;
+        code[i] = arg;
     }
 }
 
@@ -169,8 +206,11 @@ mod tests {
         q[5] = db[123];
         let mut dist = vec![0u16; db.len()];
         let mut orient = vec![0u8; db.len()];
-        min_distances(&db, &q, &mut dist, &mut orient);
-        for (i, h) in db.iter().enumerate() {
+        let mut trim = db.clone();
+        trim[7] = q[2];
+        min_distances(&db, &trim, &q, &mut dist, &mut orient);
+        assert_eq!((dist[7], orient[7]), (0, 2 | CANDIDATE_TRIMMED));
+        for (i, h) in db.iter().enumerate().filter(|(i, _)| *i != 7) {
             let naive = q.iter().map(|v| v.hamming(h)).min().unwrap();
             assert_eq!(dist[i] as u32, naive);
         }

@@ -42,12 +42,13 @@ impl Verdict {
 }
 
 /// Verdict for one match. `same_bytes`: the files are byte-identical.
-/// pHash is not rotation invariant, so it only counts for the upright orientation.
+/// pHash is neither rotation nor crop invariant, so it only counts for an
+/// upright, untrimmed comparison.
 pub fn verdict(m: &Match, query_quality: u8, db_quality: u8, same_bytes: bool) -> Verdict {
     if same_bytes {
         return Verdict::Exact;
     }
-    let phash_agrees = |limit| m.orientation == 0 && m.phash_distance <= limit;
+    let phash_agrees = |limit| m.variant == 0 && m.phash_distance <= limit;
     if m.pdq_distance > MATCH_PDQ {
         return Verdict::None;
     }
@@ -73,7 +74,7 @@ mod tests {
     use crate::index::RecordRef;
 
     fn m(d: u32, o: u8, ph: u32) -> Match {
-        Match { rec: RecordRef { seg: 0, row: 0 }, pdq_distance: d, orientation: o, phash_distance: ph }
+        Match { rec: RecordRef { seg: 0, row: 0 }, pdq_distance: d, variant: o, phash_distance: ph }
     }
 
     #[test]
