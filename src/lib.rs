@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod descriptors;
 pub mod error;
+pub mod gpu;
 pub mod ingest;
 pub mod index;
 pub mod report;

@@ -110,6 +110,15 @@ pub struct DecodeArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+pub struct DeviceArgs {
+    /// Where descriptors (and batch searches) run: auto = a hardware GPU if
+    /// there is one, else the CPU; gpu = any wgpu adapter, software ones too;
+    /// cpu = never touch the GPU. Results are the same on all three.
+    #[arg(long, default_value = "auto", env = "LOOKALIKE_DEVICE", value_name = "auto|gpu|cpu")]
+    pub device: crate::gpu::DeviceChoice,
+}
+
+#[derive(Args, Debug, Clone)]
 pub struct OutputArgs {
     /// Machine-readable JSON on stdout.
     #[arg(long, conflicts_with = "csv")]
@@ -127,6 +136,8 @@ pub struct IndexArgs {
     pub sel: IndexSel,
     #[command(flatten)]
     pub decode: DecodeArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// Keep records of files that are no longer in DIR.
     #[arg(long)]
     pub keep_missing: bool,
@@ -165,6 +176,8 @@ pub struct CheckArgs {
     /// List images without a match in the table too.
     #[arg(long)]
     pub all: bool,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     #[command(flatten)]
     pub decode: DecodeArgs,
     #[command(flatten)]

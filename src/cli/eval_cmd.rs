@@ -16,7 +16,7 @@ pub fn run(a: EvalArgs, quiet: bool) -> Result<i32> {
     let (files, skipped) = check::collect_queries(&a.dir);
     let (mode, limits) = decode_setting(&a.decode, idx.manifest.decode.as_deref());
     let pb = progress(Some(files.len() as u64), "checking", quiet);
-    let r = check::check(&idx, files, skipped, &CheckOptions { mode, limits, top_k: a.top_k }, &pb);
+    let r = check::check(&idx, files, skipped, &CheckOptions { mode, limits, top_k: a.top_k, gpu: None }, &pb);
     pb.finish_and_clear();
     if let Some(p) = &a.save_csv {
         let mut f = std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?);

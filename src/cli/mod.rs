@@ -138,7 +138,8 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
         );
     }
     writer.set_decode_label(label);
-    let opts = BuildOptions { mode, limits, prune: !a.keep_missing };
+    let gpu = engine(a.device.device, quiet)?;
+    let opts = BuildOptions { mode, limits, prune: !a.keep_missing, gpu };
     let pb = progress(None, "indexing", quiet);
     let mut stats = build(&mut writer, &a.dir, &opts, &pb)?;
     pb.finish_and_clear();
@@ -184,6 +185,15 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
     Ok(EXIT_OK)
 }
 
+/// Opens the GPU engine for `--device`; says on stderr which adapter runs.
+fn engine(choice: crate::gpu::DeviceChoice, quiet: bool) -> Result<Option<std::sync::Arc<crate::gpu::GpuEngine>>> {
+    let e = crate::gpu::GpuEngine::new(choice)?;
+    if let (Some(e), false) = (&e, quiet) {
+        eprintln!("device: {}", e.describe());
+    }
+    Ok(e.map(std::sync::Arc::new))
+}
+
 fn write_skip_log(path: &Path, skipped: &[crate::ingest::Skipped]) -> std::io::Result<()> {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(f, "path\treason")?;
@@ -200,7 +210,7 @@ fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
     }
     let (files, skipped) = check::collect_queries(&a.image);
     let (mode, limits) = decode_setting(&a.decode, idx.manifest.decode.as_deref());
-    let opts = CheckOptions { mode, limits, top_k: a.top_k };
+    let opts = CheckOptions { mode, limits, top_k: a.top_k, gpu: None };
     let r = check::check(&idx, files, skipped, &opts, &progress(None, "querying", quiet));
     if let Some(s) = r.skipped.first() {
         bail!("{}: {}", s.path, s.reason);
@@ -221,8 +231,9 @@ fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
 fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
     let idx = open_index(&a.sel)?;
     let (files, skipped) = check::collect_queries(&a.dir);
+    let gpu = engine(a.device.device, quiet)?;
     let (mode, limits) = decode_setting(&a.decode, idx.manifest.decode.as_deref());
-    let opts = CheckOptions { mode, limits, top_k: a.top_k };
+    let opts = CheckOptions { mode, limits, top_k: a.top_k, gpu };
     let pb = progress(Some(files.len() as u64), "checking", quiet);
     let r = check::check(&idx, files, skipped, &opts, &pb);
     pb.finish_and_clear();

@@ -71,6 +71,13 @@ fn taps_to_32(in_size: usize) -> std::rc::Rc<Taps> {
     })
 }
 
+/// Pillow's integer Lanczos taps for `in_size -> 32`: per output pixel the
+/// first source index and the weights (the GPU engine uploads these).
+pub fn lanczos_taps_32(in_size: usize) -> (Vec<usize>, Vec<Vec<i32>>) {
+    let t = taps_to_32(in_size);
+    (t.start.clone(), t.weights.clone())
+}
+
 fn taps(in_size: usize, out_size: usize) -> Taps {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);

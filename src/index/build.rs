@@ -19,6 +19,8 @@ pub struct BuildOptions {
     pub limits: Limits,
     /// Record files that disappeared from the folder as removed.
     pub prune: bool,
+    /// Describe on this GPU engine (None: CPU engine). Same descriptors either way.
+    pub gpu: Option<std::sync::Arc<crate::gpu::GpuEngine>>,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -104,9 +106,12 @@ fn run_batch(
     progress: &ProgressBar,
 ) -> Result<(), IndexError> {
     let n = entries.len() as u64;
-    let results = pipeline::process_batch(entries, opts.mode, &opts.limits, |h| writer.by_content(h), |d| {
-        descriptors::describe(&d.rgb)
+    use crate::gpu::ingest::{resolve, Deferred};
+    let results = pipeline::process_batch(entries, opts.mode, &opts.limits, |h| writer.by_content(h).map(Deferred::Ready), |d| match &opts.gpu {
+        Some(_) => Deferred::Pixels(std::sync::Arc::new(d.rgb.clone())),
+        None => Deferred::Ready(descriptors::describe(&d.rgb)),
     });
+    let results = resolve(results, |imgs| opts.gpu.as_ref().expect("pixels only kept for the GPU").describe_index_batch(imgs));
     for p in results {
         let key = path_to_bytes(&p.entry.path);
         match p.outcome {

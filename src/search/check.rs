@@ -71,7 +71,12 @@ pub struct CheckOptions {
     pub mode: DecodeMode,
     pub limits: Limits,
     pub top_k: usize,
+    /// Describe (and, for batches of >= GPU_MIN_BATCH images, search) on this GPU engine.
+    pub gpu: Option<std::sync::Arc<crate::gpu::GpuEngine>>,
 }
+
+/// Below this many query images the CPU scan is as fast as a GPU round trip.
+pub const GPU_MIN_BATCH: usize = 64;
 
 /// Lists the image files under `root` (a folder or one file) in name order.
 pub fn collect_queries(root: &std::path::Path) -> (Vec<FileEntry>, Vec<Skipped>) {
@@ -101,7 +106,12 @@ pub fn check(index: &Index, files: Vec<FileEntry>, mut skipped: Vec<Skipped>, op
     let mut results = Vec::with_capacity(files.len());
     let single = files.len() == 1;
     for chunk in files.chunks(pipeline::BATCH) {
-        let processed = pipeline::process_batch(chunk.to_vec(), opts.mode, &opts.limits, |_| None, |d| describe_query(&d.rgb));
+        use crate::gpu::ingest::{resolve, Deferred};
+        let processed = pipeline::process_batch(chunk.to_vec(), opts.mode, &opts.limits, |_| None, |d| match &opts.gpu {
+            Some(_) => Deferred::Pixels(std::sync::Arc::new(d.rgb.clone())),
+            None => Deferred::Ready(describe_query(&d.rgb)),
+        });
+        let processed = resolve(processed, |imgs| opts.gpu.as_ref().expect("pixels only kept for the GPU").describe_batch(imgs));
         let described: Vec<(String, u128, QueryDescriptors)> = processed
             .into_iter()
             .filter_map(|p| match p.outcome {
@@ -113,10 +123,17 @@ pub fn check(index: &Index, files: Vec<FileEntry>, mut skipped: Vec<Skipped>, op
             })
             .collect();
         let params = SearchParams { top_k: opts.top_k, max_distance: 256, parallel: single };
-        let found: Vec<QueryResult> = described
-            .par_iter()
-            .map(|(path, ch, q)| judge(index, path, *ch, q, &search(index, q, &params)))
-            .collect();
+        let found: Vec<QueryResult> = match &opts.gpu {
+            Some(e) if described.len() >= GPU_MIN_BATCH => {
+                let qs: Vec<QueryDescriptors> = described.iter().map(|d| d.2).collect();
+                let hits = gpu_search(index, e, &qs, opts.top_k);
+                described.par_iter().zip(hits).map(|((path, ch, q), m)| judge(index, path, *ch, q, &m)).collect()
+            }
+            _ => described
+                .par_iter()
+                .map(|(path, ch, q)| judge(index, path, *ch, q, &search(index, q, &params)))
+                .collect(),
+        };
         results.extend(found);
         progress.inc(chunk.len() as u64);
     }
@@ -140,6 +157,57 @@ pub fn check(index: &Index, files: Vec<FileEntry>, mut skipped: Vec<Skipped>, op
         skipped,
         results,
     }
+}
+
+/// `search` for many queries at once with the GPU Hamming kernel: same
+/// matches, same order (distance, then segment and row), same variant codes.
+/// The kernel compares 8 query hashes with one column, so it runs once per
+/// (query view, candidate view) pair; every record keeps its best (distance,
+/// code), which is what the CPU scan picks, and the union of the runs' top-k
+/// lists contains the overall top-k.
+pub fn gpu_search(index: &Index, e: &crate::gpu::GpuEngine, qs: &[QueryDescriptors], top_k: usize) -> Vec<Vec<Match>> {
+    use crate::descriptors::Hash256;
+    use std::collections::HashMap;
+    let upright: Vec<[Hash256; 8]> = qs.iter().map(|q| q.pdq).collect();
+    // Queries without a trimmed view repeat the upright one: same distances,
+    // higher codes, so they never win a tie.
+    let trimmed: Vec<[Hash256; 8]> = qs.iter().map(|q| q.pdq_trim.unwrap_or(q.pdq)).collect();
+    let any_trim = qs.iter().any(|q| q.pdq_trim.is_some());
+    let mut all: Vec<Vec<Match>> = vec![Vec::new(); qs.len()];
+    for (si, seg) in index.segments.iter().enumerate() {
+        let live = index.live_mask(si);
+        let mut best: Vec<HashMap<u32, (u16, u8)>> = vec![HashMap::new(); qs.len()];
+        let mut runs: Vec<(&[Hash256], &Vec<[Hash256; 8]>, u8)> = vec![(seg.pdq(), &upright, 0), (seg.pdq_trim(), &upright, super::hamming::CANDIDATE_TRIMMED)];
+        if any_trim {
+            runs.push((seg.pdq(), &trimmed, 8));
+            runs.push((seg.pdq_trim(), &trimmed, 8 | super::hamming::CANDIDATE_TRIMMED));
+        }
+        for (col, queries, flag) in runs {
+            for (acc, hits) in best.iter_mut().zip(e.hamming_topk(col, live, queries, top_k)) {
+                for (row, d, o) in hits {
+                    let cand = (d, o | flag);
+                    acc.entry(row).and_modify(|b| *b = (*b).min(cand)).or_insert(cand);
+                }
+            }
+        }
+        for (acc, b) in all.iter_mut().zip(best) {
+            acc.extend(b.into_iter().map(|(row, (d, code))| Match {
+                rec: crate::index::RecordRef { seg: si as u32, row },
+                pdq_distance: d as u32,
+                variant: code,
+                phash_distance: 0,
+            }));
+        }
+    }
+    for (ms, q) in all.iter_mut().zip(qs) {
+        ms.sort_by_key(|m| (m.pdq_distance, m.rec));
+        ms.truncate(top_k);
+        for m in ms.iter_mut() {
+            let ph = index.segments[m.rec.seg as usize].phash()[m.rec.row as usize];
+            m.phash_distance = (ph ^ q.phash).count_ones();
+        }
+    }
+    all
 }
 
 fn judge(index: &Index, path: &str, content_hash: u128, q: &QueryDescriptors, found: &[Match]) -> QueryResult {

@@ -1,0 +1,46 @@
+//! Glue for the ingest pipeline: `process_batch` keeps the decoded pixels
+//! (`Deferred::Pixels`), then one GPU batch describes them all.
+
+use std::sync::Arc;
+
+use image::RgbImage;
+
+use crate::ingest::{Outcome, Processed};
+
+#[derive(Clone)]
+pub enum Deferred<T> {
+    Ready(T),
+    Pixels(Arc<RgbImage>),
+}
+
+/// Replaces every `Pixels` with `describe`'s result for it (an image shared by
+/// exact duplicates is described once).
+pub fn resolve<T: Clone>(results: Vec<Processed<Deferred<T>>>, describe: impl FnOnce(&[RgbImage]) -> Vec<T>) -> Vec<Processed<T>> {
+    let mut imgs: Vec<RgbImage> = Vec::new();
+    let mut slot: std::collections::HashMap<*const RgbImage, usize> = Default::default();
+    for p in &results {
+        if let Outcome::Done(Deferred::Pixels(a)) | Outcome::Duplicate(Deferred::Pixels(a)) = &p.outcome {
+            slot.entry(Arc::as_ptr(a)).or_insert_with(|| {
+                imgs.push(RgbImage::clone(a));
+                imgs.len() - 1
+            });
+        }
+    }
+    let described = if imgs.is_empty() { Vec::new() } else { describe(&imgs) };
+    let get = |d: Deferred<T>| match d {
+        Deferred::Ready(t) => t,
+        Deferred::Pixels(a) => described[slot[&Arc::as_ptr(&a)]].clone(),
+    };
+    results
+        .into_iter()
+        .map(|p| Processed {
+            entry: p.entry,
+            content_hash: p.content_hash,
+            outcome: match p.outcome {
+                Outcome::Done(d) => Outcome::Done(get(d)),
+                Outcome::Duplicate(d) => Outcome::Duplicate(get(d)),
+                Outcome::Skipped(s) => Outcome::Skipped(s),
+            },
+        })
+        .collect()
+}

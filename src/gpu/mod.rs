@@ -1,0 +1,145 @@
+//! WGSL compute engine on wgpu: the CPU descriptors (PDQ with its 8 dihedral
+//! variants and quality, pHash) computed in batches on a GPU, bit for bit,
+//! plus a brute-force Hamming top-k kernel for batch checks.
+//!
+//! What runs where: luma, Jarosz downsample, quality gradients, the PDQ DCT,
+//! medians and thresholds (all 8 variants), Pillow's Lanczos resize to 32×32
+//! for pHash, and the Hamming scan run on the GPU. The CPU adds the 64
+//! per-row quality partial sums and does pHash's final 32→8 DCT + median in
+//! f64 (WGSL has no f64; that step is ~2 µs per image), and merges per-tile
+//! top-k lists. Kernels live in `shaders/*.wgsl`.
+
+mod adapter;
+mod describe;
+mod hamming;
+pub mod ingest;
+mod pipelines;
+
+pub use adapter::{AdapterReport, DeviceChoice};
+pub use describe::{Pending, PendingKind};
+pub use hamming::{cpu_topk, KMAX};
+
+use crate::descriptors::{Descriptors, QueryDescriptors};
+
+/// A ready GPU device with every pipeline built once.
+pub struct GpuEngine {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    report: AdapterReport,
+    limits: wgpu::Limits,
+    pipes: pipelines::Pipelines,
+}
+
+impl GpuEngine {
+    /// `Ok(None)`: use the CPU engine (`Cpu`, or `Auto` with no hardware
+    /// adapter). `Err`: `Gpu` was asked for and no adapter (or device) exists.
+    pub fn new(choice: DeviceChoice) -> anyhow::Result<Option<GpuEngine>> {
+        let Some((adapter, report)) = adapter::choose(choice)? else {
+            return Ok(None);
+        };
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("lookalike"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| anyhow::anyhow!("cannot open GPU device {}: {e}", report.name))?;
+        let pipes = pipelines::Pipelines::new(&device);
+        Ok(Some(GpuEngine { device, queue, report, limits, pipes }))
+    }
+
+    /// Adapter name, backend and device type, e.g. "llvmpipe (vulkan, Cpu)".
+    pub fn describe(&self) -> String {
+        self.report.to_string()
+    }
+
+    pub fn adapter(&self) -> &AdapterReport {
+        &self.report
+    }
+
+    /// PDQ (8 dihedral variants) + quality + pHash of every image, as
+    /// [`crate::descriptors::describe_query`] computes them. Sizes may differ.
+    pub fn describe_batch(&self, images: &[image::RgbImage]) -> Vec<QueryDescriptors> {
+        self.finish_views_query(self.submit_views(images, PendingKind::Query))
+    }
+
+    /// Submits the images and, as a second batch, their trimmed views
+    /// (borders and caption bars found by the CPU scan in `descriptors::trim`,
+    /// which is cheap next to hashing).
+    fn submit_views(&self, images: &[image::RgbImage], kind: PendingKind) -> Views {
+        use rayon::prelude::*;
+        let crops: Vec<Option<image::RgbImage>> = images.par_iter().map(crate::descriptors::trim::trimmed).collect();
+        let (at, crops): (Vec<usize>, Vec<image::RgbImage>) =
+            crops.into_iter().enumerate().filter_map(|(i, c)| c.map(|c| (i, c))).unzip();
+        let trims = (!crops.is_empty()).then(|| self.submit(&crops, kind));
+        Views { main: self.submit(images, kind), trims, at }
+    }
+
+    fn finish_views_query(&self, v: Views) -> Vec<QueryDescriptors> {
+        let mut out = self.finish_query(v.main);
+        if let Some(t) = v.trims {
+            for (i, d) in v.at.into_iter().zip(self.finish_query(t)) {
+                out[i].pdq_trim = Some(d.pdq);
+            }
+        }
+        out
+    }
+
+    fn finish_views_index(&self, v: Views) -> Vec<Descriptors> {
+        let mut out = self.finish_index(v.main);
+        if let Some(t) = v.trims {
+            for (i, d) in v.at.into_iter().zip(self.finish_index(t)) {
+                out[i].pdq_trim = d.pdq;
+            }
+        }
+        out
+    }
+
+    /// What the index stores, as [`crate::descriptors::describe`] computes it
+    /// (differs from `describe_batch(..)[i].pdq[0]` only for 64×64 inputs,
+    /// which the reference hashes unfiltered).
+    pub fn describe_index_batch(&self, images: &[image::RgbImage]) -> Vec<Descriptors> {
+        self.finish_views_index(self.submit_views(images, PendingKind::Index))
+    }
+
+    /// Double-buffered streaming: `batches.next()` (typically CPU decoding)
+    /// runs while the previous batch executes on the GPU; `sink` gets each
+    /// batch's results in order.
+    pub fn describe_stream<I, F>(&self, batches: I, mut sink: F)
+    where
+        I: IntoIterator<Item = Vec<image::RgbImage>>,
+        F: FnMut(Vec<QueryDescriptors>),
+    {
+        let mut in_flight: Option<Views> = None;
+        for b in batches {
+            let next = self.submit_views(&b, PendingKind::Query);
+            if let Some(p) = in_flight.replace(next) {
+                sink(self.finish_views_query(p));
+            }
+        }
+        if let Some(p) = in_flight {
+            sink(self.finish_views_query(p));
+        }
+    }
+
+    /// For each query (8 orientation variants), the `k` nearest live db rows:
+    /// (row, distance, orientation) sorted by distance then row; the same as
+    /// the CPU scan ([`crate::search::hamming::min_distances`] + top-k).
+    pub fn hamming_topk(
+        &self,
+        db: &[crate::descriptors::Hash256],
+        live: &[bool],
+        queries: &[[crate::descriptors::Hash256; 8]],
+        k: usize,
+    ) -> Vec<Vec<(u32, u16, u8)>> {
+        hamming::topk(self, db, live, queries, k)
+    }
+}
+
+/// A batch in flight: the images, their trimmed views, and which image each view belongs to.
+struct Views {
+    main: Pending,
+    trims: Option<Pending>,
+    at: Vec<usize>,
+}

@@ -1,0 +1,167 @@
+//! Shader modules, bind group layouts and compute pipelines, built once.
+
+use wgpu::util::DeviceExt;
+
+const COMMON: &str = include_str!("../../shaders/common.wgsl");
+
+/// One WGSL file: its layout (every binding of the file, shared by its entry
+/// points) and one pipeline per entry point.
+pub(crate) struct Family {
+    pub layout: wgpu::BindGroupLayout,
+    pub pipes: Vec<(&'static str, wgpu::ComputePipeline)>,
+}
+
+impl Family {
+    fn new(device: &wgpu::Device, name: &str, src: &str, bindings: &[Binding], entries: &[&'static str]) -> Family {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(format!("{COMMON}\n{src}").into()),
+        });
+        let layout_entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: match b {
+                        Binding::Uniform => wgpu::BufferBindingType::Uniform,
+                        Binding::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                        Binding::Write => wgpu::BufferBindingType::Storage { read_only: false },
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(name), entries: &layout_entries });
+        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(name),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipes = entries
+            .iter()
+            .map(|e| {
+                let p = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(e),
+                    layout: Some(&pl),
+                    module: &module,
+                    entry_point: Some(e),
+                    compilation_options: Default::default(),
+                    cache: None,
+                });
+                (*e, p)
+            })
+            .collect();
+        Family { layout, pipes }
+    }
+
+    pub fn pipe(&self, entry: &str) -> &wgpu::ComputePipeline {
+        &self.pipes.iter().find(|(e, _)| *e == entry).expect("known entry point").1
+    }
+
+    pub fn bind(&self, device: &wgpu::Device, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect();
+        device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &self.layout, entries: &entries })
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Binding {
+    Uniform,
+    Read,
+    Write,
+}
+
+pub(crate) struct Pipelines {
+    pub downsample: Family,
+    pub dct: Family,
+    pub resize: Family,
+    pub hamming: Family,
+    /// PDQ's 16×64 DCT matrix, uploaded once.
+    pub dct_matrix: wgpu::Buffer,
+}
+
+impl Pipelines {
+    pub fn new(device: &wgpu::Device) -> Pipelines {
+        use Binding::*;
+        let downsample = Family::new(
+            device,
+            "pdq_downsample",
+            include_str!("../../shaders/pdq_downsample.wgsl"),
+            &[Uniform, Read, Read, Read, Write, Write, Write, Write],
+            &["rows1", "cols1", "rows2", "cols2"],
+        );
+        let dct = Family::new(
+            device,
+            "pdq_dct",
+            include_str!("../../shaders/pdq_dct.wgsl"),
+            &[Uniform, Read, Read, Write, Write, Write, Write],
+            &["quality", "dct_rows", "dct_cols", "threshold"],
+        );
+        let resize = Family::new(
+            device,
+            "phash_resize",
+            include_str!("../../shaders/phash_resize.wgsl"),
+            &[Uniform, Read, Read, Read, Read, Write, Write],
+            &["resize_rows", "resize_cols"],
+        );
+        let hamming = Family::new(
+            device,
+            "hamming",
+            include_str!("../../shaders/hamming.wgsl"),
+            &[Uniform, Read, Read, Read, Write, Uniform],
+            &["topk"],
+        );
+        let dct_matrix = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("dct16x64"),
+            contents: bytemuck::cast_slice(crate::descriptors::pdq::dct_matrix_16x64()),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        Pipelines { downsample, dct, resize, hamming, dct_matrix }
+    }
+}
+
+/// Workgroup counts for `n` invocations of a 64-wide 1-D kernel, spilling
+/// into y past the per-dimension limit (kernels rebuild the linear index).
+pub(crate) fn grid(n: u32, max_dim: u32) -> (u32, u32) {
+    let groups = n.div_ceil(64).max(1);
+    if groups <= max_dim {
+        (groups, 1)
+    } else {
+        let y = groups.div_ceil(max_dim);
+        (groups.div_ceil(y), y)
+    }
+}
+
+pub(crate) fn uniform(device: &wgpu::Device, words: [u32; 4]) -> wgpu::Buffer {
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("params"),
+        contents: bytemuck::cast_slice(&words),
+        usage: wgpu::BufferUsages::UNIFORM,
+    })
+}
+
+/// A storage buffer with `contents` (at least 4 bytes: empty bindings are invalid).
+pub(crate) fn storage_init(device: &wgpu::Device, contents: &[u8]) -> wgpu::Buffer {
+    let pad = [0u8; 4];
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: None,
+        contents: if contents.is_empty() { &pad } else { contents },
+        usage: wgpu::BufferUsages::STORAGE,
+    })
+}
+
+pub(crate) fn storage(device: &wgpu::Device, bytes: u64, copy_src: bool) -> wgpu::Buffer {
+    let mut usage = wgpu::BufferUsages::STORAGE;
+    if copy_src {
+        usage |= wgpu::BufferUsages::COPY_SRC;
+    }
+    device.create_buffer(&wgpu::BufferDescriptor { label: None, size: bytes.max(4).next_multiple_of(4), usage, mapped_at_creation: false })
+}

@@ -1,0 +1,188 @@
+//! GPU engine vs the CPU reference, on lavapipe when no GPU exists.
+//! Run with WGPU_BACKEND=vulkan VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json.
+//! LOOKALIKE_REQUIRE_GPU=1 turns "no adapter" into a failure instead of a skip.
+
+mod common;
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use image::RgbImage;
+use lookalike::descriptors::{describe, describe_query, Hash256};
+use lookalike::gpu::{cpu_topk, DeviceChoice, GpuEngine};
+
+fn engine() -> Option<&'static GpuEngine> {
+    static E: OnceLock<Option<GpuEngine>> = OnceLock::new();
+    E.get_or_init(|| match GpuEngine::new(DeviceChoice::Gpu) {
+        Ok(e) => {
+            let e = e.expect("DeviceChoice::Gpu never answers None");
+            eprintln!("gpu_parity: adapter {}", e.describe());
+            Some(e)
+        }
+        Err(err) => {
+            if std::env::var("LOOKALIKE_REQUIRE_GPU").as_deref() == Ok("1") {
+                panic!("LOOKALIKE_REQUIRE_GPU=1 but no adapter: {err:#}");
+            }
+            eprintln!("gpu_parity: SKIPPED, no wgpu adapter ({err:#}); set LOOKALIKE_REQUIRE_GPU=1 to fail instead");
+            None
+        }
+    })
+    .as_ref()
+}
+
+fn shipped_images() -> Vec<(String, RgbImage)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = vec![];
+    for dir in ["tests/data/descriptors", "examples/sample/training"] {
+        let mut files: Vec<_> = std::fs::read_dir(root.join(dir)).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for p in files {
+            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+            if ext == "png" || ext == "jpg" {
+                out.push((p.display().to_string(), image::open(&p).unwrap().to_rgb8()));
+            }
+        }
+    }
+    out
+}
+
+fn synthetic_set() -> Vec<(String, RgbImage)> {
+    // Odd, even, tiny, exact-64, exact-32 and wide sizes: every window and edge case of the box filter.
+    let sizes = [(5, 5), (7, 300), (31, 33), (32, 32), (64, 64), (65, 127), (128, 129), (200, 150), (257, 255), (512, 384), (640, 64), (3, 50)];
+    sizes.iter().enumerate().map(|(i, &(w, h))| (format!("synthetic {w}x{h}"), common::synthetic(i as u64 + 1, w, h))).collect()
+}
+
+/// Both query and index semantics, all images in one mixed-size batch.
+fn assert_parity(set: &[(String, RgbImage)]) {
+    let Some(e) = engine() else { return };
+    let imgs: Vec<RgbImage> = set.iter().map(|(_, i)| i.clone()).collect();
+    let gq = e.describe_batch(&imgs);
+    let gi = e.describe_index_batch(&imgs);
+    let mut bad = vec![];
+    for (k, (name, img)) in set.iter().enumerate() {
+        let cq = describe_query(img);
+        if gq[k] != cq {
+            let bits: Vec<u32> = (0..8).map(|v| gq[k].pdq[v].hamming(&cq.pdq[v])).collect();
+            bad.push(format!("{name}: query bits differ per variant {bits:?}, quality {} vs {}, phash {:016x} vs {:016x}", gq[k].quality, cq.quality, gq[k].phash, cq.phash));
+        }
+        let ci = describe(img);
+        if gi[k] != ci {
+            bad.push(format!("{name}: index descriptors differ: pdq bits {}", gi[k].pdq.hamming(&ci.pdq)));
+        }
+    }
+    assert!(bad.is_empty(), "GPU != CPU on {} of {} images:\n{}", bad.len(), set.len(), bad.join("\n"));
+    eprintln!("gpu_parity: {} images bit-identical (8 PDQ variants, quality, pHash, index descriptors)", set.len());
+}
+
+#[test]
+fn synthetic_images_bit_identical() {
+    assert_parity(&synthetic_set());
+}
+
+#[test]
+fn shipped_images_bit_identical() {
+    assert_parity(&shipped_images());
+}
+
+#[test]
+fn streaming_matches_batch() {
+    let Some(e) = engine() else { return };
+    let set = synthetic_set();
+    let batches: Vec<Vec<RgbImage>> = set.chunks(5).map(|c| c.iter().map(|(_, i)| i.clone()).collect()).collect();
+    let mut got = vec![];
+    e.describe_stream(batches, |r| got.extend(r));
+    let want: Vec<_> = set.iter().map(|(_, i)| describe_query(i)).collect();
+    assert_eq!(got, want);
+}
+
+fn rand_hash(s: &mut u64) -> Hash256 {
+    Hash256 {
+        words: std::array::from_fn(|_| {
+            *s ^= *s << 13;
+            *s ^= *s >> 7;
+            *s ^= *s << 17;
+            *s
+        }),
+    }
+}
+
+#[test]
+fn hamming_topk_equals_cpu_scan() {
+    let Some(e) = engine() else { return };
+    let mut s = 0x1234_5678_9abc_def1u64;
+    let mut db: Vec<Hash256> = (0..40_000).map(|_| rand_hash(&mut s)).collect();
+    let live: Vec<bool> = (0..db.len()).map(|i| i % 7 != 3).collect();
+    let mut queries: Vec<[Hash256; 8]> = (0..48).map(|_| std::array::from_fn(|_| rand_hash(&mut s))).collect();
+    // Plant near and exact copies (in various orientations), duplicates for
+    // ties, and a dead exact copy that must not be returned.
+    for (q, qv) in queries.iter_mut().enumerate() {
+        let n = db.len();
+        let row = (q * 811) % n;
+        let mut near = qv[q % 8];
+        near.words[0] ^= 0b1011 << (q % 40);
+        db[row] = near;
+        db[(row + 5000) % n] = near;
+        db[(row + 9001) % n] = qv[(q + 3) % 8];
+    }
+    db[3] = queries[0][0]; // row 3 is dead (3 % 7 == 3)
+    for k in [1, 10, 32] {
+        let g = e.hamming_topk(&db, &live, &queries, k);
+        let c = cpu_topk(&db, &live, &queries, k);
+        assert_eq!(g, c, "k = {k}");
+    }
+    assert!(e.hamming_topk(&db, &live, &queries, 10).iter().all(|v| v.len() == 10 && v[0].1 <= 3));
+    // k beyond the kernel's list length falls back to the CPU scan, same answer.
+    assert_eq!(e.hamming_topk(&db, &live, &queries[..2], 100), cpu_topk(&db, &live, &queries[..2], 100));
+}
+
+#[test]
+fn cpu_choice_never_opens_a_device() {
+    assert!(GpuEngine::new(DeviceChoice::Cpu).unwrap().is_none());
+    assert_eq!("GPU".parse::<DeviceChoice>().unwrap(), DeviceChoice::Gpu);
+    assert!("tpu".parse::<DeviceChoice>().is_err());
+}
+
+/// `index --device gpu` and `--device cpu` write the same index, and `check`
+/// (>= 64 images: GPU describe + GPU Hamming search) reports the same matches.
+#[test]
+fn cli_gpu_and_cpu_give_same_index_and_check() {
+    if engine().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let train = tmp.path().join("train");
+    let gen = tmp.path().join("gen");
+    std::fs::create_dir_all(&train).unwrap();
+    std::fs::create_dir_all(&gen).unwrap();
+    for i in 0..70u64 {
+        let img = common::synthetic(i + 100, 96 + (i as u32 % 5) * 7, 64 + (i as u32 % 3) * 9);
+        img.save(train.join(format!("t{i:03}.png"))).unwrap();
+        // Some generated images copy a training image, some mirrored, the rest are new.
+        let q = match i % 4 {
+            0 => img.clone(),
+            2 => image::imageops::flip_horizontal(&img),
+            _ => common::synthetic(i + 1000, 80, 60),
+        };
+        q.save(gen.join(format!("g{i:03}.png"))).unwrap();
+    }
+    let mut digest = vec![];
+    let mut checks = vec![];
+    for dev in ["gpu", "cpu"] {
+        let idx = tmp.path().join(format!("idx_{dev}"));
+        let (i, t, g) = (idx.to_str().unwrap(), train.to_str().unwrap(), gen.to_str().unwrap());
+        let o = common::run(&["index", t, "--index", i, "--device", dev, "--quiet"]);
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        let o = common::run(&["info", "--index", i, "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        digest.push(v["content_digest"].clone());
+        let o = common::run(&["check", g, "--index", i, "--device", dev, "--json", "--quiet"]);
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        let mut v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        // Candidate paths name the index's own training folder: same for both.
+        v["index"] = serde_json::Value::Null;
+        checks.push(v);
+    }
+    assert_eq!(digest[0], digest[1], "index --device gpu vs cpu");
+    assert!(checks[0]["matched"].as_u64().unwrap() >= 18, "{}", checks[0]["matched"]);
+    assert_eq!(checks[0], checks[1], "check --device gpu vs cpu");
+}
