@@ -161,6 +161,12 @@ fn cli_gpu_and_cpu_give_same_index_and_check() {
         let q = match i % 4 {
             0 => img.clone(),
             2 => image::imageops::flip_horizontal(&img),
+            // Letterboxed copy: found through the trimmed view.
+            3 if i % 8 == 3 => {
+                let mut out = RgbImage::from_pixel(img.width(), img.height() + 40, image::Rgb([0, 0, 0]));
+                image::imageops::replace(&mut out, &img, 0, 20);
+                out
+            }
             _ => common::synthetic(i + 1000, 80, 60),
         };
         q.save(gen.join(format!("g{i:03}.png"))).unwrap();
@@ -185,4 +191,6 @@ fn cli_gpu_and_cpu_give_same_index_and_check() {
     assert_eq!(digest[0], digest[1], "index --device gpu vs cpu");
     assert!(checks[0]["matched"].as_u64().unwrap() >= 18, "{}", checks[0]["matched"]);
     assert_eq!(checks[0], checks[1], "check --device gpu vs cpu");
+    let trimmed = checks[0]["results"].as_array().unwrap().iter().filter(|r| r["matches"][0]["trimmed"] != "none").count();
+    assert!(trimmed >= 5, "letterboxed copies should match through trimmed views ({trimmed})");
 }
