@@ -2,6 +2,7 @@
 //! message on stderr and exit code 2.
 
 pub mod args;
+mod evidence;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -47,6 +48,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Check(a) => cmd_check(a, quiet),
         Command::Hash(a) => cmd_hash(a, quiet),
         Command::Info(a) => cmd_info(a),
+        Command::Dedup(a) => evidence::run(a),
     }
 }
 
@@ -219,6 +221,9 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
     let pb = progress(Some(files.len() as u64), "checking", quiet);
     let r = check::check(&idx, files, skipped, &opts, &pb);
     pb.finish_and_clear();
+    if let Some(path) = &a.report.report {
+        evidence::check_report(path, &r, &a, mode.label(&limits), limits)?;
+    }
     let mut out = std::io::stdout().lock();
     if a.out.json {
         serde_json::to_writer_pretty(&mut out, &r)?;
