@@ -50,6 +50,12 @@ checked images with a match. --csv writes one row per (image, candidate) for pip
     Hash(HashArgs),
     /// Describe an index: format version, segments, records; validates every file.
     Info(InfoArgs),
+    /// Find near-duplicate groups inside the indexed training set.
+    #[command(long_about = "Groups the indexed images that are near copies of each other: same bytes, or upright PDQ \
+distance <= --max-distance (low-quality hashes also need pHash to agree). Every member of a group is within the \
+threshold of every other member (clique grouping, no chaining through intermediate images). Rotated or mirrored \
+duplicates are not grouped: the index keeps one upright hash per image. Exact brute force over all pairs, on all cores.")]
+    Dedup(DedupArgs),
     /// Check a folder with known answers and score the run (recall, µAP, false alarms).
     #[command(long_about = "Runs `check` on QUERY_DIR and scores it against a ground-truth CSV with columns \
 query,expected,transform (expected empty = a negative query that should match nothing): recall@1/@10, \
@@ -182,6 +188,31 @@ pub struct CheckArgs {
     pub decode: DecodeArgs,
     #[command(flatten)]
     pub out: OutputArgs,
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// Also write a self-contained HTML report (thumbnails, differences) to this file.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+    /// Rows of the HTML report that get thumbnails; the rest are listed as text.
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    pub report_limit: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct DedupArgs {
+    #[command(flatten)]
+    pub sel: IndexSel,
+    /// Largest upright PDQ distance (of 256 bits) between two members of a group.
+    #[arg(long, default_value_t = 31, value_name = "BITS", value_parser = clap::value_parser!(u32).range(0..=128))]
+    pub max_distance: u32,
+    #[command(flatten)]
+    pub out: OutputArgs,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 #[derive(Args, Debug)]

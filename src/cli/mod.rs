@@ -3,6 +3,7 @@
 
 pub mod args;
 mod eval_cmd;
+mod evidence;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -54,6 +55,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Hash(a) => cmd_hash(a, quiet),
         Command::Info(a) => cmd_info(a),
         Command::Eval(a) => eval_cmd::run(a, quiet),
+        Command::Dedup(a) => evidence::run(a),
     }
 }
 
@@ -237,6 +239,9 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
     let pb = progress(Some(files.len() as u64), "checking", quiet);
     let r = check::check(&idx, files, skipped, &opts, &pb);
     pb.finish_and_clear();
+    if let Some(path) = &a.report.report {
+        evidence::check_report(path, &r, &a, mode.label(&limits), limits)?;
+    }
     let mut out = std::io::stdout().lock();
     if a.out.json {
         serde_json::to_writer_pretty(&mut out, &r)?;

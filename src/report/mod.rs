@@ -2,7 +2,10 @@
 //! stdout; progress and diagnostics go to stderr.
 
 pub mod csv;
+pub mod dedup;
+pub mod html;
 pub mod table;
+pub mod thumbs;
 
 /// Whether to colour output: only on a terminal, and never with NO_COLOR set
 /// (https://no-color.org).

@@ -28,6 +28,11 @@ pub struct MatchOut {
     pub trimmed: &'static str,
     pub candidate_quality: u8,
     pub same_bytes: bool,
+    /// Near copies of this training image elsewhere in the index (upright
+    /// PDQ ≤ 31, itself excluded); computed for matches only, else null.
+    pub corpus_copies: Option<u32>,
+    #[serde(skip)]
+    pub rec: crate::index::RecordRef,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -137,6 +142,7 @@ pub fn check(index: &Index, files: Vec<FileEntry>, mut skipped: Vec<Skipped>, op
         results.extend(found);
         progress.inc(chunk.len() as u64);
     }
+    fill_corpus_copies(index, &mut results);
     let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();
     let (exact, near) = (count(Verdict::Exact), count(Verdict::NearDuplicate));
     CheckReport {
@@ -235,6 +241,8 @@ fn judge(index: &Index, path: &str, content_hash: u128, q: &QueryDescriptors, fo
                 },
                 candidate_quality: dbq,
                 same_bytes: same,
+                corpus_copies: None,
+                rec: m.rec,
             }
         })
         .collect();
@@ -247,5 +255,17 @@ fn judge(index: &Index, path: &str, content_hash: u128, q: &QueryDescriptors, fo
         quality: q.quality,
         phash: format!("{:016x}", q.phash),
         matches,
+    }
+}
+
+/// Sets `corpus_copies` on every match, one index pass for all distinct matched candidates.
+fn fill_corpus_copies(index: &Index, results: &mut [QueryResult]) {
+    let mut cands: Vec<crate::index::RecordRef> =
+        results.iter().flat_map(|q| q.matches.iter().filter(|m| m.verdict.is_match()).map(|m| m.rec)).collect();
+    cands.sort_unstable();
+    cands.dedup();
+    let counts = super::dedup::corpus_copies(index, &cands);
+    for m in results.iter_mut().flat_map(|q| q.matches.iter_mut()).filter(|m| m.verdict.is_match()) {
+        m.corpus_copies = cands.binary_search(&m.rec).ok().map(|i| counts[i]);
     }
 }

@@ -2,6 +2,7 @@
 //! orientation at once, and the verdict attached to each match.
 
 pub mod check;
+pub mod dedup;
 pub mod eval;
 pub mod hamming;
 pub mod verdict;
