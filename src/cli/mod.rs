@@ -26,6 +26,7 @@ pub const EXIT_MATCH: i32 = 1;
 pub const EXIT_ERROR: i32 = 2;
 
 pub fn main() -> i32 {
+    quiet_wayland();
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
         // Only fails if a pool exists already, which cannot happen this early.
@@ -39,6 +40,17 @@ pub fn main() -> i32 {
             eprintln!("{} {e:#}", st.red("error:"));
             EXIT_ERROR
         }
+    }
+}
+
+/// The Vulkan loader's Linux WSI loads libwayland, which prints an "error:"
+/// line when XDG_RUNTIME_DIR is unset (servers, CI, containers) although
+/// nothing here needs a display. Point it at the temp dir first; done before
+/// any thread starts.
+fn quiet_wayland() {
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
     }
 }
 
@@ -190,8 +202,14 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
 /// Opens the GPU engine for `--device`; says on stderr which adapter runs.
 fn engine(choice: crate::gpu::DeviceChoice, quiet: bool) -> Result<Option<std::sync::Arc<crate::gpu::GpuEngine>>> {
     let e = crate::gpu::GpuEngine::new(choice)?;
-    if let (Some(e), false) = (&e, quiet) {
-        eprintln!("device: {}", e.describe());
+    if !quiet {
+        match &e {
+            Some(e) => eprintln!("device: {}", e.describe()),
+            None if choice == crate::gpu::DeviceChoice::Auto => {
+                eprintln!("device: CPU engine (no hardware GPU adapter; --device gpu accepts software ones)")
+            }
+            None => eprintln!("device: CPU engine"),
+        }
     }
     Ok(e.map(std::sync::Arc::new))
 }
