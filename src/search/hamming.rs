@@ -152,31 +152,45 @@ fn hamming(a: &Hash256, b: &Hash256) -> u32 {
         + (a.words[3] ^ b.words[3]).count_ones()
 }
 
+/// Folds 8 query hashes (codes `base..base+8`) into the running minimum.
+/// A fixed 8 lets the compiler unroll and keep the query in registers; codes
+/// are visited in increasing order and only a strictly smaller distance
+/// wins, so ties keep the lowest code.
 #[inline(always)]
-fn min_distances_generic(db: &[Hash256], db_trim: &[Hash256], q: &[Hash256], dist: &mut [u16], code: &mut [u8]) {
-    for (i, h) in db.iter().enumerate() {
-        let t = &db_trim[i];
-        let mut best = u32::MAX;
-        let mut arg = 0u8;
+fn fold8<'a>(rows: impl Iterator<Item = (usize, &'a Hash256)>, q: &[Hash256; 8], base: u8, dist: &mut [u16], code: &mut [u8]) {
+    for (i, h) in rows {
+        let mut best = dist[i] as u32;
+        let mut arg = code[i];
         for (v, qv) in q.iter().enumerate() {
             let x = hamming(h, qv);
             if x < best {
                 best = x;
-                arg = v as u8;
-            }
-        }
-        // The candidate's trimmed view only when trimming changed it.
-        if t != h {
-            for (v, qv) in q.iter().enumerate() {
-                let x = hamming(t, qv);
-                if x < best {
-                    best = x;
-                    arg = v as u8 | CANDIDATE_TRIMMED;
-                }
+                arg = base + v as u8;
             }
         }
         dist[i] = best as u16;
         code[i] = arg;
+    }
+}
+
+#[inline(always)]
+fn min_distances_generic(db: &[Hash256], db_trim: &[Hash256], q: &[Hash256], dist: &mut [u16], code: &mut [u8]) {
+    dist.fill(u16::MAX);
+    code.fill(0);
+    let blocks: Vec<[Hash256; 8]> = q
+        .chunks(8)
+        .map(|c| std::array::from_fn(|k| c.get(k).copied().unwrap_or(c[c.len() - 1])))
+        .collect();
+    for (b, qb) in blocks.iter().enumerate() {
+        fold8(db.iter().enumerate(), qb, 8 * b as u8, dist, code);
+    }
+    // The candidates' trimmed views, only where trimming changed the image:
+    // a separate sparse pass keeps the main loop free of branches.
+    let trimmed: Vec<usize> = (0..db.len()).filter(|&i| db_trim[i] != db[i]).collect();
+    if !trimmed.is_empty() {
+        for (b, qb) in blocks.iter().enumerate() {
+            fold8(trimmed.iter().map(|&i| (i, &db_trim[i])), qb, CANDIDATE_TRIMMED | 8 * b as u8, dist, code);
+        }
     }
 }
 
