@@ -194,3 +194,37 @@ fn cli_gpu_and_cpu_give_same_index_and_check() {
     let trimmed = checks[0]["results"].as_array().unwrap().iter().filter(|r| r["matches"][0]["trimmed"] != "none").count();
     assert!(trimmed >= 5, "letterboxed copies should match through trimmed views ({trimmed})");
 }
+
+/// With small batches the GPU path overlaps decoding of batch N+1 with GPU work
+/// on batch N; exact duplicates that straddle batches must still be recorded as
+/// duplicates, and the index must equal the CPU engine's.
+#[test]
+fn overlapped_gpu_indexing_equals_cpu_across_batches() {
+    if engine().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::make_corpus(&data, 24, 500);
+    // Copies whose originals sit in earlier batches (names sort after img_*).
+    // z_copy_0 lands in the batch read while img_519's batch is still on the GPU.
+    for (i, src) in ["img_519.jpg", "img_507.jpg", "img_515.jpg"].iter().enumerate() {
+        std::fs::copy(data.join(src), data.join(format!("z_copy_{i}.jpg"))).unwrap();
+    }
+    let mut out = vec![];
+    for dev in ["gpu", "cpu"] {
+        let idx = tmp.path().join(format!("idx_{dev}"));
+        let o = common::bin()
+            .args(["index", data.to_str().unwrap(), "--index", idx.to_str().unwrap(), "--device", dev, "--json", "-q"])
+            .env("LOOKALIKE_BATCH", "5")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let o = common::run(&["info", "--index", idx.to_str().unwrap(), "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        out.push((s["described"].clone(), s["duplicates"].clone(), v["content_digest"].clone()));
+    }
+    assert_eq!(out[0].1, 3, "duplicates across batches");
+    assert_eq!(out[0], out[1], "GPU (overlapped) vs CPU");
+}

@@ -67,6 +67,17 @@ impl GpuEngine {
     /// Submits the images and, as a second batch, their trimmed views
     /// (borders and caption bars found by the CPU scan in `descriptors::trim`,
     /// which is cheap next to hashing).
+    /// `describe_index_batch` in two halves, so the caller can decode the
+    /// next batch on the CPU while this one runs on the GPU.
+    pub fn submit_index(&self, images: &[image::RgbImage]) -> InFlight {
+        InFlight(self.submit_views(images, PendingKind::Index))
+    }
+
+    /// Waits for a batch from `submit_index`; results in input order.
+    pub fn finish_index_batch(&self, f: InFlight) -> Vec<Descriptors> {
+        self.finish_views_index(f.0)
+    }
+
     fn submit_views(&self, images: &[image::RgbImage], kind: PendingKind) -> Views {
         use rayon::prelude::*;
         let crops: Vec<Option<image::RgbImage>> = images.par_iter().map(crate::descriptors::trim::trimmed).collect();
@@ -143,3 +154,6 @@ struct Views {
     trims: Option<Pending>,
     at: Vec<usize>,
 }
+
+/// An index batch submitted to the GPU (see `GpuEngine::submit_index`).
+pub struct InFlight(Views);

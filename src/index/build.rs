@@ -46,7 +46,10 @@ pub fn build(writer: &mut IndexWriter, root: &Path, opts: &BuildOptions, progres
     let mut stats = BuildStats { root: root.display().to_string(), ..Default::default() };
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
     let mut walker = Walker::new(&root);
-    let mut batch = Vec::with_capacity(pipeline::BATCH);
+    // LOOKALIKE_BATCH: files per batch (tests use small batches to exercise the pipeline).
+    let batch_size = std::env::var("LOOKALIKE_BATCH").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(pipeline::BATCH);
+    let mut batch = Vec::with_capacity(batch_size);
+    let mut in_flight: Option<Pending> = None;
     loop {
         let item = walker.next();
         let end = item.is_none();
@@ -71,11 +74,19 @@ pub fn build(writer: &mut IndexWriter, root: &Path, opts: &BuildOptions, progres
             }
             None => {}
         }
-        if batch.len() >= pipeline::BATCH || (end && !batch.is_empty()) {
-            run_batch(writer, std::mem::take(&mut batch), opts, &mut stats, progress)?;
+        if batch.len() >= batch_size || (end && !batch.is_empty()) {
+            // With a GPU, batch N runs there while batch N+1 is read and
+            // decoded here (double buffering); records stay in walk order.
+            let next = run_batch(writer, std::mem::take(&mut batch), opts, &mut stats, progress)?;
+            if let Some(prev) = std::mem::replace(&mut in_flight, next) {
+                finish_pending(writer, prev, opts, &mut stats, progress)?;
+            }
             writer.maybe_commit()?;
         }
         if end {
+            if let Some(prev) = in_flight.take() {
+                finish_pending(writer, prev, opts, &mut stats, progress)?;
+            }
             break;
         }
     }
@@ -98,23 +109,59 @@ pub fn build(writer: &mut IndexWriter, root: &Path, opts: &BuildOptions, progres
     Ok(stats)
 }
 
+/// A batch whose descriptors are being computed on the GPU.
+pub struct Pending {
+    results: Vec<crate::ingest::Processed<crate::gpu::ingest::Deferred<Descriptors>>>,
+    slots: crate::gpu::ingest::Slots,
+    in_flight: Option<crate::gpu::InFlight>,
+    n: u64,
+}
+
+/// Decodes a batch on the CPU and, with a GPU engine, submits its pixels and
+/// returns at once (`finish_pending` collects them); without one, describes
+/// on the CPU and records it right away.
 fn run_batch(
     writer: &mut IndexWriter,
     entries: Vec<crate::ingest::FileEntry>,
     opts: &BuildOptions,
     stats: &mut BuildStats,
     progress: &ProgressBar,
-) -> Result<(), IndexError> {
+) -> Result<Option<Pending>, IndexError> {
+    use crate::gpu::ingest::{gather, Deferred};
     let n = entries.len() as u64;
-    use crate::gpu::ingest::{resolve, Deferred};
     let results = pipeline::process_batch(entries, opts.mode, &opts.limits, |h| writer.by_content(h).map(Deferred::Ready), |d| match &opts.gpu {
         Some(_) => Deferred::Pixels(std::sync::Arc::new(d.rgb.clone())),
         None => Deferred::Ready(descriptors::describe(&d.rgb)),
     });
-    let results = resolve(results, |imgs| opts.gpu.as_ref().expect("pixels only kept for the GPU").describe_index_batch(imgs));
+    let (imgs, slots) = gather(&results);
+    let in_flight = match (&opts.gpu, imgs.is_empty()) {
+        (Some(g), false) => Some(g.submit_index(&imgs)),
+        _ => None,
+    };
+    let pending = Pending { results, slots, in_flight, n };
+    if opts.gpu.is_some() {
+        return Ok(Some(pending));
+    }
+    finish_pending(writer, pending, opts, stats, progress)?;
+    Ok(None)
+}
+
+/// Waits for a batch's GPU work and records it. A file whose bytes equal a
+/// file recorded meanwhile (an earlier batch still in flight when this one
+/// was read) is recorded as a duplicate, exactly as a sequential run would.
+pub fn finish_pending(writer: &mut IndexWriter, p: Pending, opts: &BuildOptions, stats: &mut BuildStats, progress: &ProgressBar) -> Result<(), IndexError> {
+    let described = match (p.in_flight, &opts.gpu) {
+        (Some(f), Some(g)) => g.finish_index_batch(f),
+        _ => Vec::new(),
+    };
+    let results = crate::gpu::ingest::apply(p.results, &p.slots, &described);
     for p in results {
         let key = path_to_bytes(&p.entry.path);
-        match p.outcome {
+        let outcome = match p.outcome {
+            Outcome::Done(_) if writer.by_content(p.content_hash).is_some() => Outcome::Duplicate(writer.by_content(p.content_hash).unwrap()),
+            o => o,
+        };
+        match outcome {
             Outcome::Done(d) => {
                 stats.described += 1;
                 writer.add(&key, p.entry.size, p.entry.mtime_ns, p.content_hash, 0, &d);
@@ -129,6 +176,6 @@ fn run_batch(
             }
         }
     }
-    progress.inc(n);
+    progress.inc(p.n);
     Ok(())
 }
