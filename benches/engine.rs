@@ -31,14 +31,23 @@ fn gen_corpus(dir: &Path, n: usize) {
     (0..n).into_par_iter().for_each(|i| {
         let mut s = i as u64 * 7919 + 1;
         let (w, h) = (1024u32, 768u32);
-        let c: Vec<f32> = (0..9).map(|_| (xorshift(&mut s) % 1000) as f32 / 1000.0).collect();
+        let c: Vec<f32> = (0..9)
+            .map(|_| (xorshift(&mut s) % 1000) as f32 / 1000.0)
+            .collect();
         let img = image::RgbImage::from_fn(w, h, |x, y| {
             let (u, v) = (x as f32 / w as f32, y as f32 / h as f32);
-            let f = |k: usize| (127.0 + 120.0 * ((c[k] * 20.0 * u + c[k + 1] * 17.0 * v).sin() * (c[k + 2] * 9.0 * u * v).cos())) as u8;
+            let f = |k: usize| {
+                (127.0
+                    + 120.0
+                        * ((c[k] * 20.0 * u + c[k + 1] * 17.0 * v).sin()
+                            * (c[k + 2] * 9.0 * u * v).cos())) as u8
+            };
             image::Rgb([f(0), f(3), f(6)])
         });
         let f = std::fs::File::create(dir.join(format!("{i:05}.jpg"))).unwrap();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(f), 85).encode_image(&img).unwrap();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(f), 85)
+            .encode_image(&img)
+            .unwrap();
     });
 }
 
@@ -52,15 +61,40 @@ fn bench_indexing(dir: &Path, tmp: &Path) {
         let idx = tmp.join(format!("idx-{mode:?}-{side}"));
         let _ = std::fs::remove_dir_all(&idx);
         let mut w = IndexWriter::open(&idx).unwrap();
-        let opts = BuildOptions { mode, limits: Limits { fast_min_side: side, ..Limits::default() }, prune: false, gpu: None };
+        let opts = BuildOptions {
+            mode,
+            limits: Limits {
+                fast_min_side: side,
+                ..Limits::default()
+            },
+            prune: false,
+            gpu: None,
+        };
         let t = Instant::now();
         let s = build(&mut w, dir, &opts, &indicatif::ProgressBar::hidden()).unwrap();
         let secs = t.elapsed().as_secs_f64();
         println!(
             "index {label:<26} {:>6} images in {:>6.2} s = {:>7.0} images/s  ({} threads)",
-            s.described, secs, s.described as f64 / secs, rayon::current_num_threads()
+            s.described,
+            secs,
+            s.described as f64 / secs,
+            rayon::current_num_threads()
         );
     }
+}
+
+/// Per-query search times in ms, sorted.
+fn latencies(idx: &Index, qs: &[QueryDescriptors], p: &SearchParams) -> Vec<f64> {
+    let mut lat: Vec<f64> = qs
+        .iter()
+        .map(|q| {
+            let t = Instant::now();
+            std::hint::black_box(search(idx, q, p));
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    lat
 }
 
 fn bench_query(tmp: &Path, n: usize) {
@@ -70,64 +104,112 @@ fn bench_query(tmp: &Path, n: usize) {
     w.flush_records = usize::MAX;
     let mut s = 42u64;
     for i in 0..n {
-        let pdq = Hash256 { words: [xorshift(&mut s), xorshift(&mut s), xorshift(&mut s), xorshift(&mut s)] };
+        let pdq = Hash256 {
+            words: [
+                xorshift(&mut s),
+                xorshift(&mut s),
+                xorshift(&mut s),
+                xorshift(&mut s),
+            ],
+        };
         // Half the corpus has a trimmed view that differs (margins, captions).
-        let pdq_trim = if i % 2 == 0 { pdq } else { Hash256 { words: [xorshift(&mut s), xorshift(&mut s), xorshift(&mut s), xorshift(&mut s)] } };
-        let d = Descriptors { pdq, quality: 100, phash: xorshift(&mut s), pdq_trim };
-        w.add(format!("/synthetic/{i:09}.jpg").as_bytes(), 1, 1, i as u128, 0, &d);
+        let pdq_trim = if i % 2 == 0 {
+            pdq
+        } else {
+            Hash256 {
+                words: [
+                    xorshift(&mut s),
+                    xorshift(&mut s),
+                    xorshift(&mut s),
+                    xorshift(&mut s),
+                ],
+            }
+        };
+        let d = Descriptors {
+            pdq,
+            quality: 100,
+            phash: xorshift(&mut s),
+            pdq_trim,
+        };
+        w.add(
+            format!("/synthetic/{i:09}.jpg").as_bytes(),
+            1,
+            1,
+            i as u128,
+            0,
+            &d,
+        );
     }
     w.commit().unwrap();
     drop(w);
     let t = Instant::now();
     let idx = Index::open(&idx_dir).unwrap();
-    println!("open + validate {n} records: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "open + validate {n} records: {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
     let queries: Vec<QueryDescriptors> = (0..64)
         .map(|_| QueryDescriptors {
-            pdq: std::array::from_fn(|_| Hash256 { words: [xorshift(&mut s), xorshift(&mut s), xorshift(&mut s), xorshift(&mut s)] }),
+            pdq: std::array::from_fn(|_| Hash256 {
+                words: [
+                    xorshift(&mut s),
+                    xorshift(&mut s),
+                    xorshift(&mut s),
+                    xorshift(&mut s),
+                ],
+            }),
             quality: 100,
             phash: 0,
             pdq_trim: None,
         })
         .collect();
-    let p = SearchParams { top_k: 10, max_distance: 256, parallel: true };
+    let p = SearchParams {
+        top_k: 10,
+        max_distance: 256,
+        parallel: true,
+    };
     // A query whose own trimmed view differs compares 16 hashes instead of 8.
     let trimmed_q: Vec<QueryDescriptors> = queries
         .iter()
-        .map(|q| QueryDescriptors { pdq_trim: Some(std::array::from_fn(|_| Hash256 { words: [xorshift(&mut s), xorshift(&mut s), xorshift(&mut s), xorshift(&mut s)] })), ..*q })
-        .collect();
-    let mut lat_t: Vec<f64> = trimmed_q
-        .iter()
-        .map(|q| {
-            let t = Instant::now();
-            std::hint::black_box(search(&idx, q, &p));
-            t.elapsed().as_secs_f64() * 1e3
+        .map(|q| QueryDescriptors {
+            pdq_trim: Some(std::array::from_fn(|_| Hash256 {
+                words: [
+                    xorshift(&mut s),
+                    xorshift(&mut s),
+                    xorshift(&mut s),
+                    xorshift(&mut s),
+                ],
+            })),
+            ..*q
         })
         .collect();
-    lat_t.sort_by(|a, b| a.total_cmp(b));
     let _ = search(&idx, &queries[0], &p); // warm the page cache
-    let mut lat: Vec<f64> = queries
-        .iter()
-        .map(|q| {
-            let t = Instant::now();
-            std::hint::black_box(search(&idx, q, &p));
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    lat.sort_by(|a, b| a.total_cmp(b));
+    let lat = latencies(&idx, &queries, &p);
+    let lat_t = latencies(&idx, &trimmed_q, &p);
     println!(
         "query top-10, 8 orientations, {n} entries: median {:.2} ms, p95 {:.2} ms  ({:.2e} 256-bit comparisons/s)",
         lat[lat.len() / 2],
         lat[lat.len() * 95 / 100],
         8.0 * n as f64 / (lat[lat.len() / 2] / 1e3)
     );
-    println!("query with a trimmed view too (16 query hashes): median {:.2} ms", lat_t[lat_t.len() / 2]);
-    let serial = SearchParams { parallel: false, ..p };
+    println!(
+        "query with a trimmed view too (16 query hashes): median {:.2} ms",
+        lat_t[lat_t.len() / 2]
+    );
+    let serial = SearchParams {
+        parallel: false,
+        ..p
+    };
     let t = Instant::now();
     queries.par_iter().for_each(|q| {
         std::hint::black_box(search(&idx, q, &serial));
     });
     let secs = t.elapsed().as_secs_f64();
-    println!("batch check: {:.0} queries/s over {n} entries ({:.2e} comparisons/s)", queries.len() as f64 / secs, queries.len() as f64 * 8.0 * n as f64 / secs);
+    println!(
+        "batch check: {:.0} queries/s over {n} entries ({:.2e} comparisons/s)",
+        queries.len() as f64 / secs,
+        queries.len() as f64 * 8.0 * n as f64 / secs
+    );
 }
 
 fn main() {
@@ -144,8 +226,14 @@ fn main() {
             d
         }
     };
-    println!("turbojpeg scaled decode: {}", lookalike::ingest::turbo::AVAILABLE);
+    println!(
+        "turbojpeg scaled decode: {}",
+        lookalike::ingest::turbo::AVAILABLE
+    );
     bench_indexing(&dir, tmp.path());
-    let n = std::env::var("LOOKALIKE_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let n = std::env::var("LOOKALIKE_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     bench_query(tmp.path(), n);
 }

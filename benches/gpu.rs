@@ -10,13 +10,20 @@ use lookalike::gpu::{cpu_topk, DeviceChoice, GpuEngine};
 use rayon::prelude::*;
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn thumb(seed: u32, w: u32, h: u32) -> image::RgbImage {
     image::RgbImage::from_fn(w, h, |x, y| {
         let v = (x * 7 + y * 13 + seed * 31) ^ (x * y / 97 + seed);
-        image::Rgb([(v & 255) as u8, ((v >> 3) & 255) as u8, ((x + y + seed) & 255) as u8])
+        image::Rgb([
+            (v & 255) as u8,
+            ((v >> 3) & 255) as u8,
+            ((x + y + seed) & 255) as u8,
+        ])
     })
 }
 
@@ -46,7 +53,10 @@ fn main() {
     let same = g.iter().zip(&c).filter(|(a, b)| a == b).count();
     println!("describe 512x384 ({n_img} images, 8 PDQ variants + quality + pHash):");
     println!("  gpu engine: {:8.1} images/s", n_img as f64 / gpu_s);
-    println!("  cpu engine: {:8.1} images/s (rayon)", n_img as f64 / cpu_s);
+    println!(
+        "  cpu engine: {:8.1} images/s (rayon)",
+        n_img as f64 / cpu_s
+    );
     println!("  identical:  {same}/{n_img}");
 
     let mut s = 0x2545F4914F6CDD1Du64;
@@ -56,9 +66,19 @@ fn main() {
         s ^= s << 17;
         s
     };
-    let db: Vec<Hash256> = (0..n_db).map(|_| Hash256 { words: std::array::from_fn(|_| rnd()) }).collect();
+    let db: Vec<Hash256> = (0..n_db)
+        .map(|_| Hash256 {
+            words: std::array::from_fn(|_| rnd()),
+        })
+        .collect();
     let live = vec![true; n_db];
-    let qs: Vec<[Hash256; 8]> = (0..n_q).map(|_| std::array::from_fn(|_| Hash256 { words: std::array::from_fn(|_| rnd()) })).collect();
+    let qs: Vec<[Hash256; 8]> = (0..n_q)
+        .map(|_| {
+            std::array::from_fn(|_| Hash256 {
+                words: std::array::from_fn(|_| rnd()),
+            })
+        })
+        .collect();
     let _ = e.hamming_topk(&db[..1000.min(n_db)], &live[..1000.min(n_db)], &qs[..1], 10);
     let cmp = (n_db * n_q * 8) as f64;
     let t = Instant::now();
@@ -68,7 +88,15 @@ fn main() {
     let c = cpu_topk(&db, &live, &qs, 10);
     let cpu_s = t.elapsed().as_secs_f64();
     println!("hamming top-10 ({n_q} queries x 8 variants x {n_db} rows):");
-    println!("  gpu kernel: {:8.3e} comparisons/s ({:.3} s)", cmp / gpu_s, gpu_s);
-    println!("  cpu scan:   {:8.3e} comparisons/s ({:.3} s)", cmp / cpu_s, cpu_s);
+    println!(
+        "  gpu kernel: {:8.3e} comparisons/s ({:.3} s)",
+        cmp / gpu_s,
+        gpu_s
+    );
+    println!(
+        "  cpu scan:   {:8.3e} comparisons/s ({:.3} s)",
+        cmp / cpu_s,
+        cpu_s
+    );
     println!("  identical:  {}", g == c);
 }

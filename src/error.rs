@@ -8,20 +8,33 @@ pub enum IndexError {
     #[error("{path}: not a lookalike index ({why})")]
     Foreign { path: PathBuf, why: String },
     #[error("{path}: index format version {found} is not supported (this build reads version {supported})")]
-    Version { path: PathBuf, found: u32, supported: u32 },
+    Version {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
     #[error("{path}: index file is corrupt: {why}")]
     Corrupt { path: PathBuf, why: String },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("no index at {0} (build one with `lookalike index DIR --index {0}`)")]
     Missing(PathBuf),
 }
 
 impl IndexError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        IndexError::Io { path: path.into(), source }
+        IndexError::Io {
+            path: path.into(),
+            source,
+        }
     }
     pub fn corrupt(path: impl Into<PathBuf>, why: impl Into<String>) -> Self {
-        IndexError::Corrupt { path: path.into(), why: why.into() }
+        IndexError::Corrupt {
+            path: path.into(),
+            why: why.into(),
+        }
     }
 }

@@ -6,7 +6,7 @@ pub mod cli;
 pub mod descriptors;
 pub mod error;
 pub mod gpu;
-pub mod ingest;
 pub mod index;
+pub mod ingest;
 pub mod report;
 pub mod search;

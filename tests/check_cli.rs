@@ -7,16 +7,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sample");
-
-fn indexed() -> (tempfile::TempDir, String) {
-    let t = tempfile::tempdir().unwrap();
-    let idx = t.path().join("idx").display().to_string();
-    let o = run(&["index", &format!("{SAMPLE}/training"), "--index", &idx, "-q"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    (t, idx)
-}
-
 /// generated file name → training file it was edited from (None: unrelated).
 fn truth() -> Vec<(String, Option<String>)> {
     let text = std::fs::read_to_string(format!("{SAMPLE}/SOURCES.csv")).unwrap();
@@ -26,7 +16,9 @@ fn truth() -> Vec<(String, Option<String>)> {
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
             let name = f[0].trim_start_matches("generated/").to_string();
-            let src = f[1].strip_prefix("edited copy of training/").map(|s| s.to_string());
+            let src = f[1]
+                .strip_prefix("edited copy of training/")
+                .map(|s| s.to_string());
             (name, src)
         })
         .collect()
@@ -34,8 +26,15 @@ fn truth() -> Vec<(String, Option<String>)> {
 
 #[test]
 fn check_finds_edited_copies_and_clears_unrelated_images() {
-    let (_t, idx) = indexed();
-    let o = run(&["check", &format!("{SAMPLE}/generated"), "--index", &idx, "--json", "-q"]);
+    let (_t, idx) = index_sample();
+    let o = run(&[
+        "check",
+        &format!("{SAMPLE}/generated"),
+        "--index",
+        &idx,
+        "--json",
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["schema"], "lookalike.check/1");
@@ -44,12 +43,18 @@ fn check_finds_edited_copies_and_clears_unrelated_images() {
     assert_eq!(results.len(), 16);
     let mut found = 0;
     for (name, src) in truth() {
-        let q = results.iter().find(|q| q["query"].as_str().unwrap().ends_with(&name)).unwrap();
+        let q = results
+            .iter()
+            .find(|q| q["query"].as_str().unwrap().ends_with(&name))
+            .unwrap();
         let top = &q["matches"][0];
         match src {
             Some(src) => {
                 // Every edit of ours keeps the source as the top candidate...
-                assert!(top["candidate"].as_str().unwrap().ends_with(&src), "{name}: top is {top}");
+                assert!(
+                    top["candidate"].as_str().unwrap().ends_with(&src),
+                    "{name}: top is {top}"
+                );
                 if q["verdict"] != "none" {
                     found += 1;
                 }
@@ -63,13 +68,21 @@ fn check_finds_edited_copies_and_clears_unrelated_images() {
     let rate = r["replication_rate"].as_f64().unwrap();
     assert!((rate - found as f64 / 16.0).abs() < 1e-9);
     // The mirrored copy is reported as such.
-    let m = results.iter().find(|q| q["query"].as_str().unwrap().ends_with("gen_02_mirrored.jpg")).unwrap();
+    let m = results
+        .iter()
+        .find(|q| {
+            q["query"]
+                .as_str()
+                .unwrap()
+                .ends_with("gen_02_mirrored.jpg")
+        })
+        .unwrap();
     assert_eq!(m["matches"][0]["orientation"], "flip-y");
 }
 
 #[test]
 fn fail_on_match_sets_the_exit_code_and_csv_has_scorer_columns() {
-    let (_t, idx) = indexed();
+    let (_t, idx) = index_sample();
     let gen = format!("{SAMPLE}/generated");
     let o = run(&["check", &gen, "--index", &idx, "--fail-on-match", "-q"]);
     assert_eq!(o.status.code(), Some(1));
@@ -89,12 +102,15 @@ fn fail_on_match_sets_the_exit_code_and_csv_has_scorer_columns() {
 
 #[test]
 fn query_ranks_the_source_first() {
-    let (_t, idx) = indexed();
+    let (_t, idx) = index_sample();
     let img = format!("{SAMPLE}/generated/gen_03_rotated.jpg");
     let o = run(&["query", &img, "--index", &idx, "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let q: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(q["matches"][0]["candidate"].as_str().unwrap().ends_with("train_09.jpg"));
+    assert!(q["matches"][0]["candidate"]
+        .as_str()
+        .unwrap()
+        .ends_with("train_09.jpg"));
     assert_eq!(q["matches"].as_array().unwrap().len(), 10);
     assert_ne!(q["verdict"], "none");
     let o = run(&["query", &img, "--index", &idx]);
@@ -115,28 +131,64 @@ fn hash_prints_threatexchange_and_imagehash_hex() {
     // Exact mode agrees with the library on the same file.
     let rgb = image::open(&img).unwrap().to_rgb8();
     let p = lookalike::descriptors::pdq::pdq_from_rgb(&rgb);
-    let d = lookalike::descriptors::Hash256::from_hex(row[1]).unwrap().hamming(&p.hash);
-    assert!(d <= 4, "CLI hash differs by {d} bits from the library on the same image");
+    let d = lookalike::descriptors::Hash256::from_hex(row[1])
+        .unwrap()
+        .hamming(&p.hash);
+    assert!(
+        d <= 4,
+        "CLI hash differs by {d} bits from the library on the same image"
+    );
 }
 
 #[test]
 fn eval_command_reports_the_metrics_of_its_own_run() {
-    let (t, idx) = indexed();
-    let truth = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/eval/scrambled_truth.csv");
+    let (t, idx) = index_sample();
+    let truth = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/eval/scrambled_truth.csv"
+    );
     let saved = t.path().join("run.csv");
-    let o = run(&["eval", &format!("{SAMPLE}/generated"), "--truth", truth, "--index", &idx, "-k", "5", "--json", "-q", "--save-csv", saved.to_str().unwrap()]);
+    let o = run(&[
+        "eval",
+        &format!("{SAMPLE}/generated"),
+        "--truth",
+        truth,
+        "--index",
+        &idx,
+        "-k",
+        "5",
+        "--json",
+        "-q",
+        "--save-csv",
+        saved.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let e: Value = serde_json::from_slice(&o.stdout).unwrap();
     // Scoring the saved CSV (the score.py-compatible path, see eval_agreement.rs) gives the same numbers.
-    let gt = lookalike::search::eval::parse_truth(&std::fs::read_to_string(truth).unwrap()).unwrap();
-    let by_q = lookalike::search::eval::predictions_from_csv(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    let gt =
+        lookalike::search::eval::parse_truth(&std::fs::read_to_string(truth).unwrap()).unwrap();
+    let by_q =
+        lookalike::search::eval::predictions_from_csv(&std::fs::read_to_string(&saved).unwrap())
+            .unwrap();
     let (m, r_fa, _) = lookalike::search::eval::score(&by_q, &gt);
-    for (k, v) in [("recall_at_1", m.recall_at_1), ("recall_at_10", m.recall_at_10), ("uap", m.uap)] {
+    for (k, v) in [
+        ("recall_at_1", m.recall_at_1),
+        ("recall_at_10", m.recall_at_10),
+        ("uap", m.uap),
+    ] {
         assert!((e["overall"][k].as_f64().unwrap() - v).abs() < 1e-9, "{k}");
     }
     assert!((e["recall_at_fa1"].as_f64().unwrap() - r_fa).abs() < 1e-9);
     assert_eq!(e["overall"]["positives"], 11);
     // The human table names the metrics.
-    let o = run(&["eval", &format!("{SAMPLE}/generated"), "--truth", truth, "--index", &idx, "-q"]);
+    let o = run(&[
+        "eval",
+        &format!("{SAMPLE}/generated"),
+        "--truth",
+        truth,
+        "--index",
+        &idx,
+        "-q",
+    ]);
     assert!(stdout(&o).contains("R@FA<=1%"));
 }

@@ -10,8 +10,8 @@
 //! their pHash by coefficients that are exactly zero). A change in arithmetic
 //! order shows up here first.
 
-use lookalike::descriptors::pdq::{pdq_dihedral_from_rgb, pdq_from_rgb, DIHEDRAL_NAMES};
 use image::{imageops, RgbImage};
+use lookalike::descriptors::pdq::{pdq_dihedral_from_rgb, pdq_from_rgb, DIHEDRAL_NAMES};
 use lookalike::descriptors::phash::phash_from_rgb;
 use lookalike::descriptors::Hash256;
 use std::path::PathBuf;
@@ -44,7 +44,11 @@ fn reference_rows() -> Vec<Row> {
             }
         })
         .collect();
-    assert!(rows.len() >= 10, "expected the full test set, got {} rows", rows.len());
+    assert!(
+        rows.len() >= 10,
+        "expected the full test set, got {} rows",
+        rows.len()
+    );
     rows
 }
 
@@ -52,7 +56,9 @@ fn reference_rows() -> Vec<Row> {
 fn matches_reference_hashes() {
     let mut failures = Vec::new();
     for r in reference_rows() {
-        let img = image::open(data_dir().join(&r.file)).expect("decode").to_rgb8();
+        let img = image::open(data_dir().join(&r.file))
+            .expect("decode")
+            .to_rgb8();
         let p = pdq_from_rgb(&img);
         let d = p.hash.hamming(&r.pdq);
         let ph = phash_from_rgb(&img);
@@ -65,7 +71,10 @@ fn matches_reference_hashes() {
             failures.push(format!("{}: PDQ distance {d}", r.file));
         }
         if p.quality != r.quality {
-            failures.push(format!("{}: quality {} vs {}", r.file, p.quality, r.quality));
+            failures.push(format!(
+                "{}: quality {} vs {}",
+                r.file, p.quality, r.quality
+            ));
         }
         if pd != 0 {
             failures.push(format!("{}: pHash distance {pd}", r.file));
@@ -77,17 +86,28 @@ fn matches_reference_hashes() {
 /// The eight variants against `pdqhash.compute_dihedral` (reference_dihedral.csv).
 #[test]
 fn dihedral_matches_reference() {
-    let csv = std::fs::read_to_string(data_dir().join("reference_dihedral.csv")).expect("reference_dihedral.csv");
+    let csv = std::fs::read_to_string(data_dir().join("reference_dihedral.csv"))
+        .expect("reference_dihedral.csv");
     let mut n = 0;
     for l in csv.lines().skip(1).filter(|l| !l.trim().is_empty()) {
         let f: Vec<&str> = l.trim().split(',').collect();
         assert_eq!(f.len(), 10, "bad CSV line {l:?}");
-        let img = image::open(data_dir().join(f[0])).expect("decode").to_rgb8();
+        let img = image::open(data_dir().join(f[0]))
+            .expect("decode")
+            .to_rgb8();
         let (hashes, quality) = pdq_dihedral_from_rgb(&img);
         assert_eq!(quality, f[1].parse::<u8>().unwrap(), "{}: quality", f[0]);
         for v in 0..8 {
             let want = Hash256::from_hex(f[2 + v]).expect("hex");
-            assert_eq!(hashes[v].hamming(&want), 0, "{} {}: {} vs {}", f[0], DIHEDRAL_NAMES[v], hashes[v].to_hex(), f[2 + v]);
+            assert_eq!(
+                hashes[v].hamming(&want),
+                0,
+                "{} {}: {} vs {}",
+                f[0],
+                DIHEDRAL_NAMES[v],
+                hashes[v].to_hex(),
+                f[2 + v]
+            );
         }
         n += 1;
     }
@@ -99,10 +119,17 @@ fn dihedral_matches_reference() {
 fn synthetic(w: u32, h: u32) -> RgbImage {
     RgbImage::from_fn(w, h, |x, y| {
         let (u, v) = (x as f32 / w as f32, y as f32 / h as f32);
-        let f = 0.5 + 0.2 * (7.0 * u + 3.0 * v * v).sin() + 0.15 * (11.0 * v - 5.0 * u).cos()
-            + 0.1 * (23.0 * u * v + 1.0).sin() + 0.05 * (u - 0.7 * v);
+        let f = 0.5
+            + 0.2 * (7.0 * u + 3.0 * v * v).sin()
+            + 0.15 * (11.0 * v - 5.0 * u).cos()
+            + 0.1 * (23.0 * u * v + 1.0).sin()
+            + 0.05 * (u - 0.7 * v);
         let g = (f.clamp(0.0, 1.0) * 255.0) as u8;
-        image::Rgb([g, (255.0 * u) as u8 / 2 + g / 2, g.saturating_sub((60.0 * v) as u8)])
+        image::Rgb([
+            g,
+            (255.0 * u) as u8 / 2 + g / 2,
+            g.saturating_sub((60.0 * v) as u8),
+        ])
     })
 }
 
@@ -122,7 +149,7 @@ fn transformed(img: &RgbImage) -> [RgbImage; 8] {
         imageops::rotate270(img), // PDQ's rot90 is counter-clockwise
         imageops::rotate180(img),
         imageops::rotate90(img),
-        imageops::flip_vertical(img),   // flipX: mirror about the horizontal axis
+        imageops::flip_vertical(img), // flipX: mirror about the horizontal axis
         imageops::flip_horizontal(img), // flipY: mirror about the vertical axis
         transpose(img),
         anti_transpose(img),
@@ -132,7 +159,10 @@ fn transformed(img: &RgbImage) -> [RgbImage; 8] {
 fn dihedral_distances(w: u32, h: u32) -> [u32; 8] {
     let img = synthetic(w, h);
     let (hashes, quality) = pdq_dihedral_from_rgb(&img);
-    assert!(quality >= 50, "test image should be hashable, quality {quality}");
+    assert!(
+        quality >= 50,
+        "test image should be hashable, quality {quality}"
+    );
     let t = transformed(&img);
     std::array::from_fn(|v| hashes[v].hamming(&pdq_from_rgb(&t[v]).hash))
 }

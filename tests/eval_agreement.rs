@@ -16,25 +16,41 @@ fn close(a: f64, b: &Value, what: &str) {
 
 #[test]
 fn metrics_equal_score_py() {
-    let gt = parse_truth(&std::fs::read_to_string(format!("{DIR}/scrambled_truth.csv")).unwrap()).unwrap();
-    let by_q = predictions_from_csv(&std::fs::read_to_string(format!("{DIR}/run.csv")).unwrap()).unwrap();
-    let want: Value = serde_json::from_str(&std::fs::read_to_string(format!("{DIR}/score_py_expected.json")).unwrap()).unwrap();
+    let gt = parse_truth(&std::fs::read_to_string(format!("{DIR}/scrambled_truth.csv")).unwrap())
+        .unwrap();
+    let by_q =
+        predictions_from_csv(&std::fs::read_to_string(format!("{DIR}/run.csv")).unwrap()).unwrap();
+    let want: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{DIR}/score_py_expected.json")).unwrap(),
+    )
+    .unwrap();
     let (m, r_fa, per_t) = score(&by_q, &gt);
     let o = &want["overall"];
     close(m.recall_at_1, &o["recall_at_1"], "recall@1");
     close(m.recall_at_10, &o["recall_at_10"], "recall@10");
     close(m.uap, &o["uap"], "uAP");
     close(m.recall_at_p90, &o["recall_at_p90"], "R@P90");
-    close(m.best_threshold.unwrap(), &o["best_threshold"], "best threshold");
+    close(
+        m.best_threshold.unwrap(),
+        &o["best_threshold"],
+        "best threshold",
+    );
     close(m.best_f1, &o["best_f1"], "best F1");
     close(m.false_alarm, &o["false_alarm_at_best"], "false alarms");
     close(r_fa, &o["recall_at_fa1"], "R@FA<=1%");
-    assert!(m.uap < 0.99 && m.recall_at_1 < 0.99, "fixture too easy to test anything");
+    assert!(
+        m.uap < 0.99 && m.recall_at_1 < 0.99,
+        "fixture too easy to test anything"
+    );
     for (t, got) in &per_t {
         let w = &want["per_transform"][t];
         close(got.uap, &w["uap"], &format!("{t} uAP"));
         close(got.recall_at_1, &w["recall_at_1"], &format!("{t} R@1"));
-        close(got.false_alarm, &w["false_alarm_at_global_best"], &format!("{t} FA"));
+        close(
+            got.false_alarm,
+            &w["false_alarm_at_global_best"],
+            &format!("{t} FA"),
+        );
     }
 }
 

@@ -34,7 +34,10 @@ fn shipped_images() -> Vec<(String, RgbImage)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = vec![];
     for dir in ["tests/data/descriptors", "examples/sample/training"] {
-        let mut files: Vec<_> = std::fs::read_dir(root.join(dir)).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         files.sort();
         for p in files {
             let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
@@ -48,8 +51,30 @@ fn shipped_images() -> Vec<(String, RgbImage)> {
 
 fn synthetic_set() -> Vec<(String, RgbImage)> {
     // Odd, even, tiny, exact-64, exact-32 and wide sizes: every window and edge case of the box filter.
-    let sizes = [(5, 5), (7, 300), (31, 33), (32, 32), (64, 64), (65, 127), (128, 129), (200, 150), (257, 255), (512, 384), (640, 64), (3, 50)];
-    sizes.iter().enumerate().map(|(i, &(w, h))| (format!("synthetic {w}x{h}"), common::synthetic(i as u64 + 1, w, h))).collect()
+    let sizes = [
+        (5, 5),
+        (7, 300),
+        (31, 33),
+        (32, 32),
+        (64, 64),
+        (65, 127),
+        (128, 129),
+        (200, 150),
+        (257, 255),
+        (512, 384),
+        (640, 64),
+        (3, 50),
+    ];
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &(w, h))| {
+            (
+                format!("synthetic {w}x{h}"),
+                common::synthetic(i as u64 + 1, w, h),
+            )
+        })
+        .collect()
 }
 
 /// Both query and index semantics, all images in one mixed-size batch.
@@ -67,11 +92,23 @@ fn assert_parity(set: &[(String, RgbImage)]) {
         }
         let ci = describe(img);
         if gi[k] != ci {
-            bad.push(format!("{name}: index descriptors differ: pdq bits {}", gi[k].pdq.hamming(&ci.pdq)));
+            bad.push(format!(
+                "{name}: index descriptors differ: pdq bits {}",
+                gi[k].pdq.hamming(&ci.pdq)
+            ));
         }
     }
-    assert!(bad.is_empty(), "GPU != CPU on {} of {} images:\n{}", bad.len(), set.len(), bad.join("\n"));
-    eprintln!("gpu_parity: {} images bit-identical (8 PDQ variants, quality, pHash, index descriptors)", set.len());
+    assert!(
+        bad.is_empty(),
+        "GPU != CPU on {} of {} images:\n{}",
+        bad.len(),
+        set.len(),
+        bad.join("\n")
+    );
+    eprintln!(
+        "gpu_parity: {} images bit-identical (8 PDQ variants, quality, pHash, index descriptors)",
+        set.len()
+    );
 }
 
 #[test]
@@ -88,7 +125,10 @@ fn shipped_images_bit_identical() {
 fn streaming_matches_batch() {
     let Some(e) = engine() else { return };
     let set = synthetic_set();
-    let batches: Vec<Vec<RgbImage>> = set.chunks(5).map(|c| c.iter().map(|(_, i)| i.clone()).collect()).collect();
+    let batches: Vec<Vec<RgbImage>> = set
+        .chunks(5)
+        .map(|c| c.iter().map(|(_, i)| i.clone()).collect())
+        .collect();
     let mut got = vec![];
     e.describe_stream(batches, |r| got.extend(r));
     let want: Vec<_> = set.iter().map(|(_, i)| describe_query(i)).collect();
@@ -112,7 +152,9 @@ fn hamming_topk_equals_cpu_scan() {
     let mut s = 0x1234_5678_9abc_def1u64;
     let mut db: Vec<Hash256> = (0..40_000).map(|_| rand_hash(&mut s)).collect();
     let live: Vec<bool> = (0..db.len()).map(|i| i % 7 != 3).collect();
-    let mut queries: Vec<[Hash256; 8]> = (0..48).map(|_| std::array::from_fn(|_| rand_hash(&mut s))).collect();
+    let mut queries: Vec<[Hash256; 8]> = (0..48)
+        .map(|_| std::array::from_fn(|_| rand_hash(&mut s)))
+        .collect();
     // Plant near and exact copies (in various orientations), duplicates for
     // ties, and a dead exact copy that must not be returned.
     for (q, qv) in queries.iter_mut().enumerate() {
@@ -130,9 +172,15 @@ fn hamming_topk_equals_cpu_scan() {
         let c = cpu_topk(&db, &live, &queries, k);
         assert_eq!(g, c, "k = {k}");
     }
-    assert!(e.hamming_topk(&db, &live, &queries, 10).iter().all(|v| v.len() == 10 && v[0].1 <= 3));
+    assert!(e
+        .hamming_topk(&db, &live, &queries, 10)
+        .iter()
+        .all(|v| v.len() == 10 && v[0].1 <= 3));
     // k beyond the kernel's list length falls back to the CPU scan, same answer.
-    assert_eq!(e.hamming_topk(&db, &live, &queries[..2], 100), cpu_topk(&db, &live, &queries[..2], 100));
+    assert_eq!(
+        e.hamming_topk(&db, &live, &queries[..2], 100),
+        cpu_topk(&db, &live, &queries[..2], 100)
+    );
 }
 
 #[test]
@@ -163,7 +211,8 @@ fn cli_gpu_and_cpu_give_same_index_and_check() {
             2 => image::imageops::flip_horizontal(&img),
             // Letterboxed copy: found through the trimmed view.
             3 if i % 8 == 3 => {
-                let mut out = RgbImage::from_pixel(img.width(), img.height() + 40, image::Rgb([0, 0, 0]));
+                let mut out =
+                    RgbImage::from_pixel(img.width(), img.height() + 40, image::Rgb([0, 0, 0]));
                 image::imageops::replace(&mut out, &img, 0, 20);
                 out
             }
@@ -175,13 +224,19 @@ fn cli_gpu_and_cpu_give_same_index_and_check() {
     let mut checks = vec![];
     for dev in ["gpu", "cpu"] {
         let idx = tmp.path().join(format!("idx_{dev}"));
-        let (i, t, g) = (idx.to_str().unwrap(), train.to_str().unwrap(), gen.to_str().unwrap());
+        let (i, t, g) = (
+            idx.to_str().unwrap(),
+            train.to_str().unwrap(),
+            gen.to_str().unwrap(),
+        );
         let o = common::run(&["index", t, "--index", i, "--device", dev, "--quiet"]);
         assert!(o.status.success(), "{}", common::stderr(&o));
         let o = common::run(&["info", "--index", i, "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         digest.push(v["content_digest"].clone());
-        let o = common::run(&["check", g, "--index", i, "--device", dev, "--json", "--quiet"]);
+        let o = common::run(&[
+            "check", g, "--index", i, "--device", dev, "--json", "--quiet",
+        ]);
         assert!(o.status.success(), "{}", common::stderr(&o));
         let mut v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         // Candidate paths name the index's own training folder: same for both.
@@ -189,10 +244,22 @@ fn cli_gpu_and_cpu_give_same_index_and_check() {
         checks.push(v);
     }
     assert_eq!(digest[0], digest[1], "index --device gpu vs cpu");
-    assert!(checks[0]["matched"].as_u64().unwrap() >= 18, "{}", checks[0]["matched"]);
+    assert!(
+        checks[0]["matched"].as_u64().unwrap() >= 18,
+        "{}",
+        checks[0]["matched"]
+    );
     assert_eq!(checks[0], checks[1], "check --device gpu vs cpu");
-    let trimmed = checks[0]["results"].as_array().unwrap().iter().filter(|r| r["matches"][0]["trimmed"] != "none").count();
-    assert!(trimmed >= 5, "letterboxed copies should match through trimmed views ({trimmed})");
+    let trimmed = checks[0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["matches"][0]["trimmed"] != "none")
+        .count();
+    assert!(
+        trimmed >= 5,
+        "letterboxed copies should match through trimmed views ({trimmed})"
+    );
 }
 
 /// With small batches the GPU path overlaps decoding of batch N+1 with GPU work
@@ -208,14 +275,26 @@ fn overlapped_gpu_indexing_equals_cpu_across_batches() {
     common::make_corpus(&data, 24, 500);
     // Copies whose originals sit in earlier batches (names sort after img_*).
     // z_copy_0 lands in the batch read while img_519's batch is still on the GPU.
-    for (i, src) in ["img_519.jpg", "img_507.jpg", "img_515.jpg"].iter().enumerate() {
+    for (i, src) in ["img_519.jpg", "img_507.jpg", "img_515.jpg"]
+        .iter()
+        .enumerate()
+    {
         std::fs::copy(data.join(src), data.join(format!("z_copy_{i}.jpg"))).unwrap();
     }
     let mut out = vec![];
     for dev in ["gpu", "cpu"] {
         let idx = tmp.path().join(format!("idx_{dev}"));
         let o = common::bin()
-            .args(["index", data.to_str().unwrap(), "--index", idx.to_str().unwrap(), "--device", dev, "--json", "-q"])
+            .args([
+                "index",
+                data.to_str().unwrap(),
+                "--index",
+                idx.to_str().unwrap(),
+                "--device",
+                dev,
+                "--json",
+                "-q",
+            ])
             .env("LOOKALIKE_BATCH", "5")
             .output()
             .unwrap();
@@ -223,7 +302,11 @@ fn overlapped_gpu_indexing_equals_cpu_across_batches() {
         let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         let o = common::run(&["info", "--index", idx.to_str().unwrap(), "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        out.push((s["described"].clone(), s["duplicates"].clone(), v["content_digest"].clone()));
+        out.push((
+            s["described"].clone(),
+            s["duplicates"].clone(),
+            v["content_digest"].clone(),
+        ));
     }
     assert_eq!(out[0].1, 3, "duplicates across batches");
     assert_eq!(out[0], out[1], "GPU (overlapped) vs CPU");

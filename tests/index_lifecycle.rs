@@ -10,7 +10,14 @@ use common::*;
 use serde_json::Value;
 
 fn index_json(data: &Path, index: &Path) -> Value {
-    let o = run(&["index", data.to_str().unwrap(), "--index", index.to_str().unwrap(), "--json", "-q"]);
+    let o = run(&[
+        "index",
+        data.to_str().unwrap(),
+        "--index",
+        index.to_str().unwrap(),
+        "--json",
+        "-q",
+    ]);
     assert!(o.status.success(), "index failed: {}", stderr(&o));
     serde_json::from_slice(&o.stdout).expect("index --json is JSON")
 }
@@ -28,11 +35,17 @@ fn incremental_reindex_processes_only_new_files_and_records_duplicates() {
     let idx = t.path().join("idx");
     make_corpus(&data, 20, 0);
     let s = index_json(&data, &idx);
-    assert_eq!((s["described"].as_u64(), s["unchanged"].as_u64()), (Some(20), Some(0)));
+    assert_eq!(
+        (s["described"].as_u64(), s["unchanged"].as_u64()),
+        (Some(20), Some(0))
+    );
 
     // Unchanged folder: nothing decoded.
     let s = index_json(&data, &idx);
-    assert_eq!((s["described"].as_u64(), s["unchanged"].as_u64()), (Some(0), Some(20)));
+    assert_eq!(
+        (s["described"].as_u64(), s["unchanged"].as_u64()),
+        (Some(0), Some(20))
+    );
 
     // 10 new files, two of them byte-identical copies of existing ones.
     make_corpus(&data, 8, 100);
@@ -71,22 +84,50 @@ fn bad_files_are_skipped_with_reasons_and_the_rest_indexed() {
     #[cfg(unix)]
     std::os::unix::fs::symlink(&data, data.join("loop")).unwrap();
 
-    let o = run(&["index", data.to_str().unwrap(), "--index", idx.to_str().unwrap(), "--json", "-q"]);
+    let o = run(&[
+        "index",
+        data.to_str().unwrap(),
+        "--index",
+        idx.to_str().unwrap(),
+        "--json",
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let s: Value = serde_json::from_slice(&o.stdout).unwrap();
     let skipped: Vec<(String, String)> = s["skipped"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| (v["path"].as_str().unwrap().to_string(), v["reason"].as_str().unwrap().to_string()))
+        .map(|v| {
+            (
+                v["path"].as_str().unwrap().to_string(),
+                v["reason"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let reason = |name: &str| {
-        skipped.iter().find(|(p, _)| p.ends_with(name)).map(|(_, r)| r.clone()).unwrap_or_else(|| panic!("{name} not reported: {skipped:?}"))
+        skipped
+            .iter()
+            .find(|(p, _)| p.ends_with(name))
+            .map(|(_, r)| r.clone())
+            .unwrap_or_else(|| panic!("{name} not reported: {skipped:?}"))
     };
     assert!(reason("empty.jpg").contains("empty"));
-    assert!(reason("notes.png").contains("not an image"), "{}", reason("notes.png"));
-    assert!(reason("truncated.jpg").contains("truncated"), "{}", reason("truncated.jpg"));
-    assert!(reason("bomb.png").contains("too large"), "{}", reason("bomb.png"));
+    assert!(
+        reason("notes.png").contains("not an image"),
+        "{}",
+        reason("notes.png")
+    );
+    assert!(
+        reason("truncated.jpg").contains("truncated"),
+        "{}",
+        reason("truncated.jpg")
+    );
+    assert!(
+        reason("bomb.png").contains("too large"),
+        "{}",
+        reason("bomb.png")
+    );
     #[cfg(unix)]
     assert!(reason("loop").contains("loop"), "{}", reason("loop"));
     // The five good images (and possibly the garbled one, if it still decodes) are indexed.
@@ -113,7 +154,15 @@ fn kill_during_index_then_rerun_equals_uninterrupted_run() {
     for attempt in 0..3 {
         let _ = std::fs::remove_dir_all(&crashed);
         let mut child = bin()
-            .args(["index", data.to_str().unwrap(), "--index", crashed.to_str().unwrap(), "-q", "--threads", "1"])
+            .args([
+                "index",
+                data.to_str().unwrap(),
+                "--index",
+                crashed.to_str().unwrap(),
+                "-q",
+                "--threads",
+                "1",
+            ])
             .env("LOOKALIKE_COMMIT_EVERY", "20")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -134,7 +183,10 @@ fn kill_during_index_then_rerun_equals_uninterrupted_run() {
     // What was committed is readable...
     let mid = info_json(&crashed);
     let mid_n = mid["live_images"].as_u64().unwrap();
-    assert!(mid_n < 400, "the kill came too late to test anything ({mid_n} indexed)");
+    assert!(
+        mid_n < 400,
+        "the kill came too late to test anything ({mid_n} indexed)"
+    );
     // ...and a rerun finishes the job, giving the same index content.
     let s = index_json(&data, &crashed);
     assert_eq!(s["unchanged"].as_u64(), Some(mid_n));
@@ -163,7 +215,10 @@ fn damaged_index_files_give_clear_errors_not_panics() {
                 std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
             }
         }
-        for e in std::fs::read_dir(first_segment(&pristine)).unwrap().flatten() {
+        for e in std::fs::read_dir(first_segment(&pristine))
+            .unwrap()
+            .flatten()
+        {
             std::fs::copy(e.path(), dst.join("seg-000001").join(e.file_name())).unwrap();
         }
         dst
@@ -173,10 +228,18 @@ fn damaged_index_files_give_clear_errors_not_panics() {
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{err}");
         assert!(!err.contains("panicked"), "{err}");
-        assert!(err.to_lowercase().contains(needle), "expected '{needle}' in: {err}");
+        assert!(
+            err.to_lowercase().contains(needle),
+            "expected '{needle}' in: {err}"
+        );
         // Queries refuse it the same way.
         let img = data.join("img_001.jpg");
-        let o = run(&["query", img.to_str().unwrap(), "--index", idx.to_str().unwrap()]);
+        let o = run(&[
+            "query",
+            img.to_str().unwrap(),
+            "--index",
+            idx.to_str().unwrap(),
+        ]);
         assert_eq!(o.status.code(), Some(2));
         assert!(!stderr(&o).contains("panicked"));
     };
@@ -185,7 +248,12 @@ fn damaged_index_files_give_clear_errors_not_panics() {
     let d = copy("truncated");
     let f = first_segment(&d).join("pdq.col");
     let len = std::fs::metadata(&f).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&f).unwrap().set_len(len - 7).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(len - 7)
+        .unwrap();
     expect_error(&d, "truncated");
 
     // One flipped bit in the payload.
@@ -213,7 +281,9 @@ fn damaged_index_files_give_clear_errors_not_panics() {
 
     // Future format version.
     let d = copy("future");
-    let m = std::fs::read_to_string(d.join("MANIFEST.json")).unwrap().replace("\"version\": 1", "\"version\": 99");
+    let m = std::fs::read_to_string(d.join("MANIFEST.json"))
+        .unwrap()
+        .replace("\"version\": 1", "\"version\": 99");
     std::fs::write(d.join("MANIFEST.json"), m).unwrap();
     expect_error(&d, "version 99");
 
@@ -239,7 +309,12 @@ fn refuses_to_write_an_index_into_a_folder_with_other_files() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
     make_corpus(&data, 2, 0);
-    let o = run(&["index", data.to_str().unwrap(), "--index", data.to_str().unwrap()]);
+    let o = run(&[
+        "index",
+        data.to_str().unwrap(),
+        "--index",
+        data.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("refusing"), "{}", stderr(&o));
 }
@@ -260,7 +335,13 @@ fn index_records_its_decode_setting_and_refuses_a_different_one() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("fast:128"), "{}", stderr(&o));
     // Queries are decoded like the index: an indexed file matches itself at distance 0.
-    let o = run(&["query", data.join("img_001.jpg").to_str().unwrap(), "--index", i, "--json"]);
+    let o = run(&[
+        "query",
+        data.join("img_001.jpg").to_str().unwrap(),
+        "--index",
+        i,
+        "--json",
+    ]);
     let q: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(q["matches"][0]["pdq_distance"], 0);
 }

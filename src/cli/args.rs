@@ -32,36 +32,44 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Index a dataset folder (re-run it to add new or changed files only).
-    #[command(long_about = "Walks DIR recursively (JPEG, PNG, WebP, GIF, BMP, TIFF), computes PDQ and pHash for every \
+    #[command(
+        long_about = "Walks DIR recursively (JPEG, PNG, WebP, GIF, BMP, TIFF), computes PDQ and pHash for every \
 image and appends them to the index. Re-running on a grown folder processes only new or changed files; \
 identical files are recorded without decoding again; files gone from DIR are marked removed. Unreadable, \
 corrupt, truncated, empty and oversized files are skipped and listed (also in INDEX/skipped.tsv). Work is \
-committed every 50 000 images or 30 s, so an interrupted run loses little and a rerun finishes the job.")]
+committed every 50 000 images or 30 s, so an interrupted run loses little and a rerun finishes the job."
+    )]
     Index(IndexArgs),
     /// Find the training images closest to one image.
     Query(QueryArgs),
     /// Check a folder of generated images: matches, verdicts, replication rate.
-    #[command(long_about = "Checks every image under DIR against the index and prints each match with its training \
+    #[command(
+        long_about = "Checks every image under DIR against the index and prints each match with its training \
 image, distances and verdict (exact / near-duplicate / none), then the replication rate: the share of \
 checked images with a match. --csv writes one row per (image, candidate) for pipelines and scorers; \
---json the full report. --fail-on-match exits with code 1 if anything matched, for CI gates.")]
+--json the full report. --fail-on-match exits with code 1 if anything matched, for CI gates."
+    )]
     Check(CheckArgs),
     /// Print PDQ (hex, ThreatExchange format), PDQ quality and pHash (hex, imagehash format) of images.
     Hash(HashArgs),
     /// Describe an index: format version, segments, records; validates every file.
     Info(InfoArgs),
     /// Find near-duplicate groups inside the indexed training set.
-    #[command(long_about = "Groups the indexed images that are near copies of each other: same bytes, or upright PDQ \
+    #[command(
+        long_about = "Groups the indexed images that are near copies of each other: same bytes, or upright PDQ \
 distance <= --max-distance (low-quality hashes also need pHash to agree). Every member of a group is within the \
 threshold of every other member (clique grouping, no chaining through intermediate images). Rotated or mirrored \
-duplicates are not grouped: the index keeps one upright hash per image. Exact brute force over all pairs, on all cores.")]
+duplicates are not grouped: the index keeps one upright hash per image. Exact brute force over all pairs, on all cores."
+    )]
     Dedup(DedupArgs),
     /// Check a folder with known answers and score the run (recall, µAP, false alarms).
-    #[command(long_about = "Runs `check` on QUERY_DIR and scores it against a ground-truth CSV with columns \
+    #[command(
+        long_about = "Runs `check` on QUERY_DIR and scores it against a ground-truth CSV with columns \
 query,expected,transform (expected empty = a negative query that should match nothing): recall@1/@10, \
 µAP (DISC21 micro-AP, negatives included), recall at ≤ 1 % false alarms on negative queries, the \
 precision/recall/false-alarm rate of the verdicts at the default thresholds, and a per-transform table. \
-Use it to see how lookalike does on your own data before trusting a threshold.")]
+Use it to see how lookalike does on your own data before trusting a threshold."
+    )]
     Eval(EvalArgs),
 }
 
@@ -90,7 +98,13 @@ pub struct EvalArgs {
 #[derive(Args, Debug, Clone)]
 pub struct IndexSel {
     /// Index name (stored in indexes/NAME) or path to an index folder.
-    #[arg(long, short = 'i', default_value = "default", env = "LOOKALIKE_INDEX", value_name = "NAME|PATH")]
+    #[arg(
+        long,
+        short = 'i',
+        default_value = "default",
+        env = "LOOKALIKE_INDEX",
+        value_name = "NAME|PATH"
+    )]
     pub index: String,
 }
 
@@ -120,7 +134,12 @@ pub struct DeviceArgs {
     /// Where descriptors (and batch searches) run: auto = a hardware GPU if
     /// there is one, else the CPU; gpu = any wgpu adapter, software ones too;
     /// cpu = never touch the GPU. Results are the same on all three.
-    #[arg(long, default_value = "auto", env = "LOOKALIKE_DEVICE", value_name = "auto|gpu|cpu")]
+    #[arg(
+        long,
+        default_value = "auto",
+        env = "LOOKALIKE_DEVICE",
+        value_name = "auto|gpu|cpu"
+    )]
     pub device: crate::gpu::DeviceChoice,
 }
 

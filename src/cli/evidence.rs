@@ -12,9 +12,21 @@ use crate::report::{self, html};
 use crate::search::check::CheckReport;
 use crate::search::dedup;
 
-pub fn check_report(path: &Path, r: &CheckReport, a: &CheckArgs, decode: String, limits: Limits) -> Result<()> {
-    let o = html::HtmlOptions { limit: a.report.report_limit, limits, decode, top_k: a.top_k };
-    html::save(path, |w| html::write_check(w, r, &o)).with_context(|| format!("writing report {}", path.display()))?;
+pub fn check_report(
+    path: &Path,
+    r: &CheckReport,
+    a: &CheckArgs,
+    decode: String,
+    limits: Limits,
+) -> Result<()> {
+    let o = html::HtmlOptions {
+        limit: a.report.report_limit,
+        limits,
+        decode,
+        top_k: a.top_k,
+    };
+    html::save(path, |w| html::write_check(w, r, &o))
+        .with_context(|| format!("writing report {}", path.display()))?;
     eprintln!("report written to {}", path.display());
     Ok(())
 }
@@ -26,10 +38,15 @@ pub fn run(a: DedupArgs) -> Result<i32> {
         let o = html::HtmlOptions {
             limit: a.report.report_limit,
             limits: Limits::default(),
-            decode: idx.manifest.decode.clone().unwrap_or_else(|| "fast:512".into()),
+            decode: idx
+                .manifest
+                .decode
+                .clone()
+                .unwrap_or_else(|| "fast:512".into()),
             top_k: 0,
         };
-        html::save(path, |w| html::write_dedup(w, &r, &o)).with_context(|| format!("writing report {}", path.display()))?;
+        html::save(path, |w| html::write_dedup(w, &r, &o))
+            .with_context(|| format!("writing report {}", path.display()))?;
         eprintln!("report written to {}", path.display());
     }
     let mut out = std::io::stdout().lock();

@@ -13,13 +13,13 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use args::{Cli, Command, DecodeArgs};
 use crate::descriptors::{describe_query, QueryDescriptors};
 use crate::index::build::{build, BuildOptions};
 use crate::index::{resolve_index_path, Index, IndexWriter};
 use crate::ingest::{pipeline, DecodeMode, Limits, Outcome};
 use crate::report::{self, csv::field, Style};
 use crate::search::check::{self, CheckOptions};
+use args::{Cli, Command, DecodeArgs};
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_MATCH: i32 = 1;
@@ -30,13 +30,17 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
         // Only fails if a pool exists already, which cannot happen this early.
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global();
     }
     match run(cli) {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => EXIT_OK, // `lookalike ... | head` is not an error
         Err(e) => {
-            let st = Style { color: report::use_color(std::io::stderr().is_terminal()) };
+            let st = Style {
+                color: report::use_color(std::io::stderr().is_terminal()),
+            };
             eprintln!("{} {e:#}", st.red("error:"));
             EXIT_ERROR
         }
@@ -55,7 +59,10 @@ fn quiet_wayland() {
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run(cli: Cli) -> Result<i32> {
@@ -72,7 +79,9 @@ fn run(cli: Cli) -> Result<i32> {
 }
 
 pub(crate) fn stdout_style() -> Style {
-    Style { color: report::use_color(std::io::stdout().is_terminal()) }
+    Style {
+        color: report::use_color(std::io::stdout().is_terminal()),
+    }
 }
 
 /// The decode setting asked for on the command line, if any.
@@ -88,8 +97,17 @@ fn requested_decode(d: &DecodeArgs) -> Option<(DecodeMode, u32)> {
 /// records (so queries hash like the corpus did), else fast at 512 px.
 pub(crate) fn decode_setting(d: &DecodeArgs, recorded: Option<&str>) -> (DecodeMode, Limits) {
     let recorded = recorded.and_then(DecodeMode::parse_label);
-    let (mode, side) = requested_decode(d).or(recorded).unwrap_or((DecodeMode::Fast, crate::ingest::decode::FAST_MIN_SIDE));
-    (mode, Limits { max_bytes: d.max_mib.saturating_mul(1 << 20), max_pixels: d.max_pixels, fast_min_side: side })
+    let (mode, side) = requested_decode(d)
+        .or(recorded)
+        .unwrap_or((DecodeMode::Fast, crate::ingest::decode::FAST_MIN_SIDE));
+    (
+        mode,
+        Limits {
+            max_bytes: d.max_mib.saturating_mul(1 << 20),
+            max_pixels: d.max_pixels,
+            fast_min_side: side,
+        },
+    )
 }
 
 fn mode(exact: bool) -> DecodeMode {
@@ -109,15 +127,20 @@ pub fn progress(len: Option<u64>, what: &str, quiet: bool) -> ProgressBar {
         Some(n) => {
             let pb = ProgressBar::new(n);
             pb.set_style(
-                ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} images, {per_sec}, ETA {eta}")
-                    .unwrap()
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {pos}/{len} images, {per_sec}, ETA {eta}",
+                )
+                .unwrap()
+                .progress_chars("=> "),
             );
             pb
         }
         None => {
             let pb = ProgressBar::new_spinner();
-            pb.set_style(ProgressStyle::with_template("{spinner} {msg} {pos} images, {per_sec}, {elapsed}").unwrap());
+            pb.set_style(
+                ProgressStyle::with_template("{spinner} {msg} {pos} images, {per_sec}, {elapsed}")
+                    .unwrap(),
+            );
             pb
         }
     };
@@ -138,7 +161,10 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
     let dir = resolve_index_path(&a.sel.index);
     let mut writer = IndexWriter::open(&dir)?;
     // Tuning/testing knob: commit every N images instead of 50 000.
-    if let Some(n) = std::env::var("LOOKALIKE_COMMIT_EVERY").ok().and_then(|v| v.parse().ok()) {
+    if let Some(n) = std::env::var("LOOKALIKE_COMMIT_EVERY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         writer.flush_records = n;
     }
     let recorded = writer.decode_label().map(str::to_string);
@@ -153,7 +179,12 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
     }
     writer.set_decode_label(label);
     let gpu = engine(a.device.device, quiet)?;
-    let opts = BuildOptions { mode, limits, prune: !a.keep_missing, gpu };
+    let opts = BuildOptions {
+        mode,
+        limits,
+        prune: !a.keep_missing,
+        gpu,
+    };
     let pb = progress(None, "indexing", quiet);
     let mut stats = build(&mut writer, &a.dir, &opts, &pb)?;
     pb.finish_and_clear();
@@ -182,9 +213,19 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
         stats.skipped.len(),
         stats.images_per_second
     )?;
-    writeln!(out, "index {} now holds {} images", dir.display(), stats.live_records)?;
+    writeln!(
+        out,
+        "index {} now holds {} images",
+        dir.display(),
+        stats.live_records
+    )?;
     if stats.previously_failed > 0 {
-        writeln!(out, "{} unchanged files failed before and were not retried (see {})", stats.previously_failed, log.display())?;
+        writeln!(
+            out,
+            "{} unchanged files failed before and were not retried (see {})",
+            stats.previously_failed,
+            log.display()
+        )?;
     }
     if !stats.skipped.is_empty() {
         writeln!(out, "skipped:")?;
@@ -200,7 +241,10 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
 }
 
 /// Opens the GPU engine for `--device`; says on stderr which adapter runs.
-fn engine(choice: crate::gpu::DeviceChoice, quiet: bool) -> Result<Option<std::sync::Arc<crate::gpu::GpuEngine>>> {
+fn engine(
+    choice: crate::gpu::DeviceChoice,
+    quiet: bool,
+) -> Result<Option<std::sync::Arc<crate::gpu::GpuEngine>>> {
     let e = crate::gpu::GpuEngine::new(choice)?;
     if !quiet {
         match &e {
@@ -218,7 +262,12 @@ fn write_skip_log(path: &Path, skipped: &[crate::ingest::Skipped]) -> std::io::R
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(f, "path\treason")?;
     for s in skipped {
-        writeln!(f, "{}\t{}", s.path.replace(['\t', '\n'], " "), s.reason.replace(['\t', '\n'], " "))?;
+        writeln!(
+            f,
+            "{}\t{}",
+            s.path.replace(['\t', '\n'], " "),
+            s.reason.replace(['\t', '\n'], " ")
+        )?;
     }
     f.flush()
 }
@@ -230,8 +279,19 @@ fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
     }
     let (files, skipped) = check::collect_queries(&a.image);
     let (mode, limits) = decode_setting(&a.decode, idx.manifest.decode.as_deref());
-    let opts = CheckOptions { mode, limits, top_k: a.top_k, gpu: None };
-    let r = check::check(&idx, files, skipped, &opts, &progress(None, "querying", quiet));
+    let opts = CheckOptions {
+        mode,
+        limits,
+        top_k: a.top_k,
+        gpu: None,
+    };
+    let r = check::check(
+        &idx,
+        files,
+        skipped,
+        &opts,
+        &progress(None, "querying", quiet),
+    );
     if let Some(s) = r.skipped.first() {
         bail!("{}: {}", s.path, s.reason);
     }
@@ -253,7 +313,12 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
     let (files, skipped) = check::collect_queries(&a.dir);
     let gpu = engine(a.device.device, quiet)?;
     let (mode, limits) = decode_setting(&a.decode, idx.manifest.decode.as_deref());
-    let opts = CheckOptions { mode, limits, top_k: a.top_k, gpu };
+    let opts = CheckOptions {
+        mode,
+        limits,
+        top_k: a.top_k,
+        gpu,
+    };
     let pb = progress(Some(files.len() as u64), "checking", quiet);
     let r = check::check(&idx, files, skipped, &opts, &pb);
     pb.finish_and_clear();
@@ -271,10 +336,16 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
     }
     if a.out.json || a.out.csv {
         // Pipelines read stdout; people still want the headline.
-        let st = Style { color: report::use_color(std::io::stderr().is_terminal()) };
+        let st = Style {
+            color: report::use_color(std::io::stderr().is_terminal()),
+        };
         report::table::write_summary(&mut std::io::stderr().lock(), &r, &st)?;
     }
-    Ok(if a.fail_on_match && r.matched > 0 { EXIT_MATCH } else { EXIT_OK })
+    Ok(if a.fail_on_match && r.matched > 0 {
+        EXIT_MATCH
+    } else {
+        EXIT_OK
+    })
 }
 
 #[derive(serde::Serialize)]
@@ -287,11 +358,21 @@ struct HashRow {
 
 fn cmd_hash(a: args::HashArgs, quiet: bool) -> Result<i32> {
     let (files, mut skipped) = check::collect_queries(&a.path);
-    let pb = progress(Some(files.len() as u64), "hashing", quiet || files.len() < 2);
+    let pb = progress(
+        Some(files.len() as u64),
+        "hashing",
+        quiet || files.len() < 2,
+    );
     let limits = Limits::default();
     let mut rows = Vec::with_capacity(files.len());
     for chunk in files.chunks(pipeline::BATCH) {
-        for p in pipeline::process_batch(chunk.to_vec(), mode(!a.fast), &limits, |_| None, |d| describe_query(&d.rgb)) {
+        for p in pipeline::process_batch(
+            chunk.to_vec(),
+            mode(!a.fast),
+            &limits,
+            |_| None,
+            |d| describe_query(&d.rgb),
+        ) {
             let path = p.entry.path.display().to_string();
             match p.outcome {
                 Outcome::Done(q) | Outcome::Duplicate(q) => rows.push(row(path, &q)),
@@ -303,12 +384,22 @@ fn cmd_hash(a: args::HashArgs, quiet: bool) -> Result<i32> {
     pb.finish_and_clear();
     let mut out = std::io::stdout().lock();
     if a.out.json {
-        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "results": rows, "skipped": skipped }))?;
+        serde_json::to_writer_pretty(
+            &mut out,
+            &serde_json::json!({ "results": rows, "skipped": skipped }),
+        )?;
         writeln!(out)?;
     } else if a.out.csv {
         writeln!(out, "path,pdq,quality,phash")?;
         for r in &rows {
-            writeln!(out, "{},{},{},{}", field(&r.path), r.pdq, r.quality, r.phash)?;
+            writeln!(
+                out,
+                "{},{},{},{}",
+                field(&r.path),
+                r.pdq,
+                r.quality,
+                r.phash
+            )?;
         }
     } else {
         // ThreatExchange's hasher prints "hash,quality,filename"; we add pHash.
@@ -319,11 +410,20 @@ fn cmd_hash(a: args::HashArgs, quiet: bool) -> Result<i32> {
     for s in &skipped {
         eprintln!("skipped {}: {}", s.path, s.reason);
     }
-    Ok(if rows.is_empty() && !skipped.is_empty() { EXIT_ERROR } else { EXIT_OK })
+    Ok(if rows.is_empty() && !skipped.is_empty() {
+        EXIT_ERROR
+    } else {
+        EXIT_OK
+    })
 }
 
 fn row(path: String, q: &QueryDescriptors) -> HashRow {
-    HashRow { path, pdq: q.pdq[0].to_hex(), quality: q.quality, phash: format!("{:016x}", q.phash) }
+    HashRow {
+        path,
+        pdq: q.pdq[0].to_hex(),
+        quality: q.quality,
+        phash: format!("{:016x}", q.phash),
+    }
 }
 
 fn cmd_info(a: args::InfoArgs) -> Result<i32> {
@@ -355,12 +455,30 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
         writeln!(out)?;
     } else {
         writeln!(out, "index       {}", idx.dir.display())?;
-        writeln!(out, "format      {} v{} (generation {}, written by {})", idx.manifest.format, idx.manifest.version, idx.manifest.generation, idx.manifest.writer)?;
-        writeln!(out, "images      {live} searchable ({records} records in {} segments)", idx.segments.len())?;
+        writeln!(
+            out,
+            "format      {} v{} (generation {}, written by {})",
+            idx.manifest.format, idx.manifest.version, idx.manifest.generation, idx.manifest.writer
+        )?;
+        writeln!(
+            out,
+            "images      {live} searchable ({records} records in {} segments)",
+            idx.segments.len()
+        )?;
         writeln!(out, "descriptors PDQ (256 bit) + quality, pHash (64 bit)")?;
-        writeln!(out, "decode      {}", idx.manifest.decode.as_deref().unwrap_or("fast:512"))?;
-        writeln!(out, "digest      {digest}  (same files, same descriptors → same digest)")?;
-        writeln!(out, "all column files validated (sizes, versions, checksums)")?;
+        writeln!(
+            out,
+            "decode      {}",
+            idx.manifest.decode.as_deref().unwrap_or("fast:512")
+        )?;
+        writeln!(
+            out,
+            "digest      {digest}  (same files, same descriptors → same digest)"
+        )?;
+        writeln!(
+            out,
+            "all column files validated (sizes, versions, checksums)"
+        )?;
     }
     Ok(EXIT_OK)
 }

@@ -22,7 +22,9 @@ impl Hash256 {
     }
 
     pub fn hamming(&self, other: &Hash256) -> u32 {
-        (0..4).map(|i| (self.words[i] ^ other.words[i]).count_ones()).sum()
+        (0..4)
+            .map(|i| (self.words[i] ^ other.words[i]).count_ones())
+            .sum()
     }
 
     pub fn to_hex(&self) -> String {

@@ -22,9 +22,36 @@ pub struct Descriptors {
 
 /// Computes every descriptor of a decoded RGB image (CPU reference path).
 pub fn describe(img: &image::RgbImage) -> Descriptors {
-    let p = pdq::pdq_from_rgb(img);
-    let pdq_trim = trim::trimmed(img).map(|t| pdq::pdq_from_rgb(&t).hash).unwrap_or(p.hash);
-    Descriptors { pdq: p.hash, quality: p.quality, phash: phash::phash_from_rgb(img), pdq_trim }
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let luma = pdq::luma_from_rgb(img);
+    let p = pdq::pdq_from_luma(&luma, w, h);
+    let pdq_trim = trimmed_luma(img, &luma)
+        .map(|(l, tw, th)| pdq::pdq_from_luma(&l, tw, th).hash)
+        .unwrap_or(p.hash);
+    Descriptors {
+        pdq: p.hash,
+        quality: p.quality,
+        phash: phash::phash_from_rgb(img),
+        pdq_trim,
+    }
+}
+
+/// The trimmed view's luma, cut from the image's luma (luma is per pixel, so
+/// this equals the luma of the cropped image without converting it twice).
+fn trimmed_luma(img: &image::RgbImage, luma: &[f32]) -> Option<(Vec<f32>, usize, usize)> {
+    let (x, y, tw, th) = trim::content_box(img)?;
+    let (x, y, tw, th, w) = (
+        x as usize,
+        y as usize,
+        tw as usize,
+        th as usize,
+        img.width() as usize,
+    );
+    let out = (y..y + th)
+        .flat_map(|r| &luma[r * w + x..r * w + x + tw])
+        .copied()
+        .collect();
+    Some((out, tw, th))
 }
 
 /// What a query needs: all 8 dihedral PDQ variants (from one DCT) plus pHash.
@@ -52,7 +79,15 @@ impl QueryDescriptors {
 }
 
 pub fn describe_query(img: &image::RgbImage) -> QueryDescriptors {
-    let (pdq, quality) = pdq::pdq_dihedral_from_rgb(img);
-    let pdq_trim = trim::trimmed(img).map(|t| pdq::pdq_dihedral_from_rgb(&t).0);
-    QueryDescriptors { pdq, quality, phash: phash::phash_from_rgb(img), pdq_trim }
+    let luma = pdq::luma_from_rgb(img);
+    let (pdq, quality) =
+        pdq::pdq_dihedral_from_luma(&luma, img.width() as usize, img.height() as usize);
+    let pdq_trim =
+        trimmed_luma(img, &luma).map(|(l, tw, th)| pdq::pdq_dihedral_from_luma(&l, tw, th).0);
+    QueryDescriptors {
+        pdq,
+        quality,
+        phash: phash::phash_from_rgb(img),
+        pdq_trim,
+    }
 }

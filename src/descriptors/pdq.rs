@@ -51,8 +51,16 @@ pub const MIN_HASHABLE_DIM: usize = 5;
 /// (`rotate90`), flipX = mirror top/bottom (`flip_vertical`), flipY = mirror
 /// left/right (`flip_horizontal`), flipPlus1 = transpose (about the main
 /// diagonal), flipMinus1 = transpose about the anti-diagonal.
-pub const DIHEDRAL_NAMES: [&str; 8] =
-    ["original", "rot90", "rot180", "rot270", "flipX", "flipY", "flipPlus1", "flipMinus1"];
+pub const DIHEDRAL_NAMES: [&str; 8] = [
+    "original",
+    "rot90",
+    "rot180",
+    "rot270",
+    "flipX",
+    "flipY",
+    "flipPlus1",
+    "flipMinus1",
+];
 
 /// Rec.601 luma, row-major, as f32.
 ///
@@ -128,7 +136,11 @@ fn box_1d(n: usize, w: usize, mut get: impl FnMut(usize) -> f32, mut put: impl F
 /// reference's dihedral path does); [`pdq_from_luma`] adds the reference's
 /// 64×64 pass-through. Needs `width, height >= 1`.
 pub fn jarosz_downsample_64(luma: &[f32], width: usize, height: usize) -> [f32; 4096] {
-    assert_eq!(luma.len(), width * height, "luma buffer does not match width*height");
+    assert_eq!(
+        luma.len(),
+        width * height,
+        "luma buffer does not match width*height"
+    );
     let win_rows = jarosz_window_size(width, 64); // window along each row
     let win_cols = jarosz_window_size(height, 64); // window along each column
     let mut a = luma.to_vec();
@@ -165,18 +177,26 @@ fn box_cols(src: &[f32], dst: &mut [f32], width: usize, height: usize, w: usize)
         sum.iter_mut().zip(row(ri)).for_each(|(s, x)| *s += x);
         count += 1;
         let c = count as f32;
-        dst[oi * width..(oi + 1) * width].iter_mut().zip(&sum).for_each(|(d, s)| *d = s / c);
+        dst[oi * width..(oi + 1) * width]
+            .iter_mut()
+            .zip(&sum)
+            .for_each(|(d, s)| *d = s / c);
         ri += 1;
         oi += 1;
     }
     for _ in 0..full {
         let (r_in, r_out) = (row(ri), row(li));
-        sum.iter_mut().zip(r_in.iter().zip(r_out)).for_each(|(s, (x, y))| {
-            *s += x;
-            *s -= y;
-        });
+        sum.iter_mut()
+            .zip(r_in.iter().zip(r_out))
+            .for_each(|(s, (x, y))| {
+                *s += x;
+                *s -= y;
+            });
         let c = count as f32;
-        dst[oi * width..(oi + 1) * width].iter_mut().zip(&sum).for_each(|(d, s)| *d = s / c);
+        dst[oi * width..(oi + 1) * width]
+            .iter_mut()
+            .zip(&sum)
+            .for_each(|(d, s)| *d = s / c);
         li += 1;
         ri += 1;
         oi += 1;
@@ -185,7 +205,10 @@ fn box_cols(src: &[f32], dst: &mut [f32], width: usize, height: usize, w: usize)
         sum.iter_mut().zip(row(li)).for_each(|(s, y)| *s -= y);
         count -= 1;
         let c = count as f32;
-        dst[oi * width..(oi + 1) * width].iter_mut().zip(&sum).for_each(|(d, s)| *d = s / c);
+        dst[oi * width..(oi + 1) * width]
+            .iter_mut()
+            .zip(&sum)
+            .for_each(|(d, s)| *d = s / c);
         li += 1;
         oi += 1;
     }
@@ -240,7 +263,8 @@ pub fn dct_matrix_16x64() -> &'static [f32; 1024] {
         let mut m = [0.0f32; 1024];
         for i in 0..16 {
             for j in 0..64 {
-                let angle = (std::f64::consts::PI / 2.0 / 64.0) * (i + 1) as f64 * (2 * j + 1) as f64;
+                let angle =
+                    (std::f64::consts::PI / 2.0 / 64.0) * (i + 1) as f64 * (2 * j + 1) as f64;
                 m[i * 64 + j] = (scale as f64 * angle.cos()) as f32;
             }
         }
@@ -331,7 +355,10 @@ pub fn dihedral_dcts(dct: &[f32; 256]) -> [[f32; 256]; 8] {
 /// PDQ of a luma image (row-major, `width × height`).
 pub fn pdq_from_luma(luma: &[f32], width: usize, height: usize) -> Pdq {
     if width < MIN_HASHABLE_DIM || height < MIN_HASHABLE_DIM {
-        return Pdq { hash: Hash256::default(), quality: 0 };
+        return Pdq {
+            hash: Hash256::default(),
+            quality: 0,
+        };
     }
     let buf = if width == 64 && height == 64 {
         // The reference skips filtering when the input is already 64×64
@@ -345,12 +372,19 @@ pub fn pdq_from_luma(luma: &[f32], width: usize, height: usize) -> Pdq {
         jarosz_downsample_64(luma, width, height)
     };
     let quality = quality_from_64(&buf);
-    Pdq { hash: hash_from_dct16(&dct16_from_64(&buf)), quality }
+    Pdq {
+        hash: hash_from_dct16(&dct16_from_64(&buf)),
+        quality,
+    }
 }
 
 /// PDQ of a decoded RGB image, at the resolution given (no resize).
 pub fn pdq_from_rgb(img: &image::RgbImage) -> Pdq {
-    pdq_from_luma(&luma_from_rgb(img), img.width() as usize, img.height() as usize)
+    pdq_from_luma(
+        &luma_from_rgb(img),
+        img.width() as usize,
+        img.height() as usize,
+    )
 }
 
 /// The 8 dihedral hashes ([`DIHEDRAL_NAMES`] order) and the quality.
@@ -374,7 +408,11 @@ pub fn pdq_dihedral_from_luma(luma: &[f32], width: usize, height: usize) -> ([Ha
 
 /// [`pdq_dihedral_from_luma`] of a decoded RGB image.
 pub fn pdq_dihedral_from_rgb(img: &image::RgbImage) -> ([Hash256; 8], u8) {
-    pdq_dihedral_from_luma(&luma_from_rgb(img), img.width() as usize, img.height() as usize)
+    pdq_dihedral_from_luma(
+        &luma_from_rgb(img),
+        img.width() as usize,
+        img.height() as usize,
+    )
 }
 
 #[cfg(test)]
@@ -399,10 +437,18 @@ mod tests {
             box_1d(16, w, |i| input[i], |o, v| out[o] = v);
             out
         };
-        let sums7 = [6., 10., 15., 21., 28., 35., 42., 49., 56., 63., 70., 77., 84., 75., 65., 54.];
-        let cnt7 = [4., 5., 6., 7., 7., 7., 7., 7., 7., 7., 7., 7., 7., 6., 5., 4.];
-        let sums8 = [10., 15., 21., 28., 36., 44., 52., 60., 68., 76., 84., 92., 84., 75., 65., 54.];
-        let cnt8 = [5., 6., 7., 8., 8., 8., 8., 8., 8., 8., 8., 8., 7., 6., 5., 4.];
+        let sums7 = [
+            6., 10., 15., 21., 28., 35., 42., 49., 56., 63., 70., 77., 84., 75., 65., 54.,
+        ];
+        let cnt7 = [
+            4., 5., 6., 7., 7., 7., 7., 7., 7., 7., 7., 7., 7., 6., 5., 4.,
+        ];
+        let sums8 = [
+            10., 15., 21., 28., 36., 44., 52., 60., 68., 76., 84., 92., 84., 75., 65., 54.,
+        ];
+        let cnt8 = [
+            5., 6., 7., 8., 8., 8., 8., 8., 8., 8., 8., 8., 7., 6., 5., 4.,
+        ];
         let (o7, o8) = (run(7), run(8));
         for i in 0..16 {
             assert_eq!(o7[i], sums7[i] / cnt7[i], "w7 out[{i}]");
@@ -427,7 +473,13 @@ mod tests {
 
     #[test]
     fn tiny_and_flat_inputs() {
-        assert_eq!(pdq_from_luma(&[1.0; 16], 4, 4), Pdq { hash: Hash256::default(), quality: 0 });
+        assert_eq!(
+            pdq_from_luma(&[1.0; 16], 4, 4),
+            Pdq {
+                hash: Hash256::default(),
+                quality: 0
+            }
+        );
         assert_eq!(pdq_from_luma(&[100.0; 100 * 80], 100, 80).quality, 0);
     }
 
@@ -435,6 +487,13 @@ mod tests {
     fn median_is_lower_middle() {
         let v: [f32; 256] = std::array::from_fn(|i| ((i * 97) % 256) as f32);
         assert_eq!(median_dct16(&v), 127.0);
-        assert_eq!(hash_from_dct16(&v).words.iter().map(|w| w.count_ones()).sum::<u32>(), 128);
+        assert_eq!(
+            hash_from_dct16(&v)
+                .words
+                .iter()
+                .map(|w| w.count_ones())
+                .sum::<u32>(),
+            128
+        );
     }
 }

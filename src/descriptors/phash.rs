@@ -67,7 +67,9 @@ fn taps_to_32(in_size: usize) -> std::rc::Rc<Taps> {
         if c.len() > 256 {
             c.clear();
         }
-        c.entry(in_size).or_insert_with(|| std::rc::Rc::new(taps(in_size, SIZE))).clone()
+        c.entry(in_size)
+            .or_insert_with(|| std::rc::Rc::new(taps(in_size, SIZE)))
+            .clone()
     })
 }
 
@@ -91,8 +93,9 @@ fn taps(in_size: usize, out_size: usize) -> Taps {
         let xmin = ((center - support + 0.5) as i64).max(0) as usize;
         let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
         let n = xmax.saturating_sub(xmin);
-        let mut k: Vec<f64> =
-            (0..n).map(|x| lanczos(((x + xmin) as f64 - center + 0.5) * ss)).collect();
+        let mut k: Vec<f64> = (0..n)
+            .map(|x| lanczos(((x + xmin) as f64 - center + 0.5) * ss))
+            .collect();
         let ww: f64 = k.iter().sum();
         if ww != 0.0 {
             k.iter_mut().for_each(|w| *w /= ww);
@@ -100,7 +103,13 @@ fn taps(in_size: usize, out_size: usize) -> Taps {
         let one = (1u32 << PRECISION_BITS) as f64;
         let ki = k
             .iter()
-            .map(|&w| if w < 0.0 { (-0.5 + w * one) as i32 } else { (0.5 + w * one) as i32 })
+            .map(|&w| {
+                if w < 0.0 {
+                    (-0.5 + w * one) as i32
+                } else {
+                    (0.5 + w * one) as i32
+                }
+            })
             .collect();
         start.push(xmin);
         weights.push(ki);
@@ -128,7 +137,9 @@ pub fn pil_lanczos_32(gray: &[u8], width: usize, height: usize) -> [u8; SIZE * S
         tmp = vec![0u8; SIZE * height];
         let mut src = vec![0i32; width]; // widened once per row so the dot products vectorise
         for y in 0..height {
-            src.iter_mut().zip(&gray[y * width..(y + 1) * width]).for_each(|(d, &p)| *d = p as i32);
+            src.iter_mut()
+                .zip(&gray[y * width..(y + 1) * width])
+                .for_each(|(d, &p)| *d = p as i32);
             for xx in 0..SIZE {
                 let s = t.start[xx];
                 let w = &t.weights[xx];
@@ -151,7 +162,9 @@ pub fn pil_lanczos_32(gray: &[u8], width: usize, height: usize) -> [u8; SIZE * S
             let mut acc = [1i32 << (PRECISION_BITS - 1); SIZE];
             for (i, &k) in t.weights[yy].iter().enumerate() {
                 let row = &horiz[(s + i) * SIZE..(s + i + 1) * SIZE];
-                acc.iter_mut().zip(row).for_each(|(a, &p)| *a += p as i32 * k);
+                acc.iter_mut()
+                    .zip(row)
+                    .for_each(|(a, &p)| *a += p as i32 * k);
             }
             for x in 0..SIZE {
                 out[yy * SIZE + x] = clip8(acc[x]);
@@ -231,12 +244,17 @@ pub fn phash_bits(dct: &[f64; 64]) -> u64 {
     let mut s = *dct;
     s.sort_by(|a, b| a.total_cmp(b));
     let med = (s[31] + s[32]) / 2.0;
-    dct.iter().fold(0u64, |acc, &v| (acc << 1) | (v > med) as u64)
+    dct.iter()
+        .fold(0u64, |acc, &v| (acc << 1) | (v > med) as u64)
 }
 
 /// `imagehash.phash` of an RGB image, as a u64 (`{:016x}` gives its hex).
 pub fn phash_from_rgb(img: &image::RgbImage) -> u64 {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let gray: Vec<u8> = img.as_raw().chunks_exact(3).map(|p| pil_luma(p[0], p[1], p[2])).collect();
+    let gray: Vec<u8> = img
+        .as_raw()
+        .chunks_exact(3)
+        .map(|p| pil_luma(p[0], p[1], p[2]))
+        .collect();
     phash_bits(&dct8_from_32(&pil_lanczos_32(&gray, w, h)))
 }

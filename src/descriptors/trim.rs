@@ -32,7 +32,10 @@ pub fn content_box(img: &RgbImage) -> Option<(u32, u32, u32, u32)> {
     let bottom = side(h, |i| row(h - 1 - i));
     let left = side(w, |i| col(i));
     let right = side(w, |i| col(w - 1 - i));
-    let (nw, nh) = (w.saturating_sub(left + right), h.saturating_sub(top + bottom));
+    let (nw, nh) = (
+        w.saturating_sub(left + right),
+        h.saturating_sub(top + bottom),
+    );
     if top + bottom + left + right == 0 || nw < w / 3 || nh < h / 3 || nw < 16 || nh < 16 {
         return None;
     }
@@ -86,7 +89,10 @@ fn dominant(line: &[[u8; 3]]) -> [u8; 3] {
             e.1[c] += p[c] as u32;
         }
     }
-    let (n, s) = bins.into_values().max_by_key(|(n, _)| *n).unwrap_or((1, [0; 3]));
+    let (n, s) = bins
+        .into_values()
+        .max_by_key(|(n, _)| *n)
+        .unwrap_or((1, [0; 3]));
     [(s[0] / n) as u8, (s[1] / n) as u8, (s[2] / n) as u8]
 }
 
@@ -96,7 +102,13 @@ mod tests {
     use image::Rgb;
 
     fn textured(w: u32, h: u32) -> RgbImage {
-        RgbImage::from_fn(w, h, |x, y| Rgb([(x * 7 % 251) as u8, (y * 13 % 241) as u8, ((x ^ y) * 5 % 239) as u8]))
+        RgbImage::from_fn(w, h, |x, y| {
+            Rgb([
+                (x * 7 % 251) as u8,
+                (y * 13 % 241) as u8,
+                ((x ^ y) * 5 % 239) as u8,
+            ])
+        })
     }
 
     fn pad(img: &RgbImage, l: u32, t: u32, r: u32, b: u32, c: [u8; 3]) -> RgbImage {
@@ -109,8 +121,14 @@ mod tests {
     fn finds_padding_letterbox_and_caption() {
         let core = textured(200, 150);
         assert_eq!(content_box(&core), None, "no border: nothing trimmed");
-        assert_eq!(content_box(&pad(&core, 30, 0, 30, 0, [255, 255, 255])), Some((30, 0, 200, 150)));
-        assert_eq!(content_box(&pad(&core, 0, 40, 0, 40, [0, 0, 0])), Some((0, 40, 200, 150)));
+        assert_eq!(
+            content_box(&pad(&core, 30, 0, 30, 0, [255, 255, 255])),
+            Some((30, 0, 200, 150))
+        );
+        assert_eq!(
+            content_box(&pad(&core, 0, 40, 0, 40, [0, 0, 0])),
+            Some((0, 40, 200, 150))
+        );
         // A caption bar with "text" (dark blocks covering a quarter of some lines).
         let mut meme = pad(&core, 0, 50, 0, 0, [250, 250, 245]);
         for y in 15..35 {
@@ -124,9 +142,15 @@ mod tests {
 
     #[test]
     fn flat_or_tiny_images_are_left_alone() {
-        assert_eq!(content_box(&RgbImage::from_pixel(100, 100, Rgb([9, 9, 9]))), None);
+        assert_eq!(
+            content_box(&RgbImage::from_pixel(100, 100, Rgb([9, 9, 9]))),
+            None
+        );
         assert_eq!(content_box(&RgbImage::new(8, 8)), None);
         // A 2-pixel border is JPEG-edge noise, not padding.
-        assert_eq!(content_box(&pad(&textured(200, 150), 2, 2, 2, 2, [255, 255, 255])), None);
+        assert_eq!(
+            content_box(&pad(&textured(200, 150), 2, 2, 2, 2, [255, 255, 255])),
+            None
+        );
     }
 }

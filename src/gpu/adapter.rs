@@ -76,18 +76,25 @@ fn rank(t: wgpu::DeviceType) -> u8 {
     }
 }
 
-pub(crate) fn choose(choice: DeviceChoice) -> anyhow::Result<Option<(wgpu::Adapter, AdapterReport)>> {
+pub(crate) fn choose(
+    choice: DeviceChoice,
+) -> anyhow::Result<Option<(wgpu::Adapter, AdapterReport)>> {
     if choice == DeviceChoice::Cpu {
         return Ok(None);
     }
     // Honours WGPU_BACKEND and friends, so a test can pin Vulkan/lavapipe.
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
     adapters.sort_by_key(|a| rank(a.get_info().device_type));
     let best = adapters.into_iter().next();
     match (choice, best) {
-        (DeviceChoice::Gpu, None) => anyhow::bail!("--device gpu: no GPU adapter found (not even a software one)"),
-        (DeviceChoice::Auto, Some(a)) if a.get_info().device_type == wgpu::DeviceType::Cpu => Ok(None),
+        (DeviceChoice::Gpu, None) => {
+            anyhow::bail!("--device gpu: no GPU adapter found (not even a software one)")
+        }
+        (DeviceChoice::Auto, Some(a)) if a.get_info().device_type == wgpu::DeviceType::Cpu => {
+            Ok(None)
+        }
         (_, None) => Ok(None),
         (_, Some(a)) => {
             let r = report(&a);

@@ -40,7 +40,9 @@ const WORDS_PER_IMAGE: usize = 64 + 64 + 1024;
 impl GpuEngine {
     /// Largest single storage binding we create (bytes).
     pub(crate) fn max_binding_bytes(&self) -> u64 {
-        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size).min(1 << 30)
+        (self.limits.max_storage_buffer_binding_size as u64)
+            .min(self.limits.max_buffer_size)
+            .min(1 << 30)
     }
 
     pub fn submit(&self, images: &[image::RgbImage], kind: PendingKind) -> Pending {
@@ -55,8 +57,16 @@ impl GpuEngine {
             let (w, h) = (img.width() as u64, img.height() as u64);
             let px = w * h;
             let box_ok = w.div_ceil(128) < 4096 && h.div_ceil(128) < 4096;
-            if (w as usize) < pdq::MIN_HASHABLE_DIM || (h as usize) < pdq::MIN_HASHABLE_DIM || px > max_px || !box_ok {
-                cpu.push((i, descriptors::describe_query(img), descriptors::describe(img)));
+            if (w as usize) < pdq::MIN_HASHABLE_DIM
+                || (h as usize) < pdq::MIN_HASHABLE_DIM
+                || px > max_px
+                || !box_ok
+            {
+                cpu.push((
+                    i,
+                    descriptors::describe_query(img),
+                    descriptors::describe(img),
+                ));
                 continue;
             }
             if cur_px + px > budget && !cur.is_empty() {
@@ -69,7 +79,11 @@ impl GpuEngine {
         if !cur.is_empty() {
             parts.push(self.submit_part(images, cur, kind));
         }
-        Pending { n: images.len(), parts, cpu }
+        Pending {
+            n: images.len(),
+            parts,
+            cpu,
+        }
     }
 
     fn submit_part(&self, all: &[image::RgbImage], idx: Vec<usize>, kind: PendingKind) -> Part {
@@ -139,9 +153,20 @@ impl GpuEngine {
         });
 
         let p = &self.pipes;
-        let g_down = p.downsample.bind(dev, &[&params, &meta_b, &pref_b, &rgb_b, &buf_a, &buf_b, &buf_c, &out64]);
-        let g_dct = p.dct.bind(dev, &[&params, &out64, &p.dct_matrix, &tmat, &dct, &qpart, &bits]);
-        let g_res = p.resize.bind(dev, &[&params, &meta_b, &pref_b, &rgb_b, &taps_b, &tmp, &out32]);
+        let g_down = p.downsample.bind(
+            dev,
+            &[
+                &params, &meta_b, &pref_b, &rgb_b, &buf_a, &buf_b, &buf_c, &out64,
+            ],
+        );
+        let g_dct = p.dct.bind(
+            dev,
+            &[&params, &out64, &p.dct_matrix, &tmat, &dct, &qpart, &bits],
+        );
+        let g_res = p.resize.bind(
+            dev,
+            &[&params, &meta_b, &pref_b, &rgb_b, &taps_b, &tmp, &out32],
+        );
         let max_dim = self.limits.max_compute_workgroups_per_dimension;
         let n32 = n as u32;
         let steps: [(&super::pipelines::Family, &wgpu::BindGroup, &str, u32); 10] = [
@@ -156,9 +181,14 @@ impl GpuEngine {
             (&p.resize, &g_res, "resize_rows", rows),
             (&p.resize, &g_res, "resize_cols", n32 * 32),
         ];
-        let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("describe") });
+        let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("describe"),
+        });
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("describe"), timestamp_writes: None });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("describe"),
+                timestamp_writes: None,
+            });
             for (fam, group, entry, count) in steps {
                 pass.set_pipeline(fam.pipe(entry));
                 pass.set_bind_group(0, group, &[]);
@@ -175,7 +205,12 @@ impl GpuEngine {
         readback.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        Part { images: idx, readback, submission, receiver: rx }
+        Part {
+            images: idx,
+            readback,
+            submission,
+            receiver: rx,
+        }
     }
 
     /// Waits for a batch; results in input order (`describe_batch` semantics).
@@ -195,9 +230,15 @@ impl GpuEngine {
         }
         for part in p.parts {
             // Wait for this part only: a later batch may already be queued behind it.
-            let wait = wgpu::PollType::Wait { submission_index: Some(part.submission.clone()), timeout: None };
+            let wait = wgpu::PollType::Wait {
+                submission_index: Some(part.submission.clone()),
+                timeout: None,
+            };
             self.device.poll(wait).expect("GPU poll failed");
-            part.receiver.recv().expect("map callback ran").expect("GPU readback failed");
+            part.receiver
+                .recv()
+                .expect("map callback ran")
+                .expect("GPU readback failed");
             let n = part.images.len();
             {
                 let view = part.readback.get_mapped_range(..).expect("mapped");
@@ -207,22 +248,40 @@ impl GpuEngine {
                 for (j, &i) in part.images.iter().enumerate() {
                     let pdq: [Hash256; 8] = std::array::from_fn(|v| {
                         let w = &bits[j * 64 + v * 8..j * 64 + v * 8 + 8];
-                        Hash256 { words: std::array::from_fn(|k| w[2 * k] as u64 | (w[2 * k + 1] as u64) << 32) }
+                        Hash256 {
+                            words: std::array::from_fn(|k| {
+                                w[2 * k] as u64 | (w[2 * k + 1] as u64) << 32
+                            }),
+                        }
                     });
                     let qsum: i32 = qpart[j * 64..j * 64 + 64].iter().map(|&x| x as i32).sum();
                     let quality = (qsum / 90).min(100) as u8;
                     let mut px32 = [0u8; 1024];
-                    px32.iter_mut().zip(&px[j * 1024..j * 1024 + 1024]).for_each(|(d, &s)| *d = s as u8);
+                    px32.iter_mut()
+                        .zip(&px[j * 1024..j * 1024 + 1024])
+                        .for_each(|(d, &s)| *d = s as u8);
                     let ph = phash::phash_bits(&phash::dct8_from_32(&px32));
                     out[i] = Some((
                         // Trimmed views are a second batch (see `GpuEngine::submit_views`).
-                        QueryDescriptors { pdq, quality, phash: ph, pdq_trim: None },
-                        Descriptors { pdq: pdq[0], quality, phash: ph, pdq_trim: pdq[0] },
+                        QueryDescriptors {
+                            pdq,
+                            quality,
+                            phash: ph,
+                            pdq_trim: None,
+                        },
+                        Descriptors {
+                            pdq: pdq[0],
+                            quality,
+                            phash: ph,
+                            pdq_trim: pdq[0],
+                        },
                     ));
                 }
             }
             part.readback.unmap();
         }
-        out.into_iter().map(|o| o.expect("every image described")).collect()
+        out.into_iter()
+            .map(|o| o.expect("every image described"))
+            .collect()
     }
 }

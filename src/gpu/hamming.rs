@@ -13,7 +13,13 @@ const QUERY_CHUNK: usize = 4096;
 /// Result entries per dispatch we aim for (× 8 bytes).
 const RESULT_BUDGET: usize = 8 << 20;
 
-pub(crate) fn topk(e: &GpuEngine, db: &[Hash256], live: &[bool], queries: &[[Hash256; 8]], k: usize) -> Vec<Vec<(u32, u16, u8)>> {
+pub(crate) fn topk(
+    e: &GpuEngine,
+    db: &[Hash256],
+    live: &[bool],
+    queries: &[[Hash256; 8]],
+    k: usize,
+) -> Vec<Vec<(u32, u16, u8)>> {
     assert_eq!(db.len(), live.len(), "live mask does not match db");
     if k == 0 || queries.is_empty() || db.is_empty() {
         return vec![Vec::new(); queries.len()];
@@ -25,12 +31,27 @@ pub(crate) fn topk(e: &GpuEngine, db: &[Hash256], live: &[bool], queries: &[[Has
     let mut out: Vec<Vec<(u32, u16, u8)>> = vec![Vec::new(); queries.len()];
     let max_rows = (e.max_binding_bytes() / 32) as usize & !31; // whole live words per chunk
     for (qc, qs) in queries.chunks(QUERY_CHUNK).enumerate() {
-        let qwords: Vec<u32> = qs.iter().flat_map(|q| q.iter().flat_map(|h| bytemuck::cast_slice::<u64, u32>(&h.words).to_vec())).collect();
+        let qwords: Vec<u32> = qs
+            .iter()
+            .flat_map(|q| {
+                q.iter()
+                    .flat_map(|h| bytemuck::cast_slice::<u64, u32>(&h.words).to_vec())
+            })
+            .collect();
         let qbuf = storage_init(&e.device, bytemuck::cast_slice(&qwords));
         let mut cand: Vec<Vec<(u32, u16, u8)>> = vec![Vec::new(); qs.len()];
         for (dc, chunk) in db.chunks(max_rows).enumerate() {
             let base = dc * max_rows;
-            scan_chunk(e, chunk, &live[base..base + chunk.len()], &qbuf, qs.len(), k, base as u32, &mut cand);
+            scan_chunk(
+                e,
+                chunk,
+                &live[base..base + chunk.len()],
+                &qbuf,
+                qs.len(),
+                k,
+                base as u32,
+                &mut cand,
+            );
         }
         for (j, mut c) in cand.into_iter().enumerate() {
             c.sort_by_key(|&(row, d, _)| (d, row));
@@ -88,7 +109,12 @@ fn scan_chunk(
     enc.copy_buffer_to_buffer(&best, 0, &readback, 0, result_bytes);
     let sub = e.queue.submit([enc.finish()]);
     readback.slice(..).map_async(wgpu::MapMode::Read, |_| {});
-    e.device.poll(wgpu::PollType::Wait { submission_index: Some(sub), timeout: None }).expect("GPU poll failed");
+    e.device
+        .poll(wgpu::PollType::Wait {
+            submission_index: Some(sub),
+            timeout: None,
+        })
+        .expect("GPU poll failed");
     {
         let view = readback.get_mapped_range(..).expect("mapped");
         let words: &[u32] = bytemuck::cast_slice(&view);
@@ -96,7 +122,11 @@ fn scan_chunk(
             let list = &words[q * tiles * KMAX * 2..(q + 1) * tiles * KMAX * 2];
             for pair in list.chunks_exact(2) {
                 if pair[1] != u32::MAX {
-                    c.push((base + pair[0], (pair[1] >> 8) as u16, (pair[1] & 0xff) as u8));
+                    c.push((
+                        base + pair[0],
+                        (pair[1] >> 8) as u16,
+                        (pair[1] & 0xff) as u8,
+                    ));
                 }
             }
             // Keep memory flat across db chunks.
@@ -108,7 +138,12 @@ fn scan_chunk(
 }
 
 /// The CPU scan with the same output shape (used for k > KMAX and by tests).
-pub fn cpu_topk(db: &[Hash256], live: &[bool], queries: &[[Hash256; 8]], k: usize) -> Vec<Vec<(u32, u16, u8)>> {
+pub fn cpu_topk(
+    db: &[Hash256],
+    live: &[bool],
+    queries: &[[Hash256; 8]],
+    k: usize,
+) -> Vec<Vec<(u32, u16, u8)>> {
     use rayon::prelude::*;
     queries
         .par_iter()
@@ -117,8 +152,10 @@ pub fn cpu_topk(db: &[Hash256], live: &[bool], queries: &[[Hash256; 8]], k: usiz
             let mut orient = vec![0u8; db.len()];
             // The same column twice: no trimmed view, plain orientation codes.
             min_distances(db, db, q, &mut dist, &mut orient);
-            let mut v: Vec<(u32, u16, u8)> =
-                (0..db.len()).filter(|&i| live[i]).map(|i| (i as u32, dist[i], orient[i])).collect();
+            let mut v: Vec<(u32, u16, u8)> = (0..db.len())
+                .filter(|&i| live[i])
+                .map(|i| (i as u32, dist[i], orient[i]))
+                .collect();
             v.sort_by_key(|&(row, d, _)| (d, row));
             v.truncate(k);
             v

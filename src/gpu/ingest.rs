@@ -15,9 +15,16 @@ pub enum Deferred<T> {
 
 /// Replaces every `Pixels` with `describe`'s result for it (an image shared by
 /// exact duplicates is described once).
-pub fn resolve<T: Clone>(results: Vec<Processed<Deferred<T>>>, describe: impl FnOnce(&[RgbImage]) -> Vec<T>) -> Vec<Processed<T>> {
+pub fn resolve<T: Clone>(
+    results: Vec<Processed<Deferred<T>>>,
+    describe: impl FnOnce(&[RgbImage]) -> Vec<T>,
+) -> Vec<Processed<T>> {
     let (imgs, slots) = gather(&results);
-    let described = if imgs.is_empty() { Vec::new() } else { describe(&imgs) };
+    let described = if imgs.is_empty() {
+        Vec::new()
+    } else {
+        describe(&imgs)
+    };
     apply(results, &slots, &described)
 }
 
@@ -30,7 +37,9 @@ pub fn gather<T>(results: &[Processed<Deferred<T>>]) -> (Vec<RgbImage>, Slots) {
     let mut imgs: Vec<RgbImage> = Vec::new();
     let mut slot: std::collections::HashMap<*const RgbImage, usize> = Default::default();
     for p in results {
-        if let Outcome::Done(Deferred::Pixels(a)) | Outcome::Duplicate(Deferred::Pixels(a)) = &p.outcome {
+        if let Outcome::Done(Deferred::Pixels(a)) | Outcome::Duplicate(Deferred::Pixels(a)) =
+            &p.outcome
+        {
             slot.entry(Arc::as_ptr(a)).or_insert_with(|| {
                 imgs.push(RgbImage::clone(a));
                 imgs.len() - 1
@@ -41,7 +50,11 @@ pub fn gather<T>(results: &[Processed<Deferred<T>>]) -> (Vec<RgbImage>, Slots) {
 }
 
 /// Fills in the described results gathered by `gather`.
-pub fn apply<T: Clone>(results: Vec<Processed<Deferred<T>>>, slot: &Slots, described: &[T]) -> Vec<Processed<T>> {
+pub fn apply<T: Clone>(
+    results: Vec<Processed<Deferred<T>>>,
+    slot: &Slots,
+    described: &[T],
+) -> Vec<Processed<T>> {
     let get = |d: Deferred<T>| match d {
         Deferred::Ready(t) => t,
         Deferred::Pixels(a) => described[slot[&Arc::as_ptr(&a)]].clone(),

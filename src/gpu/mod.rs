@@ -46,7 +46,13 @@ impl GpuEngine {
         }))
         .map_err(|e| anyhow::anyhow!("cannot open GPU device {}: {e}", report.name))?;
         let pipes = pipelines::Pipelines::new(&device);
-        Ok(Some(GpuEngine { device, queue, report, limits, pipes }))
+        Ok(Some(GpuEngine {
+            device,
+            queue,
+            report,
+            limits,
+            pipes,
+        }))
     }
 
     /// Adapter name, backend and device type, e.g. "llvmpipe (vulkan, Cpu)".
@@ -80,11 +86,21 @@ impl GpuEngine {
 
     fn submit_views(&self, images: &[image::RgbImage], kind: PendingKind) -> Views {
         use rayon::prelude::*;
-        let crops: Vec<Option<image::RgbImage>> = images.par_iter().map(crate::descriptors::trim::trimmed).collect();
-        let (at, crops): (Vec<usize>, Vec<image::RgbImage>) =
-            crops.into_iter().enumerate().filter_map(|(i, c)| c.map(|c| (i, c))).unzip();
+        let crops: Vec<Option<image::RgbImage>> = images
+            .par_iter()
+            .map(crate::descriptors::trim::trimmed)
+            .collect();
+        let (at, crops): (Vec<usize>, Vec<image::RgbImage>) = crops
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.map(|c| (i, c)))
+            .unzip();
         let trims = (!crops.is_empty()).then(|| self.submit(&crops, kind));
-        Views { main: self.submit(images, kind), trims, at }
+        Views {
+            main: self.submit(images, kind),
+            trims,
+            at,
+        }
     }
 
     fn finish_views_query(&self, v: Views) -> Vec<QueryDescriptors> {

@@ -12,7 +12,13 @@ pub(crate) struct Family {
 }
 
 impl Family {
-    fn new(device: &wgpu::Device, name: &str, src: &str, bindings: &[Binding], entries: &[&'static str]) -> Family {
+    fn new(
+        device: &wgpu::Device,
+        name: &str,
+        src: &str,
+        bindings: &[Binding],
+        entries: &[&'static str],
+    ) -> Family {
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(name),
             source: wgpu::ShaderSource::Wgsl(format!("{COMMON}\n{src}").into()),
@@ -35,7 +41,10 @@ impl Family {
                 count: None,
             })
             .collect();
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(name), entries: &layout_entries });
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(name),
+            entries: &layout_entries,
+        });
         let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(name),
             bind_group_layouts: &[Some(&layout)],
@@ -59,16 +68,28 @@ impl Family {
     }
 
     pub fn pipe(&self, entry: &str) -> &wgpu::ComputePipeline {
-        &self.pipes.iter().find(|(e, _)| *e == entry).expect("known entry point").1
+        &self
+            .pipes
+            .iter()
+            .find(|(e, _)| *e == entry)
+            .expect("known entry point")
+            .1
     }
 
     pub fn bind(&self, device: &wgpu::Device, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
             .collect();
-        device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &self.layout, entries: &entries })
+        device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &self.layout,
+            entries: &entries,
+        })
     }
 }
 
@@ -124,7 +145,13 @@ impl Pipelines {
             contents: bytemuck::cast_slice(crate::descriptors::pdq::dct_matrix_16x64()),
             usage: wgpu::BufferUsages::STORAGE,
         });
-        Pipelines { downsample, dct, resize, hamming, dct_matrix }
+        Pipelines {
+            downsample,
+            dct,
+            resize,
+            hamming,
+            dct_matrix,
+        }
     }
 }
 
@@ -163,5 +190,10 @@ pub(crate) fn storage(device: &wgpu::Device, bytes: u64, copy_src: bool) -> wgpu
     if copy_src {
         usage |= wgpu::BufferUsages::COPY_SRC;
     }
-    device.create_buffer(&wgpu::BufferDescriptor { label: None, size: bytes.max(4).next_multiple_of(4), usage, mapped_at_creation: false })
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: bytes.max(4).next_multiple_of(4),
+        usage,
+        mapped_at_creation: false,
+    })
 }

@@ -40,14 +40,26 @@ pub struct BuildStats {
     pub live_records: u64,
 }
 
-pub fn build(writer: &mut IndexWriter, root: &Path, opts: &BuildOptions, progress: &ProgressBar) -> Result<BuildStats, IndexError> {
+pub fn build(
+    writer: &mut IndexWriter,
+    root: &Path,
+    opts: &BuildOptions,
+    progress: &ProgressBar,
+) -> Result<BuildStats, IndexError> {
     let start = Instant::now();
     let root: PathBuf = std::fs::canonicalize(root).map_err(|e| IndexError::io(root, e))?;
-    let mut stats = BuildStats { root: root.display().to_string(), ..Default::default() };
+    let mut stats = BuildStats {
+        root: root.display().to_string(),
+        ..Default::default()
+    };
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
     let mut walker = Walker::new(&root);
     // LOOKALIKE_BATCH: files per batch (tests use small batches to exercise the pipeline).
-    let batch_size = std::env::var("LOOKALIKE_BATCH").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(pipeline::BATCH);
+    let batch_size = std::env::var("LOOKALIKE_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(pipeline::BATCH);
     let mut batch = Vec::with_capacity(batch_size);
     let mut in_flight: Option<Pending> = None;
     loop {
@@ -63,7 +75,10 @@ pub fn build(writer: &mut IndexWriter, root: &Path, opts: &BuildOptions, progres
                 });
                 if unchanged {
                     stats.unchanged += 1;
-                    if writer.existing(&key).is_some_and(|r| r.flags & flags::FAILED != 0) {
+                    if writer
+                        .existing(&key)
+                        .is_some_and(|r| r.flags & flags::FAILED != 0)
+                    {
                         stats.previously_failed += 1;
                     }
                     progress.inc(1);
@@ -77,7 +92,13 @@ pub fn build(writer: &mut IndexWriter, root: &Path, opts: &BuildOptions, progres
         if batch.len() >= batch_size || (end && !batch.is_empty()) {
             // With a GPU, batch N runs there while batch N+1 is read and
             // decoded here (double buffering); records stay in walk order.
-            let next = run_batch(writer, std::mem::take(&mut batch), opts, &mut stats, progress)?;
+            let next = run_batch(
+                writer,
+                std::mem::take(&mut batch),
+                opts,
+                &mut stats,
+                progress,
+            )?;
             if let Some(prev) = std::mem::replace(&mut in_flight, next) {
                 finish_pending(writer, prev, opts, &mut stats, progress)?;
             }
@@ -129,16 +150,27 @@ fn run_batch(
 ) -> Result<Option<Pending>, IndexError> {
     use crate::gpu::ingest::{gather, Deferred};
     let n = entries.len() as u64;
-    let results = pipeline::process_batch(entries, opts.mode, &opts.limits, |h| writer.by_content(h).map(Deferred::Ready), |d| match &opts.gpu {
-        Some(_) => Deferred::Pixels(std::sync::Arc::new(d.rgb.clone())),
-        None => Deferred::Ready(descriptors::describe(&d.rgb)),
-    });
+    let results = pipeline::process_batch(
+        entries,
+        opts.mode,
+        &opts.limits,
+        |h| writer.by_content(h).map(Deferred::Ready),
+        |d| match &opts.gpu {
+            Some(_) => Deferred::Pixels(std::sync::Arc::new(d.rgb.clone())),
+            None => Deferred::Ready(descriptors::describe(&d.rgb)),
+        },
+    );
     let (imgs, slots) = gather(&results);
     let in_flight = match (&opts.gpu, imgs.is_empty()) {
         (Some(g), false) => Some(g.submit_index(&imgs)),
         _ => None,
     };
-    let pending = Pending { results, slots, in_flight, n };
+    let pending = Pending {
+        results,
+        slots,
+        in_flight,
+        n,
+    };
     if opts.gpu.is_some() {
         return Ok(Some(pending));
     }
@@ -149,7 +181,13 @@ fn run_batch(
 /// Waits for a batch's GPU work and records it. A file whose bytes equal a
 /// file recorded meanwhile (an earlier batch still in flight when this one
 /// was read) is recorded as a duplicate, exactly as a sequential run would.
-pub fn finish_pending(writer: &mut IndexWriter, p: Pending, opts: &BuildOptions, stats: &mut BuildStats, progress: &ProgressBar) -> Result<(), IndexError> {
+pub fn finish_pending(
+    writer: &mut IndexWriter,
+    p: Pending,
+    opts: &BuildOptions,
+    stats: &mut BuildStats,
+    progress: &ProgressBar,
+) -> Result<(), IndexError> {
     let described = match (p.in_flight, &opts.gpu) {
         (Some(f), Some(g)) => g.finish_index_batch(f),
         _ => Vec::new(),
@@ -158,7 +196,9 @@ pub fn finish_pending(writer: &mut IndexWriter, p: Pending, opts: &BuildOptions,
     for p in results {
         let key = path_to_bytes(&p.entry.path);
         let outcome = match p.outcome {
-            Outcome::Done(_) if writer.by_content(p.content_hash).is_some() => Outcome::Duplicate(writer.by_content(p.content_hash).unwrap()),
+            Outcome::Done(_) if writer.by_content(p.content_hash).is_some() => {
+                Outcome::Duplicate(writer.by_content(p.content_hash).unwrap())
+            }
             o => o,
         };
         match outcome {
@@ -168,11 +208,28 @@ pub fn finish_pending(writer: &mut IndexWriter, p: Pending, opts: &BuildOptions,
             }
             Outcome::Duplicate(d) => {
                 stats.duplicates += 1;
-                writer.add(&key, p.entry.size, p.entry.mtime_ns, p.content_hash, flags::DUPLICATE, &d);
+                writer.add(
+                    &key,
+                    p.entry.size,
+                    p.entry.mtime_ns,
+                    p.content_hash,
+                    flags::DUPLICATE,
+                    &d,
+                );
             }
             Outcome::Skipped(reason) => {
-                writer.add(&key, p.entry.size, p.entry.mtime_ns, p.content_hash, flags::FAILED, &Descriptors::default());
-                stats.skipped.push(Skipped { path: p.entry.path.display().to_string(), reason });
+                writer.add(
+                    &key,
+                    p.entry.size,
+                    p.entry.mtime_ns,
+                    p.content_hash,
+                    flags::FAILED,
+                    &Descriptors::default(),
+                );
+                stats.skipped.push(Skipped {
+                    path: p.entry.path.display().to_string(),
+                    reason,
+                });
             }
         }
     }

@@ -50,11 +50,19 @@ pub struct Column {
 impl Column {
     /// Maps and validates: magic, version, name, width, count, exact length and
     /// checksum. Only a column that passes all of these is ever cast.
-    pub fn open(path: &Path, name: &str, width: u32, expect_count: Option<u64>) -> Result<Column, IndexError> {
+    pub fn open(
+        path: &Path,
+        name: &str,
+        width: u32,
+        expect_count: Option<u64>,
+    ) -> Result<Column, IndexError> {
         let file = File::open(path).map_err(|e| IndexError::io(path, e))?;
         let len = file.metadata().map_err(|e| IndexError::io(path, e))?.len();
         if len < HEADER as u64 {
-            return Err(IndexError::corrupt(path, format!("{len} bytes, shorter than the {HEADER}-byte header (truncated?)")));
+            return Err(IndexError::corrupt(
+                path,
+                format!("{len} bytes, shorter than the {HEADER}-byte header (truncated?)"),
+            ));
         }
         // SAFETY: the index directory is ours and locked against our own writers;
         // segments are immutable once committed. A foreign process truncating the
@@ -62,32 +70,63 @@ impl Column {
         let map = unsafe { Mmap::map(&file) }.map_err(|e| IndexError::io(path, e))?;
         let h = &map[..HEADER];
         if &h[0..8] != MAGIC {
-            return Err(IndexError::Foreign { path: path.into(), why: "bad magic bytes".into() });
+            return Err(IndexError::Foreign {
+                path: path.into(),
+                why: "bad magic bytes".into(),
+            });
         }
         let version = u32::from_le_bytes(h[8..12].try_into().unwrap());
         if version != FORMAT_VERSION {
-            return Err(IndexError::Version { path: path.into(), found: version, supported: FORMAT_VERSION });
+            return Err(IndexError::Version {
+                path: path.into(),
+                found: version,
+                supported: FORMAT_VERSION,
+            });
         }
         let w = u32::from_le_bytes(h[12..16].try_into().unwrap());
-        let stored_name = std::str::from_utf8(&h[16..32]).unwrap_or("?").trim_end_matches('\0');
+        let stored_name = std::str::from_utf8(&h[16..32])
+            .unwrap_or("?")
+            .trim_end_matches('\0');
         if stored_name != name || w != width {
-            return Err(IndexError::corrupt(path, format!("expected column '{name}' of width {width}, found '{stored_name}' of width {w}")));
+            return Err(IndexError::corrupt(
+                path,
+                format!(
+                    "expected column '{name}' of width {width}, found '{stored_name}' of width {w}"
+                ),
+            ));
         }
         let count = u64::from_le_bytes(h[32..40].try_into().unwrap());
         if let Some(c) = expect_count {
             if c != count {
-                return Err(IndexError::corrupt(path, format!("holds {count} records, the manifest says {c}")));
+                return Err(IndexError::corrupt(
+                    path,
+                    format!("holds {count} records, the manifest says {c}"),
+                ));
             }
         }
-        let want = count.checked_mul(width as u64).and_then(|p| p.checked_add(HEADER as u64));
+        let want = count
+            .checked_mul(width as u64)
+            .and_then(|p| p.checked_add(HEADER as u64));
         if want != Some(len) {
-            return Err(IndexError::corrupt(path, format!("{len} bytes, expected {} for {count} records (truncated or appended to?)", want.map(|w| w.to_string()).unwrap_or("overflow".into()))));
+            return Err(IndexError::corrupt(
+                path,
+                format!(
+                    "{len} bytes, expected {} for {count} records (truncated or appended to?)",
+                    want.map(|w| w.to_string()).unwrap_or("overflow".into())
+                ),
+            ));
         }
         let sum = u64::from_le_bytes(h[40..48].try_into().unwrap());
         if xxhash_rust::xxh3::xxh3_64(&map[HEADER..]) != sum {
-            return Err(IndexError::corrupt(path, "checksum mismatch (the file was modified or damaged)"));
+            return Err(IndexError::corrupt(
+                path,
+                "checksum mismatch (the file was modified or damaged)",
+            ));
         }
-        Ok(Column { map: Some(map), count })
+        Ok(Column {
+            map: Some(map),
+            count,
+        })
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -97,6 +136,7 @@ impl Column {
     /// Typed view; cannot fail after `open` validated length, and the map is
     /// page aligned so the 64-byte header keeps the payload aligned.
     pub fn cast<T: bytemuck::Pod>(&self) -> &[T] {
-        bytemuck::try_cast_slice(self.bytes()).expect("validated column has exact length and alignment")
+        bytemuck::try_cast_slice(self.bytes())
+            .expect("validated column has exact length and alignment")
     }
 }

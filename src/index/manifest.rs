@@ -64,16 +64,27 @@ impl Manifest {
             return Err(IndexError::Missing(dir.to_path_buf()));
         }
         let text = std::fs::read(&path).map_err(|e| IndexError::io(&path, e))?;
-        let v: serde_json::Value = serde_json::from_slice(&text)
-            .map_err(|e| IndexError::Foreign { path: path.clone(), why: format!("not JSON: {e}") })?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| IndexError::Foreign {
+                path: path.clone(),
+                why: format!("not JSON: {e}"),
+            })?;
         if v.get("format").and_then(|f| f.as_str()) != Some(FORMAT_NAME) {
-            return Err(IndexError::Foreign { path, why: format!("\"format\" is not \"{FORMAT_NAME}\"") });
+            return Err(IndexError::Foreign {
+                path,
+                why: format!("\"format\" is not \"{FORMAT_NAME}\""),
+            });
         }
         let version = v.get("version").and_then(|x| x.as_u64()).unwrap_or(0) as u32;
         if version != FORMAT_VERSION {
-            return Err(IndexError::Version { path, found: version, supported: FORMAT_VERSION });
+            return Err(IndexError::Version {
+                path,
+                found: version,
+                supported: FORMAT_VERSION,
+            });
         }
-        let m: Manifest = serde_json::from_value(v).map_err(|e| IndexError::corrupt(&path, e.to_string()))?;
+        let m: Manifest =
+            serde_json::from_value(v).map_err(|e| IndexError::corrupt(&path, e.to_string()))?;
         let mut ids: Vec<u64> = m.segments.iter().map(|s| s.id).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -88,7 +99,8 @@ impl Manifest {
         let tmp = dir.join(format!("{FILE}.tmp"));
         let io = |e| IndexError::io(&tmp, e);
         let mut f = File::create(&tmp).map_err(io)?;
-        f.write_all(&serde_json::to_vec_pretty(self).expect("manifest serialises")).map_err(io)?;
+        f.write_all(&serde_json::to_vec_pretty(self).expect("manifest serialises"))
+            .map_err(io)?;
         f.write_all(b"\n").map_err(io)?;
         f.sync_all().map_err(io)?;
         drop(f);
@@ -103,5 +115,7 @@ pub fn writer_id() -> String {
 
 /// fsync a directory so a rename inside it is durable.
 pub fn sync_dir(dir: &Path) -> Result<(), IndexError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| IndexError::io(dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| IndexError::io(dir, e))
 }

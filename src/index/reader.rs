@@ -39,7 +39,12 @@ impl Index {
             let f = segments[r.seg as usize].files()[r.row as usize].flags;
             live[r.seg as usize][r.row as usize] = f & (flags::TOMBSTONE | flags::FAILED) == 0;
         }
-        Ok(Index { dir: dir.to_path_buf(), manifest, segments, live })
+        Ok(Index {
+            dir: dir.to_path_buf(),
+            manifest,
+            segments,
+            live,
+        })
     }
 
     pub fn is_live(&self, r: RecordRef) -> bool {
@@ -51,7 +56,10 @@ impl Index {
     }
 
     pub fn live_count(&self) -> usize {
-        self.live.iter().map(|v| v.iter().filter(|&&b| b).count()).sum()
+        self.live
+            .iter()
+            .map(|v| v.iter().filter(|&&b| b).count())
+            .sum()
     }
 
     pub fn record_count(&self) -> usize {
@@ -101,7 +109,13 @@ fn latest_records(segments: &[Segment]) -> HashMap<&[u8], RecordRef> {
     let mut latest = HashMap::with_capacity(segments.iter().map(|s| s.len()).sum());
     for (si, s) in segments.iter().enumerate() {
         for row in 0..s.len() {
-            latest.insert(s.path_bytes(row), RecordRef { seg: si as u32, row: row as u32 });
+            latest.insert(
+                s.path_bytes(row),
+                RecordRef {
+                    seg: si as u32,
+                    row: row as u32,
+                },
+            );
         }
     }
     latest

@@ -38,7 +38,11 @@ impl FileRecord {
 }
 
 pub const COLUMNS: [(&str, &str, u32); 6] = [
-    ("files.col", "files", std::mem::size_of::<FileRecord>() as u32),
+    (
+        "files.col",
+        "files",
+        std::mem::size_of::<FileRecord>() as u32,
+    ),
     ("paths.col", "paths", 1),
     ("pdq.col", "pdq", 32),
     ("quality.col", "quality", 1),
@@ -66,7 +70,15 @@ impl SegmentData {
         self.files.is_empty()
     }
 
-    pub fn push(&mut self, path: &[u8], size: u64, mtime_ns: i64, content_hash: u128, flags: u32, d: &Descriptors) {
+    pub fn push(
+        &mut self,
+        path: &[u8],
+        size: u64,
+        mtime_ns: i64,
+        content_hash: u128,
+        flags: u32,
+        d: &Descriptors,
+    ) {
         self.files.push(FileRecord {
             size,
             mtime_ns,
@@ -122,13 +134,19 @@ pub struct Segment {
     quality: Column,
     phash: Column,
     pdq_trim: Column,
+    /// Rows whose trimmed view differs from the upright hash, ascending:
+    /// derived once here so every search scans only these for trimmed views.
+    trimmed_rows: Vec<u32>,
 }
 
 impl Segment {
     pub fn open(index_dir: &Path, info: &SegmentInfo) -> Result<Segment, IndexError> {
         let dir = index_dir.join(info.dir_name());
         if !dir.is_dir() {
-            return Err(IndexError::corrupt(&dir, "segment listed in the manifest is missing"));
+            return Err(IndexError::corrupt(
+                &dir,
+                "segment listed in the manifest is missing",
+            ));
         }
         let n = Some(info.records);
         let col = |i: usize, count| {
@@ -143,18 +161,39 @@ impl Segment {
             quality: col(3, n)?,
             phash: col(4, n)?,
             pdq_trim: col(5, n)?,
+            trimmed_rows: vec![],
         };
         // Every path range must lie inside paths.col before anyone slices with it.
         let plen = seg.paths.count;
         for (i, r) in seg.files().iter().enumerate() {
-            if r.path_off.checked_add(r.path_len as u64).is_none_or(|end| end > plen) {
-                return Err(IndexError::corrupt(dir.join("files.col"), format!("record {i} points outside paths.col")));
+            if r.path_off
+                .checked_add(r.path_len as u64)
+                .is_none_or(|end| end > plen)
+            {
+                return Err(IndexError::corrupt(
+                    dir.join("files.col"),
+                    format!("record {i} points outside paths.col"),
+                ));
             }
             if seg.quality()[i] > 100 {
-                return Err(IndexError::corrupt(dir.join("quality.col"), format!("record {i} has quality {} > 100", seg.quality()[i])));
+                return Err(IndexError::corrupt(
+                    dir.join("quality.col"),
+                    format!("record {i} has quality {} > 100", seg.quality()[i]),
+                ));
             }
         }
-        Ok(seg)
+        let trimmed_rows = seg
+            .pdq()
+            .iter()
+            .zip(seg.pdq_trim())
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .map(|(i, _)| i as u32)
+            .collect();
+        Ok(Segment {
+            trimmed_rows,
+            ..seg
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -180,6 +219,9 @@ impl Segment {
     pub fn pdq_trim(&self) -> &[Hash256] {
         self.pdq_trim.cast()
     }
+    pub fn trimmed_rows(&self) -> &[u32] {
+        &self.trimmed_rows
+    }
 
     pub fn path_bytes(&self, row: usize) -> &[u8] {
         let r = &self.files()[row];
@@ -187,6 +229,11 @@ impl Segment {
     }
 
     pub fn descriptors(&self, row: usize) -> Descriptors {
-        Descriptors { pdq: self.pdq()[row], quality: self.quality()[row], phash: self.phash()[row], pdq_trim: self.pdq_trim()[row] }
+        Descriptors {
+            pdq: self.pdq()[row],
+            quality: self.quality()[row],
+            phash: self.phash()[row],
+            pdq_trim: self.pdq_trim()[row],
+        }
     }
 }

@@ -8,10 +8,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::flags;
 use super::manifest::{self, Manifest, SegmentInfo};
 use super::reader::Index;
 use super::segment::{FileRecord, SegmentData};
-use super::flags;
 use crate::descriptors::Descriptors;
 use crate::error::IndexError;
 
@@ -26,6 +26,8 @@ pub struct IndexWriter {
     by_path: HashMap<Vec<u8>, FileRecord>,
     /// Descriptors per content hash, for exact duplicates.
     by_content: HashMap<u128, Descriptors>,
+    /// Manifest fields changed since the last commit (the decode setting).
+    manifest_changed: bool,
     _lock: File,
 }
 
@@ -44,7 +46,10 @@ impl IndexWriter {
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(IndexError::io(&lock_path, std::io::Error::other("another lookalike process is writing this index")))
+                return Err(IndexError::io(
+                    &lock_path,
+                    std::io::Error::other("another lookalike process is writing this index"),
+                ))
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(IndexError::io(&lock_path, e)),
         }
@@ -62,11 +67,17 @@ impl IndexWriter {
             }
             (idx.manifest.clone(), by_path, by_content)
         } else {
-            let entries: Vec<_> = std::fs::read_dir(dir).map_err(|e| IndexError::io(dir, e))?.flatten().collect();
+            let entries: Vec<_> = std::fs::read_dir(dir)
+                .map_err(|e| IndexError::io(dir, e))?
+                .flatten()
+                .collect();
             let foreign = entries.iter().any(|e| {
                 let n = e.file_name();
                 let n = n.to_string_lossy();
-                !(n == "LOCK" || n.starts_with("seg-") || n.starts_with(manifest::FILE) || n.ends_with(".tsv"))
+                !(n == "LOCK"
+                    || n.starts_with("seg-")
+                    || n.starts_with(manifest::FILE)
+                    || n.ends_with(".tsv"))
             });
             if foreign {
                 return Err(IndexError::Foreign {
@@ -86,6 +97,7 @@ impl IndexWriter {
             flush_interval: Duration::from_secs(30),
             by_path,
             by_content,
+            manifest_changed: false,
             _lock: lock,
         })
     }
@@ -104,11 +116,23 @@ impl IndexWriter {
 
     /// Paths whose latest record is a live (non-tombstone) entry.
     pub fn known_paths(&self) -> impl Iterator<Item = &[u8]> {
-        self.by_path.iter().filter(|(_, r)| r.flags & flags::TOMBSTONE == 0).map(|(p, _)| p.as_slice())
+        self.by_path
+            .iter()
+            .filter(|(_, r)| r.flags & flags::TOMBSTONE == 0)
+            .map(|(p, _)| p.as_slice())
     }
 
-    pub fn add(&mut self, path: &[u8], size: u64, mtime_ns: i64, content_hash: u128, flags_: u32, d: &Descriptors) {
-        self.pending.push(path, size, mtime_ns, content_hash, flags_, d);
+    pub fn add(
+        &mut self,
+        path: &[u8],
+        size: u64,
+        mtime_ns: i64,
+        content_hash: u128,
+        flags_: u32,
+        d: &Descriptors,
+    ) {
+        self.pending
+            .push(path, size, mtime_ns, content_hash, flags_, d);
         let rec = *self.pending.files.last().unwrap();
         self.by_path.insert(path.to_vec(), rec);
         if flags_ & (flags::TOMBSTONE | flags::FAILED) == 0 {
@@ -122,7 +146,10 @@ impl IndexWriter {
     }
 
     pub fn set_decode_label(&mut self, label: String) {
-        self.manifest.decode = Some(label);
+        if self.manifest.decode.as_deref() != Some(label.as_str()) {
+            self.manifest.decode = Some(label);
+            self.manifest_changed = true;
+        }
     }
 
     pub fn pending(&self) -> usize {
@@ -144,13 +171,17 @@ impl IndexWriter {
     /// manifest. Before the rename of MANIFEST.json nothing is visible; after
     /// it everything is.
     pub fn commit(&mut self) -> Result<(), IndexError> {
-        if self.pending.is_empty() && self.manifest.generation > 0 && !self.dirty_manifest() {
+        if self.pending.is_empty() && self.manifest.generation > 0 && !self.manifest_changed {
             return Ok(());
         }
         let mut next = self.manifest.clone();
         if !self.pending.is_empty() {
             let id = next.segments.iter().map(|s| s.id).max().unwrap_or(0) + 1;
-            let info = SegmentInfo { id, records: self.pending.len() as u64, path_bytes: self.pending.paths.len() as u64 };
+            let info = SegmentInfo {
+                id,
+                records: self.pending.len() as u64,
+                path_bytes: self.pending.paths.len() as u64,
+            };
             self.pending.write(&self.dir, &info)?;
             next.segments.push(info);
         }
@@ -160,26 +191,30 @@ impl IndexWriter {
         self.manifest = next;
         self.pending = SegmentData::default();
         self.last_commit = Instant::now();
+        self.manifest_changed = false;
         Ok(())
-    }
-}
-
-impl IndexWriter {
-    fn dirty_manifest(&self) -> bool {
-        Manifest::load(&self.dir).map(|m| m.decode != self.manifest.decode).unwrap_or(true)
     }
 }
 
 /// Segment folders not named by the manifest are leftovers of a crash between
 /// writing a segment and committing the manifest: unreferenced, so removable.
 fn remove_debris(dir: &Path, m: &Manifest) -> Result<(), IndexError> {
-    let listed: std::collections::HashSet<String> = m.segments.iter().map(|s| s.dir_name()).collect();
-    for e in std::fs::read_dir(dir).map_err(|e| IndexError::io(dir, e))?.flatten() {
+    let listed: std::collections::HashSet<String> =
+        m.segments.iter().map(|s| s.dir_name()).collect();
+    for e in std::fs::read_dir(dir)
+        .map_err(|e| IndexError::io(dir, e))?
+        .flatten()
+    {
         let name = e.file_name().to_string_lossy().into_owned();
-        let debris = (name.starts_with("seg-") && !listed.contains(&name)) || name == format!("{}.tmp", manifest::FILE);
+        let debris = (name.starts_with("seg-") && !listed.contains(&name))
+            || name == format!("{}.tmp", manifest::FILE);
         if debris {
             let p = e.path();
-            let r = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            let r = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
             r.map_err(|err| IndexError::io(&p, err))?;
         }
     }

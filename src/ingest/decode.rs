@@ -37,7 +37,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_bytes: 256 << 20, max_pixels: 128_000_000, fast_min_side: FAST_MIN_SIDE }
+        Limits {
+            max_bytes: 256 << 20,
+            max_pixels: 128_000_000,
+            fast_min_side: FAST_MIN_SIDE,
+        }
     }
 }
 
@@ -80,7 +84,10 @@ pub fn decode(data: &[u8], mode: DecodeMode, limits: &Limits) -> Result<Decoded,
         return Err("empty file".into());
     }
     if data.len() as u64 > limits.max_bytes {
-        return Err(format!("file larger than the {} MiB limit", limits.max_bytes >> 20));
+        return Err(format!(
+            "file larger than the {} MiB limit",
+            limits.max_bytes >> 20
+        ));
     }
     if is_jpeg(data) {
         if let Some(d) = decode_jpeg_turbo(data, mode, limits)? {
@@ -96,7 +103,11 @@ pub fn decode(data: &[u8], mode: DecodeMode, limits: &Limits) -> Result<Decoded,
 }
 
 #[cfg(has_turbojpeg)]
-fn decode_jpeg_turbo(data: &[u8], mode: DecodeMode, limits: &Limits) -> Result<Option<Decoded>, String> {
+fn decode_jpeg_turbo(
+    data: &[u8],
+    mode: DecodeMode,
+    limits: &Limits,
+) -> Result<Option<Decoded>, String> {
     let pick = |h: &turbo::Header| -> Result<u32, String> {
         check_pixels(h.width, h.height, limits)?;
         Ok(match mode {
@@ -107,7 +118,12 @@ fn decode_jpeg_turbo(data: &[u8], mode: DecodeMode, limits: &Limits) -> Result<O
     let Some((img, header)) = turbo::decode(data, pick, true)? else {
         return Ok(None);
     };
-    Ok(Some(orient(img, header.width, header.height, exif::jpeg_orientation(data))))
+    Ok(Some(orient(
+        img,
+        header.width,
+        header.height,
+        exif::jpeg_orientation(data),
+    )))
 }
 
 #[cfg(not(has_turbojpeg))]
@@ -124,8 +140,12 @@ fn decode_jpeg_scaled_fallback(data: &[u8], limits: &Limits) -> Result<Option<De
     check_pixels(w, h, limits)?;
     let d = fast_denom(w, h, limits.fast_min_side);
     let target = |x: u32| x.div_ceil(d).min(u16::MAX as u32) as u16;
-    let (sw, sh) = dec.scale(target(w), target(h)).map_err(|e| format!("corrupt JPEG: {e}"))?;
-    let px = dec.decode().map_err(|e| format!("corrupt or truncated JPEG: {e}"))?;
+    let (sw, sh) = dec
+        .scale(target(w), target(h))
+        .map_err(|e| format!("corrupt JPEG: {e}"))?;
+    let px = dec
+        .decode()
+        .map_err(|e| format!("corrupt or truncated JPEG: {e}"))?;
     let info = dec.info().ok_or("corrupt JPEG: no header")?;
     let rgb: Vec<u8> = match info.pixel_format {
         jpeg_decoder::PixelFormat::RGB24 => px,
@@ -140,7 +160,11 @@ fn decode_jpeg_scaled_fallback(data: &[u8], limits: &Limits) -> Result<Option<De
 fn orient(img: RgbImage, w: u32, h: u32, orientation: Option<u8>) -> Decoded {
     let o = orientation.unwrap_or(1);
     let (w, h) = if (5..=8).contains(&o) { (h, w) } else { (w, h) };
-    Decoded { rgb: exif::apply_orientation(img, o), width: w, height: h }
+    Decoded {
+        rgb: exif::apply_orientation(img, o),
+        width: w,
+        height: h,
+    }
 }
 
 /// Any format `image` reads: PNG, WebP, GIF (first frame), BMP, TIFF, and
@@ -161,16 +185,24 @@ fn decode_generic(data: &[u8], limits: &Limits) -> Result<Decoded, String> {
         return Err("image with zero size".into());
     }
     check_pixels(w, h, limits)?;
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(describe_image_error)?;
     img.apply_orientation(orientation);
     let (w, h) = (img.width(), img.height());
-    Ok(Decoded { rgb: flatten_on_white(img), width: w, height: h })
+    Ok(Decoded {
+        rgb: flatten_on_white(img),
+        width: w,
+        height: h,
+    })
 }
 
 fn describe_image_error(e: image::ImageError) -> String {
     match e {
-        image::ImageError::Limits(l) => format!("image exceeds memory limits (decompression bomb?): {l}"),
+        image::ImageError::Limits(l) => {
+            format!("image exceeds memory limits (decompression bomb?): {l}")
+        }
         image::ImageError::Unsupported(u) => format!("unsupported image: {u}"),
         image::ImageError::Decoding(d) => format!("corrupt or truncated image: {d}"),
         other => format!("cannot decode: {other}"),
@@ -207,7 +239,11 @@ impl DecodeMode {
     pub fn parse_label(s: &str) -> Option<(DecodeMode, u32)> {
         match s {
             "exact" => Some((DecodeMode::Exact, FAST_MIN_SIDE)),
-            _ => s.strip_prefix("fast:")?.parse().ok().map(|n| (DecodeMode::Fast, n)),
+            _ => s
+                .strip_prefix("fast:")?
+                .parse()
+                .ok()
+                .map(|n| (DecodeMode::Fast, n)),
         }
     }
 }

@@ -8,7 +8,7 @@ pub mod turbo;
 pub mod walk;
 
 pub use decode::{DecodeMode, Decoded, Limits};
-pub use pipeline::{process_batch, Processed, Outcome};
+pub use pipeline::{process_batch, Outcome, Processed};
 pub use walk::{FileEntry, Walker};
 
 /// A file that was not indexed or checked, and why. Reported, never fatal.

@@ -74,7 +74,9 @@ where
         .par_iter()
         .zip(plan.par_iter())
         .map(|((_, r), p)| match (r, p) {
-            (Ok((bytes, _)), Plan::Decode) => Some(decode::decode(bytes, mode, limits).map(|d| describe(&d))),
+            (Ok((bytes, _)), Plan::Decode) => {
+                Some(decode::decode(bytes, mode, limits).map(|d| describe(&d)))
+            }
             _ => None,
         })
         .collect();
@@ -96,7 +98,11 @@ where
                 None => unreachable!("first occurrence was decoded"),
             },
         };
-        out.push(Processed { entry, content_hash, outcome });
+        out.push(Processed {
+            entry,
+            content_hash,
+            outcome,
+        });
     }
     out
 }
@@ -110,7 +116,10 @@ enum Plan<T> {
 
 fn read_file(e: &FileEntry, limits: &Limits) -> Result<Vec<u8>, String> {
     if e.size > limits.max_bytes {
-        return Err(format!("file larger than the {} MiB limit", limits.max_bytes >> 20));
+        return Err(format!(
+            "file larger than the {} MiB limit",
+            limits.max_bytes >> 20
+        ));
     }
     std::fs::read(&e.path).map_err(|err| format!("cannot read: {err}"))
 }

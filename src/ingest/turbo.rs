@@ -70,7 +70,9 @@ thread_local! {
 fn last_error(h: *mut std::os::raw::c_void) -> (bool, String) {
     // SAFETY: valid handle; libjpeg-turbo returns a NUL-terminated static/owned buffer.
     unsafe {
-        let msg = std::ffi::CStr::from_ptr(ffi::tjGetErrorStr2(h)).to_string_lossy().into_owned();
+        let msg = std::ffi::CStr::from_ptr(ffi::tjGetErrorStr2(h))
+            .to_string_lossy()
+            .into_owned();
         (ffi::tjGetErrorCode(h) == ffi::TJERR_WARNING, msg)
     }
 }
@@ -94,7 +96,15 @@ pub fn decode(
         let (mut w, mut ht, mut ss, mut cs): (c_int, c_int, c_int, c_int) = (0, 0, 0, 0);
         // SAFETY: pointers are valid for the call; data.len() bounds the read.
         let r = unsafe {
-            ffi::tjDecompressHeader3(h, data.as_ptr(), data.len() as c_ulong, &mut w, &mut ht, &mut ss, &mut cs)
+            ffi::tjDecompressHeader3(
+                h,
+                data.as_ptr(),
+                data.len() as c_ulong,
+                &mut w,
+                &mut ht,
+                &mut ss,
+                &mut cs,
+            )
         };
         if r != 0 {
             return Err(format!("corrupt JPEG: {}", last_error(h).1));
@@ -102,7 +112,10 @@ pub fn decode(
         if w <= 0 || ht <= 0 {
             return Err("JPEG with zero size".into());
         }
-        let header = Header { width: w as u32, height: ht as u32 };
+        let header = Header {
+            width: w as u32,
+            height: ht as u32,
+        };
         if cs == ffi::TJCS_CMYK || cs == ffi::TJCS_YCCK {
             return Ok(None);
         }
@@ -110,10 +123,24 @@ pub fn decode(
         let sw = (header.width + denom - 1) / denom;
         let sh = (header.height + denom - 1) / denom;
         let mut px = vec![0u8; sw as usize * sh as usize * 3];
-        let flags = if accurate { ffi::TJFLAG_ACCURATEDCT } else { ffi::TJFLAG_FASTDCT };
+        let flags = if accurate {
+            ffi::TJFLAG_ACCURATEDCT
+        } else {
+            ffi::TJFLAG_FASTDCT
+        };
         // SAFETY: px holds sw*sh*3 bytes, exactly what TJPF_RGB at this size writes.
         let r = unsafe {
-            ffi::tjDecompress2(h, data.as_ptr(), data.len() as c_ulong, px.as_mut_ptr(), sw as c_int, 0, sh as c_int, ffi::TJPF_RGB, flags)
+            ffi::tjDecompress2(
+                h,
+                data.as_ptr(),
+                data.len() as c_ulong,
+                px.as_mut_ptr(),
+                sw as c_int,
+                0,
+                sh as c_int,
+                ffi::TJPF_RGB,
+                flags,
+            )
         };
         if r != 0 {
             let (warning, msg) = last_error(h);

@@ -7,8 +7,9 @@ use super::Skipped;
 
 /// Extensions we try to decode. Anything else in a dataset folder (captions,
 /// metadata) is counted as "not an image" rather than reported one by one.
-pub const IMAGE_EXTENSIONS: &[&str] =
-    &["jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "bmp", "tif", "tiff"];
+pub const IMAGE_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "bmp", "tif", "tiff",
+];
 
 #[derive(Clone, Debug)]
 pub struct FileEntry {
@@ -43,7 +44,10 @@ impl Walker {
             .follow_links(true)
             .sort_by_file_name()
             .into_iter();
-        Walker { inner, not_images: 0 }
+        Walker {
+            inner,
+            not_images: 0,
+        }
     }
 }
 
@@ -55,11 +59,19 @@ impl Iterator for Walker {
             let entry = match self.inner.next()? {
                 Ok(e) => e,
                 Err(err) => {
-                    let path = err.path().map(|p| p.display().to_string()).unwrap_or_default();
+                    let path = err
+                        .path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default();
                     let reason = if err.loop_ancestor().is_some() {
                         "symlink loop".to_string()
                     } else {
-                        format!("cannot read: {}", err.io_error().map(|e| e.to_string()).unwrap_or_else(|| err.to_string()))
+                        format!(
+                            "cannot read: {}",
+                            err.io_error()
+                                .map(|e| e.to_string())
+                                .unwrap_or_else(|| err.to_string())
+                        )
                     };
                     return Some(WalkItem::Skipped(Skipped { path, reason }));
                 }

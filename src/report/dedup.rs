@@ -8,14 +8,25 @@ use super::table::display_path;
 use super::Style;
 use crate::search::dedup::DedupReport;
 
-pub const DEDUP_HEADER: &str = "group,path,distance,phash_distance,same_bytes,representative,group_size";
+pub const DEDUP_HEADER: &str =
+    "group,path,distance,phash_distance,same_bytes,representative,group_size";
 
 /// One row per group member; `distance` is the PDQ distance to the group's representative.
 pub fn write_csv(w: &mut dyn Write, r: &DedupReport) -> io::Result<()> {
     writeln!(w, "{DEDUP_HEADER}")?;
     for g in &r.groups {
         for m in &g.members {
-            writeln!(w, "{},{},{},{},{},{},{}", g.group, field(&m.path), m.distance, m.phash_distance, m.same_bytes, m.representative, g.size)?;
+            writeln!(
+                w,
+                "{},{},{},{},{},{},{}",
+                g.group,
+                field(&m.path),
+                m.distance,
+                m.phash_distance,
+                m.same_bytes,
+                m.representative,
+                g.size
+            )?;
         }
     }
     Ok(())
@@ -23,7 +34,14 @@ pub fn write_csv(w: &mut dyn Write, r: &DedupReport) -> io::Result<()> {
 
 pub fn write_table(w: &mut dyn Write, r: &DedupReport, st: &Style) -> io::Result<()> {
     for g in &r.groups {
-        writeln!(w, "{}", st.bold(&format!("group {}: {} images, max pairwise PDQ distance {}", g.group, g.size, g.max_pairwise_distance)))?;
+        writeln!(
+            w,
+            "{}",
+            st.bold(&format!(
+                "group {}: {} images, max pairwise PDQ distance {}",
+                g.group, g.size, g.max_pairwise_distance
+            ))
+        )?;
         for m in &g.members {
             let what = if m.representative {
                 st.dim("representative")

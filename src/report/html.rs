@@ -139,7 +139,12 @@ fn page_end(w: &mut dyn Write) -> io::Result<()> {
 }
 
 fn card(out: &mut String, n: &str, label: &str) {
-    let _ = write!(out, "<div class=\"card\"><div class=\"n\">{}</div><div class=\"l\">{}</div></div>", esc(n), esc(label));
+    let _ = write!(
+        out,
+        "<div class=\"card\"><div class=\"n\">{}</div><div class=\"l\">{}</div></div>",
+        esc(n),
+        esc(label)
+    );
 }
 
 fn kv(out: &mut String, k: &str, v: &str) {
@@ -174,13 +179,22 @@ fn histogram(scores: &[f64], threshold: f64) -> String {
     let (w, h, left, bottom, top) = (560.0, 170.0, 34.0, 22.0, 16.0);
     let bw = (w - left - 6.0) / BINS as f64;
     let mut s = format!("<svg class=\"hist\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"histogram of best-match scores\" font-size=\"10\" fill=\"#5f6b7a\">");
-    let _ = write!(s, "<line x1=\"{left}\" y1=\"{y}\" x2=\"{x2}\" y2=\"{y}\" stroke=\"#c9d0d8\"/>", y = h - bottom, x2 = w - 6.0);
+    let _ = write!(
+        s,
+        "<line x1=\"{left}\" y1=\"{y}\" x2=\"{x2}\" y2=\"{y}\" stroke=\"#c9d0d8\"/>",
+        y = h - bottom,
+        x2 = w - 6.0
+    );
     for (i, &c) in n.iter().enumerate() {
         let bh = (h - bottom - top) * c as f64 / max;
         let x = left + i as f64 * bw;
         let lo = i as f64 / BINS as f64;
         // Bins reaching past the threshold hold matches.
-        let colour = if lo + 1.0 / BINS as f64 > threshold { "#e08a00" } else { "#9aa5b4" };
+        let colour = if lo + 1.0 / BINS as f64 > threshold {
+            "#e08a00"
+        } else {
+            "#9aa5b4"
+        };
         let _ = write!(
             s,
             "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\"><title>{:.2}–{:.2}: {c}</title></rect>",
@@ -192,11 +206,21 @@ fn histogram(scores: &[f64], threshold: f64) -> String {
             lo + 1.0 / BINS as f64
         );
         if c > 0 {
-            let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{c}</text>", x + bw / 2.0, h - bottom - bh - 3.0);
+            let _ = write!(
+                s,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{c}</text>",
+                x + bw / 2.0,
+                h - bottom - bh - 3.0
+            );
         }
     }
     for t in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{t}</text>", left + t * (w - left - 6.0), h - 6.0);
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{t}</text>",
+            left + t * (w - left - 6.0),
+            h - 6.0
+        );
     }
     let tx = left + threshold * (w - left - 6.0);
     let _ = write!(
@@ -217,10 +241,14 @@ fn check_row(q: &QueryResult, limits: &Limits) -> String {
     let v = q.verdict.as_str();
     let mut s = format!("<article class=\"row v-{v}\" data-verdict=\"{v}\">");
     let query = thumbs::load(&q.query, limits);
-    let _ = write!(s, "<div class=\"gen\"><figure>{}<figcaption>generated image</figcaption></figure>", match &query {
-        Ok(i) => img(&thumbs::data_uri(i), "generated image"),
-        Err(e) => noimg(e),
-    });
+    let _ = write!(
+        s,
+        "<div class=\"gen\"><figure>{}<figcaption>generated image</figcaption></figure>",
+        match &query {
+            Ok(i) => img(&thumbs::data_uri(i), "generated image"),
+            Err(e) => noimg(e),
+        }
+    );
     let _ = write!(
         s,
         "<div class=\"path\" title=\"{}\">{}</div><div>{}<span class=\"score\">{:.3}</span></div><div class=\"path\">PDQ quality {}</div></div><div class=\"matches\">",
@@ -230,22 +258,44 @@ fn check_row(q: &QueryResult, limits: &Limits) -> String {
         q.best_score,
         q.quality
     );
-    let shown: Vec<&MatchOut> = q.matches.iter().filter(|m| m.verdict.is_match()).take(MATCHES_SHOWN).collect();
+    let shown: Vec<&MatchOut> = q
+        .matches
+        .iter()
+        .filter(|m| m.verdict.is_match())
+        .take(MATCHES_SHOWN)
+        .collect();
     for m in &shown {
         let cand = thumbs::load(&m.candidate, limits);
         let (thumb, diff) = match (&cand, &query) {
             (Ok(c), Ok(qi)) => {
                 let (d, mean) = thumbs::difference(qi, c, m.orientation);
-                (img(&thumbs::data_uri(c), "training image"), format!("<figure>{}<figcaption>difference, aligned ({} mean)</figcaption></figure>", img(&thumbs::data_uri(&d), "difference"), pct(mean)))
+                (
+                    img(&thumbs::data_uri(c), "training image"),
+                    format!(
+                        "<figure>{}<figcaption>difference, aligned ({} mean)</figcaption></figure>",
+                        img(&thumbs::data_uri(&d), "difference"),
+                        pct(mean)
+                    ),
+                )
             }
             (Ok(c), Err(_)) => (img(&thumbs::data_uri(c), "training image"), String::new()),
             (Err(e), _) => (noimg(e), String::new()),
         };
         let mut t = String::new();
         kv(&mut t, "score", &format!("{:.3}", m.score));
-        kv(&mut t, "PDQ / pHash distance", &format!("{} / {}", m.pdq_distance, m.phash_distance));
+        kv(
+            &mut t,
+            "PDQ / pHash distance",
+            &format!("{} / {}", m.pdq_distance, m.phash_distance),
+        );
         kv(&mut t, "orientation", m.orientation);
-        kv(&mut t, "near copies in corpus", &m.corpus_copies.map(|c| c.to_string()).unwrap_or_else(|| "-".into()));
+        kv(
+            &mut t,
+            "near copies in corpus",
+            &m.corpus_copies
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "-".into()),
+        );
         if m.same_bytes {
             kv(&mut t, "file", "byte-identical");
         }
@@ -259,9 +309,17 @@ fn check_row(q: &QueryResult, limits: &Limits) -> String {
             badge(m.verdict.as_str())
         );
     }
-    let more = q.matches.iter().filter(|m| m.verdict.is_match()).count().saturating_sub(shown.len());
+    let more = q
+        .matches
+        .iter()
+        .filter(|m| m.verdict.is_match())
+        .count()
+        .saturating_sub(shown.len());
     if more > 0 {
-        let _ = write!(s, "<div class=\"path\">and {more} more matching training images (see --json)</div>");
+        let _ = write!(
+            s,
+            "<div class=\"path\">and {more} more matching training images (see --json)</div>"
+        );
     }
     s.push_str("</div></article>\n");
     s
@@ -270,7 +328,12 @@ fn check_row(q: &QueryResult, limits: &Limits) -> String {
 fn text_row(q: &QueryResult) -> String {
     let v = q.verdict.as_str();
     let (cand, pdq, orient, copies) = match q.matches.first() {
-        Some(m) => (display_path(&m.candidate), m.pdq_distance.to_string(), m.orientation, m.corpus_copies.map(|c| c.to_string()).unwrap_or_default()),
+        Some(m) => (
+            display_path(&m.candidate),
+            m.pdq_distance.to_string(),
+            m.orientation,
+            m.corpus_copies.map(|c| c.to_string()).unwrap_or_default(),
+        ),
         None => (String::new(), String::new(), "", String::new()),
     };
     format!(
@@ -283,34 +346,85 @@ fn text_row(q: &QueryResult) -> String {
 }
 
 pub fn write_check(w: &mut dyn Write, r: &CheckReport, o: &HtmlOptions) -> io::Result<()> {
-    let mut flagged: Vec<&QueryResult> = r.results.iter().filter(|q| q.verdict.is_match()).collect();
+    let mut flagged: Vec<&QueryResult> =
+        r.results.iter().filter(|q| q.verdict.is_match()).collect();
     // Strongest first: score, then verdict, then name for a stable order.
-    flagged.sort_by(|a, b| b.best_score.total_cmp(&a.best_score).then(b.verdict.cmp(&a.verdict)).then(a.query.cmp(&b.query)));
-    page_start(w, "lookalike check report", &format!("{} generated images checked against {}", r.images_checked, r.index))?;
+    flagged.sort_by(|a, b| {
+        b.best_score
+            .total_cmp(&a.best_score)
+            .then(b.verdict.cmp(&a.verdict))
+            .then(a.query.cmp(&b.query))
+    });
+    page_start(
+        w,
+        "lookalike check report",
+        &format!(
+            "{} generated images checked against {}",
+            r.images_checked, r.index
+        ),
+    )?;
 
     let n = r.images_checked.max(1) as f64;
     let mut s = String::from("<section><div class=\"cards\">");
     card(&mut s, &r.images_checked.to_string(), "images checked");
-    card(&mut s, &pct(r.replication_rate), &format!("replication rate ({} matched)", r.matched));
-    card(&mut s, &pct(r.exact as f64 / n), &format!("exact copies ({})", r.exact));
-    card(&mut s, &pct(r.near_duplicate as f64 / n), &format!("near-duplicates ({})", r.near_duplicate));
+    card(
+        &mut s,
+        &pct(r.replication_rate),
+        &format!("replication rate ({} matched)", r.matched),
+    );
+    card(
+        &mut s,
+        &pct(r.exact as f64 / n),
+        &format!("exact copies ({})", r.exact),
+    );
+    card(
+        &mut s,
+        &pct(r.near_duplicate as f64 / n),
+        &format!("near-duplicates ({})", r.near_duplicate),
+    );
     card(&mut s, &r.skipped.len().to_string(), "files skipped");
     s.push_str("</div><div class=\"panels\"><div class=\"panel\"><h3>Best-match score per checked image</h3>");
     let scores: Vec<f64> = r.results.iter().map(|q| q.best_score).collect();
     let t = &r.thresholds;
-    s.push_str(&histogram(&scores, 1.0 - t.match_pdq_distance as f64 / 128.0));
+    s.push_str(&histogram(
+        &scores,
+        1.0 - t.match_pdq_distance as f64 / 128.0,
+    ));
     s.push_str("</div><div class=\"panel\"><h3>Settings</h3><table class=\"kv\">");
     kv(&mut s, "index", &r.index);
     kv(&mut s, "indexed images", &r.index_records.to_string());
     kv(&mut s, "decode setting", &o.decode);
-    kv(&mut s, "match", &format!("PDQ distance ≤ {} (score ≥ {:.3}), best of 8 orientations", t.match_pdq_distance, 1.0 - t.match_pdq_distance as f64 / 128.0));
-    kv(&mut s, "exact", &format!("same bytes, or PDQ ≤ {} and pHash ≤ {} (upright)", t.exact_pdq_distance, t.exact_phash_distance));
-    kv(&mut s, "low-quality hashes", &format!("PDQ quality < {} also needs pHash agreement", t.min_quality));
+    kv(
+        &mut s,
+        "match",
+        &format!(
+            "PDQ distance ≤ {} (score ≥ {:.3}), best of 8 orientations",
+            t.match_pdq_distance,
+            1.0 - t.match_pdq_distance as f64 / 128.0
+        ),
+    );
+    kv(
+        &mut s,
+        "exact",
+        &format!(
+            "same bytes, or PDQ ≤ {} and pHash ≤ {} (upright)",
+            t.exact_pdq_distance, t.exact_phash_distance
+        ),
+    );
+    kv(
+        &mut s,
+        "low-quality hashes",
+        &format!("PDQ quality < {} also needs pHash agreement", t.min_quality),
+    );
     kv(&mut s, "candidates per image", &o.top_k.to_string());
     kv(&mut s, "JSON schema", r.schema);
     s.push_str("</table></div></div></section>\n");
 
-    let _ = write!(s, "<h2>Flagged images ({}), strongest first</h2>", flagged.len());
+    let _ = write!(
+        s,
+        "<h2>Flagged images ({}), strongest first</h2>",
+        flagged.len()
+    );
     if flagged.is_empty() {
         s.push_str("<p>No generated image matched a training image.</p>\n");
     } else {
@@ -345,7 +459,12 @@ pub fn write_check(w: &mut dyn Write, r: &CheckReport, o: &HtmlOptions) -> io::R
     if !r.skipped.is_empty() {
         write!(w, "<details><summary>{} files skipped</summary><table class=\"list\"><tr><th>file</th><th>reason</th></tr>", r.skipped.len())?;
         for k in &r.skipped {
-            write!(w, "<tr><td class=\"p\">{}</td><td>{}</td></tr>", esc(&display_path(&k.path)), esc(&k.reason))?;
+            write!(
+                w,
+                "<tr><td class=\"p\">{}</td><td>{}</td></tr>",
+                esc(&display_path(&k.path)),
+                esc(&k.reason)
+            )?;
         }
         w.write_all(b"</table></details>\n")?;
     }
@@ -358,10 +477,13 @@ fn group_row(g: &Group, limits: &Limits) -> String {
 <div class=\"score\" style=\"margin:6px 0 0\">{} images</div><div class=\"path\">max pairwise PDQ distance {}</div></div><div class=\"members\">",
         g.group, g.size, g.max_pairwise_distance
     );
-    let thumbs: Vec<String> = g.members[..g.members.len().min(MEMBERS_SHOWN)].par_iter().map(|m| match thumbs::load(&m.path, limits) {
-        Ok(i) => img(&thumbs::data_uri(&i), "group member"),
-        Err(e) => noimg(&e),
-    }).collect();
+    let thumbs: Vec<String> = g.members[..g.members.len().min(MEMBERS_SHOWN)]
+        .par_iter()
+        .map(|m| match thumbs::load(&m.path, limits) {
+            Ok(i) => img(&thumbs::data_uri(&i), "group member"),
+            Err(e) => noimg(&e),
+        })
+        .collect();
     for (m, t) in g.members.iter().zip(thumbs) {
         let role = if m.representative {
             "representative".to_string()
@@ -379,25 +501,56 @@ fn group_row(g: &Group, limits: &Limits) -> String {
         );
     }
     if g.members.len() > MEMBERS_SHOWN {
-        let _ = write!(s, "<div class=\"path\">and {} more (see --json)</div>", g.members.len() - MEMBERS_SHOWN);
+        let _ = write!(
+            s,
+            "<div class=\"path\">and {} more (see --json)</div>",
+            g.members.len() - MEMBERS_SHOWN
+        );
     }
     s.push_str("</div></article>\n");
     s
 }
 
 pub fn write_dedup(w: &mut dyn Write, r: &DedupReport, o: &HtmlOptions) -> io::Result<()> {
-    page_start(w, "lookalike dedup report", &format!("near-duplicates inside {}", r.index))?;
+    page_start(
+        w,
+        "lookalike dedup report",
+        &format!("near-duplicates inside {}", r.index),
+    )?;
     let mut s = String::from("<section><div class=\"cards\">");
     card(&mut s, &r.index_records.to_string(), "images indexed");
     card(&mut s, &r.group_count.to_string(), "duplicate groups");
     card(&mut s, &r.images_in_groups.to_string(), "images in groups");
-    card(&mut s, &pct(r.redundant_images as f64 / r.index_records.max(1) as f64), &format!("redundant ({} images)", r.redundant_images));
-    s.push_str("</div><div class=\"panels\"><div class=\"panel\"><h3>Settings</h3><table class=\"kv\">");
+    card(
+        &mut s,
+        &pct(r.redundant_images as f64 / r.index_records.max(1) as f64),
+        &format!("redundant ({} images)", r.redundant_images),
+    );
+    s.push_str(
+        "</div><div class=\"panels\"><div class=\"panel\"><h3>Settings</h3><table class=\"kv\">",
+    );
     kv(&mut s, "index", &r.index);
     kv(&mut s, "decode setting", &o.decode);
-    kv(&mut s, "pair rule", &format!("same bytes, or upright PDQ distance ≤ {} (quality < {}: pHash ≤ {} too)", r.thresholds.max_pdq_distance, r.thresholds.min_quality, r.thresholds.low_quality_phash_distance));
-    kv(&mut s, "grouping", "clique: every member is a near copy of every other member (no chaining)");
-    kv(&mut s, "orientations", "upright only: rotated or mirrored duplicates are not grouped");
+    kv(
+        &mut s,
+        "pair rule",
+        &format!(
+            "same bytes, or upright PDQ distance ≤ {} (quality < {}: pHash ≤ {} too)",
+            r.thresholds.max_pdq_distance,
+            r.thresholds.min_quality,
+            r.thresholds.low_quality_phash_distance
+        ),
+    );
+    kv(
+        &mut s,
+        "grouping",
+        "clique: every member is a near copy of every other member (no chaining)",
+    );
+    kv(
+        &mut s,
+        "orientations",
+        "upright only: rotated or mirrored duplicates are not grouped",
+    );
     kv(&mut s, "JSON schema", r.schema);
     s.push_str("</table></div></div></section>\n");
     let _ = write!(s, "<h2>Groups ({}), largest first</h2>", r.group_count);
@@ -416,7 +569,13 @@ pub fn write_dedup(w: &mut dyn Write, r: &DedupReport, o: &HtmlOptions) -> io::R
         writeln!(w, "<h2>More groups ({}), without thumbnails</h2><table class=\"list\"><tr><th>group</th><th>PDQ to rep.</th><th>image</th></tr>", as_text.len())?;
         for g in as_text {
             for m in &g.members {
-                writeln!(w, "<tr class=\"textrow\"><td>{}</td><td>{}</td><td class=\"p\">{}</td></tr>", g.group, m.distance, esc(&display_path(&m.path)))?;
+                writeln!(
+                    w,
+                    "<tr class=\"textrow\"><td>{}</td><td>{}</td><td class=\"p\">{}</td></tr>",
+                    g.group,
+                    m.distance,
+                    esc(&display_path(&m.path))
+                )?;
             }
         }
         w.write_all(b"</table>\n")?;
@@ -426,7 +585,10 @@ pub fn write_dedup(w: &mut dyn Write, r: &DedupReport, o: &HtmlOptions) -> io::R
 
 /// Writes a report to `path` through a temporary file, so a failed run never
 /// leaves half a report behind.
-pub fn save(path: &std::path::Path, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+pub fn save(
+    path: &std::path::Path,
+    f: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     let tmp = path.with_extension("html.tmp");
     let mut out = io::BufWriter::new(std::fs::File::create(&tmp)?);
     f(&mut out)?;

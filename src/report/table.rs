@@ -18,16 +18,42 @@ fn verdict_cell(st: &Style, v: Verdict) -> String {
 /// A path as the user would type it: relative to the working directory when inside it.
 pub fn display_path(p: &str) -> String {
     let cwd = std::env::current_dir().ok();
-    cwd.and_then(|c| std::path::Path::new(p).strip_prefix(&c).ok().map(|r| r.display().to_string()))
-        .unwrap_or_else(|| p.to_string())
+    cwd.and_then(|c| {
+        std::path::Path::new(p)
+            .strip_prefix(&c)
+            .ok()
+            .map(|r| r.display().to_string())
+    })
+    .unwrap_or_else(|| p.to_string())
 }
 
 /// `check`: every flagged image with its best training match, then a summary.
-pub fn write_check(w: &mut dyn Write, r: &CheckReport, st: &Style, show_all: bool) -> io::Result<()> {
-    let shown: Vec<&QueryResult> = r.results.iter().filter(|q| show_all || q.verdict.is_match()).collect();
-    let qw = shown.iter().map(|q| display_path(&q.query).chars().count()).max().unwrap_or(0).max(15);
+pub fn write_check(
+    w: &mut dyn Write,
+    r: &CheckReport,
+    st: &Style,
+    show_all: bool,
+) -> io::Result<()> {
+    let shown: Vec<&QueryResult> = r
+        .results
+        .iter()
+        .filter(|q| show_all || q.verdict.is_match())
+        .collect();
+    let qw = shown
+        .iter()
+        .map(|q| display_path(&q.query).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(15);
     if !shown.is_empty() {
-        writeln!(w, "{}", st.bold(&format!("{:<14}  {:>5}  {:>3}  {:>5}  {:<13}  {:<qw$}  {}", "VERDICT", "SCORE", "PDQ", "PHASH", "TURNED", "GENERATED IMAGE", "TRAINING MATCH")))?;
+        writeln!(
+            w,
+            "{}",
+            st.bold(&format!(
+                "{:<14}  {:>5}  {:>3}  {:>5}  {:<13}  {:<qw$}  {}",
+                "VERDICT", "SCORE", "PDQ", "PHASH", "TURNED", "GENERATED IMAGE", "TRAINING MATCH"
+            ))
+        )?;
     }
     for q in shown {
         let query = display_path(&q.query);
@@ -43,7 +69,16 @@ pub fn write_check(w: &mut dyn Write, r: &CheckReport, st: &Style, show_all: boo
                 query,
                 display_path(&m.candidate)
             )?,
-            None => writeln!(w, "{}  {:>5}  {:>3}  {:>5}  {:<13}  {:<qw$}  -", verdict_cell(st, q.verdict), "-", "-", "-", "-", query)?,
+            None => writeln!(
+                w,
+                "{}  {:>5}  {:>3}  {:>5}  {:<13}  {:<qw$}  -",
+                verdict_cell(st, q.verdict),
+                "-",
+                "-",
+                "-",
+                "-",
+                query
+            )?,
         }
     }
     writeln!(w)?;
@@ -52,7 +87,11 @@ pub fn write_check(w: &mut dyn Write, r: &CheckReport, st: &Style, show_all: boo
 
 pub fn write_summary(w: &mut dyn Write, r: &CheckReport, st: &Style) -> io::Result<()> {
     let rate = format!("{:.1} %", 100.0 * r.replication_rate);
-    let rate = if r.matched > 0 { st.red(&rate) } else { st.green(&rate) };
+    let rate = if r.matched > 0 {
+        st.red(&rate)
+    } else {
+        st.green(&rate)
+    };
     writeln!(
         w,
         "checked {} images against {} indexed: {} matched ({} exact, {} near-duplicate); replication rate {}",
@@ -72,13 +111,38 @@ pub fn write_summary(w: &mut dyn Write, r: &CheckReport, st: &Style) -> io::Resu
 
 /// `query`: all top-k candidates of one image.
 pub fn write_query(w: &mut dyn Write, q: &QueryResult, st: &Style) -> io::Result<()> {
-    writeln!(w, "{} {}  (PDQ {} quality {}, pHash {})", st.bold("query"), display_path(&q.query), q.pdq, q.quality, q.phash)?;
+    writeln!(
+        w,
+        "{} {}  (PDQ {} quality {}, pHash {})",
+        st.bold("query"),
+        display_path(&q.query),
+        q.pdq,
+        q.quality,
+        q.phash
+    )?;
     if q.matches.is_empty() {
         return writeln!(w, "the index is empty");
     }
-    writeln!(w, "{}", st.bold(&format!("{:>4}  {:<14}  {:>5}  {:>3}  {:>5}  {:<13}  {}", "RANK", "VERDICT", "SCORE", "PDQ", "PHASH", "TURNED", "TRAINING IMAGE")))?;
+    writeln!(
+        w,
+        "{}",
+        st.bold(&format!(
+            "{:>4}  {:<14}  {:>5}  {:>3}  {:>5}  {:<13}  {}",
+            "RANK", "VERDICT", "SCORE", "PDQ", "PHASH", "TURNED", "TRAINING IMAGE"
+        ))
+    )?;
     for m in &q.matches {
-        writeln!(w, "{:>4}  {}  {:>5.3}  {:>3}  {:>5}  {:<13}  {}", m.rank, verdict_cell(st, m.verdict), m.score, m.pdq_distance, m.phash_distance, m.orientation, display_path(&m.candidate))?;
+        writeln!(
+            w,
+            "{:>4}  {}  {:>5.3}  {:>3}  {:>5}  {:<13}  {}",
+            m.rank,
+            verdict_cell(st, m.verdict),
+            m.score,
+            m.pdq_distance,
+            m.phash_distance,
+            m.orientation,
+            display_path(&m.candidate)
+        )?;
     }
     writeln!(w, "verdict: {}", q.verdict.as_str())
 }

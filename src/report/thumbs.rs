@@ -20,11 +20,17 @@ const JPEG_QUALITY: u8 = 78;
 pub fn load(path: &str, limits: &Limits) -> Result<RgbImage, String> {
     let md = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
     if md.len() > limits.max_bytes {
-        return Err(format!("file larger than the {} MiB limit", limits.max_bytes >> 20));
+        return Err(format!(
+            "file larger than the {} MiB limit",
+            limits.max_bytes >> 20
+        ));
     }
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
     // A scaled JPEG decode only needs to stay above the thumbnail size.
-    let lim = Limits { fast_min_side: THUMB_SIDE, ..*limits };
+    let lim = Limits {
+        fast_min_side: THUMB_SIDE,
+        ..*limits
+    };
     let d = decode::decode(&bytes, DecodeMode::Fast, &lim)?;
     Ok(fit(&d.rgb, THUMB_SIDE))
 }
@@ -36,7 +42,10 @@ pub fn fit(img: &RgbImage, side: u32) -> RgbImage {
         return img.clone();
     }
     let s = side as f64 / w.max(h) as f64;
-    let (nw, nh) = (((w as f64 * s).round() as u32).max(1), ((h as f64 * s).round() as u32).max(1));
+    let (nw, nh) = (
+        ((w as f64 * s).round() as u32).max(1),
+        ((h as f64 * s).round() as u32).max(1),
+    );
     imageops::thumbnail(img, nw, nh)
 }
 
@@ -67,7 +76,10 @@ pub fn difference(query: &RgbImage, training: &RgbImage, orientation: &str) -> (
     let mut sum = 0u64;
     let diff = GrayImage::from_fn(w, h, |x, y| {
         let (a, b) = (q.get_pixel(x, y), training.get_pixel(x, y));
-        let d = (0..3).map(|c| (a[c] as i32 - b[c] as i32).unsigned_abs()).sum::<u32>() / 3;
+        let d = (0..3)
+            .map(|c| (a[c] as i32 - b[c] as i32).unsigned_abs())
+            .sum::<u32>()
+            / 3;
         sum += d as u64;
         image::Luma([(d * 2).min(255) as u8])
     });
@@ -92,11 +104,21 @@ pub fn base64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::with_capacity(data.len().div_ceil(3) * 4);
     for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         s.push(T[(n >> 18) as usize & 63] as char);
         s.push(T[(n >> 12) as usize & 63] as char);
-        s.push(if c.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-        s.push(if c.len() > 2 { T[n as usize & 63] as char } else { '=' });
+        s.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        s.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     s
 }
@@ -107,7 +129,15 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        let cases = [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")];
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
         for (i, o) in cases {
             assert_eq!(base64(i.as_bytes()), o);
         }
@@ -117,18 +147,29 @@ mod tests {
     /// variant hashes of an image equal the hashes of `orient(image, name)`.
     #[test]
     fn orient_agrees_with_pdq_dihedral_variants() {
-        let img = RgbImage::from_fn(96, 64, |x, y| image::Rgb([(x * 5 % 256) as u8, (y * 7 % 256) as u8, ((x * y) % 251) as u8]));
+        let img = RgbImage::from_fn(96, 64, |x, y| {
+            image::Rgb([
+                (x * 5 % 256) as u8,
+                (y * 7 % 256) as u8,
+                ((x * y) % 251) as u8,
+            ])
+        });
         let (variants, _) = crate::descriptors::pdq::pdq_dihedral_from_rgb(&img);
         for (v, name) in crate::search::check::ORIENTATIONS.iter().enumerate() {
             let direct = crate::descriptors::pdq::pdq_from_rgb(&orient(&img, name)).hash;
             let d = direct.hamming(&variants[v]);
-            assert!(d <= 16, "{name}: variant differs by {d} bits from the oriented image");
+            assert!(
+                d <= 16,
+                "{name}: variant differs by {d} bits from the oriented image"
+            );
         }
     }
 
     #[test]
     fn difference_is_black_only_when_aligned() {
-        let img = RgbImage::from_fn(80, 50, |x, y| image::Rgb([(x * 3) as u8, (y * 5) as u8, ((x + y) * 2) as u8]));
+        let img = RgbImage::from_fn(80, 50, |x, y| {
+            image::Rgb([(x * 3) as u8, (y * 5) as u8, ((x + y) * 2) as u8])
+        });
         // A copy turned clockwise matches as PDQ's "rot90" (counter-clockwise turn of the query).
         let turned = imageops::rotate90(&img);
         let (d, aligned) = difference(&turned, &img, "rot90");

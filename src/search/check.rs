@@ -70,7 +70,16 @@ pub struct CheckReport {
     pub results: Vec<QueryResult>,
 }
 
-pub const ORIENTATIONS: [&str; 8] = ["original", "rot90", "rot180", "rot270", "flip-x", "flip-y", "flip-diag", "flip-antidiag"];
+pub const ORIENTATIONS: [&str; 8] = [
+    "original",
+    "rot90",
+    "rot180",
+    "rot270",
+    "flip-x",
+    "flip-y",
+    "flip-diag",
+    "flip-antidiag",
+];
 
 pub struct CheckOptions {
     pub mode: DecodeMode,
@@ -90,13 +99,23 @@ pub fn collect_queries(root: &std::path::Path) -> (Vec<FileEntry>, Vec<Skipped>)
     if root.is_file() {
         // A single file is checked whatever its extension.
         match std::fs::metadata(root) {
-            Ok(md) => files.push(FileEntry { path: root.to_path_buf(), size: md.len(), mtime_ns: crate::ingest::walk::mtime_ns(&md) }),
-            Err(e) => skipped.push(Skipped { path: root.display().to_string(), reason: format!("cannot stat: {e}") }),
+            Ok(md) => files.push(FileEntry {
+                path: root.to_path_buf(),
+                size: md.len(),
+                mtime_ns: crate::ingest::walk::mtime_ns(&md),
+            }),
+            Err(e) => skipped.push(Skipped {
+                path: root.display().to_string(),
+                reason: format!("cannot stat: {e}"),
+            }),
         }
         return (files, skipped);
     }
     if !root.exists() {
-        skipped.push(Skipped { path: root.display().to_string(), reason: "no such file or folder".into() });
+        skipped.push(Skipped {
+            path: root.display().to_string(),
+            reason: "no such file or folder".into(),
+        });
     }
     for item in Walker::new(root) {
         match item {
@@ -107,32 +126,62 @@ pub fn collect_queries(root: &std::path::Path) -> (Vec<FileEntry>, Vec<Skipped>)
     (files, skipped)
 }
 
-pub fn check(index: &Index, files: Vec<FileEntry>, mut skipped: Vec<Skipped>, opts: &CheckOptions, progress: &ProgressBar) -> CheckReport {
+pub fn check(
+    index: &Index,
+    files: Vec<FileEntry>,
+    mut skipped: Vec<Skipped>,
+    opts: &CheckOptions,
+    progress: &ProgressBar,
+) -> CheckReport {
     let mut results = Vec::with_capacity(files.len());
     let single = files.len() == 1;
     for chunk in files.chunks(pipeline::BATCH) {
         use crate::gpu::ingest::{resolve, Deferred};
-        let processed = pipeline::process_batch(chunk.to_vec(), opts.mode, &opts.limits, |_| None, |d| match &opts.gpu {
-            Some(_) => Deferred::Pixels(std::sync::Arc::new(d.rgb.clone())),
-            None => Deferred::Ready(describe_query(&d.rgb)),
+        let processed = pipeline::process_batch(
+            chunk.to_vec(),
+            opts.mode,
+            &opts.limits,
+            |_| None,
+            |d| match &opts.gpu {
+                Some(_) => Deferred::Pixels(std::sync::Arc::new(d.rgb.clone())),
+                None => Deferred::Ready(describe_query(&d.rgb)),
+            },
+        );
+        let processed = resolve(processed, |imgs| {
+            opts.gpu
+                .as_ref()
+                .expect("pixels only kept for the GPU")
+                .describe_batch(imgs)
         });
-        let processed = resolve(processed, |imgs| opts.gpu.as_ref().expect("pixels only kept for the GPU").describe_batch(imgs));
         let described: Vec<(String, u128, QueryDescriptors)> = processed
             .into_iter()
             .filter_map(|p| match p.outcome {
-                Outcome::Done(q) | Outcome::Duplicate(q) => Some((p.entry.path.display().to_string(), p.content_hash, q)),
+                Outcome::Done(q) | Outcome::Duplicate(q) => {
+                    Some((p.entry.path.display().to_string(), p.content_hash, q))
+                }
                 Outcome::Skipped(reason) => {
-                    skipped.push(Skipped { path: p.entry.path.display().to_string(), reason });
+                    skipped.push(Skipped {
+                        path: p.entry.path.display().to_string(),
+                        reason,
+                    });
                     None
                 }
             })
             .collect();
-        let params = SearchParams { top_k: opts.top_k, max_distance: 256, parallel: single };
+        let params = SearchParams {
+            top_k: opts.top_k,
+            max_distance: 256,
+            parallel: single,
+        };
         let found: Vec<QueryResult> = match &opts.gpu {
             Some(e) if described.len() >= GPU_MIN_BATCH => {
                 let qs: Vec<QueryDescriptors> = described.iter().map(|d| d.2).collect();
                 let hits = gpu_search(index, e, &qs, opts.top_k);
-                described.par_iter().zip(hits).map(|((path, ch, q), m)| judge(index, path, *ch, q, &m)).collect()
+                described
+                    .par_iter()
+                    .zip(hits)
+                    .map(|((path, ch, q), m)| judge(index, path, *ch, q, &m))
+                    .collect()
             }
             _ => described
                 .par_iter()
@@ -153,7 +202,11 @@ pub fn check(index: &Index, files: Vec<FileEntry>, mut skipped: Vec<Skipped>, op
         matched: exact + near,
         exact,
         near_duplicate: near,
-        replication_rate: if results.is_empty() { 0.0 } else { (exact + near) as f64 / results.len() as f64 },
+        replication_rate: if results.is_empty() {
+            0.0
+        } else {
+            (exact + near) as f64 / results.len() as f64
+        },
         thresholds: Thresholds {
             match_pdq_distance: verdict::MATCH_PDQ,
             exact_pdq_distance: verdict::EXACT_PDQ,
@@ -171,7 +224,12 @@ pub fn check(index: &Index, files: Vec<FileEntry>, mut skipped: Vec<Skipped>, op
 /// (query view, candidate view) pair; every record keeps its best (distance,
 /// code), which is what the CPU scan picks, and the union of the runs' top-k
 /// lists contains the overall top-k.
-pub fn gpu_search(index: &Index, e: &crate::gpu::GpuEngine, qs: &[QueryDescriptors], top_k: usize) -> Vec<Vec<Match>> {
+pub fn gpu_search(
+    index: &Index,
+    e: &crate::gpu::GpuEngine,
+    qs: &[QueryDescriptors],
+    top_k: usize,
+) -> Vec<Vec<Match>> {
     use crate::descriptors::Hash256;
     use std::collections::HashMap;
     let upright: Vec<[Hash256; 8]> = qs.iter().map(|q| q.pdq).collect();
@@ -183,22 +241,37 @@ pub fn gpu_search(index: &Index, e: &crate::gpu::GpuEngine, qs: &[QueryDescripto
     for (si, seg) in index.segments.iter().enumerate() {
         let live = index.live_mask(si);
         let mut best: Vec<HashMap<u32, (u16, u8)>> = vec![HashMap::new(); qs.len()];
-        let mut runs: Vec<(&[Hash256], &Vec<[Hash256; 8]>, u8)> = vec![(seg.pdq(), &upright, 0), (seg.pdq_trim(), &upright, super::hamming::CANDIDATE_TRIMMED)];
+        let mut runs: Vec<(&[Hash256], &Vec<[Hash256; 8]>, u8)> = vec![
+            (seg.pdq(), &upright, 0),
+            (seg.pdq_trim(), &upright, super::hamming::CANDIDATE_TRIMMED),
+        ];
         if any_trim {
             runs.push((seg.pdq(), &trimmed, 8));
-            runs.push((seg.pdq_trim(), &trimmed, 8 | super::hamming::CANDIDATE_TRIMMED));
+            runs.push((
+                seg.pdq_trim(),
+                &trimmed,
+                8 | super::hamming::CANDIDATE_TRIMMED,
+            ));
         }
         for (col, queries, flag) in runs {
-            for (acc, hits) in best.iter_mut().zip(e.hamming_topk(col, live, queries, top_k)) {
+            for (acc, hits) in best
+                .iter_mut()
+                .zip(e.hamming_topk(col, live, queries, top_k))
+            {
                 for (row, d, o) in hits {
                     let cand = (d, o | flag);
-                    acc.entry(row).and_modify(|b| *b = (*b).min(cand)).or_insert(cand);
+                    acc.entry(row)
+                        .and_modify(|b| *b = (*b).min(cand))
+                        .or_insert(cand);
                 }
             }
         }
         for (acc, b) in all.iter_mut().zip(best) {
             acc.extend(b.into_iter().map(|(row, (d, code))| Match {
-                rec: crate::index::RecordRef { seg: si as u32, row },
+                rec: crate::index::RecordRef {
+                    seg: si as u32,
+                    row,
+                },
                 pdq_distance: d as u32,
                 variant: code,
                 phash_distance: 0,
@@ -216,7 +289,13 @@ pub fn gpu_search(index: &Index, e: &crate::gpu::GpuEngine, qs: &[QueryDescripto
     all
 }
 
-fn judge(index: &Index, path: &str, content_hash: u128, q: &QueryDescriptors, found: &[Match]) -> QueryResult {
+fn judge(
+    index: &Index,
+    path: &str,
+    content_hash: u128,
+    q: &QueryDescriptors,
+    found: &[Match],
+) -> QueryResult {
     let matches: Vec<MatchOut> = found
         .iter()
         .enumerate()
@@ -246,7 +325,11 @@ fn judge(index: &Index, path: &str, content_hash: u128, q: &QueryDescriptors, fo
             }
         })
         .collect();
-    let best = matches.iter().map(|m| m.verdict).max().unwrap_or(Verdict::None);
+    let best = matches
+        .iter()
+        .map(|m| m.verdict)
+        .max()
+        .unwrap_or(Verdict::None);
     QueryResult {
         query: path.to_string(),
         verdict: best,
@@ -260,12 +343,23 @@ fn judge(index: &Index, path: &str, content_hash: u128, q: &QueryDescriptors, fo
 
 /// Sets `corpus_copies` on every match, one index pass for all distinct matched candidates.
 fn fill_corpus_copies(index: &Index, results: &mut [QueryResult]) {
-    let mut cands: Vec<crate::index::RecordRef> =
-        results.iter().flat_map(|q| q.matches.iter().filter(|m| m.verdict.is_match()).map(|m| m.rec)).collect();
+    let mut cands: Vec<crate::index::RecordRef> = results
+        .iter()
+        .flat_map(|q| {
+            q.matches
+                .iter()
+                .filter(|m| m.verdict.is_match())
+                .map(|m| m.rec)
+        })
+        .collect();
     cands.sort_unstable();
     cands.dedup();
     let counts = super::dedup::corpus_copies(index, &cands);
-    for m in results.iter_mut().flat_map(|q| q.matches.iter_mut()).filter(|m| m.verdict.is_match()) {
+    for m in results
+        .iter_mut()
+        .flat_map(|q| q.matches.iter_mut())
+        .filter(|m| m.verdict.is_match())
+    {
         m.corpus_copies = cands.binary_search(&m.rec).ok().map(|i| counts[i]);
     }
 }

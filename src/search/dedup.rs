@@ -58,12 +58,21 @@ pub struct Corpus {
 impl Corpus {
     pub fn from_index(index: &Index) -> Corpus {
         let n = index.live_count();
-        let mut c = Corpus { refs: Vec::with_capacity(n), pdq: Vec::with_capacity(n), quality: Vec::with_capacity(n), phash: Vec::with_capacity(n), content: Vec::with_capacity(n) };
+        let mut c = Corpus {
+            refs: Vec::with_capacity(n),
+            pdq: Vec::with_capacity(n),
+            quality: Vec::with_capacity(n),
+            phash: Vec::with_capacity(n),
+            content: Vec::with_capacity(n),
+        };
         for (si, seg) in index.segments.iter().enumerate() {
             let (pdq, q, ph, files) = (seg.pdq(), seg.quality(), seg.phash(), seg.files());
             for (row, &live) in index.live_mask(si).iter().enumerate() {
                 if live {
-                    c.refs.push(RecordRef { seg: si as u32, row: row as u32 });
+                    c.refs.push(RecordRef {
+                        seg: si as u32,
+                        row: row as u32,
+                    });
                     c.pdq.push(pdq[row]);
                     c.quality.push(q[row]);
                     c.phash.push(ph[row]);
@@ -87,7 +96,12 @@ impl Corpus {
     }
 
     fn near(&self, i: usize, j: usize, max: u32) -> bool {
-        near_copy(self.pdq[i].hamming(&self.pdq[j]), max, self.key(i), self.key(j))
+        near_copy(
+            self.pdq[i].hamming(&self.pdq[j]),
+            max,
+            self.key(i),
+            self.key(j),
+        )
     }
 }
 
@@ -122,7 +136,13 @@ fn distances_generic(db: &[Hash256], q: &Hash256, out: &mut [u16]) {
 const CHUNK: usize = 4096;
 
 /// Indices `j` in `range` (≠ `i`) that are near copies of record `i`.
-fn near_in(c: &Corpus, i: usize, range: std::ops::Range<usize>, max: u32, mut found: impl FnMut(usize, u32)) {
+fn near_in(
+    c: &Corpus,
+    i: usize,
+    range: std::ops::Range<usize>,
+    max: u32,
+    mut found: impl FnMut(usize, u32),
+) {
     let mut dist = [0u16; CHUNK];
     let mut start = range.start;
     while start < range.end {
@@ -200,7 +220,10 @@ pub fn group(c: &Corpus, max: u32) -> Vec<RawGroup> {
             for &(m, _) in &members {
                 taken[m] = true;
             }
-            groups.push(RawGroup { members, max_pairwise });
+            groups.push(RawGroup {
+                members,
+                max_pairwise,
+            });
         }
     }
     groups
@@ -275,10 +298,20 @@ pub fn dedup(index: &Index, max: u32) -> DedupReport {
                     representative: m == rep,
                 })
                 .collect();
-            Group { group: 0, size: members.len(), representative: members[0].path.clone(), max_pairwise_distance: g.max_pairwise, members }
+            Group {
+                group: 0,
+                size: members.len(),
+                representative: members[0].path.clone(),
+                max_pairwise_distance: g.max_pairwise,
+                members,
+            }
         })
         .collect();
-    groups.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.representative.cmp(&b.representative)));
+    groups.sort_by(|a, b| {
+        b.size
+            .cmp(&a.size)
+            .then_with(|| a.representative.cmp(&b.representative))
+    });
     for (i, g) in groups.iter_mut().enumerate() {
         g.group = i + 1;
     }
@@ -289,7 +322,11 @@ pub fn dedup(index: &Index, max: u32) -> DedupReport {
         index_records: c.len(),
         grouping: "clique",
         orientations: "upright",
-        thresholds: DedupThresholds { max_pdq_distance: max, min_quality: MIN_QUALITY, low_quality_phash_distance: LOW_QUALITY_PHASH },
+        thresholds: DedupThresholds {
+            max_pdq_distance: max,
+            min_quality: MIN_QUALITY,
+            low_quality_phash_distance: LOW_QUALITY_PHASH,
+        },
         group_count: groups.len(),
         images_in_groups,
         redundant_images: images_in_groups - groups.len(),
@@ -305,7 +342,14 @@ pub fn corpus_copies(index: &Index, cands: &[RecordRef]) -> Vec<u32> {
     let key = |r: RecordRef| {
         let s = &index.segments[r.seg as usize];
         let row = r.row as usize;
-        (s.pdq()[row], (s.quality()[row], s.phash()[row], s.files()[row].content_hash()))
+        (
+            s.pdq()[row],
+            (
+                s.quality()[row],
+                s.phash()[row],
+                s.files()[row].content_hash(),
+            ),
+        )
     };
     let qs: Vec<(Hash256, (u8, u64, u128))> = cands.iter().map(|&r| key(r)).collect();
     let mut total = vec![0u32; cands.len()];
@@ -325,7 +369,10 @@ pub fn corpus_copies(index: &Index, cands: &[RecordRef]) -> Vec<u32> {
                     for (k, &d) in dist.iter().enumerate() {
                         let row = ci * CHUNK + k;
                         if d as u32 <= MATCH_PDQ && live[row] {
-                            let r = RecordRef { seg: si as u32, row: row as u32 };
+                            let r = RecordRef {
+                                seg: si as u32,
+                                row: row as u32,
+                            };
                             if r != cands[qi] && near_copy(d as u32, MATCH_PDQ, *qk, key(r).1) {
                                 counts[qi] += 1;
                             }
@@ -334,10 +381,13 @@ pub fn corpus_copies(index: &Index, cands: &[RecordRef]) -> Vec<u32> {
                 }
                 counts
             })
-            .reduce(|| vec![0u32; qs.len()], |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                a
-            });
+            .reduce(
+                || vec![0u32; qs.len()],
+                |mut a, b| {
+                    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                    a
+                },
+            );
         total.iter_mut().zip(counts).for_each(|(x, y)| *x += y);
     }
     total
@@ -369,10 +419,17 @@ mod tests {
     fn corpus(hashes: Vec<Hash256>) -> Corpus {
         let n = hashes.len();
         Corpus {
-            refs: (0..n).map(|i| RecordRef { seg: 0, row: i as u32 }).collect(),
+            refs: (0..n)
+                .map(|i| RecordRef {
+                    seg: 0,
+                    row: i as u32,
+                })
+                .collect(),
             pdq: hashes,
             quality: vec![100; n],
-            phash: (0..n as u64).map(|i| i.wrapping_mul(0x9E3779B97F4A7C15)).collect(),
+            phash: (0..n as u64)
+                .map(|i| i.wrapping_mul(0x9E3779B97F4A7C15))
+                .collect(),
             content: (0..n as u128).collect(),
         }
     }
@@ -426,7 +483,9 @@ mod tests {
         let cp = corpus(all);
         let got = near_copy_counts(&cp, 31);
         for (i, &g) in got.iter().enumerate() {
-            let naive = (0..cp.len()).filter(|&j| j != i && cp.pdq[i].hamming(&cp.pdq[j]) <= 31).count();
+            let naive = (0..cp.len())
+                .filter(|&j| j != i && cp.pdq[i].hamming(&cp.pdq[j]) <= 31)
+                .count();
             assert_eq!(g as usize, naive, "record {i}");
         }
     }

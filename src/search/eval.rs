@@ -18,7 +18,11 @@ pub struct Truth {
 }
 
 fn base(s: &str) -> String {
-    s.trim().rsplit(['/', '\\']).next().unwrap_or("").to_string()
+    s.trim()
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 /// Parses `query,expected,transform,...` (header required; quoted fields allowed).
@@ -42,7 +46,14 @@ pub fn parse_truth(text: &str) -> Result<HashMap<String, Truth>, String> {
         let expected = get(ei);
         out.insert(
             base(&get(qi)),
-            Truth { expected: if expected.trim().is_empty() { String::new() } else { base(&expected) }, transform: ti.map(get).unwrap_or_default() },
+            Truth {
+                expected: if expected.trim().is_empty() {
+                    String::new()
+                } else {
+                    base(&expected)
+                },
+                transform: ti.map(get).unwrap_or_default(),
+            },
         );
     }
     Ok(out)
@@ -104,13 +115,23 @@ pub type ByQuery = HashMap<String, Vec<(f64, String)>>;
 pub fn predictions_from_csv(text: &str) -> Result<ByQuery, String> {
     let mut lines = text.lines();
     let header = split_csv(lines.next().ok_or("empty CSV")?);
-    let col = |n: &str| header.iter().position(|h| h.trim() == n).ok_or(format!("no '{n}' column"));
+    let col = |n: &str| {
+        header
+            .iter()
+            .position(|h| h.trim() == n)
+            .ok_or(format!("no '{n}' column"))
+    };
     let (qi, ci, si) = (col("query")?, col("candidate")?, col("score")?);
     let mut best: HashMap<(String, String), f64> = HashMap::new();
     for line in lines.filter(|l| !l.trim().is_empty()) {
         let f = split_csv(line);
-        let s: f64 = f.get(si).and_then(|x| x.trim().parse().ok()).ok_or(format!("bad score in: {line}"))?;
-        let e = best.entry((base(&f[qi]), base(&f[ci]))).or_insert(f64::NEG_INFINITY);
+        let s: f64 = f
+            .get(si)
+            .and_then(|x| x.trim().parse().ok())
+            .ok_or(format!("bad score in: {line}"))?;
+        let e = best
+            .entry((base(&f[qi]), base(&f[ci])))
+            .or_insert(f64::NEG_INFINITY);
         *e = e.max(s);
     }
     let mut by_q: ByQuery = HashMap::new();
@@ -128,7 +149,10 @@ fn predictions(r: &CheckReport) -> ByQuery {
             let e = best.entry(base(&m.candidate)).or_insert(f64::NEG_INFINITY);
             *e = e.max(m.score);
         }
-        by_q.insert(base(&q.query), best.into_iter().map(|(c, s)| (s, c)).collect());
+        by_q.insert(
+            base(&q.query),
+            best.into_iter().map(|(c, s)| (s, c)).collect(),
+        );
     }
     by_q
 }
@@ -140,8 +164,18 @@ fn metrics(gt: &HashMap<String, Truth>, by_q: &ByQuery, qs: &[&String]) -> Metri
     for q in &pos {
         let exp = &gt[**q].expected;
         let cands = by_q.get(**q).map(|v| v.as_slice()).unwrap_or(&[]);
-        let Some(s_exp) = cands.iter().filter(|(_, c)| c == exp).map(|(s, _)| *s).reduce(f64::max) else { continue };
-        let better = cands.iter().filter(|(s, c)| c != exp && *s >= s_exp).count();
+        let Some(s_exp) = cands
+            .iter()
+            .filter(|(_, c)| c == exp)
+            .map(|(s, _)| *s)
+            .reduce(f64::max)
+        else {
+            continue;
+        };
+        let better = cands
+            .iter()
+            .filter(|(s, c)| c != exp && *s >= s_exp)
+            .count();
         r1 += (better < 1) as usize;
         r10 += (better < 10) as usize;
     }
@@ -160,14 +194,22 @@ fn metrics(gt: &HashMap<String, Truth>, by_q: &ByQuery, qs: &[&String]) -> Metri
     while i < pooled.len() && n_gt > 0 {
         let s = pooled[i].0;
         while i < pooled.len() && pooled[i].0 == s {
-            if pooled[i].1 { tp += 1 } else { fp += 1 }
+            if pooled[i].1 {
+                tp += 1
+            } else {
+                fp += 1
+            }
             i += 1;
         }
         let p = tp as f64 / (tp + fp) as f64;
         let r = tp as f64 / n_gt as f64;
         ap += p * (r - prev_r);
         prev_r = r;
-        let f1 = if p + r > 0.0 { 2.0 * p * r / (p + r) } else { 0.0 };
+        let f1 = if p + r > 0.0 {
+            2.0 * p * r / (p + r)
+        } else {
+            0.0
+        };
         if f1 > best_f1 {
             best_f1 = f1;
             best_thr = Some(s);
@@ -176,7 +218,13 @@ fn metrics(gt: &HashMap<String, Truth>, by_q: &ByQuery, qs: &[&String]) -> Metri
             r_p90 = r_p90.max(r);
         }
     }
-    let div = |a: usize, b: usize| if b == 0 { f64::NAN } else { a as f64 / b as f64 };
+    let div = |a: usize, b: usize| {
+        if b == 0 {
+            f64::NAN
+        } else {
+            a as f64 / b as f64
+        }
+    };
     Metrics {
         queries: qs.len(),
         positives: pos.len(),
@@ -191,13 +239,24 @@ fn metrics(gt: &HashMap<String, Truth>, by_q: &ByQuery, qs: &[&String]) -> Metri
     }
 }
 
-fn false_alarm(gt: &HashMap<String, Truth>, by_q: &ByQuery, qs: &[&String], thr: Option<f64>) -> f64 {
+fn false_alarm(
+    gt: &HashMap<String, Truth>,
+    by_q: &ByQuery,
+    qs: &[&String],
+    thr: Option<f64>,
+) -> f64 {
     let neg: Vec<&&String> = qs.iter().filter(|q| gt[**q].expected.is_empty()).collect();
     let Some(thr) = thr else { return f64::NAN };
     if neg.is_empty() {
         return f64::NAN;
     }
-    let hit = neg.iter().filter(|q| by_q.get(***q).is_some_and(|v| v.iter().any(|(s, _)| *s >= thr))).count();
+    let hit = neg
+        .iter()
+        .filter(|q| {
+            by_q.get(***q)
+                .is_some_and(|v| v.iter().any(|(s, _)| *s >= thr))
+        })
+        .count();
     hit as f64 / neg.len() as f64
 }
 
@@ -209,7 +268,11 @@ fn recall_at_fa(gt: &HashMap<String, Truth>, by_q: &ByQuery, fa: f64) -> f64 {
     }
     let mut negmax: Vec<f64> = neg
         .iter()
-        .filter_map(|q| by_q.get(*q).filter(|v| !v.is_empty()).map(|v| v.iter().map(|x| x.0).fold(f64::NEG_INFINITY, f64::max)))
+        .filter_map(|q| {
+            by_q.get(*q)
+                .filter(|v| !v.is_empty())
+                .map(|v| v.iter().map(|x| x.0).fold(f64::NEG_INFINITY, f64::max))
+        })
         .collect();
     negmax.sort_by(|a, b| b.total_cmp(a));
     let k = (fa * neg.len() as f64) as usize;
@@ -217,7 +280,9 @@ fn recall_at_fa(gt: &HashMap<String, Truth>, by_q: &ByQuery, fa: f64) -> f64 {
     let ok = pos
         .iter()
         .filter(|q| {
-            let Some(c) = by_q.get(**q).filter(|v| !v.is_empty()) else { return false };
+            let Some(c) = by_q.get(**q).filter(|v| !v.is_empty()) else {
+                return false;
+            };
             let top = c.iter().map(|x| x.0).fold(f64::NEG_INFINITY, f64::max);
             let tops: Vec<&String> = c.iter().filter(|x| x.0 == top).map(|x| &x.1).collect();
             tops.len() == 1 && *tops[0] == gt[**q].expected && top > thr
@@ -227,7 +292,10 @@ fn recall_at_fa(gt: &HashMap<String, Truth>, by_q: &ByQuery, fa: f64) -> f64 {
 }
 
 /// Ranking metrics of predictions alone (what `score.py` computes).
-pub fn score(by_q: &ByQuery, gt: &HashMap<String, Truth>) -> (Metrics, f64, BTreeMap<String, Metrics>) {
+pub fn score(
+    by_q: &ByQuery,
+    gt: &HashMap<String, Truth>,
+) -> (Metrics, f64, BTreeMap<String, Metrics>) {
     let mut all: Vec<&String> = gt.keys().collect();
     all.sort();
     let mut overall = metrics(gt, by_q, &all);
@@ -255,14 +323,20 @@ pub fn evaluate(r: &CheckReport, gt: &HashMap<String, Truth>) -> EvalReport {
     // and counts as correct when its best match is the expected image.
     let (mut flagged, mut correct, mut neg_flagged) = (0, 0, 0);
     for q in &r.results {
-        let Some(t) = gt.get(&base(&q.query)) else { continue };
+        let Some(t) = gt.get(&base(&q.query)) else {
+            continue;
+        };
         if !q.verdict.is_match() {
             continue;
         }
         flagged += 1;
         if t.expected.is_empty() {
             neg_flagged += 1;
-        } else if q.matches.first().is_some_and(|m| base(&m.candidate) == t.expected) {
+        } else if q
+            .matches
+            .first()
+            .is_some_and(|m| base(&m.candidate) == t.expected)
+        {
             correct += 1;
         }
     }
@@ -271,9 +345,21 @@ pub fn evaluate(r: &CheckReport, gt: &HashMap<String, Truth>) -> EvalReport {
     EvalReport {
         overall,
         recall_at_fa1,
-        verdict_precision: if flagged == 0 { f64::NAN } else { correct as f64 / flagged as f64 },
-        verdict_recall: if npos == 0 { f64::NAN } else { correct as f64 / npos as f64 },
-        verdict_false_alarm: if nneg == 0 { f64::NAN } else { neg_flagged as f64 / nneg as f64 },
+        verdict_precision: if flagged == 0 {
+            f64::NAN
+        } else {
+            correct as f64 / flagged as f64
+        },
+        verdict_recall: if npos == 0 {
+            f64::NAN
+        } else {
+            correct as f64 / npos as f64
+        },
+        verdict_false_alarm: if nneg == 0 {
+            f64::NAN
+        } else {
+            neg_flagged as f64 / nneg as f64
+        },
         per_transform,
         unknown_queries,
     }

@@ -25,7 +25,11 @@ pub struct SearchParams {
 
 impl Default for SearchParams {
     fn default() -> Self {
-        SearchParams { top_k: 10, max_distance: 256, parallel: true }
+        SearchParams {
+            top_k: 10,
+            max_distance: 256,
+            parallel: true,
+        }
     }
 }
 
@@ -69,12 +73,30 @@ pub fn search(index: &Index, q: &QueryDescriptors, p: &SearchParams) -> Vec<Matc
             let hi = (lo + CHUNK).min(pdq.len());
             let mut dist = vec![0u16; hi - lo];
             let mut code = vec![0u8; hi - lo];
-            min_distances(&pdq[lo..hi], &trim[lo..hi], &hashes, &mut dist, &mut code);
+            let rows = seg.trimmed_rows();
+            let trimmed = &rows[rows.partition_point(|&r| (r as usize) < lo)
+                ..rows.partition_point(|&r| (r as usize) < hi)];
+            min_distances_rows(
+                &pdq[lo..hi],
+                trim,
+                trimmed,
+                lo,
+                &hashes,
+                &mut dist,
+                &mut code,
+            );
             let mut top = TopK::new(p.top_k);
             for (i, (&d, &c)) in dist.iter().zip(&code).enumerate() {
                 let row = lo + i;
                 if d as u32 <= p.max_distance && live[row] {
-                    top.offer(d as u32, RecordRef { seg: si as u32, row: row as u32 }, c);
+                    top.offer(
+                        d as u32,
+                        RecordRef {
+                            seg: si as u32,
+                            row: row as u32,
+                        },
+                        c,
+                    );
                 }
             }
             top.into_matches()
@@ -104,7 +126,10 @@ struct TopK {
 
 impl TopK {
     fn new(k: usize) -> TopK {
-        TopK { k, items: Vec::with_capacity(k.min(1024) + 1) }
+        TopK {
+            k,
+            items: Vec::with_capacity(k.min(1024) + 1),
+        }
     }
 
     fn offer(&mut self, d: u32, rec: RecordRef, orientation: u8) {
@@ -115,7 +140,15 @@ impl TopK {
             return;
         }
         let pos = self.items.partition_point(|m| m.pdq_distance <= d);
-        self.items.insert(pos, Match { rec, pdq_distance: d, variant: orientation, phash_distance: 0 });
+        self.items.insert(
+            pos,
+            Match {
+                rec,
+                pdq_distance: d,
+                variant: orientation,
+                phash_distance: 0,
+            },
+        );
         self.items.truncate(self.k);
     }
 
@@ -127,21 +160,54 @@ impl TopK {
 /// For every database entry (upright hash `db[i]` and trimmed-view hash
 /// `db_trim[i]`), the minimum distance over all query hashes `q` (≤ 16), and
 /// which comparison gave it (see `Match::variant`; ties keep the lowest code).
-pub fn min_distances(db: &[Hash256], db_trim: &[Hash256], q: &[Hash256], dist: &mut [u16], code: &mut [u8]) {
+pub fn min_distances(
+    db: &[Hash256],
+    db_trim: &[Hash256],
+    q: &[Hash256],
+    dist: &mut [u16],
+    code: &mut [u8],
+) {
+    let trimmed: Vec<u32> = (0..db.len())
+        .filter(|&i| db_trim[i] != db[i])
+        .map(|i| i as u32)
+        .collect();
+    min_distances_rows(db, db_trim, &trimmed, 0, q, dist, code)
+}
+
+/// `min_distances` for the rows `base..base + db.len()` of a column whose
+/// trimmed views are `db_trim` (the whole column) and differ only at
+/// `trimmed` (absolute rows, ascending, all inside the range).
+pub fn min_distances_rows(
+    db: &[Hash256],
+    db_trim: &[Hash256],
+    trimmed: &[u32],
+    base: usize,
+    q: &[Hash256],
+    dist: &mut [u16],
+    code: &mut [u8],
+) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("popcnt") {
             // SAFETY: the CPU supports the features this copy was compiled for.
-            return unsafe { min_distances_avx2(db, db_trim, q, dist, code) };
+            return unsafe { min_distances_avx2(db, db_trim, trimmed, base, q, dist, code) };
         }
     }
-    min_distances_generic(db, db_trim, q, dist, code)
+    min_distances_generic(db, db_trim, trimmed, base, q, dist, code)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,popcnt")]
-unsafe fn min_distances_avx2(db: &[Hash256], db_trim: &[Hash256], q: &[Hash256], dist: &mut [u16], code: &mut [u8]) {
-    min_distances_generic(db, db_trim, q, dist, code)
+unsafe fn min_distances_avx2(
+    db: &[Hash256],
+    db_trim: &[Hash256],
+    trimmed: &[u32],
+    base: usize,
+    q: &[Hash256],
+    dist: &mut [u16],
+    code: &mut [u8],
+) {
+    min_distances_generic(db, db_trim, trimmed, base, q, dist, code)
 }
 
 #[inline(always)]
@@ -157,7 +223,13 @@ fn hamming(a: &Hash256, b: &Hash256) -> u32 {
 /// are visited in increasing order and only a strictly smaller distance
 /// wins, so ties keep the lowest code.
 #[inline(always)]
-fn fold8<'a>(rows: impl Iterator<Item = (usize, &'a Hash256)>, q: &[Hash256; 8], base: u8, dist: &mut [u16], code: &mut [u8]) {
+fn fold8<'a>(
+    rows: impl Iterator<Item = (usize, &'a Hash256)>,
+    q: &[Hash256; 8],
+    base: u8,
+    dist: &mut [u16],
+    code: &mut [u8],
+) {
     for (i, h) in rows {
         let mut best = dist[i] as u32;
         let mut arg = code[i];
@@ -174,7 +246,15 @@ fn fold8<'a>(rows: impl Iterator<Item = (usize, &'a Hash256)>, q: &[Hash256; 8],
 }
 
 #[inline(always)]
-fn min_distances_generic(db: &[Hash256], db_trim: &[Hash256], q: &[Hash256], dist: &mut [u16], code: &mut [u8]) {
+fn min_distances_generic(
+    db: &[Hash256],
+    db_trim: &[Hash256],
+    trimmed: &[u32],
+    base: usize,
+    q: &[Hash256],
+    dist: &mut [u16],
+    code: &mut [u8],
+) {
     dist.fill(u16::MAX);
     code.fill(0);
     let blocks: Vec<[Hash256; 8]> = q
@@ -186,11 +266,11 @@ fn min_distances_generic(db: &[Hash256], db_trim: &[Hash256], q: &[Hash256], dis
     }
     // The candidates' trimmed views, only where trimming changed the image:
     // a separate sparse pass keeps the main loop free of branches.
-    let trimmed: Vec<usize> = (0..db.len()).filter(|&i| db_trim[i] != db[i]).collect();
-    if !trimmed.is_empty() {
-        for (b, qb) in blocks.iter().enumerate() {
-            fold8(trimmed.iter().map(|&i| (i, &db_trim[i])), qb, CANDIDATE_TRIMMED | 8 * b as u8, dist, code);
-        }
+    for (b, qb) in blocks.iter().enumerate() {
+        let rows = trimmed
+            .iter()
+            .map(|&r| (r as usize - base, &db_trim[r as usize]));
+        fold8(rows, qb, CANDIDATE_TRIMMED | 8 * b as u8, dist, code);
     }
 }
 
@@ -235,9 +315,20 @@ mod tests {
     fn topk_keeps_smallest_in_order() {
         let mut t = TopK::new(3);
         for (i, d) in [50, 10, 30, 10, 5, 70].iter().enumerate() {
-            t.offer(*d, RecordRef { seg: 0, row: i as u32 }, 0);
+            t.offer(
+                *d,
+                RecordRef {
+                    seg: 0,
+                    row: i as u32,
+                },
+                0,
+            );
         }
-        let got: Vec<(u32, u32)> = t.into_matches().iter().map(|m| (m.pdq_distance, m.rec.row)).collect();
+        let got: Vec<(u32, u32)> = t
+            .into_matches()
+            .iter()
+            .map(|m| (m.pdq_distance, m.rec.row))
+            .collect();
         assert_eq!(got, vec![(5, 4), (10, 1), (10, 3)]);
     }
 }

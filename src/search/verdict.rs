@@ -53,7 +53,11 @@ pub fn verdict(m: &Match, query_quality: u8, db_quality: u8, same_bytes: bool) -
         return Verdict::None;
     }
     if query_quality < MIN_QUALITY || db_quality < MIN_QUALITY {
-        return if phash_agrees(LOW_QUALITY_PHASH) { Verdict::NearDuplicate } else { Verdict::None };
+        return if phash_agrees(LOW_QUALITY_PHASH) {
+            Verdict::NearDuplicate
+        } else {
+            Verdict::None
+        };
     }
     if m.pdq_distance <= EXACT_PDQ && phash_agrees(EXACT_PHASH) {
         Verdict::Exact
@@ -74,14 +78,22 @@ mod tests {
     use crate::index::RecordRef;
 
     fn m(d: u32, o: u8, ph: u32) -> Match {
-        Match { rec: RecordRef { seg: 0, row: 0 }, pdq_distance: d, variant: o, phash_distance: ph }
+        Match {
+            rec: RecordRef { seg: 0, row: 0 },
+            pdq_distance: d,
+            variant: o,
+            phash_distance: ph,
+        }
     }
 
     #[test]
     fn thresholds() {
         assert_eq!(verdict(&m(3, 0, 2), 90, 90, false), Verdict::Exact);
         assert_eq!(verdict(&m(3, 2, 2), 90, 90, false), Verdict::NearDuplicate);
-        assert_eq!(verdict(&m(31, 0, 30), 90, 90, false), Verdict::NearDuplicate);
+        assert_eq!(
+            verdict(&m(31, 0, 30), 90, 90, false),
+            Verdict::NearDuplicate
+        );
         assert_eq!(verdict(&m(32, 0, 0), 90, 90, false), Verdict::None);
         assert_eq!(verdict(&m(10, 0, 20), 30, 90, false), Verdict::None);
         assert_eq!(verdict(&m(10, 0, 5), 30, 90, false), Verdict::NearDuplicate);

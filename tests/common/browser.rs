@@ -26,7 +26,12 @@ pub fn find() -> Option<String> {
         return Some(p);
     }
     let path = std::env::var_os("PATH")?;
-    for name in ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"] {
+    for name in [
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+    ] {
         for dir in std::env::split_paths(&path) {
             if dir.join(name).is_file() {
                 return Some(dir.join(name).display().to_string());
@@ -62,17 +67,32 @@ pub fn load(browser: &str, html: &Path) -> Loaded {
     let o = Command::new(browser)
         .args(FLAGS)
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(["--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom", &url])
+        .args([
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            &url,
+        ])
         .output()
         .expect("run chromium");
     let dom = String::from_utf8_lossy(&o.stdout).into_owned();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "chromium failed: {err}");
-    let console = err.lines().filter(|l| l.contains("CONSOLE") || l.contains("Uncaught")).map(str::to_string).collect();
-    let start = dom.find("<pre id=\"selftest\">").unwrap_or_else(|| panic!("no selftest element in the DOM:\n{dom:.2000}"));
+    let console = err
+        .lines()
+        .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught"))
+        .map(str::to_string)
+        .collect();
+    let start = dom
+        .find("<pre id=\"selftest\">")
+        .unwrap_or_else(|| panic!("no selftest element in the DOM:\n{dom:.2000}"));
     let line = &dom[start + 19..];
     let line = &line[..line.find("</pre>").unwrap()];
-    assert!(!line.is_empty(), "the page's script did not run (empty self-test); stderr:\n{err}");
+    assert!(
+        !line.is_empty(),
+        "the page's script did not run (empty self-test); stderr:\n{err}"
+    );
     let selftest = line
         .split_whitespace()
         .map(|kv| {

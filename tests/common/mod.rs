@@ -16,6 +16,23 @@ pub fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("run lookalike")
 }
 
+pub const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sample");
+
+/// The sample training images indexed into a fresh temp folder: (its guard, index path).
+pub fn index_sample() -> (tempfile::TempDir, String) {
+    let t = tempfile::tempdir().unwrap();
+    let idx = t.path().join("idx").display().to_string();
+    let o = run(&[
+        "index",
+        &format!("{SAMPLE}/training"),
+        "--index",
+        &idx,
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (t, idx)
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -36,8 +53,16 @@ pub fn synthetic(seed: u64, w: u32, h: u32) -> RgbImage {
         s ^= s << 17;
         (s >> 11) as f64 / (1u64 << 53) as f64
     };
-    let blobs: Vec<(f64, f64, f64, [f64; 3])> =
-        (0..12).map(|_| (rnd(), rnd(), 0.05 + 0.25 * rnd(), [rnd() * 255.0, rnd() * 255.0, rnd() * 255.0])).collect();
+    let blobs: Vec<(f64, f64, f64, [f64; 3])> = (0..12)
+        .map(|_| {
+            (
+                rnd(),
+                rnd(),
+                0.05 + 0.25 * rnd(),
+                [rnd() * 255.0, rnd() * 255.0, rnd() * 255.0],
+            )
+        })
+        .collect();
     let (fx, fy, ph) = (1.0 + 6.0 * rnd(), 1.0 + 6.0 * rnd(), 6.28 * rnd());
     RgbImage::from_fn(w, h, |x, y| {
         let (u, v) = (x as f64 / w as f64, y as f64 / h as f64);
@@ -50,13 +75,18 @@ pub fn synthetic(seed: u64, w: u32, h: u32) -> RgbImage {
                 c[k] = c[k] * (1.0 - wgt) + col[k] * wgt;
             }
         }
-        Rgb([c[0].clamp(0.0, 255.0) as u8, c[1].clamp(0.0, 255.0) as u8, c[2].clamp(0.0, 255.0) as u8])
+        Rgb([
+            c[0].clamp(0.0, 255.0) as u8,
+            c[1].clamp(0.0, 255.0) as u8,
+            c[2].clamp(0.0, 255.0) as u8,
+        ])
     })
 }
 
 pub fn save_jpeg(img: &RgbImage, path: &Path, quality: u8) {
     let f = std::fs::File::create(path).unwrap();
-    let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(f), quality);
+    let mut enc =
+        image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(f), quality);
     enc.encode_image(img).unwrap();
 }
 
@@ -66,7 +96,15 @@ pub fn make_corpus(dir: &Path, n: usize, first_seed: u64) -> Vec<PathBuf> {
     (0..n)
         .map(|i| {
             let p = dir.join(format!("img_{:03}.jpg", i as u64 + first_seed));
-            save_jpeg(&synthetic(i as u64 + first_seed, 200 + (i as u32 % 5) * 40, 180 + (i as u32 % 3) * 50), &p, 90);
+            save_jpeg(
+                &synthetic(
+                    i as u64 + first_seed,
+                    200 + (i as u32 % 5) * 40,
+                    180 + (i as u32 % 3) * 50,
+                ),
+                &p,
+                90,
+            );
             p
         })
         .collect()
@@ -77,7 +115,11 @@ pub fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         c ^= b as u32;
         for _ in 0..8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
     }
     !c
