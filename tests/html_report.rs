@@ -112,14 +112,23 @@ fn report_limit_lists_the_rest_as_text_and_csv_gains_a_last_column() {
     let csv = stdout(&o);
     let header = csv.lines().next().unwrap();
     assert!(header.starts_with("query,candidate,score,rank,verdict,pdq_distance,phash_distance,orientation,query_quality,candidate_quality,"));
-    assert!(header.ends_with(",corpus_copies"));
+    assert!(header.ends_with(",corpus_copies,evidence,keypoint_matches,inliers"));
+    let col = |l: &str, name: &str| -> String {
+        let at = header.split(',').position(|h| h == name).unwrap();
+        l.split(',').nth(at).unwrap().to_string()
+    };
     // A matched row carries a count (the sample has no duplicates: 0); a non-match leaves it empty.
     assert!(csv
         .lines()
-        .any(|l| l.contains(",exact,") && l.ends_with(",0")));
+        .any(|l| col(l, "verdict") == "exact" && col(l, "corpus_copies") == "0"));
     assert!(csv
         .lines()
-        .any(|l| l.contains(",none,") && l.ends_with(',')));
+        .any(|l| col(l, "verdict") == "none" && col(l, "corpus_copies").is_empty()));
+    // Verified candidates carry their keypoint evidence.
+    assert!(csv
+        .lines()
+        .skip(1)
+        .any(|l| col(l, "inliers").parse::<u32>().is_ok_and(|n| n > 0)));
     let text = std::fs::read_to_string(&html).unwrap();
     assert_eq!(text.matches("<article class=\"row").count(), 2);
     assert!(text.matches("<tr class=\"textrow\"").count() >= 7);

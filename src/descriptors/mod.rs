@@ -2,11 +2,13 @@
 //! reference; the WGSL engine (`crate::gpu`) is held against it by tests.
 
 pub mod hash256;
+pub mod keypoints;
 pub mod pdq;
 pub mod phash;
 pub mod trim;
 
 pub use hash256::Hash256;
+pub use keypoints::{IndexKeypoints, KeyPoint};
 
 /// Everything the index stores for one image.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -18,6 +20,8 @@ pub struct Descriptors {
     /// PDQ of the image with uniform borders and caption bars trimmed
     /// (`trim`); equal to `pdq` when there was nothing to trim.
     pub pdq_trim: Hash256,
+    /// Local features for geometric verification (`search::verify`).
+    pub keypoints: IndexKeypoints,
 }
 
 /// Computes every descriptor of a decoded RGB image (CPU reference path).
@@ -33,6 +37,7 @@ pub fn describe(img: &image::RgbImage) -> Descriptors {
         quality: p.quality,
         phash: phash::phash_from_rgb(img),
         pdq_trim,
+        keypoints: keypoints::index_keypoints(img),
     }
 }
 
@@ -55,7 +60,7 @@ fn trimmed_luma(img: &image::RgbImage, luma: &[f32]) -> Option<(Vec<f32>, usize,
 }
 
 /// What a query needs: all 8 dihedral PDQ variants (from one DCT) plus pHash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueryDescriptors {
     /// [original, rot90, rot180, rot270, flipX, flipY, flipPlus1, flipMinus1]
     pub pdq: [Hash256; 8],
@@ -63,6 +68,8 @@ pub struct QueryDescriptors {
     pub phash: u64,
     /// The 8 variants of the trimmed view, when trimming removed something.
     pub pdq_trim: Option<[Hash256; 8]>,
+    /// Local features for geometric verification (up to `QUERY_KEYPOINTS`).
+    pub keypoints: Vec<KeyPoint>,
 }
 
 impl QueryDescriptors {
@@ -89,5 +96,6 @@ pub fn describe_query(img: &image::RgbImage) -> QueryDescriptors {
         quality,
         phash: phash::phash_from_rgb(img),
         pdq_trim,
+        keypoints: keypoints::extract(img, keypoints::QUERY_KEYPOINTS),
     }
 }

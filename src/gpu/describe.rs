@@ -268,12 +268,14 @@ impl GpuEngine {
                             quality,
                             phash: ph,
                             pdq_trim: None,
+                            keypoints: vec![],
                         },
                         Descriptors {
                             pdq: pdq[0],
                             quality,
                             phash: ph,
                             pdq_trim: pdq[0],
+                            keypoints: Default::default(),
                         },
                     ));
                 }

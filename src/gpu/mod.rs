@@ -96,15 +96,30 @@ impl GpuEngine {
             .filter_map(|(i, c)| c.map(|c| (i, c)))
             .unzip();
         let trims = (!crops.is_empty()).then(|| self.submit(&crops, kind));
+        let main = self.submit(images, kind);
+        // Keypoints have no WGSL path yet: the CPU extracts them while the
+        // GPU hashes.
+        let max = match kind {
+            PendingKind::Query => crate::descriptors::keypoints::QUERY_KEYPOINTS,
+            PendingKind::Index => crate::descriptors::keypoints::INDEX_KEYPOINTS,
+        };
+        let keypoints = images
+            .par_iter()
+            .map(|im| crate::descriptors::keypoints::extract(im, max))
+            .collect();
         Views {
-            main: self.submit(images, kind),
+            main,
             trims,
             at,
+            keypoints,
         }
     }
 
     fn finish_views_query(&self, v: Views) -> Vec<QueryDescriptors> {
         let mut out = self.finish_query(v.main);
+        for (d, k) in out.iter_mut().zip(v.keypoints) {
+            d.keypoints = k;
+        }
         if let Some(t) = v.trims {
             for (i, d) in v.at.into_iter().zip(self.finish_query(t)) {
                 out[i].pdq_trim = Some(d.pdq);
@@ -115,6 +130,9 @@ impl GpuEngine {
 
     fn finish_views_index(&self, v: Views) -> Vec<Descriptors> {
         let mut out = self.finish_index(v.main);
+        for (d, k) in out.iter_mut().zip(&v.keypoints) {
+            d.keypoints = crate::descriptors::IndexKeypoints::from_points(k);
+        }
         if let Some(t) = v.trims {
             for (i, d) in v.at.into_iter().zip(self.finish_index(t)) {
                 out[i].pdq_trim = d.pdq;
@@ -169,6 +187,8 @@ struct Views {
     main: Pending,
     trims: Option<Pending>,
     at: Vec<usize>,
+    /// Per image, computed on the CPU.
+    keypoints: Vec<Vec<crate::descriptors::KeyPoint>>,
 }
 
 /// An index batch submitted to the GPU (see `GpuEngine::submit_index`).

@@ -8,6 +8,8 @@
 //! | quality.col   | 1     | PDQ quality 0..=100                       |
 //! | phash.col     | 8     | pHash (u64, imagehash bit order)          |
 //! | pdq_trim.col  | 32    | PDQ of the trimmed view (= pdq if none)   |
+//! | keypoints.col | 4608  | 128 keypoints (IndexKeypoints); optional:  |
+//! |               |       | segments written before it have none      |
 
 use std::path::Path;
 
@@ -15,7 +17,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::column::{self, Column};
 use super::manifest::{sync_dir, SegmentInfo};
-use crate::descriptors::{Descriptors, Hash256};
+use crate::descriptors::{Descriptors, Hash256, IndexKeypoints};
 use crate::error::IndexError;
 
 #[repr(C)]
@@ -37,7 +39,7 @@ impl FileRecord {
     }
 }
 
-pub const COLUMNS: [(&str, &str, u32); 6] = [
+pub const COLUMNS: [(&str, &str, u32); 7] = [
     (
         "files.col",
         "files",
@@ -48,7 +50,15 @@ pub const COLUMNS: [(&str, &str, u32); 6] = [
     ("quality.col", "quality", 1),
     ("phash.col", "phash", 8),
     ("pdq_trim.col", "pdq_trim", 32),
+    (
+        "keypoints.col",
+        "keypoints",
+        std::mem::size_of::<IndexKeypoints>() as u32,
+    ),
 ];
+
+/// Index of the optional keypoints column in `COLUMNS`.
+const KEYPOINTS: usize = 6;
 
 /// Records being gathered for the next commit.
 #[derive(Default)]
@@ -59,6 +69,7 @@ pub struct SegmentData {
     pub quality: Vec<u8>,
     pub phash: Vec<u64>,
     pub pdq_trim: Vec<Hash256>,
+    pub keypoints: Vec<IndexKeypoints>,
 }
 
 impl SegmentData {
@@ -92,6 +103,18 @@ impl SegmentData {
         self.quality.push(d.quality);
         self.phash.push(d.phash);
         self.pdq_trim.push(d.pdq_trim);
+        self.keypoints.push(d.keypoints);
+    }
+
+    /// Descriptors of a pending record.
+    pub fn descriptors(&self, row: usize) -> Descriptors {
+        Descriptors {
+            pdq: self.pdq[row],
+            quality: self.quality[row],
+            phash: self.phash[row],
+            pdq_trim: self.pdq_trim[row],
+            keypoints: self.keypoints[row],
+        }
     }
 
     /// Writes the segment into `<index>/<seg>.tmp/`, fsyncs every file and the
@@ -104,13 +127,14 @@ impl SegmentData {
             std::fs::remove_dir_all(&tmp).map_err(|e| IndexError::io(&tmp, e))?;
         }
         std::fs::create_dir_all(&tmp).map_err(|e| IndexError::io(&tmp, e))?;
-        let payloads: [&[u8]; 6] = [
+        let payloads: [&[u8]; 7] = [
             bytemuck::cast_slice(&self.files),
             &self.paths,
             bytemuck::cast_slice(&self.pdq),
             &self.quality,
             bytemuck::cast_slice(&self.phash),
             bytemuck::cast_slice(&self.pdq_trim),
+            bytemuck::cast_slice(&self.keypoints),
         ];
         for ((file, name, width), payload) in COLUMNS.iter().zip(payloads) {
             column::write(&tmp.join(file), name, *width, payload)?;
@@ -134,6 +158,7 @@ pub struct Segment {
     quality: Column,
     phash: Column,
     pdq_trim: Column,
+    keypoints: Option<Column>,
     /// Rows whose trimmed view differs from the upright hash, ascending:
     /// derived once here so every search scans only these for trimmed views.
     trimmed_rows: Vec<u32>,
@@ -161,6 +186,10 @@ impl Segment {
             quality: col(3, n)?,
             phash: col(4, n)?,
             pdq_trim: col(5, n)?,
+            keypoints: match dir.join(COLUMNS[KEYPOINTS].0).exists() {
+                true => Some(col(KEYPOINTS, n)?),
+                false => None,
+            },
             trimmed_rows: vec![],
         };
         // Every path range must lie inside paths.col before anyone slices with it.
@@ -219,6 +248,11 @@ impl Segment {
     pub fn pdq_trim(&self) -> &[Hash256] {
         self.pdq_trim.cast()
     }
+    /// Keypoints of every row, or None for a segment written before the
+    /// keypoints column existed.
+    pub fn keypoints(&self) -> Option<&[IndexKeypoints]> {
+        self.keypoints.as_ref().map(|c| c.cast())
+    }
     pub fn trimmed_rows(&self) -> &[u32] {
         &self.trimmed_rows
     }
@@ -234,6 +268,7 @@ impl Segment {
             quality: self.quality()[row],
             phash: self.phash()[row],
             pdq_trim: self.pdq_trim()[row],
+            keypoints: self.keypoints().map(|k| k[row]).unwrap_or_default(),
         }
     }
 }

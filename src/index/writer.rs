@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::flags;
 use super::manifest::{self, Manifest, SegmentInfo};
 use super::reader::Index;
-use super::segment::{FileRecord, SegmentData};
+use super::segment::{FileRecord, Segment, SegmentData};
 use crate::descriptors::Descriptors;
 use crate::error::IndexError;
 
@@ -24,8 +24,12 @@ pub struct IndexWriter {
     pub flush_interval: Duration,
     /// Latest record per path (owned keys: pending records are added too).
     by_path: HashMap<Vec<u8>, FileRecord>,
-    /// Descriptors per content hash, for exact duplicates.
-    by_content: HashMap<u128, Descriptors>,
+    /// Where the descriptors of each content hash are, for exact duplicates:
+    /// (segment, row); segment == segments.len() is the pending one. Keeps
+    /// 24 bytes per file in memory, not the descriptors themselves.
+    by_content: HashMap<u128, (u32, u32)>,
+    /// Committed segments, memory-mapped (for `by_content`).
+    segments: Vec<Segment>,
     /// Manifest fields changed since the last commit (the decode setting).
     manifest_changed: bool,
     _lock: File,
@@ -53,7 +57,7 @@ impl IndexWriter {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(IndexError::io(&lock_path, e)),
         }
-        let (manifest, by_path, by_content) = if dir.join(manifest::FILE).exists() {
+        let (manifest, by_path, by_content, segments) = if dir.join(manifest::FILE).exists() {
             let idx = Index::open(dir)?;
             let mut by_path = HashMap::new();
             let mut by_content = HashMap::new();
@@ -62,10 +66,10 @@ impl IndexWriter {
                 let rec = seg.files()[r.row as usize];
                 by_path.insert(path.to_vec(), rec);
                 if rec.flags & (flags::TOMBSTONE | flags::FAILED) == 0 {
-                    by_content.insert(rec.content_hash(), seg.descriptors(r.row as usize));
+                    by_content.insert(rec.content_hash(), (r.seg, r.row));
                 }
             }
-            (idx.manifest.clone(), by_path, by_content)
+            (idx.manifest.clone(), by_path, by_content, idx.segments)
         } else {
             let entries: Vec<_> = std::fs::read_dir(dir)
                 .map_err(|e| IndexError::io(dir, e))?
@@ -85,7 +89,12 @@ impl IndexWriter {
                     why: "the folder has other files and no MANIFEST.json; refusing to write an index into it".into(),
                 });
             }
-            (Manifest::empty(), HashMap::new(), HashMap::new())
+            (
+                Manifest::empty(),
+                HashMap::new(),
+                HashMap::new(),
+                Vec::new(),
+            )
         };
         remove_debris(dir, &manifest)?;
         Ok(IndexWriter {
@@ -97,6 +106,7 @@ impl IndexWriter {
             flush_interval: Duration::from_secs(30),
             by_path,
             by_content,
+            segments,
             manifest_changed: false,
             _lock: lock,
         })
@@ -111,7 +121,11 @@ impl IndexWriter {
     }
 
     pub fn by_content(&self, h: u128) -> Option<Descriptors> {
-        self.by_content.get(&h).copied()
+        let &(seg, row) = self.by_content.get(&h)?;
+        Some(match self.segments.get(seg as usize) {
+            Some(s) => s.descriptors(row as usize),
+            None => self.pending.descriptors(row as usize),
+        })
     }
 
     /// Paths whose latest record is a live (non-tombstone) entry.
@@ -136,7 +150,8 @@ impl IndexWriter {
         let rec = *self.pending.files.last().unwrap();
         self.by_path.insert(path.to_vec(), rec);
         if flags_ & (flags::TOMBSTONE | flags::FAILED) == 0 {
-            self.by_content.entry(content_hash).or_insert(*d);
+            let at = (self.segments.len() as u32, self.pending.len() as u32 - 1);
+            self.by_content.entry(content_hash).or_insert(at);
         }
     }
 
@@ -185,9 +200,15 @@ impl IndexWriter {
             self.pending.write(&self.dir, &info)?;
             next.segments.push(info);
         }
+        let written = next.segments.last().cloned();
         next.generation += 1;
         next.writer = manifest::writer_id();
         next.commit(&self.dir)?;
+        if !self.pending.is_empty() {
+            // The pending rows are now this segment (same position): map it.
+            let info = written.expect("a segment was written");
+            self.segments.push(Segment::open(&self.dir, &info)?);
+        }
         self.manifest = next;
         self.pending = SegmentData::default();
         self.last_commit = Instant::now();

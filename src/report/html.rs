@@ -289,6 +289,14 @@ fn check_row(q: &QueryResult, limits: &Limits) -> String {
             &format!("{} / {}", m.pdq_distance, m.phash_distance),
         );
         kv(&mut t, "orientation", m.orientation);
+        if let (Some(i), Some(k)) = (m.inliers, m.keypoint_matches) {
+            kv(
+                &mut t,
+                "keypoints",
+                &format!("{i} of {k} matches fit one affine map"),
+            );
+        }
+        kv(&mut t, "evidence", m.evidence);
         kv(
             &mut t,
             "near copies in corpus",
@@ -386,10 +394,7 @@ pub fn write_check(w: &mut dyn Write, r: &CheckReport, o: &HtmlOptions) -> io::R
     s.push_str("</div><div class=\"panels\"><div class=\"panel\"><h3>Best-match score per checked image</h3>");
     let scores: Vec<f64> = r.results.iter().map(|q| q.best_score).collect();
     let t = &r.thresholds;
-    s.push_str(&histogram(
-        &scores,
-        1.0 - t.match_pdq_distance as f64 / 128.0,
-    ));
+    s.push_str(&histogram(&scores, t.match_score));
     s.push_str("</div><div class=\"panel\"><h3>Settings</h3><table class=\"kv\">");
     kv(&mut s, "index", &r.index);
     kv(&mut s, "indexed images", &r.index_records.to_string());
@@ -398,9 +403,8 @@ pub fn write_check(w: &mut dyn Write, r: &CheckReport, o: &HtmlOptions) -> io::R
         &mut s,
         "match",
         &format!(
-            "PDQ distance ≤ {} (score ≥ {:.3}), best of 8 orientations",
-            t.match_pdq_distance,
-            1.0 - t.match_pdq_distance as f64 / 128.0
+            "score ≥ {:.3}: PDQ distance ≤ {} (best of 8 orientations) or ≥ {} verified keypoint inliers",
+            t.match_score, t.match_pdq_distance, t.match_inliers
         ),
     );
     kv(

@@ -5,6 +5,7 @@ use indicatif::ProgressBar;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::fusion::{self, Candidate};
 use super::{search, verdict, Match, SearchParams, Verdict};
 use crate::descriptors::{describe_query, QueryDescriptors};
 use crate::index::Index;
@@ -27,6 +28,13 @@ pub struct MatchOut {
     /// borders / caption bars trimmed.
     pub trimmed: &'static str,
     pub candidate_quality: u8,
+    /// Keypoint correspondences that passed the ratio test (null: not verified).
+    pub keypoint_matches: Option<u32>,
+    /// Of those, how many one affine map explains (null: not verified).
+    pub inliers: Option<u32>,
+    /// What the score rests on: "pdq", "keypoints" or "pdq+keypoints"
+    /// (both reach the match threshold).
+    pub evidence: &'static str,
     pub same_bytes: bool,
     /// Near copies of this training image elsewhere in the index (upright
     /// PDQ ≤ 31, itself excluded); computed for matches only, else null.
@@ -52,6 +60,14 @@ pub struct Thresholds {
     pub exact_pdq_distance: u32,
     pub exact_phash_distance: u32,
     pub min_quality: u8,
+    /// Verified keypoint inliers that make a match (same false-alarm rate
+    /// per comparison as the PDQ threshold).
+    pub match_inliers: u32,
+    /// The score of both thresholds.
+    pub match_score: f64,
+    /// Whether keypoints of the query were compared with every indexed image
+    /// (indexes up to 20 000 images) or only with the PDQ candidates.
+    pub keypoint_scan: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -169,23 +185,27 @@ pub fn check(
             })
             .collect();
         let params = SearchParams {
-            top_k: opts.top_k,
+            top_k: opts.top_k.max(fusion::VERIFY_PDQ),
             max_distance: 256,
             parallel: single,
         };
+        let judge = |path: &str, ch: u128, q: &QueryDescriptors, found: &[Match]| {
+            let cands = fusion::fuse(index, q, found, opts.top_k, single);
+            judge(index, path, ch, q, &cands)
+        };
         let found: Vec<QueryResult> = match &opts.gpu {
             Some(e) if described.len() >= GPU_MIN_BATCH => {
-                let qs: Vec<QueryDescriptors> = described.iter().map(|d| d.2).collect();
-                let hits = gpu_search(index, e, &qs, opts.top_k);
+                let qs: Vec<QueryDescriptors> = described.iter().map(|d| d.2.clone()).collect();
+                let hits = gpu_search(index, e, &qs, params.top_k);
                 described
                     .par_iter()
                     .zip(hits)
-                    .map(|((path, ch, q), m)| judge(index, path, *ch, q, &m))
+                    .map(|((path, ch, q), m)| judge(path, *ch, q, &m))
                     .collect()
             }
             _ => described
                 .par_iter()
-                .map(|(path, ch, q)| judge(index, path, *ch, q, &search(index, q, &params)))
+                .map(|(path, ch, q)| judge(path, *ch, q, &search(index, q, &params)))
                 .collect(),
         };
         results.extend(found);
@@ -212,6 +232,9 @@ pub fn check(
             exact_pdq_distance: verdict::EXACT_PDQ,
             exact_phash_distance: verdict::EXACT_PHASH,
             min_quality: verdict::MIN_QUALITY,
+            match_inliers: verdict::match_inliers(),
+            match_score: verdict::match_score(),
+            keypoint_scan: fusion::keypoint_scan(index),
         },
         skipped,
         results,
@@ -294,12 +317,13 @@ fn judge(
     path: &str,
     content_hash: u128,
     q: &QueryDescriptors,
-    found: &[Match],
+    found: &[Candidate],
 ) -> QueryResult {
     let matches: Vec<MatchOut> = found
         .iter()
         .enumerate()
-        .map(|(i, m)| {
+        .map(|(i, c)| {
+            let m = &c.m;
             let seg = &index.segments[m.rec.seg as usize];
             let rec = seg.files()[m.rec.row as usize];
             let dbq = seg.quality()[m.rec.row as usize];
@@ -307,8 +331,11 @@ fn judge(
             MatchOut {
                 rank: i + 1,
                 candidate: index.path(m.rec).display().to_string(),
-                score: super::score(m),
-                verdict: verdict(m, q.quality, dbq, same),
+                score: c.score,
+                verdict: verdict::combined(
+                    verdict(m, q.quality, dbq, same),
+                    c.verification.as_ref(),
+                ),
                 pdq_distance: m.pdq_distance,
                 phash_distance: m.phash_distance,
                 orientation: ORIENTATIONS[m.orientation() as usize],
@@ -319,6 +346,9 @@ fn judge(
                     (true, true) => "both",
                 },
                 candidate_quality: dbq,
+                keypoint_matches: c.verification.map(|v| v.matches),
+                inliers: c.verification.map(|v| v.inliers),
+                evidence: evidence(m, c),
                 same_bytes: same,
                 corpus_copies: None,
                 rec: m.rec,
@@ -338,6 +368,17 @@ fn judge(
         quality: q.quality,
         phash: format!("{:016x}", q.phash),
         matches,
+    }
+}
+
+fn evidence(m: &Match, c: &Candidate) -> &'static str {
+    let kp = c
+        .verification
+        .is_some_and(|v| v.inliers >= verdict::match_inliers());
+    match (m.pdq_distance <= verdict::MATCH_PDQ, kp) {
+        (true, true) => "pdq+keypoints",
+        (false, true) => "keypoints",
+        _ => "pdq",
     }
 }
 

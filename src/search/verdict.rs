@@ -66,6 +66,26 @@ pub fn verdict(m: &Match, query_quality: u8, db_quality: u8, same_bytes: bool) -
     }
 }
 
+/// Verified keypoint inliers that make a match: the count whose calibrated
+/// score equals that of PDQ distance `MATCH_PDQ`.
+pub fn match_inliers() -> u32 {
+    super::calibrate::inliers_matching_pdq(MATCH_PDQ)
+}
+
+/// The calibrated score of both match thresholds.
+pub fn match_score() -> f64 {
+    super::calibrate::pdq_score(MATCH_PDQ)
+}
+
+/// The hash verdict, raised to near-duplicate when geometric verification
+/// found enough inliers (a crop, rotation or paste that hashes miss).
+pub fn combined(hash: Verdict, v: Option<&super::verify::Verification>) -> Verdict {
+    match v {
+        Some(v) if v.inliers >= match_inliers() => hash.max(Verdict::NearDuplicate),
+        _ => hash,
+    }
+}
+
 /// Similarity in [0, 1], higher = more similar: 1 − d/128 clamped, so the
 /// match threshold d = 31 sits at 0.758 and unrelated images (d ≈ 128) at 0.
 pub fn score(m: &Match) -> f64 {

@@ -1,0 +1,72 @@
+//! One score per candidate, whatever evidence produced it.
+//!
+//! Each kind of evidence is mapped to the chance that an UNRELATED image
+//! would show evidence at least this strong against one indexed record (its
+//! null tail probability p), and the score is −log10(p) / 10, clamped to
+//! [0, 1]. Equal scores therefore mean equal false-alarm rates per
+//! comparison: a score of s lets through about N·10^(−10·s) unrelated records
+//! per query on an index of N records. The candidate's score is the best of
+//! its evidence (PDQ distance, verified keypoint inliers).
+//!
+//! The null tails were measured, not assumed: every image of a 300-image
+//! photo corpus against every other (89 700 ordered pairs, none related),
+//! and the log-linear fit of each tail is extrapolated below the smallest
+//! probabilities such a sample can show. `scripts/calibrate.py` redoes the fit
+//! from `lookalike check --csv` output; README "Scores" documents it.
+
+use super::hamming::Match;
+use super::verify::Verification;
+
+/// log10 P(null min PDQ distance ≤ d) ≈ PDQ_A + PDQ_B·d, for d below the bulk.
+const PDQ_A: f64 = -9.287;
+const PDQ_B: f64 = 0.0732;
+/// log10 P(null inliers ≥ n) ≈ KP_A + KP_B·n.
+const KP_A: f64 = -1.087;
+const KP_B: f64 = -0.3636;
+
+fn from_log10_p(lp: f64) -> f64 {
+    (-lp / 10.0).clamp(0.0, 1.0)
+}
+
+/// Score of a PDQ distance alone.
+pub fn pdq_score(d: u32) -> f64 {
+    from_log10_p((PDQ_A + PDQ_B * d as f64).min(0.0))
+}
+
+/// Score of a verification alone.
+pub fn keypoint_score(inliers: u32) -> f64 {
+    from_log10_p((KP_A + KP_B * inliers as f64).min(0.0))
+}
+
+pub fn score(m: &Match, v: Option<&Verification>) -> f64 {
+    let kp = v.map(|v| keypoint_score(v.inliers)).unwrap_or(0.0);
+    pdq_score(m.pdq_distance).max(kp)
+}
+
+/// The fewest inliers whose score reaches that of a PDQ distance of `d`:
+/// the keypoint threshold with the same false-alarm rate as PDQ's.
+pub fn inliers_matching_pdq(d: u32) -> u32 {
+    let target = pdq_score(d);
+    (0..=u16::MAX as u32)
+        .find(|&n| keypoint_score(n) >= target)
+        .unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_are_monotone_and_bounded() {
+        let mut last = 2.0;
+        for d in 0..=256 {
+            let s = pdq_score(d);
+            assert!((0.0..=1.0).contains(&s) && s <= last);
+            last = s;
+        }
+        assert_eq!(pdq_score(256), 0.0);
+        let n = inliers_matching_pdq(31);
+        assert!(keypoint_score(n) >= pdq_score(31));
+        assert!(keypoint_score(n - 1) < pdq_score(31));
+    }
+}

@@ -1,0 +1,161 @@
+//! Second stage: verify the first stage's candidates geometrically, find
+//! the copies hashing missed through their keypoints, and give every
+//! candidate one calibrated score.
+//!
+//! Candidates: the PDQ scan's best `VERIFY_PDQ`, plus the `VERIFY_KEYPOINT`
+//! records sharing the most keypoint matches with the query. That keypoint
+//! shortlist compares the query with every indexed record (brute-force
+//! Hamming over 128 keypoints each), so it runs only on indexes of at most
+//! `KEYPOINT_SCAN_LIMIT` records; larger ones verify the PDQ candidates only.
+
+use rayon::prelude::*;
+
+use super::calibrate;
+use super::hamming::{min_distances_rows, Match};
+use super::verify::{self, Verification};
+use crate::descriptors::QueryDescriptors;
+use crate::index::{Index, RecordRef};
+
+/// PDQ candidates verified per query.
+pub const VERIFY_PDQ: usize = 8;
+/// Keypoint-shortlist candidates verified per query.
+pub const VERIFY_KEYPOINT: usize = 8;
+/// Records up to which the keypoint shortlist scans the whole index.
+pub const KEYPOINT_SCAN_LIMIT: usize = 20_000;
+/// A shortlist entry needs at least this many tentative keypoint matches.
+const MIN_TENTATIVE: u32 = 5;
+
+/// One candidate with all its evidence.
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate {
+    pub m: Match,
+    /// None: not verified (no keypoints, or not among the verified candidates).
+    pub verification: Option<Verification>,
+    /// Calibrated score in [0, 1] (see `calibrate`).
+    pub score: f64,
+}
+
+/// Whether this index gets the exhaustive keypoint shortlist.
+pub fn keypoint_scan(index: &Index) -> bool {
+    index.live_count() <= KEYPOINT_SCAN_LIMIT
+}
+
+/// Verifies and rescores `pdq` (the first stage's top matches, best first);
+/// returns at most `top_k` candidates, best score first.
+pub fn fuse(
+    index: &Index,
+    q: &QueryDescriptors,
+    pdq: &[Match],
+    top_k: usize,
+    parallel: bool,
+) -> Vec<Candidate> {
+    let mut recs: Vec<RecordRef> = pdq.iter().take(VERIFY_PDQ).map(|m| m.rec).collect();
+    if !q.keypoints.is_empty() && keypoint_scan(index) {
+        recs.extend(shortlist(index, q, parallel));
+    }
+    recs.sort_unstable();
+    recs.dedup();
+    let verified: Vec<(RecordRef, Option<Verification>)> = recs
+        .iter()
+        .map(|&r| (r, verify_record(index, q, r)))
+        .collect();
+    let mut out: Vec<Candidate> = pdq
+        .iter()
+        .map(|m| Candidate {
+            m: *m,
+            verification: None,
+            score: 0.0,
+        })
+        .collect();
+    for (r, v) in verified {
+        match out.iter_mut().find(|c| c.m.rec == r) {
+            Some(c) => c.verification = v,
+            None => out.push(Candidate {
+                m: pdq_match(index, q, r),
+                verification: v,
+                score: 0.0,
+            }),
+        }
+    }
+    for c in &mut out {
+        c.score = calibrate::score(&c.m, c.verification.as_ref());
+    }
+    out.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.m.pdq_distance.cmp(&b.m.pdq_distance))
+            .then(a.m.rec.cmp(&b.m.rec))
+    });
+    out.truncate(top_k);
+    out
+}
+
+fn verify_record(index: &Index, q: &QueryDescriptors, r: RecordRef) -> Option<Verification> {
+    let kps = index.segments[r.seg as usize].keypoints()?[r.row as usize];
+    let pts = kps.points();
+    (!pts.is_empty() && !q.keypoints.is_empty()).then(|| verify::verify(&q.keypoints, pts))
+}
+
+/// The live records with the most tentative keypoint matches.
+fn shortlist(index: &Index, q: &QueryDescriptors, parallel: bool) -> Vec<RecordRef> {
+    let mut hits: Vec<(u32, RecordRef)> = Vec::new();
+    for (si, seg) in index.segments.iter().enumerate() {
+        let Some(kps) = seg.keypoints() else { continue };
+        let live = index.live_mask(si);
+        let count = |row: usize| -> Option<(u32, RecordRef)> {
+            if !live[row] {
+                return None;
+            }
+            let n = verify::tentative_count(&q.keypoints, kps[row].points());
+            (n >= MIN_TENTATIVE).then_some((
+                n,
+                RecordRef {
+                    seg: si as u32,
+                    row: row as u32,
+                },
+            ))
+        };
+        if parallel {
+            hits.extend(
+                (0..kps.len())
+                    .into_par_iter()
+                    .filter_map(count)
+                    .collect::<Vec<_>>(),
+            );
+        } else {
+            hits.extend((0..kps.len()).filter_map(count));
+        }
+    }
+    hits.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    hits.into_iter()
+        .take(VERIFY_KEYPOINT)
+        .map(|(_, r)| r)
+        .collect()
+}
+
+/// The PDQ comparison of the query with one record, as the scan computes it.
+pub fn pdq_match(index: &Index, q: &QueryDescriptors, r: RecordRef) -> Match {
+    let seg = &index.segments[r.seg as usize];
+    let row = r.row as usize;
+    let trimmed: &[u32] = if seg.pdq_trim()[row] != seg.pdq()[row] {
+        &[r.row]
+    } else {
+        &[]
+    };
+    let (mut d, mut c) = ([0u16], [0u8]);
+    min_distances_rows(
+        &seg.pdq()[row..row + 1],
+        seg.pdq_trim(),
+        trimmed,
+        row,
+        &q.hashes(),
+        &mut d,
+        &mut c,
+    );
+    Match {
+        rec: r,
+        pdq_distance: d[0] as u32,
+        variant: c[0],
+        phash_distance: (seg.phash()[row] ^ q.phash).count_ones(),
+    }
+}

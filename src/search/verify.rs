@@ -1,0 +1,265 @@
+//! Geometric verification: do the query and a candidate share many local
+//! features that one affine transform maps onto each other?
+//!
+//! Tentative correspondences come from brute-force Hamming matching of the
+//! keypoint descriptors with Lowe's ratio test (SIFT, IJCV 2004); RANSAC
+//! (Fischler & Bolles, 1981) then finds the affine map that most of them
+//! agree with. Unrelated images yield a handful of chance inliers; a crop,
+//! rotation, rescale or paste of the same picture yields dozens. Affine is
+//! enough for perspective copies too: the inlier tolerance absorbs the mild
+//! projective part, and the model stays cheap to fit from 3 points.
+
+use crate::descriptors::keypoints::KeyPoint;
+
+/// Descriptor distance (of 256 bits) above which two keypoints never match.
+pub const MAX_DESC_DISTANCE: u32 = 64;
+/// Lowe's ratio: the best match must be clearly better than the second.
+const RATIO: f32 = 0.8;
+const ITERATIONS: usize = 400;
+/// Inlier tolerance in level-0 pixels of the candidate (long side 384).
+const TOLERANCE: f32 = 6.0;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Verification {
+    /// Tentative correspondences (passed the ratio test).
+    pub matches: u32,
+    /// Distinct candidate keypoints consistent with the best affine map.
+    pub inliers: u32,
+    /// The map from query to candidate level-0 pixels: x' = a·x + b·y + c,
+    /// y' = d·x + e·y + f.
+    pub affine: [f32; 6],
+}
+
+/// For each query keypoint, its best candidate keypoint if it passes the
+/// distance limit and the ratio test: (query index, candidate index).
+pub fn tentative(q: &[KeyPoint], c: &[KeyPoint]) -> Vec<(u16, u16)> {
+    let mut out = Vec::new();
+    for (i, a) in q.iter().enumerate() {
+        let (mut best, mut second, mut at) = (u32::MAX, u32::MAX, 0usize);
+        for (j, b) in c.iter().enumerate() {
+            let d = a.distance(b);
+            if d < best {
+                (second, best, at) = (best, d, j);
+            } else if d < second {
+                second = d;
+            }
+        }
+        if best <= MAX_DESC_DISTANCE && (best as f32) < RATIO * second as f32 {
+            out.push((i as u16, at as u16));
+        }
+    }
+    out
+}
+
+/// Number of tentative correspondences only: the cheap score used to pick
+/// which candidates are worth a RANSAC.
+pub fn tentative_count(q: &[KeyPoint], c: &[KeyPoint]) -> u32 {
+    tentative(q, c).len() as u32
+}
+
+pub fn verify(q: &[KeyPoint], c: &[KeyPoint]) -> Verification {
+    let pairs = tentative(q, c);
+    let mut v = Verification {
+        matches: pairs.len() as u32,
+        ..Default::default()
+    };
+    if pairs.len() < 3 {
+        return v;
+    }
+    let pts: Vec<((f32, f32), (f32, f32))> = pairs
+        .iter()
+        .map(|&(i, j)| (q[i as usize].pos(), c[j as usize].pos()))
+        .collect();
+    let mut rng = 0x2545_f491_4f6c_dd1du64 ^ pairs.len() as u64;
+    let mut next = move |n: usize| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng % n as u64) as usize
+    };
+    let mut best: Option<([f32; 6], Vec<usize>)> = None;
+    for _ in 0..ITERATIONS {
+        let (i, j, k) = (next(pts.len()), next(pts.len()), next(pts.len()));
+        if i == j || j == k || i == k {
+            continue;
+        }
+        let Some(a) = affine_from(&[pts[i], pts[j], pts[k]]) else {
+            continue;
+        };
+        let inl = inliers(&a, &pts);
+        if best.as_ref().is_none_or(|b| inl.len() > b.1.len()) {
+            best = Some((a, inl));
+        }
+    }
+    let Some((mut a, mut inl)) = best else {
+        return v;
+    };
+    // Refit on the consensus set and count again (standard RANSAC polish).
+    if inl.len() >= 4 {
+        let set: Vec<_> = inl.iter().map(|&i| pts[i]).collect();
+        if let Some(r) = least_squares(&set) {
+            let again = inliers(&r, &pts);
+            if again.len() >= inl.len() {
+                (a, inl) = (r, again);
+            }
+        }
+    }
+    let mut cands: Vec<u16> = inl.iter().map(|&i| pairs[i].1).collect();
+    cands.sort_unstable();
+    cands.dedup();
+    v.inliers = cands.len() as u32;
+    v.affine = a;
+    v
+}
+
+fn inliers(a: &[f32; 6], pts: &[((f32, f32), (f32, f32))]) -> Vec<usize> {
+    pts.iter()
+        .enumerate()
+        .filter(|(_, ((x, y), (u, v)))| {
+            let (px, py) = (a[0] * x + a[1] * y + a[2], a[3] * x + a[4] * y + a[5]);
+            (px - u).powi(2) + (py - v).powi(2) <= TOLERANCE * TOLERANCE
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// A plausible copy keeps the picture recognisable: each axis scaled by at
+/// most 6× either way and no mirror (descriptors are not mirror invariant,
+/// so a mirrored fit is chance).
+fn plausible(a: &[f32; 6]) -> bool {
+    let det = a[0] * a[4] - a[1] * a[3];
+    let sx = (a[0] * a[0] + a[3] * a[3]).sqrt();
+    let sy = (a[1] * a[1] + a[4] * a[4]).sqrt();
+    det > 1.0 / 36.0
+        && det < 36.0
+        && (1.0 / 6.0..6.0).contains(&sx)
+        && (1.0 / 6.0..6.0).contains(&sy)
+}
+
+/// The affine map through three correspondences (None if the query points
+/// are nearly collinear or the map implausible).
+fn affine_from(p: &[((f32, f32), (f32, f32)); 3]) -> Option<[f32; 6]> {
+    let [((x1, y1), (u1, v1)), ((x2, y2), (u2, v2)), ((x3, y3), (u3, v3))] = *p;
+    let det = x1 * (y2 - y3) - y1 * (x2 - x3) + (x2 * y3 - x3 * y2);
+    // Twice the triangle's area, in px²: tiny triangles amplify position noise.
+    if det.abs() < 100.0 {
+        return None;
+    }
+    let solve = |r1: f32, r2: f32, r3: f32| {
+        let a = (r1 * (y2 - y3) - y1 * (r2 - r3) + (r2 * y3 - r3 * y2)) / det;
+        let b = (x1 * (r2 - r3) - r1 * (x2 - x3) + (x2 * r3 - x3 * r2)) / det;
+        let c =
+            (x1 * (y2 * r3 - y3 * r2) - y1 * (x2 * r3 - x3 * r2) + r1 * (x2 * y3 - x3 * y2)) / det;
+        (a, b, c)
+    };
+    let (a, b, c) = solve(u1, u2, u3);
+    let (d, e, f) = solve(v1, v2, v3);
+    let m = [a, b, c, d, e, f];
+    plausible(&m).then_some(m)
+}
+
+/// Least-squares affine fit (normal equations, solved per output axis).
+fn least_squares(p: &[((f32, f32), (f32, f32))]) -> Option<[f32; 6]> {
+    let mut m = [[0f64; 3]; 3];
+    let (mut bu, mut bv) = ([0f64; 3], [0f64; 3]);
+    for &((x, y), (u, v)) in p {
+        let r = [x as f64, y as f64, 1.0];
+        for i in 0..3 {
+            for j in 0..3 {
+                m[i][j] += r[i] * r[j];
+            }
+            bu[i] += r[i] * u as f64;
+            bv[i] += r[i] * v as f64;
+        }
+    }
+    let det3 = |m: &[[f64; 3]; 3]| {
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    };
+    let d = det3(&m);
+    if d.abs() < 1e-6 {
+        return None;
+    }
+    let cramer = |b: &[f64; 3]| -> [f32; 3] {
+        std::array::from_fn(|k| {
+            let mut mk = m;
+            for i in 0..3 {
+                mk[i][k] = b[i];
+            }
+            (det3(&mk) / d) as f32
+        })
+    };
+    let (u, v) = (cramer(&bu), cramer(&bv));
+    let a = [u[0], u[1], u[2], v[0], v[1], v[2]];
+    plausible(&a).then_some(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kp(seed: u32, x: f32, y: f32) -> KeyPoint {
+        let mut s = seed.wrapping_mul(2654435761) | 1;
+        KeyPoint {
+            desc: std::array::from_fn(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                s
+            }),
+            x: (x * 16.0) as u16,
+            y: (y * 16.0) as u16,
+        }
+    }
+
+    #[test]
+    fn finds_a_rotated_scaled_copy_and_rejects_noise() {
+        // 60 points; the "copy" has them rotated 30°, scaled 0.7, shifted.
+        // Scattered points (a regular lattice would map onto itself).
+        let q: Vec<KeyPoint> = (0..60)
+            .map(|i| {
+                let h = kp(i + 1000, 0.0, 0.0).desc;
+                kp(i, 20.0 + (h[0] % 300) as f32, 20.0 + (h[1] % 250) as f32)
+            })
+            .collect();
+        let (s, c) = (
+            0.7 * 30f32.to_radians().sin(),
+            0.7 * 30f32.to_radians().cos(),
+        );
+        let copy: Vec<KeyPoint> = q
+            .iter()
+            .map(|p| {
+                let (x, y) = p.pos();
+                KeyPoint {
+                    x: ((c * x - s * y + 150.0) * 16.0) as u16,
+                    y: ((s * x + c * y + 10.0) * 16.0) as u16,
+                    ..*p
+                }
+            })
+            .collect();
+        let v = verify(&q, &copy);
+        assert_eq!(v.matches, 60);
+        assert!(v.inliers >= 55, "{v:?}");
+        assert!((v.affine[0] - c).abs() < 0.02 && (v.affine[3] - s).abs() < 0.02);
+        // Same descriptors at shuffled places: matches but no consistent map.
+        let shuffled: Vec<KeyPoint> = q
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let o = &q[(i * 7 + 3) % q.len()];
+                KeyPoint {
+                    x: o.x,
+                    y: o.y,
+                    ..*p
+                }
+            })
+            .collect();
+        let v = verify(&q, &shuffled);
+        assert_eq!(v.matches, 60);
+        assert!(v.inliers <= 6, "{v:?}");
+        // Unrelated descriptors: nothing passes the distance limit.
+        let other: Vec<KeyPoint> = (100..160).map(|i| kp(i, 10.0, 10.0)).collect();
+        assert_eq!(verify(&q, &other).matches, 0);
+    }
+}
