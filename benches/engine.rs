@@ -5,7 +5,9 @@
 //!    measure a real corpus (e.g. ../shared/corpus/db);
 //! 2. single-query latency after decode on a synthetic index of
 //!    LOOKALIKE_BENCH_N random PDQ hashes (default 1 000 000), top-10 over all
-//!    8 orientations, and batch throughput (queries/s).
+//!    8 orientations, and batch throughput (queries/s);
+//! 3. `check` of the folder against its own index with and without the
+//!    verification stage (keypoints + RANSAC): images/s, decode included.
 //!
 //! Run: `cargo bench --bench engine` (see benches/README.md).
 
@@ -83,6 +85,44 @@ fn bench_indexing(dir: &Path, tmp: &Path) {
     }
 }
 
+/// `check` of the indexed folder against its own (fast, 512) index.
+fn bench_check(dir: &Path, tmp: &Path) {
+    use lookalike::search::check::{check, collect_queries, CheckOptions};
+    let idx = Index::open(&tmp.join("idx-Fast-512")).unwrap();
+    for verify in [false, true] {
+        let (files, skipped) = collect_queries(dir);
+        let n = files.len();
+        let opts = CheckOptions {
+            mode: DecodeMode::Fast,
+            limits: Limits::default(),
+            top_k: 10,
+            verify,
+            gpu: None,
+        };
+        let t = Instant::now();
+        let r = check(
+            &idx,
+            files,
+            skipped,
+            &opts,
+            &indicatif::ProgressBar::hidden(),
+        );
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "check {n} images against {} ({}): {:.2} s = {:.0} images/s, {} matched",
+            idx.live_count(),
+            if verify {
+                "with verification"
+            } else {
+                "PDQ only, --no-verify"
+            },
+            secs,
+            n as f64 / secs,
+            r.matched
+        );
+    }
+}
+
 /// Per-query search times in ms, sorted.
 fn latencies(idx: &Index, qs: &[QueryDescriptors], p: &SearchParams) -> Vec<f64> {
     let mut lat: Vec<f64> = qs
@@ -130,6 +170,7 @@ fn bench_query(tmp: &Path, n: usize) {
             quality: 100,
             phash: xorshift(&mut s),
             pdq_trim,
+            keypoints: Default::default(),
         };
         w.add(
             format!("/synthetic/{i:09}.jpg").as_bytes(),
@@ -161,6 +202,7 @@ fn bench_query(tmp: &Path, n: usize) {
             quality: 100,
             phash: 0,
             pdq_trim: None,
+            keypoints: vec![],
         })
         .collect();
     let p = SearchParams {
@@ -180,7 +222,7 @@ fn bench_query(tmp: &Path, n: usize) {
                     xorshift(&mut s),
                 ],
             })),
-            ..*q
+            ..q.clone()
         })
         .collect();
     let _ = search(&idx, &queries[0], &p); // warm the page cache
@@ -231,6 +273,7 @@ fn main() {
         lookalike::ingest::turbo::AVAILABLE
     );
     bench_indexing(&dir, tmp.path());
+    bench_check(&dir, tmp.path());
     let n = std::env::var("LOOKALIKE_BENCH_N")
         .ok()
         .and_then(|v| v.parse().ok())

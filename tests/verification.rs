@@ -94,4 +94,29 @@ fn pasted_and_rotated_crops_are_found_by_keypoints_only() {
         assert!(m["inliers"].as_u64().unwrap_or(0) < min_inliers, "{m}");
     }
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    // --no-verify: PDQ evidence only, so the pasted crop goes unseen.
+    let o = run(&[
+        "check",
+        q.to_str().unwrap(),
+        "--index",
+        &idx,
+        "--json",
+        "-q",
+        "--no-verify",
+    ]);
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["thresholds"]["keypoint_scan"], false);
+    let pasted = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["query"].as_str().unwrap().ends_with("pasted.png"))
+        .unwrap();
+    assert_eq!(pasted["verdict"], "none");
+    assert!(pasted["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["inliers"].is_null()));
 }

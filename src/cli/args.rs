@@ -85,6 +85,10 @@ pub struct EvalArgs {
     /// Candidates kept per query.
     #[arg(long, short = 'k', default_value_t = 10)]
     pub top_k: usize,
+    /// Skip geometric verification (keypoints + RANSAC): PDQ evidence only.
+    /// Faster; misses crops, odd-angle rotations, pastes and perspective copies.
+    #[arg(long)]
+    pub no_verify: bool,
     #[command(flatten)]
     pub decode: DecodeArgs,
     /// Write the check run's CSV here too (for other scorers).
@@ -180,6 +184,10 @@ pub struct QueryArgs {
     /// How many candidates to list.
     #[arg(long, short = 'k', default_value_t = 10)]
     pub top_k: usize,
+    /// Skip geometric verification (keypoints + RANSAC): PDQ evidence only.
+    /// Faster; misses crops, odd-angle rotations, pastes and perspective copies.
+    #[arg(long)]
+    pub no_verify: bool,
     #[command(flatten)]
     pub decode: DecodeArgs,
     #[command(flatten)]
@@ -195,6 +203,10 @@ pub struct CheckArgs {
     /// Candidates kept per image (rows per image in --csv).
     #[arg(long, short = 'k', default_value_t = 10)]
     pub top_k: usize,
+    /// Skip geometric verification (keypoints + RANSAC): PDQ evidence only.
+    /// Faster; misses crops, odd-angle rotations, pastes and perspective copies.
+    #[arg(long)]
+    pub no_verify: bool,
     /// Exit with code 1 when any image matched (for CI gates).
     #[arg(long)]
     pub fail_on_match: bool,

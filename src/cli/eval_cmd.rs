@@ -25,6 +25,7 @@ pub fn run(a: EvalArgs, quiet: bool) -> Result<i32> {
             mode,
             limits,
             top_k: a.top_k,
+            verify: !a.no_verify,
             gpu: None,
         },
         &pb,

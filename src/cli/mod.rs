@@ -283,6 +283,7 @@ fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
         mode,
         limits,
         top_k: a.top_k,
+        verify: !a.no_verify,
         gpu: None,
     };
     let r = check::check(
@@ -317,6 +318,7 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
         mode,
         limits,
         top_k: a.top_k,
+        verify: !a.no_verify,
         gpu,
     };
     let pb = progress(Some(files.len() as u64), "checking", quiet);

@@ -173,9 +173,11 @@ pub fn extract(img: &RgbImage, max: usize) -> Vec<KeyPoint> {
             let (sin, cos) = orientation(plane, x, y).sin_cos();
             let mut desc = [0u32; 8];
             for (i, &(ax, ay, bx, by)) in pattern.iter().enumerate() {
+                // Nearest pixel; the +64 offset makes truncation a floor
+                // without a libm call (|offsets| < 16).
                 let sample = |px: f32, py: f32| {
-                    let rx = (cos * px - sin * py).round() as isize;
-                    let ry = (sin * px + cos * py).round() as isize;
+                    let rx = (cos * px - sin * py + 64.5) as isize - 64;
+                    let ry = (sin * px + cos * py + 64.5) as isize - 64;
                     plane.at((x as isize + rx) as usize, (y as isize + ry) as usize)
                 };
                 if sample(ax, ay) < sample(bx, by) {
@@ -226,7 +228,8 @@ fn fast_corners(p: &Plane, level: u8, out: &mut Vec<Candidate>) {
         (-1, -3),
     ];
     let (w, h) = (p.w, p.h);
-    let g: Vec<i16> = p.px.iter().map(|&v| v.round() as i16).collect();
+    // Luma is non-negative: +0.5 and truncation rounds (no libm call).
+    let g: Vec<i16> = p.px.iter().map(|&v| (v + 0.5) as i16).collect();
     let offs: [isize; 16] = CIRCLE.map(|(dx, dy)| dy * w as isize + dx);
     let mut score = vec![0u16; w * h];
     for y in MARGIN..h - MARGIN {
@@ -241,18 +244,25 @@ fn fast_corners(p: &Plane, level: u8, out: &mut Vec<Candidate>) {
             if bright < 2 && dark < 2 {
                 continue;
             }
-            let (mut bm, mut dm, mut bs, mut ds) = (0u32, 0u32, 0u32, 0u32);
-            for k in 0..16 {
-                let v = at(k);
-                if v > c + FAST_T {
-                    bm |= 1 << k;
-                    bs += (v - c - FAST_T) as u32;
-                } else if v < c - FAST_T {
-                    dm |= 1 << k;
-                    ds += (c - FAST_T - v) as u32;
-                }
+            // Branch-free masks first; the score only for real corners.
+            let (hi, lo) = (c + FAST_T, c - FAST_T);
+            let (mut bm, mut dm) = (0u32, 0u32);
+            for (k, &o) in offs.iter().enumerate() {
+                let v = g[(i as isize + o) as usize];
+                bm |= ((v > hi) as u32) << k;
+                dm |= ((v < lo) as u32) << k;
             }
-            let s = if arc9(bm) { bs } else { 0 }.max(if arc9(dm) { ds } else { 0 });
+            let (bright, dark) = (arc9(bm), arc9(dm));
+            if !bright && !dark {
+                continue;
+            }
+            let (mut bs, mut ds) = (0u32, 0u32);
+            for &o in &offs {
+                let v = g[(i as isize + o) as usize];
+                bs += (v - hi).max(0) as u32;
+                ds += (lo - v).max(0) as u32;
+            }
+            let s = if bright { bs } else { 0 }.max(if dark { ds } else { 0 });
             score[i] = s.min(u16::MAX as u32) as u16;
         }
     }
@@ -398,8 +408,14 @@ fn blur(p: &Plane) -> Plane {
     let mut tmp = vec![0f32; w * h];
     for y in 0..h {
         let row = &p.px[y * w..(y + 1) * w];
-        for x in 0..w {
-            tmp[y * w + x] = (0..5)
+        let out = &mut tmp[y * w..(y + 1) * w];
+        // Interior without bounds clamping (the hot loop); edges clamp.
+        for (x, win) in row.windows(5).enumerate() {
+            out[x + 2] =
+                K[0] * win[0] + K[1] * win[1] + K[2] * win[2] + K[3] * win[3] + K[4] * win[4];
+        }
+        for x in (0..2.min(w)).chain(w.saturating_sub(2).max(2.min(w))..w) {
+            out[x] = (0..5)
                 .map(|k| K[k] * row[clamp(x as isize + k as isize - 2, w)])
                 .sum();
         }

@@ -136,7 +136,13 @@ impl SegmentData {
             bytemuck::cast_slice(&self.pdq_trim),
             bytemuck::cast_slice(&self.keypoints),
         ];
-        for ((file, name, width), payload) in COLUMNS.iter().zip(payloads) {
+        // A segment without any keypoints (tombstones, failures, hash-only
+        // data) leaves out the keypoints column: 4.6 KB per record saved.
+        let no_keypoints = self.keypoints.iter().all(|k| k.points().is_empty());
+        for (i, ((file, name, width), payload)) in COLUMNS.iter().zip(payloads).enumerate() {
+            if i == KEYPOINTS && no_keypoints {
+                continue;
+            }
             column::write(&tmp.join(file), name, *width, payload)?;
         }
         sync_dir(&tmp)?;

@@ -101,6 +101,8 @@ pub struct CheckOptions {
     pub mode: DecodeMode,
     pub limits: Limits,
     pub top_k: usize,
+    /// Run the verification stage (`fusion`); off: PDQ evidence only.
+    pub verify: bool,
     /// Describe (and, for batches of >= GPU_MIN_BATCH images, search) on this GPU engine.
     pub gpu: Option<std::sync::Arc<crate::gpu::GpuEngine>>,
 }
@@ -190,7 +192,7 @@ pub fn check(
             parallel: single,
         };
         let judge = |path: &str, ch: u128, q: &QueryDescriptors, found: &[Match]| {
-            let cands = fusion::fuse(index, q, found, opts.top_k, single);
+            let cands = fusion::fuse(index, q, found, opts.top_k, single, opts.verify);
             judge(index, path, ch, q, &cands)
         };
         let found: Vec<QueryResult> = match &opts.gpu {
@@ -234,7 +236,7 @@ pub fn check(
             min_quality: verdict::MIN_QUALITY,
             match_inliers: verdict::match_inliers(),
             match_score: verdict::match_score(),
-            keypoint_scan: fusion::keypoint_scan(index),
+            keypoint_scan: opts.verify && fusion::keypoint_scan(index),
         },
         skipped,
         results,

@@ -40,7 +40,7 @@ pub fn keypoint_scan(index: &Index) -> bool {
     index.live_count() <= KEYPOINT_SCAN_LIMIT
 }
 
-/// Verifies and rescores `pdq` (the first stage's top matches, best first);
+/// Verifies (unless `verify` is false) and rescores `pdq` (the first stage's top matches, best first);
 /// returns at most `top_k` candidates, best score first.
 pub fn fuse(
     index: &Index,
@@ -48,9 +48,11 @@ pub fn fuse(
     pdq: &[Match],
     top_k: usize,
     parallel: bool,
+    verify: bool,
 ) -> Vec<Candidate> {
-    let mut recs: Vec<RecordRef> = pdq.iter().take(VERIFY_PDQ).map(|m| m.rec).collect();
-    if !q.keypoints.is_empty() && keypoint_scan(index) {
+    let take = if verify { VERIFY_PDQ } else { 0 };
+    let mut recs: Vec<RecordRef> = pdq.iter().take(take).map(|m| m.rec).collect();
+    if verify && !q.keypoints.is_empty() && keypoint_scan(index) {
         recs.extend(shortlist(index, q, parallel));
     }
     recs.sort_unstable();

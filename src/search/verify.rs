@@ -34,28 +34,63 @@ pub struct Verification {
 /// distance limit and the ratio test: (query index, candidate index).
 pub fn tentative(q: &[KeyPoint], c: &[KeyPoint]) -> Vec<(u16, u16)> {
     let mut out = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("popcnt") {
+            // SAFETY: the CPU has the feature this copy was compiled for.
+            unsafe { tentative_popcnt(q, c, &mut out) };
+            return out;
+        }
+    }
+    tentative_into(q, c, &mut out);
+    out
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt")]
+unsafe fn tentative_popcnt(q: &[KeyPoint], c: &[KeyPoint], out: &mut Vec<(u16, u16)>) {
+    tentative_into(q, c, out)
+}
+
+/// The matching loop; inlined into each CPU-feature copy above (without
+/// POPCNT, `count_ones` is a dozen instructions per word).
+#[inline(always)]
+fn tentative_into(q: &[KeyPoint], c: &[KeyPoint], out: &mut Vec<(u16, u16)>) {
+    let words = |k: &KeyPoint| -> [u64; 4] {
+        std::array::from_fn(|i| k.desc[2 * i] as u64 | (k.desc[2 * i + 1] as u64) << 32)
+    };
+    let cw: Vec<[u64; 4]> = c.iter().map(words).collect();
     for (i, a) in q.iter().enumerate() {
+        let a = words(a);
         let (mut best, mut second, mut at) = (u32::MAX, u32::MAX, 0usize);
-        for (j, b) in c.iter().enumerate() {
-            let d = a.distance(b);
-            if d < best {
-                (second, best, at) = (best, d, j);
-            } else if d < second {
-                second = d;
+        for (j, b) in cw.iter().enumerate() {
+            let d = (a[0] ^ b[0]).count_ones()
+                + (a[1] ^ b[1]).count_ones()
+                + (a[2] ^ b[2]).count_ones()
+                + (a[3] ^ b[3]).count_ones();
+            if d < second {
+                if d < best {
+                    (second, best, at) = (best, d, j);
+                } else {
+                    second = d;
+                }
             }
         }
         if best <= MAX_DESC_DISTANCE && (best as f32) < RATIO * second as f32 {
             out.push((i as u16, at as u16));
         }
     }
-    out
 }
 
-/// Number of tentative correspondences only: the cheap score used to pick
-/// which candidates are worth a RANSAC.
+/// Number of tentative correspondences of the query's strongest
+/// `SHORTLIST_QUERY_POINTS` keypoints: the cheap score that picks which
+/// records are worth a RANSAC.
 pub fn tentative_count(q: &[KeyPoint], c: &[KeyPoint]) -> u32 {
-    tentative(q, c).len() as u32
+    tentative(&q[..q.len().min(SHORTLIST_QUERY_POINTS)], c).len() as u32
 }
+
+/// Query keypoints used by the shortlist scan (all of them are verified).
+pub const SHORTLIST_QUERY_POINTS: usize = 128;
 
 pub fn verify(q: &[KeyPoint], c: &[KeyPoint]) -> Verification {
     let pairs = tentative(q, c);
