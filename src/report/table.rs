@@ -50,8 +50,15 @@ pub fn write_check(
             w,
             "{}",
             st.bold(&format!(
-                "{:<14}  {:>5}  {:>3}  {:>5}  {:<13}  {:<qw$}  {}",
-                "VERDICT", "SCORE", "PDQ", "PHASH", "TURNED", "GENERATED IMAGE", "TRAINING MATCH"
+                "{:<14}  {:>5}  {:>3}  {:>5}  {:>7}  {:<13}  {:<qw$}  {}",
+                "VERDICT",
+                "SCORE",
+                "PDQ",
+                "PHASH",
+                "INLIERS",
+                "TURNED",
+                "GENERATED IMAGE",
+                "TRAINING MATCH"
             ))
         )?;
     }
@@ -60,19 +67,21 @@ pub fn write_check(
         match q.matches.first() {
             Some(m) => writeln!(
                 w,
-                "{}  {:>5.3}  {:>3}  {:>5}  {:<13}  {:<qw$}  {}",
+                "{}  {:>5.3}  {:>3}  {:>5}  {:>7}  {:<13}  {:<qw$}  {}",
                 verdict_cell(st, q.verdict),
                 m.score,
                 m.pdq_distance,
                 m.phash_distance,
+                inliers(m),
                 m.orientation,
                 query,
                 display_path(&m.candidate)
             )?,
             None => writeln!(
                 w,
-                "{}  {:>5}  {:>3}  {:>5}  {:<13}  {:<qw$}  -",
+                "{}  {:>5}  {:>3}  {:>5}  {:>7}  {:<13}  {:<qw$}  -",
                 verdict_cell(st, q.verdict),
+                "-",
                 "-",
                 "-",
                 "-",
@@ -83,6 +92,13 @@ pub fn write_check(
     }
     writeln!(w)?;
     write_summary(w, r, st)
+}
+
+/// Verified keypoint inliers, "-" when the candidate was not verified.
+fn inliers(m: &crate::search::check::MatchOut) -> String {
+    m.inliers
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 pub fn write_summary(w: &mut dyn Write, r: &CheckReport, st: &Style) -> io::Result<()> {
@@ -127,19 +143,20 @@ pub fn write_query(w: &mut dyn Write, q: &QueryResult, st: &Style) -> io::Result
         w,
         "{}",
         st.bold(&format!(
-            "{:>4}  {:<14}  {:>5}  {:>3}  {:>5}  {:<13}  {}",
-            "RANK", "VERDICT", "SCORE", "PDQ", "PHASH", "TURNED", "TRAINING IMAGE"
+            "{:>4}  {:<14}  {:>5}  {:>3}  {:>5}  {:>7}  {:<13}  {}",
+            "RANK", "VERDICT", "SCORE", "PDQ", "PHASH", "INLIERS", "TURNED", "TRAINING IMAGE"
         ))
     )?;
     for m in &q.matches {
         writeln!(
             w,
-            "{:>4}  {}  {:>5.3}  {:>3}  {:>5}  {:<13}  {}",
+            "{:>4}  {}  {:>5.3}  {:>3}  {:>5}  {:>7}  {:<13}  {}",
             m.rank,
             verdict_cell(st, m.verdict),
             m.score,
             m.pdq_distance,
             m.phash_distance,
+            inliers(m),
             m.orientation,
             display_path(&m.candidate)
         )?;
