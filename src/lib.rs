@@ -3,6 +3,7 @@
 //! binary (`src/main.rs`) only wires these together.
 
 pub mod cli;
+pub mod cnn;
 pub mod descriptors;
 pub mod error;
 pub mod gpu;

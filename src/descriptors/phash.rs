@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 
 const SIZE: usize = 32;
 /// Pillow's fixed-point precision for 8-bit resampling: 32 - 8 - 2 bits.
-const PRECISION_BITS: u32 = 22;
+pub(crate) const PRECISION_BITS: u32 = 22;
 
 /// PIL `convert("L")` for RGB: ITU-R 601-2 weights in 16-bit fixed point
 /// (19595, 38470, 7471 sum to 65536), rounded half up (Pillow's `L24` macro).
@@ -50,9 +50,9 @@ fn lanczos(x: f64) -> f64 {
 /// `normalize_coeffs_8bpc`: per output pixel the first source index and the
 /// integer weights (f64 weights normalised to sum 1, then scaled by 2^22 and
 /// rounded half away from zero).
-struct Taps {
-    start: Vec<usize>,
-    weights: Vec<Vec<i32>>,
+pub(crate) struct Taps {
+    pub start: Vec<usize>,
+    pub weights: Vec<Vec<i32>>,
 }
 
 /// Taps for `in_size -> 32`, cached per thread (computing them costs thousands
@@ -81,9 +81,20 @@ pub fn lanczos_taps_32(in_size: usize) -> (Vec<usize>, Vec<Vec<i32>>) {
 }
 
 fn taps(in_size: usize, out_size: usize) -> Taps {
+    pil_taps(in_size, out_size, lanczos, 3.0)
+}
+
+/// Pillow's resampling taps for any of its filters (`kernel` on
+/// [−`support`, `support`]; bilinear is the triangle 1 − |x| on [−1, 1]).
+pub(crate) fn pil_taps(
+    in_size: usize,
+    out_size: usize,
+    kernel: fn(f64) -> f64,
+    support: f64,
+) -> Taps {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
-    let support = 3.0 * filterscale;
+    let support = support * filterscale;
     let ss = 1.0 / filterscale;
     let mut start = Vec::with_capacity(out_size);
     let mut weights = Vec::with_capacity(out_size);
@@ -94,7 +105,7 @@ fn taps(in_size: usize, out_size: usize) -> Taps {
         let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
         let n = xmax.saturating_sub(xmin);
         let mut k: Vec<f64> = (0..n)
-            .map(|x| lanczos(((x + xmin) as f64 - center + 0.5) * ss))
+            .map(|x| kernel(((x + xmin) as f64 - center + 0.5) * ss))
             .collect();
         let ww: f64 = k.iter().sum();
         if ww != 0.0 {
@@ -122,7 +133,7 @@ fn taps(in_size: usize, out_size: usize) -> Taps {
 /// i32 as in Pillow: |acc| <= 255 · 2^22 · Σ|w| stays below 2^31 because the
 /// Lanczos-3 weights have Σ|w| < 1.3.
 #[inline]
-fn clip8(acc: i32) -> u8 {
+pub(crate) fn clip8(acc: i32) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
 

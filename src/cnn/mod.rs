@@ -1,0 +1,81 @@
+//! A small CNN inference engine for learned image embeddings.
+//!
+//! A network is data: a list of layers (`Layer`) read from a safetensors
+//! file's metadata, with BatchNorm already folded into each convolution.
+//! `cpu` is the plain reference (rayon across images); the WGSL engine
+//! (`crate::gpu::cnn`) runs the same list and is held against it by tests.
+//! `preprocess` turns a decoded image into the network's input.
+
+pub mod cpu;
+pub mod model;
+pub mod preprocess;
+pub mod safetensors;
+
+pub use model::{Act, Layer, Network};
+
+/// A batch of feature maps, NCHW, f32.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    pub fn zeros(n: usize, c: usize, h: usize, w: usize) -> Tensor {
+        Tensor {
+            n,
+            c,
+            h,
+            w,
+            data: vec![0.0; n * c * h * w],
+        }
+    }
+
+    /// One image of the batch (C·H·W values).
+    pub fn image(&self, i: usize) -> &[f32] {
+        let s = self.c * self.h * self.w;
+        &self.data[i * s..(i + 1) * s]
+    }
+}
+
+/// GeM pooling (generalised mean, Radenović et al. 2018) of every channel,
+/// then L2 normalisation: the embedding of each image in `t`.
+pub fn gem_l2(t: &Tensor, p: f32, clamp_min: f32) -> Vec<Vec<f32>> {
+    let hw = t.h * t.w;
+    (0..t.n)
+        .map(|i| {
+            let img = t.image(i);
+            let mut v: Vec<f32> = (0..t.c)
+                .map(|c| {
+                    let s: f64 = img[c * hw..(c + 1) * hw]
+                        .iter()
+                        .map(|&x| (x.max(clamp_min) as f64).powf(p as f64))
+                        .sum();
+                    ((s / hw as f64).powf(1.0 / p as f64)) as f32
+                })
+                .collect();
+            l2_normalize(&mut v);
+            v
+        })
+        .collect()
+}
+
+pub fn l2_normalize(v: &mut [f32]) {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        ab += x as f64 * y as f64;
+        aa += x as f64 * x as f64;
+        bb += y as f64 * y as f64;
+    }
+    (ab / (aa.sqrt() * bb.sqrt()).max(1e-30)) as f32
+}
