@@ -71,6 +71,7 @@ fn bench_indexing(dir: &Path, tmp: &Path) {
             },
             prune: false,
             gpu: None,
+            embed: false,
         };
         let t = Instant::now();
         let s = build(&mut w, dir, &opts, &indicatif::ProgressBar::hidden()).unwrap();
@@ -97,6 +98,7 @@ fn bench_check(dir: &Path, tmp: &Path) {
             limits: Limits::default(),
             top_k: 10,
             verify,
+            embed: false,
             gpu: None,
         };
         let t = Instant::now();
@@ -171,6 +173,7 @@ fn bench_query(tmp: &Path, n: usize) {
             phash: xorshift(&mut s),
             pdq_trim,
             keypoints: Default::default(),
+            embedding: Default::default(),
         };
         w.add(
             format!("/synthetic/{i:09}.jpg").as_bytes(),
@@ -203,6 +206,7 @@ fn bench_query(tmp: &Path, n: usize) {
             phash: 0,
             pdq_trim: None,
             keypoints: vec![],
+            embedding: None,
         })
         .collect();
     let p = SearchParams {

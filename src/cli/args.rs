@@ -89,6 +89,9 @@ pub struct EvalArgs {
     /// Faster; misses crops, odd-angle rotations, pastes and perspective copies.
     #[arg(long)]
     pub no_verify: bool,
+    /// Ignore the index's learned embeddings: hashes and keypoints only.
+    #[arg(long)]
+    pub hash_only: bool,
     #[command(flatten)]
     pub decode: DecodeArgs,
     /// Write the check run's CSV here too (for other scorers).
@@ -170,6 +173,10 @@ pub struct IndexArgs {
     /// Keep records of files that are no longer in DIR.
     #[arg(long)]
     pub keep_missing: bool,
+    /// Hashes and keypoints only, no learned embedding: several times faster
+    /// on a CPU, finds fewer heavily edited copies. Recorded in the index.
+    #[arg(long)]
+    pub hash_only: bool,
     /// Summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -188,6 +195,9 @@ pub struct QueryArgs {
     /// Faster; misses crops, odd-angle rotations, pastes and perspective copies.
     #[arg(long)]
     pub no_verify: bool,
+    /// Ignore the index's learned embeddings: hashes and keypoints only.
+    #[arg(long)]
+    pub hash_only: bool,
     #[command(flatten)]
     pub decode: DecodeArgs,
     #[command(flatten)]
@@ -207,6 +217,9 @@ pub struct CheckArgs {
     /// Faster; misses crops, odd-angle rotations, pastes and perspective copies.
     #[arg(long)]
     pub no_verify: bool,
+    /// Ignore the index's learned embeddings: hashes and keypoints only.
+    #[arg(long)]
+    pub hash_only: bool,
     /// Exit with code 1 when any image matched (for CI gates).
     #[arg(long)]
     pub fail_on_match: bool,

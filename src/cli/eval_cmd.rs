@@ -26,6 +26,7 @@ pub fn run(a: EvalArgs, quiet: bool) -> Result<i32> {
             limits,
             top_k: a.top_k,
             verify: !a.no_verify,
+            embed: super::use_embeddings(&idx, a.hash_only)?,
             gpu: None,
         },
         &pb,

@@ -149,6 +149,23 @@ pub fn progress(len: Option<u64>, what: &str, quiet: bool) -> ProgressBar {
     pb
 }
 
+/// Whether queries get embedded: the index has embeddings of the built-in
+/// model and `--hash-only` was not given. Another model's embeddings are an
+/// error, not a silent downgrade.
+pub(crate) fn use_embeddings(idx: &Index, hash_only: bool) -> Result<bool> {
+    match idx.manifest.embedding.as_deref() {
+        None => Ok(false),
+        Some(_) if hash_only => Ok(false),
+        Some(m) if m == crate::descriptors::embedding::model_label() => Ok(true),
+        Some(m) => bail!(
+            "index {} holds embeddings of {m}, this build has {}: queries would not be comparable \
+             (use --hash-only, or rebuild the index)",
+            idx.dir.display(),
+            crate::descriptors::embedding::model_label()
+        ),
+    }
+}
+
 pub(crate) fn open_index(sel: &args::IndexSel) -> Result<Index> {
     let dir = resolve_index_path(&sel.index);
     Ok(Index::open(&dir)?)
@@ -178,12 +195,29 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
         );
     }
     writer.set_decode_label(label);
+    let embed = !a.hash_only;
+    let want = embed.then(crate::descriptors::embedding::model_label);
+    if writer.committed_records() > 0 && writer.embedding_label() != want.as_deref() {
+        let had = writer
+            .embedding_label()
+            .unwrap_or("none (--hash-only)")
+            .to_string();
+        bail!(
+            "index {} holds embeddings of {had}, this run would add {}: they would not be comparable. \
+             Re-run {}, or build a new index.",
+            dir.display(),
+            want.as_deref().unwrap_or("none (--hash-only)"),
+            if a.hash_only { "without --hash-only" } else { "with --hash-only" }
+        );
+    }
+    writer.set_embedding_label(want);
     let gpu = engine(a.device.device, quiet)?;
     let opts = BuildOptions {
         mode,
         limits,
         prune: !a.keep_missing,
         gpu,
+        embed,
     };
     let pb = progress(None, "indexing", quiet);
     let mut stats = build(&mut writer, &a.dir, &opts, &pb)?;
@@ -284,6 +318,7 @@ fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
         limits,
         top_k: a.top_k,
         verify: !a.no_verify,
+        embed: use_embeddings(&idx, a.hash_only)?,
         gpu: None,
     };
     let r = check::check(
@@ -319,6 +354,7 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
         limits,
         top_k: a.top_k,
         verify: !a.no_verify,
+        embed: use_embeddings(&idx, a.hash_only)?,
         gpu,
     };
     let pb = progress(Some(files.len() as u64), "checking", quiet);

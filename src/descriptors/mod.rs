@@ -1,12 +1,14 @@
 //! Image descriptors, one module each. Every descriptor has this plain CPU
 //! reference; the WGSL engine (`crate::gpu`) is held against it by tests.
 
+pub mod embedding;
 pub mod hash256;
 pub mod keypoints;
 pub mod pdq;
 pub mod phash;
 pub mod trim;
 
+pub use embedding::Embedding;
 pub use hash256::Hash256;
 pub use keypoints::{IndexKeypoints, KeyPoint};
 
@@ -22,6 +24,9 @@ pub struct Descriptors {
     pub pdq_trim: Hash256,
     /// Local features for geometric verification (`search::verify`).
     pub keypoints: IndexKeypoints,
+    /// Learned embedding (all zero when the index is hash-only). `describe`
+    /// leaves it empty; `index` adds it unless `--hash-only`.
+    pub embedding: Embedding,
 }
 
 /// Computes every descriptor of a decoded RGB image (CPU reference path).
@@ -38,7 +43,26 @@ pub fn describe(img: &image::RgbImage) -> Descriptors {
         phash: phash::phash_from_rgb(img),
         pdq_trim,
         keypoints: keypoints::index_keypoints(img),
+        embedding: Embedding::default(),
     }
+}
+
+/// `describe`, plus the learned embedding when `embed` (the default mode).
+pub fn describe_with(img: &image::RgbImage, embed: bool) -> Descriptors {
+    let mut d = describe(img);
+    if embed {
+        d.embedding = Embedding::from_f32(&embedding::embed(img));
+    }
+    d
+}
+
+/// `describe_query`, plus the learned embedding when `embed`.
+pub fn describe_query_with(img: &image::RgbImage, embed: bool) -> QueryDescriptors {
+    let mut q = describe_query(img);
+    if embed {
+        q.embedding = Some(embedding::embed(img));
+    }
+    q
 }
 
 /// The trimmed view's luma, cut from the image's luma (luma is per pixel, so
@@ -60,7 +84,7 @@ fn trimmed_luma(img: &image::RgbImage, luma: &[f32]) -> Option<(Vec<f32>, usize,
 }
 
 /// What a query needs: all 8 dihedral PDQ variants (from one DCT) plus pHash.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct QueryDescriptors {
     /// [original, rot90, rot180, rot270, flipX, flipY, flipPlus1, flipMinus1]
     pub pdq: [Hash256; 8],
@@ -70,6 +94,8 @@ pub struct QueryDescriptors {
     pub pdq_trim: Option<[Hash256; 8]>,
     /// Local features for geometric verification (up to `QUERY_KEYPOINTS`).
     pub keypoints: Vec<KeyPoint>,
+    /// Learned embedding (unit length), when the index has embeddings.
+    pub embedding: Option<Vec<f32>>,
 }
 
 impl QueryDescriptors {
@@ -97,5 +123,6 @@ pub fn describe_query(img: &image::RgbImage) -> QueryDescriptors {
         phash: phash::phash_from_rgb(img),
         pdq_trim,
         keypoints: keypoints::extract(img, keypoints::QUERY_KEYPOINTS),
+        embedding: None,
     }
 }

@@ -269,6 +269,7 @@ impl GpuEngine {
                             phash: ph,
                             pdq_trim: None,
                             keypoints: vec![],
+                            embedding: None,
                         },
                         Descriptors {
                             pdq: pdq[0],
@@ -276,6 +277,7 @@ impl GpuEngine {
                             phash: ph,
                             pdq_trim: pdq[0],
                             keypoints: Default::default(),
+                            embedding: Default::default(),
                         },
                     ));
                 }

@@ -67,7 +67,16 @@ impl GpuEngine {
     /// PDQ (8 dihedral variants) + quality + pHash of every image, as
     /// [`crate::descriptors::describe_query`] computes them. Sizes may differ.
     pub fn describe_batch(&self, images: &[image::RgbImage]) -> Vec<QueryDescriptors> {
-        self.finish_views_query(self.submit_views(images, PendingKind::Query))
+        self.finish_views_query(self.submit_views(images, PendingKind::Query, false))
+    }
+
+    /// `describe_batch` with the learned embedding when `embed`.
+    pub fn describe_batch_with(
+        &self,
+        images: &[image::RgbImage],
+        embed: bool,
+    ) -> Vec<QueryDescriptors> {
+        self.finish_views_query(self.submit_views(images, PendingKind::Query, embed))
     }
 
     /// Submits the images and, as a second batch, their trimmed views
@@ -75,8 +84,8 @@ impl GpuEngine {
     /// which is cheap next to hashing).
     /// `describe_index_batch` in two halves, so the caller can decode the
     /// next batch on the CPU while this one runs on the GPU.
-    pub fn submit_index(&self, images: &[image::RgbImage]) -> InFlight {
-        InFlight(self.submit_views(images, PendingKind::Index))
+    pub fn submit_index(&self, images: &[image::RgbImage], embed: bool) -> InFlight {
+        InFlight(self.submit_views(images, PendingKind::Index, embed))
     }
 
     /// Waits for a batch from `submit_index`; results in input order.
@@ -84,7 +93,7 @@ impl GpuEngine {
         self.finish_views_index(f.0)
     }
 
-    fn submit_views(&self, images: &[image::RgbImage], kind: PendingKind) -> Views {
+    fn submit_views(&self, images: &[image::RgbImage], kind: PendingKind, embed: bool) -> Views {
         use rayon::prelude::*;
         let crops: Vec<Option<image::RgbImage>> = images
             .par_iter()
@@ -107,11 +116,19 @@ impl GpuEngine {
             .par_iter()
             .map(|im| crate::descriptors::keypoints::extract(im, max))
             .collect();
+        // Embeddings: CPU engine for now, while the GPU hashes.
+        let embeddings = if embed {
+            let refs: Vec<&image::RgbImage> = images.iter().collect();
+            crate::descriptors::embedding::embed_batch(&refs)
+        } else {
+            vec![]
+        };
         Views {
             main,
             trims,
             at,
             keypoints,
+            embeddings,
         }
     }
 
@@ -119,6 +136,9 @@ impl GpuEngine {
         let mut out = self.finish_query(v.main);
         for (d, k) in out.iter_mut().zip(v.keypoints) {
             d.keypoints = k;
+        }
+        for (d, e) in out.iter_mut().zip(v.embeddings) {
+            d.embedding = Some(e);
         }
         if let Some(t) = v.trims {
             for (i, d) in v.at.into_iter().zip(self.finish_query(t)) {
@@ -133,6 +153,9 @@ impl GpuEngine {
         for (d, k) in out.iter_mut().zip(&v.keypoints) {
             d.keypoints = crate::descriptors::IndexKeypoints::from_points(k);
         }
+        for (d, e) in out.iter_mut().zip(&v.embeddings) {
+            d.embedding = crate::descriptors::Embedding::from_f32(e);
+        }
         if let Some(t) = v.trims {
             for (i, d) in v.at.into_iter().zip(self.finish_index(t)) {
                 out[i].pdq_trim = d.pdq;
@@ -145,7 +168,7 @@ impl GpuEngine {
     /// (differs from `describe_batch(..)[i].pdq[0]` only for 64×64 inputs,
     /// which the reference hashes unfiltered).
     pub fn describe_index_batch(&self, images: &[image::RgbImage]) -> Vec<Descriptors> {
-        self.finish_views_index(self.submit_views(images, PendingKind::Index))
+        self.finish_views_index(self.submit_views(images, PendingKind::Index, false))
     }
 
     /// Double-buffered streaming: `batches.next()` (typically CPU decoding)
@@ -158,7 +181,7 @@ impl GpuEngine {
     {
         let mut in_flight: Option<Views> = None;
         for b in batches {
-            let next = self.submit_views(&b, PendingKind::Query);
+            let next = self.submit_views(&b, PendingKind::Query, false);
             if let Some(p) = in_flight.replace(next) {
                 sink(self.finish_views_query(p));
             }
@@ -189,6 +212,8 @@ struct Views {
     at: Vec<usize>,
     /// Per image, computed on the CPU.
     keypoints: Vec<Vec<crate::descriptors::KeyPoint>>,
+    /// Per image when asked for (else empty).
+    embeddings: Vec<Vec<f32>>,
 }
 
 /// An index batch submitted to the GPU (see `GpuEngine::submit_index`).

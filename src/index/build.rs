@@ -21,6 +21,8 @@ pub struct BuildOptions {
     pub prune: bool,
     /// Describe on this GPU engine (None: CPU engine). Same descriptors either way.
     pub gpu: Option<std::sync::Arc<crate::gpu::GpuEngine>>,
+    /// Compute the learned embedding too (off: `--hash-only`).
+    pub embed: bool,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -157,12 +159,12 @@ fn run_batch(
         |h| writer.by_content(h).map(Deferred::Ready),
         |d| match &opts.gpu {
             Some(_) => Deferred::Pixels(std::sync::Arc::new(d.rgb.clone())),
-            None => Deferred::Ready(descriptors::describe(&d.rgb)),
+            None => Deferred::Ready(descriptors::describe_with(&d.rgb, opts.embed)),
         },
     );
     let (imgs, slots) = gather(&results);
     let in_flight = match (&opts.gpu, imgs.is_empty()) {
-        (Some(g), false) => Some(g.submit_index(&imgs)),
+        (Some(g), false) => Some(g.submit_index(&imgs, opts.embed)),
         _ => None,
     };
     let pending = Pending {

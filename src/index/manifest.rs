@@ -27,6 +27,10 @@ pub struct Manifest {
     /// decoded the same way so their hashes are comparable.
     #[serde(default)]
     pub decode: Option<String>,
+    /// The model that made the embeddings ("name@fingerprint"), None for a
+    /// hash-only index; queries are embedded only by the same model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -55,6 +59,7 @@ impl Manifest {
             segments: vec![],
             writer: writer_id(),
             decode: None,
+            embedding: None,
         }
     }
 

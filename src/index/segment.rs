@@ -10,6 +10,7 @@
 //! | pdq_trim.col  | 32    | PDQ of the trimmed view (= pdq if none)   |
 //! | keypoints.col | 4608  | 128 keypoints (IndexKeypoints); optional:  |
 //! |               |       | segments written before it have none      |
+//! | embedding.col | 2560  | 1280 × f16 embedding; optional (hash-only) |
 
 use std::path::Path;
 
@@ -17,7 +18,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::column::{self, Column};
 use super::manifest::{sync_dir, SegmentInfo};
-use crate::descriptors::{Descriptors, Hash256, IndexKeypoints};
+use crate::descriptors::{Descriptors, Embedding, Hash256, IndexKeypoints};
 use crate::error::IndexError;
 
 #[repr(C)]
@@ -39,7 +40,7 @@ impl FileRecord {
     }
 }
 
-pub const COLUMNS: [(&str, &str, u32); 7] = [
+pub const COLUMNS: [(&str, &str, u32); 8] = [
     (
         "files.col",
         "files",
@@ -55,10 +56,16 @@ pub const COLUMNS: [(&str, &str, u32); 7] = [
         "keypoints",
         std::mem::size_of::<IndexKeypoints>() as u32,
     ),
+    (
+        "embedding.col",
+        "embedding",
+        std::mem::size_of::<Embedding>() as u32,
+    ),
 ];
 
-/// Index of the optional keypoints column in `COLUMNS`.
+/// Indexes of the optional columns in `COLUMNS`.
 const KEYPOINTS: usize = 6;
+const EMBEDDING: usize = 7;
 
 /// Records being gathered for the next commit.
 #[derive(Default)]
@@ -70,6 +77,7 @@ pub struct SegmentData {
     pub phash: Vec<u64>,
     pub pdq_trim: Vec<Hash256>,
     pub keypoints: Vec<IndexKeypoints>,
+    pub embedding: Vec<Embedding>,
 }
 
 impl SegmentData {
@@ -104,6 +112,7 @@ impl SegmentData {
         self.phash.push(d.phash);
         self.pdq_trim.push(d.pdq_trim);
         self.keypoints.push(d.keypoints);
+        self.embedding.push(d.embedding);
     }
 
     /// Descriptors of a pending record.
@@ -114,6 +123,7 @@ impl SegmentData {
             phash: self.phash[row],
             pdq_trim: self.pdq_trim[row],
             keypoints: self.keypoints[row],
+            embedding: self.embedding[row],
         }
     }
 
@@ -127,7 +137,7 @@ impl SegmentData {
             std::fs::remove_dir_all(&tmp).map_err(|e| IndexError::io(&tmp, e))?;
         }
         std::fs::create_dir_all(&tmp).map_err(|e| IndexError::io(&tmp, e))?;
-        let payloads: [&[u8]; 7] = [
+        let payloads: [&[u8]; 8] = [
             bytemuck::cast_slice(&self.files),
             &self.paths,
             bytemuck::cast_slice(&self.pdq),
@@ -135,12 +145,15 @@ impl SegmentData {
             bytemuck::cast_slice(&self.phash),
             bytemuck::cast_slice(&self.pdq_trim),
             bytemuck::cast_slice(&self.keypoints),
+            bytemuck::cast_slice(&self.embedding),
         ];
         // A segment without any keypoints (tombstones, failures, hash-only
         // data) leaves out the keypoints column: 4.6 KB per record saved.
+        // Likewise a hash-only segment leaves out embedding.col.
         let no_keypoints = self.keypoints.iter().all(|k| k.points().is_empty());
+        let no_embedding = self.embedding.iter().all(|e| e.is_none());
         for (i, ((file, name, width), payload)) in COLUMNS.iter().zip(payloads).enumerate() {
-            if i == KEYPOINTS && no_keypoints {
+            if (i == KEYPOINTS && no_keypoints) || (i == EMBEDDING && no_embedding) {
                 continue;
             }
             column::write(&tmp.join(file), name, *width, payload)?;
@@ -165,6 +178,7 @@ pub struct Segment {
     phash: Column,
     pdq_trim: Column,
     keypoints: Option<Column>,
+    embedding: Option<Column>,
     /// Rows whose trimmed view differs from the upright hash, ascending:
     /// derived once here so every search scans only these for trimmed views.
     trimmed_rows: Vec<u32>,
@@ -194,6 +208,10 @@ impl Segment {
             pdq_trim: col(5, n)?,
             keypoints: match dir.join(COLUMNS[KEYPOINTS].0).exists() {
                 true => Some(col(KEYPOINTS, n)?),
+                false => None,
+            },
+            embedding: match dir.join(COLUMNS[EMBEDDING].0).exists() {
+                true => Some(col(EMBEDDING, n)?),
                 false => None,
             },
             trimmed_rows: vec![],
@@ -259,6 +277,10 @@ impl Segment {
     pub fn keypoints(&self) -> Option<&[IndexKeypoints]> {
         self.keypoints.as_ref().map(|c| c.cast())
     }
+    /// Embeddings of every row, or None for a hash-only segment.
+    pub fn embeddings(&self) -> Option<&[Embedding]> {
+        self.embedding.as_ref().map(|c| c.cast())
+    }
     pub fn trimmed_rows(&self) -> &[u32] {
         &self.trimmed_rows
     }
@@ -275,6 +297,7 @@ impl Segment {
             phash: self.phash()[row],
             pdq_trim: self.pdq_trim()[row],
             keypoints: self.keypoints().map(|k| k[row]).unwrap_or_default(),
+            embedding: self.embeddings().map(|e| e[row]).unwrap_or_default(),
         }
     }
 }

@@ -167,6 +167,23 @@ impl IndexWriter {
         }
     }
 
+    /// The embedding model recorded in the index (None: hash-only so far).
+    pub fn embedding_label(&self) -> Option<&str> {
+        self.manifest.embedding.as_deref()
+    }
+
+    pub fn set_embedding_label(&mut self, label: Option<String>) {
+        if self.manifest.embedding != label {
+            self.manifest.embedding = label;
+            self.manifest_changed = true;
+        }
+    }
+
+    /// Records committed so far (all segments).
+    pub fn committed_records(&self) -> u64 {
+        self.manifest.segments.iter().map(|s| s.records).sum()
+    }
+
     pub fn pending(&self) -> usize {
         self.pending.len()
     }

@@ -13,7 +13,7 @@ pub fn field(s: &str) -> String {
 }
 
 /// One row per (query, candidate): the format `score.py` and spreadsheets read.
-pub const CHECK_HEADER: &str = "query,candidate,score,rank,verdict,pdq_distance,phash_distance,orientation,query_quality,candidate_quality,trimmed,corpus_copies,evidence,keypoint_matches,inliers";
+pub const CHECK_HEADER: &str = "query,candidate,score,rank,verdict,pdq_distance,phash_distance,orientation,query_quality,candidate_quality,trimmed,corpus_copies,evidence,keypoint_matches,inliers,similarity";
 
 pub fn write_check(w: &mut dyn Write, r: &CheckReport) -> io::Result<()> {
     writeln!(w, "{CHECK_HEADER}")?;
@@ -21,7 +21,7 @@ pub fn write_check(w: &mut dyn Write, r: &CheckReport) -> io::Result<()> {
         for m in &q.matches {
             writeln!(
                 w,
-                "{},{},{:.6},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{:.6},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 field(&q.query),
                 field(&m.candidate),
                 m.score,
@@ -39,6 +39,7 @@ pub fn write_check(w: &mut dyn Write, r: &CheckReport) -> io::Result<()> {
                     .map(|c| c.to_string())
                     .unwrap_or_default(),
                 m.inliers.map(|c| c.to_string()).unwrap_or_default(),
+                m.similarity.map(|c| format!("{c:.4}")).unwrap_or_default(),
             )?;
         }
     }

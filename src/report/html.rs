@@ -296,7 +296,10 @@ fn check_row(q: &QueryResult, limits: &Limits) -> String {
                 &format!("{i} of {k} matches fit one affine map"),
             );
         }
-        kv(&mut t, "evidence", m.evidence);
+        if let Some(sim) = m.similarity {
+            kv(&mut t, "embedding similarity", &format!("{sim:.3}"));
+        }
+        kv(&mut t, "evidence", &m.evidence);
         kv(
             &mut t,
             "near copies in corpus",

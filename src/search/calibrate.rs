@@ -21,8 +21,11 @@ use super::verify::Verification;
 const PDQ_A: f64 = -9.287;
 const PDQ_B: f64 = 0.0732;
 /// log10 P(null inliers ≥ n) ≈ KP_A + KP_B·n.
-const KP_A: f64 = -1.087;
-const KP_B: f64 = -0.3636;
+const KP_A: f64 = -1.787;
+const KP_B: f64 = -0.2649;
+/// log10 P(null cosine ≥ c) ≈ EMB_A + EMB_B·c, for c above the bulk.
+const EMB_A: f64 = 4.076;
+const EMB_B: f64 = -9.6867;
 
 fn from_log10_p(lp: f64) -> f64 {
     (-lp / 10.0).clamp(0.0, 1.0)
@@ -38,9 +41,21 @@ pub fn keypoint_score(inliers: u32) -> f64 {
     from_log10_p((KP_A + KP_B * inliers as f64).min(0.0))
 }
 
-pub fn score(m: &Match, v: Option<&Verification>) -> f64 {
+/// Score of an embedding cosine similarity alone.
+pub fn embedding_score(cos: f32) -> f64 {
+    from_log10_p((EMB_A + EMB_B * cos as f64).min(0.0))
+}
+
+pub fn score(m: &Match, v: Option<&Verification>, similarity: Option<f32>) -> f64 {
     let kp = v.map(|v| keypoint_score(v.inliers)).unwrap_or(0.0);
-    pdq_score(m.pdq_distance).max(kp)
+    let emb = similarity.map(embedding_score).unwrap_or(0.0);
+    pdq_score(m.pdq_distance).max(kp).max(emb)
+}
+
+/// The smallest cosine whose score reaches that of PDQ distance `d`.
+pub fn similarity_matching_pdq(d: u32) -> f32 {
+    let target = pdq_score(d);
+    ((target * -10.0 - EMB_A) / EMB_B) as f32
 }
 
 /// The fewest inliers whose score reaches that of a PDQ distance of `d`:

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::fusion::{self, Candidate};
 use super::{search, verdict, Match, SearchParams, Verdict};
-use crate::descriptors::{describe_query, QueryDescriptors};
+use crate::descriptors::{describe_query_with, QueryDescriptors};
 use crate::index::Index;
 use crate::ingest::walk::WalkItem;
 use crate::ingest::{pipeline, DecodeMode, FileEntry, Limits, Outcome, Skipped, Walker};
@@ -32,9 +32,12 @@ pub struct MatchOut {
     pub keypoint_matches: Option<u32>,
     /// Of those, how many one affine map explains (null: not verified).
     pub inliers: Option<u32>,
-    /// What the score rests on: "pdq", "keypoints" or "pdq+keypoints"
-    /// (both reach the match threshold).
-    pub evidence: &'static str,
+    /// Cosine similarity of the learned embeddings (null: hash-only).
+    pub similarity: Option<f32>,
+    /// What the score rests on: the pieces of evidence ("pdq", "keypoints",
+    /// "embedding") that reach the match threshold, joined by "+"; when none
+    /// does, the strongest one.
+    pub evidence: String,
     pub same_bytes: bool,
     /// Near copies of this training image elsewhere in the index (upright
     /// PDQ ≤ 31, itself excluded); computed for matches only, else null.
@@ -63,8 +66,12 @@ pub struct Thresholds {
     /// Verified keypoint inliers that make a match (same false-alarm rate
     /// per comparison as the PDQ threshold).
     pub match_inliers: u32,
-    /// The score of both thresholds.
+    /// The score of all thresholds.
     pub match_score: f64,
+    /// Embedding cosine similarity that makes a match (same false-alarm rate).
+    pub match_similarity: f32,
+    /// The model whose embeddings were compared (null: hash-only).
+    pub embedding_model: Option<String>,
     /// Whether keypoints of the query were compared with every indexed image
     /// (indexes up to 20 000 images) or only with the PDQ candidates.
     pub keypoint_scan: bool,
@@ -103,6 +110,8 @@ pub struct CheckOptions {
     pub top_k: usize,
     /// Run the verification stage (`fusion`); off: PDQ evidence only.
     pub verify: bool,
+    /// Embed queries and search the index's embeddings (the index has them).
+    pub embed: bool,
     /// Describe (and, for batches of >= GPU_MIN_BATCH images, search) on this GPU engine.
     pub gpu: Option<std::sync::Arc<crate::gpu::GpuEngine>>,
 }
@@ -162,14 +171,14 @@ pub fn check(
             |_| None,
             |d| match &opts.gpu {
                 Some(_) => Deferred::Pixels(std::sync::Arc::new(d.rgb.clone())),
-                None => Deferred::Ready(describe_query(&d.rgb)),
+                None => Deferred::Ready(describe_query_with(&d.rgb, opts.embed)),
             },
         );
         let processed = resolve(processed, |imgs| {
             opts.gpu
                 .as_ref()
                 .expect("pixels only kept for the GPU")
-                .describe_batch(imgs)
+                .describe_batch_with(imgs, opts.embed)
         });
         let described: Vec<(String, u128, QueryDescriptors)> = processed
             .into_iter()
@@ -236,6 +245,8 @@ pub fn check(
             min_quality: verdict::MIN_QUALITY,
             match_inliers: verdict::match_inliers(),
             match_score: verdict::match_score(),
+            match_similarity: verdict::match_similarity(),
+            embedding_model: opts.embed.then(crate::descriptors::embedding::model_label),
             keypoint_scan: opts.verify && fusion::keypoint_scan(index),
         },
         skipped,
@@ -337,6 +348,7 @@ fn judge(
                 verdict: verdict::combined(
                     verdict(m, q.quality, dbq, same),
                     c.verification.as_ref(),
+                    c.similarity,
                 ),
                 pdq_distance: m.pdq_distance,
                 phash_distance: m.phash_distance,
@@ -350,6 +362,7 @@ fn judge(
                 candidate_quality: dbq,
                 keypoint_matches: c.verification.map(|v| v.matches),
                 inliers: c.verification.map(|v| v.inliers),
+                similarity: c.similarity,
                 evidence: evidence(m, c),
                 same_bytes: same,
                 corpus_copies: None,
@@ -373,14 +386,36 @@ fn judge(
     }
 }
 
-fn evidence(m: &Match, c: &Candidate) -> &'static str {
-    let kp = c
-        .verification
-        .is_some_and(|v| v.inliers >= verdict::match_inliers());
-    match (m.pdq_distance <= verdict::MATCH_PDQ, kp) {
-        (true, true) => "pdq+keypoints",
-        (false, true) => "keypoints",
-        _ => "pdq",
+/// Which pieces of evidence reach the match threshold on their own, e.g.
+/// "pdq+keypoints"; the strongest one when none does.
+fn evidence(m: &Match, c: &Candidate) -> String {
+    let kp = c.verification.map(|v| v.inliers);
+    let parts: Vec<(&str, bool, f64)> = vec![
+        (
+            "pdq",
+            m.pdq_distance <= verdict::MATCH_PDQ,
+            super::calibrate::pdq_score(m.pdq_distance),
+        ),
+        (
+            "keypoints",
+            kp.is_some_and(|n| n >= verdict::match_inliers()),
+            kp.map(super::calibrate::keypoint_score).unwrap_or(-1.0),
+        ),
+        (
+            "embedding",
+            c.similarity
+                .is_some_and(|s| s >= verdict::match_similarity()),
+            c.similarity
+                .map(super::calibrate::embedding_score)
+                .unwrap_or(-1.0),
+        ),
+    ];
+    let strong: Vec<&str> = parts.iter().filter(|p| p.1).map(|p| p.0).collect();
+    if strong.is_empty() {
+        let best = parts.iter().max_by(|a, b| a.2.total_cmp(&b.2)).unwrap();
+        best.0.to_string()
+    } else {
+        strong.join("+")
     }
 }
 

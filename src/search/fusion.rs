@@ -20,6 +20,8 @@ use crate::index::{Index, RecordRef};
 pub const VERIFY_PDQ: usize = 8;
 /// Keypoint-shortlist candidates verified per query.
 pub const VERIFY_KEYPOINT: usize = 8;
+/// Nearest neighbours by embedding verified per query.
+pub const VERIFY_EMBEDDING: usize = 8;
 /// Records up to which the keypoint shortlist scans the whole index.
 pub const KEYPOINT_SCAN_LIMIT: usize = 20_000;
 /// A shortlist entry needs at least this many tentative keypoint matches.
@@ -31,6 +33,8 @@ pub struct Candidate {
     pub m: Match,
     /// None: not verified (no keypoints, or not among the verified candidates).
     pub verification: Option<Verification>,
+    /// Cosine similarity of the embeddings (None: no embeddings).
+    pub similarity: Option<f32>,
     /// Calibrated score in [0, 1] (see `calibrate`).
     pub score: f64,
 }
@@ -55,17 +59,24 @@ pub fn fuse(
     if verify && !q.keypoints.is_empty() && keypoint_scan(index) {
         recs.extend(shortlist(index, q, parallel));
     }
+    let nearest = q
+        .embedding
+        .as_ref()
+        .map(|e| nearest_embeddings(index, e, VERIFY_EMBEDDING.max(top_k), parallel))
+        .unwrap_or_default();
+    recs.extend(nearest.iter().map(|&(_, r)| r));
     recs.sort_unstable();
     recs.dedup();
     let verified: Vec<(RecordRef, Option<Verification>)> = recs
         .iter()
-        .map(|&r| (r, verify_record(index, q, r)))
+        .map(|&r| (r, verify.then(|| verify_record(index, q, r)).flatten()))
         .collect();
     let mut out: Vec<Candidate> = pdq
         .iter()
         .map(|m| Candidate {
             m: *m,
             verification: None,
+            similarity: None,
             score: 0.0,
         })
         .collect();
@@ -75,12 +86,17 @@ pub fn fuse(
             None => out.push(Candidate {
                 m: pdq_match(index, q, r),
                 verification: v,
+                similarity: None,
                 score: 0.0,
             }),
         }
     }
     for c in &mut out {
-        c.score = calibrate::score(&c.m, c.verification.as_ref());
+        c.similarity = q
+            .embedding
+            .as_ref()
+            .and_then(|e| similarity(index, e, c.m.rec));
+        c.score = calibrate::score(&c.m, c.verification.as_ref(), c.similarity);
     }
     out.sort_by(|a, b| {
         b.score
@@ -90,6 +106,46 @@ pub fn fuse(
     });
     out.truncate(top_k);
     out
+}
+
+/// Cosine similarity of the query's embedding with one record's.
+fn similarity(index: &Index, q: &[f32], r: RecordRef) -> Option<f32> {
+    let e = &index.segments[r.seg as usize].embeddings()?[r.row as usize];
+    (!e.is_none()).then(|| crate::descriptors::embedding::similarity(q, e))
+}
+
+/// The `k` live records most similar to the query embedding (exact scan).
+fn nearest_embeddings(index: &Index, q: &[f32], k: usize, parallel: bool) -> Vec<(f32, RecordRef)> {
+    let mut all: Vec<(f32, RecordRef)> = Vec::new();
+    for (si, seg) in index.segments.iter().enumerate() {
+        let Some(embs) = seg.embeddings() else {
+            continue;
+        };
+        let live = index.live_mask(si);
+        let sim = |row: usize| -> Option<(f32, RecordRef)> {
+            let e = &embs[row];
+            (live[row] && !e.is_none()).then(|| {
+                (
+                    crate::descriptors::embedding::similarity(q, e),
+                    RecordRef {
+                        seg: si as u32,
+                        row: row as u32,
+                    },
+                )
+            })
+        };
+        let mut found: Vec<(f32, RecordRef)> = if parallel {
+            (0..embs.len()).into_par_iter().filter_map(sim).collect()
+        } else {
+            (0..embs.len()).filter_map(sim).collect()
+        };
+        found.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        found.truncate(k);
+        all.extend(found);
+    }
+    all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    all.truncate(k);
+    all
 }
 
 fn verify_record(index: &Index, q: &QueryDescriptors, r: RecordRef) -> Option<Verification> {

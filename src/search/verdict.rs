@@ -77,12 +77,26 @@ pub fn match_score() -> f64 {
     super::calibrate::pdq_score(MATCH_PDQ)
 }
 
+/// Embedding cosine that makes a match: the value whose calibrated score
+/// equals that of PDQ distance `MATCH_PDQ`.
+pub fn match_similarity() -> f32 {
+    super::calibrate::similarity_matching_pdq(MATCH_PDQ)
+}
+
 /// The hash verdict, raised to near-duplicate when geometric verification
-/// found enough inliers (a crop, rotation or paste that hashes miss).
-pub fn combined(hash: Verdict, v: Option<&super::verify::Verification>) -> Verdict {
-    match v {
-        Some(v) if v.inliers >= match_inliers() => hash.max(Verdict::NearDuplicate),
-        _ => hash,
+/// found enough inliers (a crop, rotation or paste that hashes miss) or the
+/// embeddings are as close as a PDQ match is rare.
+pub fn combined(
+    hash: Verdict,
+    v: Option<&super::verify::Verification>,
+    similarity: Option<f32>,
+) -> Verdict {
+    let kp = v.is_some_and(|v| v.inliers >= match_inliers());
+    let emb = similarity.is_some_and(|s| s >= match_similarity());
+    if kp || emb {
+        hash.max(Verdict::NearDuplicate)
+    } else {
+        hash
     }
 }
 

@@ -1,0 +1,100 @@
+//! The learned descriptor: EfficientNet-Lite0 (ImageNet, Apache-2.0,
+//! `models/efficientnet_lite0/`) run by our CNN engine (`crate::cnn`), its
+//! last feature map GeM-pooled and L2-normalised into 1280 numbers. Robust
+//! where hashes are weak (crops, pads, overlays, perspective), weak where they
+//! are strong (blur, noise); fused with them in `search::fusion`.
+//!
+//! The weights are compiled into the binary, so it works offline and from
+//! any folder. Indexes store embeddings as f16 (2.5 KB per image).
+
+use std::sync::OnceLock;
+
+use bytemuck::{Pod, Zeroable};
+use image::RgbImage;
+
+use crate::cnn::safetensors::{f16_to_f32, f32_to_f16, SafeTensors};
+use crate::cnn::{cpu, preprocess, Network};
+
+pub const EMBED_DIM: usize = 1280;
+
+static LITE0: &[u8] = include_bytes!("../../models/efficientnet_lite0/model.safetensors");
+
+/// The shipped network, parsed once.
+pub fn model() -> &'static Network {
+    static NET: OnceLock<Network> = OnceLock::new();
+    NET.get_or_init(|| {
+        let st = SafeTensors::parse(
+            std::path::Path::new("<built-in efficientnet_lite0>"),
+            LITE0.to_vec(),
+        )
+        .expect("the built-in model parses (tests hold it)");
+        let net = Network::from_safetensors(&st).expect("the built-in model is consistent");
+        assert_eq!(net.embedding_dim(), EMBED_DIM);
+        net
+    })
+}
+
+/// What an index records about the model that made its embeddings.
+pub fn model_label() -> String {
+    let m = model();
+    format!("{}@{}", m.name, &m.fingerprint[..16])
+}
+
+/// An embedding as stored: f16 bits; all zero = none.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct Embedding(pub [u16; EMBED_DIM]);
+
+impl Default for Embedding {
+    fn default() -> Self {
+        Embedding([0; EMBED_DIM])
+    }
+}
+
+impl std::fmt::Debug for Embedding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.is_none() {
+            true => write!(f, "Embedding(none)"),
+            false => write!(f, "Embedding({:.4}, …)", f16_to_f32(self.0[0])),
+        }
+    }
+}
+
+impl Embedding {
+    pub fn from_f32(v: &[f32]) -> Embedding {
+        let mut e = Embedding::default();
+        for (d, &x) in e.0.iter_mut().zip(v) {
+            *d = f32_to_f16(x);
+        }
+        e
+    }
+
+    pub fn is_none(&self) -> bool {
+        self.0.iter().all(|&x| x == 0)
+    }
+
+    pub fn to_f32(&self) -> Vec<f32> {
+        self.0.iter().map(|&h| f16_to_f32(h)).collect()
+    }
+}
+
+/// Embeddings of a batch of images on the CPU engine (rayon over images).
+pub fn embed_batch(images: &[&RgbImage]) -> Vec<Vec<f32>> {
+    if images.is_empty() {
+        return vec![];
+    }
+    let net = model();
+    let x = preprocess::input_batch(net, images);
+    cpu::embed(net, &x)
+}
+
+/// One image's embedding (CPU engine).
+pub fn embed(img: &RgbImage) -> Vec<f32> {
+    embed_batch(&[img]).remove(0)
+}
+
+/// Dot product of a query (f32, unit length) with a stored embedding.
+#[inline]
+pub fn similarity(q: &[f32], e: &Embedding) -> f32 {
+    q.iter().zip(&e.0).map(|(&a, &b)| a * f16_to_f32(b)).sum()
+}
