@@ -10,12 +10,14 @@
 //! top-k lists. Kernels live in `shaders/*.wgsl`.
 
 mod adapter;
+pub mod cnn;
 mod describe;
 mod hamming;
 pub mod ingest;
 mod pipelines;
 
 pub use adapter::{AdapterReport, DeviceChoice};
+pub use cnn::GpuNetwork;
 pub use describe::{Pending, PendingKind};
 pub use hamming::{cpu_topk, KMAX};
 
