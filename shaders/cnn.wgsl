@@ -79,12 +79,14 @@ fn conv_direct(@builtin(global_invocation_id) gid: vec3<u32>,
     dst[i] = activate(acc + bias[co], C.act);
 }
 
-// 1x1 stride-1 convolution as a tiled GEMM per image:
+// 1x1 stride-1 convolution as a tiled GEMM:
 //   out[n][co][p] = bias[co] + sum_ci W[co][ci] * in[n][ci][p]
-// A 16x16 workgroup computes a 64 (co) x 64 (p) tile, each invocation 4 x 4
-// outputs strided by 16 (co = ty + 16i, p = tx + 16j), stepping through cin
-// 16 at a time via shared-memory tiles. Workgroups are linear over
-// (image, co tile, p tile), spilling into y past the per-dimension limit.
+// with the batch folded into the columns (column q = n * h*w + p), so small
+// late-stage maps (7x7) still fill whole tiles. A 16x16 workgroup computes a
+// 64 (co) x 64 (column) tile, each invocation 4 x 4 outputs strided by 16
+// (co = ty + 16i, q = tx + 16j), stepping through cin 16 at a time via
+// shared-memory tiles. Workgroups are linear over (co tile, column tile),
+// spilling into y past the per-dimension limit.
 const PT: u32 = 64u;
 const CT: u32 = 64u;
 const KT: u32 = 16u;
@@ -96,30 +98,34 @@ fn conv_pointwise(@builtin(local_invocation_id) lid: vec3<u32>,
                   @builtin(workgroup_id) wid: vec3<u32>,
                   @builtin(num_workgroups) nwg: vec3<u32>) {
     let hw = C.h * C.w;
-    let ptiles = (hw + PT - 1u) / PT;
+    let cols = C.n * hw;
+    let qtiles = (cols + PT - 1u) / PT;
     let ctiles = (C.cout + CT - 1u) / CT;
     let g = wid.x + wid.y * nwg.x;
-    if (g >= C.n * ptiles * ctiles) {
+    if (g >= qtiles * ctiles) {
         return; // whole workgroup: uniform
     }
-    let p0 = (g % ptiles) * PT;
-    let co0 = ((g / ptiles) % ctiles) * CT;
-    let img = g / (ptiles * ctiles);
+    let q0 = (g % qtiles) * PT;
+    let co0 = (g / qtiles) * CT;
     let t = lid.y * 16u + lid.x;
-    let xbase = img * C.cin * hw;
-    var acc: array<f32, 16>;
-    for (var i = 0u; i < 16u; i++) {
-        acc[i] = 0.0;
-    }
+    // This invocation always loads the same column of the input tile.
+    let q = q0 + t % PT;
+    let q_ok = q < cols;
+    let qbase = (q / hw) * C.cin * hw + q % hw;
+    let krow = t / PT; // + 4r
+    // acc[i].j: channel co0 + ty + 16i, column q0 + tx + 16j.
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < C.cin; k0 += KT) {
         for (var r = 0u; r < 4u; r++) {
             let e = t + 256u * r;
-            // Input tile, p fastest (coalesced rows of a channel plane).
-            let ci = k0 + e / PT;
-            let p = p0 + e % PT;
+            // Input tile, columns fastest (coalesced rows of a channel plane).
+            let ci = k0 + krow + 4u * r;
             var v = 0.0;
-            if (ci < C.cin && p < hw) {
-                v = src[xbase + ci * hw + p];
+            if (ci < C.cin && q_ok) {
+                v = src[qbase + ci * hw];
             }
             xs[e] = v;
             // Weight tile, ci fastest (coalesced along a weight row).
@@ -135,32 +141,36 @@ fn conv_pointwise(@builtin(local_invocation_id) lid: vec3<u32>,
         }
         workgroupBarrier();
         for (var kk = 0u; kk < KT; kk++) {
-            var a: array<f32, 4>;
-            var b: array<f32, 4>;
-            for (var i = 0u; i < 4u; i++) {
-                a[i] = ws[kk * CT + lid.y + 16u * i];
-                b[i] = xs[kk * PT + lid.x + 16u * i];
-            }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 4u; j++) {
-                    acc[i * 4u + j] += a[i] * b[j];
-                }
-            }
+            let xr = kk * PT + lid.x;
+            let b = vec4<f32>(xs[xr], xs[xr + 16u], xs[xr + 32u], xs[xr + 48u]);
+            let wr = kk * CT + lid.y;
+            acc0 += ws[wr] * b;
+            acc1 += ws[wr + 16u] * b;
+            acc2 += ws[wr + 32u] * b;
+            acc3 += ws[wr + 48u] * b;
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < 4u; i++) {
-        let co = co0 + lid.y + 16u * i;
-        if (co >= C.cout) {
-            continue;
-        }
-        let bv = bias[co];
-        let obase = (img * C.cout + co) * hw;
-        for (var j = 0u; j < 4u; j++) {
-            let p = p0 + lid.x + 16u * j;
-            if (p < hw) {
-                dst[obase + p] = activate(acc[i * 4u + j] + bv, C.act);
-            }
+    var obase: vec4<u32>; // per column j: n * cout * hw + p (u32 max: off the end)
+    for (var j = 0u; j < 4u; j++) {
+        let qj = q0 + lid.x + 16u * j;
+        obase[j] = select(0xffffffffu, (qj / hw) * C.cout * hw + qj % hw, qj < cols);
+    }
+    store_pointwise(co0 + lid.y, hw, obase, acc0);
+    store_pointwise(co0 + lid.y + 16u, hw, obase, acc1);
+    store_pointwise(co0 + lid.y + 32u, hw, obase, acc2);
+    store_pointwise(co0 + lid.y + 48u, hw, obase, acc3);
+}
+
+// Bias, activation and store of one channel's four columns.
+fn store_pointwise(co: u32, hw: u32, obase: vec4<u32>, acc: vec4<f32>) {
+    if (co >= C.cout) {
+        return;
+    }
+    let bv = bias[co];
+    for (var j = 0u; j < 4u; j++) {
+        if (obase[j] != 0xffffffffu) {
+            dst[obase[j] + co * hw] = activate(acc[j] + bv, C.act);
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::cnn::{l2_normalize, Tensor};
 const MAX_CHUNK_IMAGES: usize = 64;
 /// Bytes per feature-map buffer we aim to stay under.
 const BUFFER_BUDGET: u64 = 256 << 20;
-/// Output tile of `conv_pointwise` (channels × pixels), as in cnn.wgsl.
+/// Output tile of `conv_pointwise` (channels × batch-folded pixels), as in cnn.wgsl.
 const PW_TILE: usize = 64;
 
 /// The uniform block of every kernel (`CnnParams` in cnn.wgsl).
@@ -413,7 +413,7 @@ impl GpuNetwork {
                         ],
                     );
                     steps.push(if cv.pointwise(pad) {
-                        let tiles = n * cv.cout.div_ceil(PW_TILE) * (h * w).div_ceil(PW_TILE);
+                        let tiles = cv.cout.div_ceil(PW_TILE) * (n * h * w).div_ceil(PW_TILE);
                         Dispatch {
                             entry: "conv_pointwise",
                             group,
