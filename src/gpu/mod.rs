@@ -8,14 +8,19 @@
 //! per-row quality partial sums and does pHash's final 32→8 DCT + median in
 //! f64 (WGSL has no f64; that step is ~2 µs per image), and merges per-tile
 //! top-k lists. Kernels live in `shaders/*.wgsl`.
+//!
+//! `cnn` runs the learned-embedding network of [`crate::cnn`] (convolutions,
+//! residual adds, GeM pooling) in f32; see [`GpuEngine::upload_network`].
 
 mod adapter;
+pub mod cnn;
 mod describe;
 mod hamming;
 pub mod ingest;
 mod pipelines;
 
 pub use adapter::{AdapterReport, DeviceChoice};
+pub use cnn::GpuNetwork;
 pub use describe::{Pending, PendingKind};
 pub use hamming::{cpu_topk, KMAX};
 

@@ -105,6 +105,8 @@ pub(crate) struct Pipelines {
     pub dct: Family,
     pub resize: Family,
     pub hamming: Family,
+    /// CNN inference: conv_direct, conv_pointwise, add, gem (src/gpu/cnn.rs).
+    pub cnn: Family,
     /// PDQ's 16×64 DCT matrix, uploaded once.
     pub dct_matrix: wgpu::Buffer,
 }
@@ -140,6 +142,13 @@ impl Pipelines {
             &[Uniform, Read, Read, Read, Write, Uniform],
             &["topk"],
         );
+        let cnn = Family::new(
+            device,
+            "cnn",
+            include_str!("../../shaders/cnn.wgsl"),
+            &[Uniform, Read, Read, Read, Write],
+            &["conv_direct", "conv_pointwise", "add", "gem"],
+        );
         let dct_matrix = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("dct16x64"),
             contents: bytemuck::cast_slice(crate::descriptors::pdq::dct_matrix_16x64()),
@@ -150,6 +159,7 @@ impl Pipelines {
             dct,
             resize,
             hamming,
+            cnn,
             dct_matrix,
         }
     }

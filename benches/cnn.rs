@@ -1,0 +1,78 @@
+//! The learned embedding (shipped EfficientNet-Lite0 at 224×224, GeM + L2):
+//! embeddings per second on the CPU engine (`cnn::cpu`, rayon across the
+//! batch) and on the WGSL engine (`GpuNetwork`, weights uploaded once, any
+//! adapter — lavapipe when no GPU exists), and their agreement (cosine).
+//! `cargo bench --bench cnn` (plain main). Env: BENCH_CNN_BATCH (default 16).
+
+use std::path::Path;
+use std::time::Instant;
+
+use lookalike::cnn::{cosine, cpu, preprocess, Network};
+use lookalike::gpu::{DeviceChoice, GpuEngine};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn main() {
+    let batch: usize = std::env::var("BENCH_CNN_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16);
+    let net = Network::load(Path::new(&format!(
+        "{ROOT}/models/efficientnet_lite0/model.safetensors"
+    )))
+    .expect("shipped model");
+    let mut files: Vec<_> = std::fs::read_dir(format!("{ROOT}/examples/sample/training"))
+        .expect("sample images")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    files.sort();
+    let imgs: Vec<image::RgbImage> = files
+        .iter()
+        .cycle()
+        .take(batch)
+        .map(|p| image::open(p).unwrap().to_rgb8())
+        .collect();
+    let refs: Vec<&image::RgbImage> = imgs.iter().collect();
+    let x = preprocess::input_batch(&net, &refs);
+    let (w, h) = net.input;
+    println!("model: {} ({w}x{h}), batch of {batch}", net.name);
+    println!("cpu threads: {}", rayon::current_num_threads());
+
+    let _ = cpu::embed(&net, &preprocess::input_batch(&net, &refs[..1]));
+    let t = Instant::now();
+    let c = cpu::embed(&net, &x);
+    let cpu_s = t.elapsed().as_secs_f64();
+    println!(
+        "  cpu engine: {:8.2} embeddings/s ({cpu_s:.2} s)",
+        batch as f64 / cpu_s
+    );
+
+    let e = match GpuEngine::new(DeviceChoice::Gpu) {
+        Ok(Some(e)) => e,
+        Ok(None) => unreachable!(),
+        Err(err) => {
+            eprintln!("no wgpu adapter: {err:#}");
+            std::process::exit(1);
+        }
+    };
+    println!("adapter: {}", e.describe());
+    let t = Instant::now();
+    let gnet = e.upload_network(&net);
+    println!("  weight upload: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    let _ = gnet.embed(&e, &preprocess::input_batch(&net, &refs[..1])); // warm-up
+    let t = Instant::now();
+    let g = gnet.embed(&e, &x);
+    let gpu_s = t.elapsed().as_secs_f64();
+    println!(
+        "  gpu engine: {:8.2} embeddings/s ({gpu_s:.2} s)",
+        batch as f64 / gpu_s
+    );
+    let cos: Vec<f32> = g.iter().zip(&c).map(|(a, b)| cosine(a, b)).collect();
+    let min = cos.iter().copied().fold(1f32, f32::min);
+    println!("  agreement: min cosine gpu vs cpu {min:.7} over {batch}");
+    if min < 0.9999 {
+        eprintln!("GPU and CPU embeddings disagree");
+        std::process::exit(1);
+    }
+}
