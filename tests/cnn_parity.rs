@@ -5,6 +5,8 @@
 //! WGPU_BACKEND=vulkan VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json.
 //! LOOKALIKE_REQUIRE_GPU=1 turns "no adapter" into a failure instead of a skip.
 
+mod common;
+
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -281,4 +283,47 @@ fn lite0_shipped_weights_real_image_matches_cpu() {
     let cos = cosine(&g[0], &c[0]);
     eprintln!("cnn_parity: lite0 shipped weights, train_11.jpg at 224x224: cosine {cos:.7}, gpu {gpu_s:.2} s");
     assert!(cos >= 0.9999, "cosine {cos}");
+}
+
+/// The wiring: `index --device gpu` embeds on the WGSL engine
+/// (LOOKALIKE_GPU_CNN=1 asks for it on a software adapter), queries embedded
+/// by the CPU engine find each image with similarity 1.
+#[test]
+fn gpu_embedded_index_agrees_with_cpu_embedded_queries() {
+    if engine().is_none() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let train = t.path().join("train");
+    std::fs::create_dir_all(&train).unwrap();
+    for name in ["train_11.jpg", "train_18.jpg"] {
+        std::fs::copy(
+            format!("{}/training/{name}", common::SAMPLE),
+            train.join(name),
+        )
+        .unwrap();
+    }
+    let idx = t.path().join("idx");
+    let (tr, ix) = (train.to_str().unwrap(), idx.to_str().unwrap());
+    let o = common::bin()
+        .args(["index", tr, "--index", ix, "--device", "gpu", "-q"])
+        .env("LOOKALIKE_GPU_CNN", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let o = common::run(&[
+        "check", tr, "--index", ix, "--device", "cpu", "--json", "-q",
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for q in r["results"].as_array().unwrap() {
+        let top = &q["matches"][0];
+        let name = Path::new(q["query"].as_str().unwrap()).file_name().unwrap();
+        assert!(top["candidate"]
+            .as_str()
+            .unwrap()
+            .ends_with(name.to_str().unwrap()));
+        let sim = top["similarity"].as_f64().expect("embeddings compared");
+        assert!(sim > 0.999, "{name:?}: similarity {sim}");
+    }
 }

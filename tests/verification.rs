@@ -34,13 +34,13 @@ fn pasted_and_rotated_crops_are_found_by_keypoints_only() {
     let (t, idx) = index_sample();
     let q = t.path().join("queries");
     std::fs::create_dir_all(&q).unwrap();
-    // 1. The middle 60 % of a photo, enlarged 1.4×, pasted into a larger
+    // 1. The middle 80 % of a photo, enlarged 1.3×, pasted into a larger
     //    synthetic picture (AugLy's overlay_onto_image).
     let src = training("train_12.jpg");
-    let crop = imageops::crop_imm(&src, 64, 32, 192, 96).to_image();
-    let crop = imageops::resize(&crop, 269, 134, imageops::FilterType::Triangle);
+    let crop = imageops::crop_imm(&src, 32, 16, 256, 128).to_image();
+    let crop = imageops::resize(&crop, 333, 166, imageops::FilterType::Triangle);
     let mut canvas = synthetic(99, 480, 360);
-    imageops::overlay(&mut canvas, &crop, 150, 120);
+    imageops::overlay(&mut canvas, &crop, 100, 120);
     canvas.save(q.join("pasted.png")).unwrap();
     // 2. A photo turned by 17° (PDQ's dihedral variants cover 90° steps only).
     rotate(&training("train_18.jpg"), 17.0)

@@ -33,6 +33,8 @@ pub struct GpuEngine {
     report: AdapterReport,
     limits: wgpu::Limits,
     pipes: pipelines::Pipelines,
+    /// The shipped embedding network, uploaded on first use.
+    embedder: std::sync::OnceLock<GpuNetwork>,
 }
 
 impl GpuEngine {
@@ -57,6 +59,7 @@ impl GpuEngine {
             report,
             limits,
             pipes,
+            embedder: std::sync::OnceLock::new(),
         }))
     }
 
@@ -121,10 +124,8 @@ impl GpuEngine {
             .par_iter()
             .map(|im| crate::descriptors::keypoints::extract(im, max))
             .collect();
-        // Embeddings: CPU engine for now, while the GPU hashes.
         let embeddings = if embed {
-            let refs: Vec<&image::RgbImage> = images.iter().collect();
-            crate::descriptors::embedding::embed_batch(&refs)
+            self.embed_images(images)
         } else {
             vec![]
         };
@@ -194,6 +195,28 @@ impl GpuEngine {
         if let Some(p) = in_flight {
             sink(self.finish_views_query(p));
         }
+    }
+
+    /// Whether the learned embedding runs on this device: yes on hardware;
+    /// on a software adapter (lavapipe) the CPU engine is ~50× faster, so
+    /// only when LOOKALIKE_GPU_CNN=1 asks for it (tests of the wiring).
+    pub fn embeds_on_gpu(&self) -> bool {
+        !self.report.software || std::env::var("LOOKALIKE_GPU_CNN").as_deref() == Ok("1")
+    }
+
+    /// Embeddings of the shipped network (`descriptors::embedding`) for a
+    /// batch: WGSL engine (see `embeds_on_gpu`) or the CPU engine.
+    pub fn embed_images(&self, images: &[image::RgbImage]) -> Vec<Vec<f32>> {
+        use crate::descriptors::embedding;
+        let refs: Vec<&image::RgbImage> = images.iter().collect();
+        if images.is_empty() || !self.embeds_on_gpu() {
+            return embedding::embed_batch(&refs);
+        }
+        let net = embedding::model();
+        let x = crate::cnn::preprocess::input_batch(net, &refs);
+        self.embedder
+            .get_or_init(|| self.upload_network(net))
+            .embed(self, &x)
     }
 
     /// For each query (8 orientation variants), the `k` nearest live db rows:

@@ -100,6 +100,8 @@ impl Index {
             h.update(&[d.quality]);
             h.update(&d.phash.to_le_bytes());
             h.update(bytemuck::bytes_of(&d.pdq_trim));
+            h.update(bytemuck::bytes_of(&d.keypoints));
+            h.update(bytemuck::bytes_of(&d.embedding));
         }
         h.digest()
     }
