@@ -50,12 +50,13 @@ pub fn write_check(
             w,
             "{}",
             st.bold(&format!(
-                "{:<14}  {:>5}  {:>3}  {:>5}  {:>7}  {:<13}  {:<qw$}  {}",
+                "{:<14}  {:>5}  {:>3}  {:>5}  {:>7}  {:>5}  {:<13}  {:<qw$}  {}",
                 "VERDICT",
                 "SCORE",
                 "PDQ",
                 "PHASH",
                 "INLIERS",
+                "SIM",
                 "TURNED",
                 "GENERATED IMAGE",
                 "TRAINING MATCH"
@@ -67,20 +68,22 @@ pub fn write_check(
         match q.matches.first() {
             Some(m) => writeln!(
                 w,
-                "{}  {:>5.3}  {:>3}  {:>5}  {:>7}  {:<13}  {:<qw$}  {}",
+                "{}  {:>5.3}  {:>3}  {:>5}  {:>7}  {:>5}  {:<13}  {:<qw$}  {}",
                 verdict_cell(st, q.verdict),
                 m.score,
                 m.pdq_distance,
                 m.phash_distance,
                 inliers(m),
+                sim(m),
                 m.orientation,
                 query,
                 display_path(&m.candidate)
             )?,
             None => writeln!(
                 w,
-                "{}  {:>5}  {:>3}  {:>5}  {:>7}  {:<13}  {:<qw$}  -",
+                "{}  {:>5}  {:>3}  {:>5}  {:>7}  {:>5}  {:<13}  {:<qw$}  -",
                 verdict_cell(st, q.verdict),
+                "-",
                 "-",
                 "-",
                 "-",
@@ -98,6 +101,13 @@ pub fn write_check(
 fn inliers(m: &crate::search::check::MatchOut) -> String {
     m.inliers
         .map(|n| n.to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Embedding cosine similarity, "-" for a hash-only check.
+fn sim(m: &crate::search::check::MatchOut) -> String {
+    m.similarity
+        .map(|s| format!("{s:.3}"))
         .unwrap_or_else(|| "-".into())
 }
 
@@ -150,13 +160,14 @@ pub fn write_query(w: &mut dyn Write, q: &QueryResult, st: &Style) -> io::Result
     for m in &q.matches {
         writeln!(
             w,
-            "{:>4}  {}  {:>5.3}  {:>3}  {:>5}  {:>7}  {:<13}  {}",
+            "{:>4}  {}  {:>5.3}  {:>3}  {:>5}  {:>7}  {:>5}  {:<13}  {}",
             m.rank,
             verdict_cell(st, m.verdict),
             m.score,
             m.pdq_distance,
             m.phash_distance,
             inliers(m),
+            sim(m),
             m.orientation,
             display_path(&m.candidate)
         )?;
