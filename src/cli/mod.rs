@@ -219,7 +219,16 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
         gpu,
         embed,
     };
-    let pb = progress(None, "indexing", quiet);
+    // A bar with an ETA needs the total: a quick extra walk (names and sizes
+    // only), done only when the bar is shown. Embedding makes indexing slow on
+    // a CPU, so the ETA is worth it.
+    let shown = !quiet && std::io::stderr().is_terminal();
+    let total = shown.then(|| {
+        crate::ingest::Walker::new(&a.dir)
+            .filter(|i| matches!(i, crate::ingest::walk::WalkItem::File(_)))
+            .count() as u64
+    });
+    let pb = progress(total, "indexing", quiet);
     let mut stats = build(&mut writer, &a.dir, &opts, &pb)?;
     pb.finish_and_clear();
     drop(writer);
