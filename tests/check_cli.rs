@@ -114,7 +114,17 @@ fn query_ranks_the_source_first() {
     assert_eq!(q["matches"].as_array().unwrap().len(), 10);
     assert_ne!(q["verdict"], "none");
     let o = run(&["query", &img, "--index", &idx]);
-    assert!(stdout(&o).contains("train_09.jpg"));
+    let text = stdout(&o);
+    assert!(text.contains("train_09.jpg"));
+    // Every column has a heading ("TRAINING IMAGE" is two words).
+    let mut lines = text.lines().skip(1);
+    let (head, row) = (lines.next().unwrap(), lines.next().unwrap());
+    assert!(head.starts_with("RANK"), "{head}");
+    assert_eq!(
+        head.split_whitespace().count(),
+        row.split_whitespace().count() + 1,
+        "{head}\n{row}"
+    );
 }
 
 #[test]

@@ -153,8 +153,16 @@ pub fn write_query(w: &mut dyn Write, q: &QueryResult, st: &Style) -> io::Result
         w,
         "{}",
         st.bold(&format!(
-            "{:>4}  {:<14}  {:>5}  {:>3}  {:>5}  {:>7}  {:<13}  {}",
-            "RANK", "VERDICT", "SCORE", "PDQ", "PHASH", "INLIERS", "TURNED", "TRAINING IMAGE"
+            "{:>4}  {:<14}  {:>5}  {:>3}  {:>5}  {:>7}  {:>5}  {:<13}  {}",
+            "RANK",
+            "VERDICT",
+            "SCORE",
+            "PDQ",
+            "PHASH",
+            "INLIERS",
+            "SIM",
+            "TURNED",
+            "TRAINING IMAGE"
         ))
     )?;
     for m in &q.matches {
