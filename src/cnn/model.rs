@@ -173,15 +173,7 @@ impl Network {
                     let padding = if rule == "tf_same" {
                         Padding::TfSame
                     } else {
-                        let p: Vec<usize> = l["pad"]
-                            .as_array()
-                            .map(|a| {
-                                a.iter()
-                                    .filter_map(|x| x.as_u64())
-                                    .map(|x| x as usize)
-                                    .collect()
-                            })
-                            .unwrap_or_default();
+                        let p = super::safetensors::usize_list(&l["pad"]);
                         if p.len() != 4 {
                             return Err(bad(format!("conv {name}: pad must be [t, l, b, r]")));
                         }

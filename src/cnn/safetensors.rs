@@ -72,24 +72,8 @@ impl SafeTensors {
                 continue;
             }
             let dtype = v["dtype"].as_str().unwrap_or_default().to_string();
-            let shape: Vec<usize> = v["shape"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_u64())
-                        .map(|x| x as usize)
-                        .collect()
-                })
-                .unwrap_or_default();
-            let offs: Vec<usize> = v["data_offsets"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_u64())
-                        .map(|x| x as usize)
-                        .collect()
-                })
-                .unwrap_or_default();
+            let shape = usize_list(&v["shape"]);
+            let offs = usize_list(&v["data_offsets"]);
             let width = match dtype.as_str() {
                 "F32" => 4,
                 "F16" => 2,
@@ -164,6 +148,18 @@ impl SafeTensors {
     pub fn fingerprint(&self) -> String {
         format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&self.bytes))
     }
+}
+
+/// A JSON list of non-negative integers (non-numbers dropped; not a list: empty).
+pub(crate) fn usize_list(v: &serde_json::Value) -> Vec<usize> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_u64())
+                .map(|x| x as usize)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// IEEE 754 binary16 → binary32 (exact: every f16 is an f32).

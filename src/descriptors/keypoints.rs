@@ -129,17 +129,18 @@ impl Plane {
 /// in level-0 pixels (the image scaled so its long side is `BASE_SIDE`, or
 /// as is when smaller).
 pub fn extract(img: &RgbImage, max: usize) -> Vec<KeyPoint> {
-    let (w, h) = (img.width() as usize, img.height() as usize);
+    let luma = super::pdq::luma_from_rgb(img);
+    extract_from_luma(&luma, img.width() as usize, img.height() as usize, max)
+}
+
+/// `extract` from the image's Rec.601 luma (`pdq::luma_from_rgb`), for
+/// callers that already computed it for PDQ.
+pub fn extract_from_luma(luma: &[f32], w: usize, h: usize, max: usize) -> Vec<KeyPoint> {
     if w < 2 * MARGIN + 1 || h < 2 * MARGIN + 1 || max == 0 {
         return vec![];
     }
-    // Rec.601 luma, as PDQ uses.
-    let luma: Vec<f32> = img
-        .pixels()
-        .map(|p| 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32)
-        .collect();
     let s0 = (BASE_SIDE as f32 / w.max(h) as f32).min(1.0);
-    let mut level = resize_area(&luma, w, h, scaled(w, s0), scaled(h, s0));
+    let mut level = resize_area(luma, w, h, scaled(w, s0), scaled(h, s0));
     let mut cands: Vec<Candidate> = Vec::new();
     let mut levels: Vec<(Plane, f32)> = Vec::with_capacity(LEVELS);
     let mut scale = 1.0f32; // level pixels per level-0 pixel

@@ -42,7 +42,12 @@ pub fn describe(img: &image::RgbImage) -> Descriptors {
         quality: p.quality,
         phash: phash::phash_from_rgb(img),
         pdq_trim,
-        keypoints: keypoints::index_keypoints(img),
+        keypoints: IndexKeypoints::from_points(&keypoints::extract_from_luma(
+            &luma,
+            w,
+            h,
+            keypoints::INDEX_KEYPOINTS,
+        )),
         embedding: Embedding::default(),
     }
 }
@@ -122,7 +127,12 @@ pub fn describe_query(img: &image::RgbImage) -> QueryDescriptors {
         quality,
         phash: phash::phash_from_rgb(img),
         pdq_trim,
-        keypoints: keypoints::extract(img, keypoints::QUERY_KEYPOINTS),
+        keypoints: keypoints::extract_from_luma(
+            &luma,
+            img.width() as usize,
+            img.height() as usize,
+            keypoints::QUERY_KEYPOINTS,
+        ),
         embedding: None,
     }
 }

@@ -11,4 +11,4 @@ pub mod verdict;
 pub mod verify;
 
 pub use hamming::{search, Match, SearchParams};
-pub use verdict::{score, verdict, Verdict};
+pub use verdict::{verdict, Verdict};

@@ -100,12 +100,6 @@ pub fn combined(
     }
 }
 
-/// Similarity in [0, 1], higher = more similar: 1 − d/128 clamped, so the
-/// match threshold d = 31 sits at 0.758 and unrelated images (d ≈ 128) at 0.
-pub fn score(m: &Match) -> f64 {
-    (1.0 - m.pdq_distance as f64 / 128.0).clamp(0.0, 1.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,7 +126,5 @@ mod tests {
         assert_eq!(verdict(&m(10, 0, 20), 30, 90, false), Verdict::None);
         assert_eq!(verdict(&m(10, 0, 5), 30, 90, false), Verdict::NearDuplicate);
         assert_eq!(verdict(&m(200, 0, 60), 90, 90, true), Verdict::Exact);
-        assert!(score(&m(0, 0, 0)) == 1.0 && score(&m(200, 0, 0)) == 0.0);
-        assert!((score(&m(31, 0, 0)) - 0.7578).abs() < 1e-3);
     }
 }
