@@ -6,6 +6,7 @@
 //   bias = per output channel (unused by add and gem)
 //   dst  = the output, never aliased with an input.
 // Activation codes (model.rs `Act::code`): 0 none, 1 relu, 2 relu6.
+// max_pool reads src only; its padding is C.pad.x on every side.
 
 struct CnnParams {
     n: u32,        // images in this dispatch
@@ -175,7 +176,7 @@ fn store_pointwise(co: u32, hw: u32, obase: vec4<u32>, acc: vec4<f32>) {
     }
 }
 
-// Residual add: dst = src + wt, elementwise over C.total values.
+// Residual add: dst = act(src + wt), elementwise over C.total values.
 @compute @workgroup_size(64)
 fn add(@builtin(global_invocation_id) gid: vec3<u32>,
        @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -183,7 +184,35 @@ fn add(@builtin(global_invocation_id) gid: vec3<u32>,
     if (i >= C.total) {
         return;
     }
-    dst[i] = src[i] + wt[i];
+    dst[i] = activate(src[i] + wt[i], C.act);
+}
+
+// k x k max pooling, one invocation per output; taps outside the image are
+// skipped (padding with -inf).
+@compute @workgroup_size(64)
+fn max_pool(@builtin(global_invocation_id) gid: vec3<u32>,
+            @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if (i >= C.total) {
+        return;
+    }
+    let ox = i % C.ow;
+    let oy = (i / C.ow) % C.oh;
+    let plane = i / (C.ow * C.oh); // image * channels + channel
+    let iy0 = i32(oy * C.stride) - i32(C.pad.x);
+    let ix0 = i32(ox * C.stride) - i32(C.pad.x);
+    let y_lo = u32(max(iy0, 0));
+    let y_hi = u32(clamp(iy0 + i32(C.k), 0, i32(C.h)));
+    let x_lo = u32(max(ix0, 0));
+    let x_hi = u32(clamp(ix0 + i32(C.k), 0, i32(C.w)));
+    var m = -3.4028235e38;
+    for (var y = y_lo; y < y_hi; y++) {
+        let row = (plane * C.h + y) * C.w;
+        for (var x = x_lo; x < x_hi; x++) {
+            m = max(m, src[row + x]);
+        }
+    }
+    dst[i] = m;
 }
 
 // GeM pooling, one invocation per (image, channel):

@@ -111,6 +111,7 @@ fn conv(
         act,
         weight: rnd(cout * cin / groups * k * k, seed),
         bias: rnd(cout, seed + 1000),
+        from: None,
     }
 }
 

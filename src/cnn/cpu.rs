@@ -21,9 +21,24 @@ pub fn forward(net: &Network, x: &Tensor) -> Tensor {
     t
 }
 
-/// Embeddings (GeM + L2) of a batch.
+/// Embeddings of a batch: GeM then L2, or GeM, the projection, then L2
+/// when the network has one (SSCD projects the raw pooled vector).
 pub fn embed(net: &Network, x: &Tensor) -> Vec<Vec<f32>> {
-    super::gem_l2(&forward(net, x), net.gem_p, net.gem_clamp)
+    let f = forward(net, x);
+    match &net.projection {
+        None => super::gem_l2(&f, net.gem_p, net.gem_clamp),
+        Some(p) => super::gem(&f, net.gem_p, net.gem_clamp)
+            .iter()
+            .map(|v| project(p, v))
+            .collect(),
+    }
+}
+
+/// The projection of a pooled vector (a 1×1 conv of a C×1×1 map), L2-normalised.
+pub fn project(p: &Conv, pooled: &[f32]) -> Vec<f32> {
+    let (mut y, ..) = conv(p, pooled, 1, 1);
+    super::l2_normalize(&mut y);
+    y
 }
 
 /// ImageNet logits (global average pool + classifier) of a feature map batch.
@@ -90,34 +105,75 @@ fn forward_generic(
     h: usize,
     w: usize,
 ) -> (Vec<f32>, usize, usize, usize) {
-    // Outputs later layers add back in (residual sources) are kept; others dropped.
-    let kept: std::collections::HashSet<usize> = net
-        .layers
-        .iter()
-        .filter_map(|l| match l {
-            Layer::Add { from } => Some(*from),
-            _ => None,
-        })
-        .collect();
-    let mut saved: std::collections::HashMap<usize, Vec<f32>> = Default::default();
+    // Outputs a later layer reads again (residual sources, shortcut inputs)
+    // are kept; others dropped.
+    let kept: std::collections::HashSet<usize> =
+        net.layers.iter().filter_map(Layer::reads).collect();
+    let mut saved: std::collections::HashMap<usize, (Vec<f32>, usize, usize, usize)> =
+        Default::default();
     let (mut x, mut c, mut h, mut w) = (input, c, h, w);
     for (i, l) in net.layers.iter().enumerate() {
         match l {
             Layer::Conv(cv) => {
-                let (y, oh, ow) = conv(cv, &x, h, w);
-                debug_assert_eq!(c, cv.cin);
+                let (y, oh, ow) = match cv.from {
+                    Some(f) => {
+                        let (src, _, sh, sw) = &saved[&f];
+                        conv(cv, src, *sh, *sw)
+                    }
+                    None => conv(cv, &x, h, w),
+                };
                 (x, c, h, w) = (y, cv.cout, oh, ow);
             }
-            Layer::Add { from } => {
-                let r = &saved[from];
-                x.iter_mut().zip(r).for_each(|(a, b)| *a += b);
+            Layer::Add { from, act } => {
+                let r = &saved[from].0;
+                x.iter_mut()
+                    .zip(r)
+                    .for_each(|(a, b)| *a = act.apply(*a + b));
+            }
+            &Layer::MaxPool { k, stride, pad } => {
+                let (y, oh, ow) = max_pool(&x, c, h, w, k, stride, pad);
+                (x, h, w) = (y, oh, ow);
             }
         }
         if kept.contains(&i) {
-            saved.insert(i, x.clone());
+            saved.insert(i, (x.clone(), c, h, w));
         }
     }
     (x, c, h, w)
+}
+
+/// k×k max pooling of a C×H×W map, −∞ outside it.
+pub fn max_pool(
+    x: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> (Vec<f32>, usize, usize) {
+    let (oh, ow) = (
+        super::model::pool_out(h, k, stride, pad),
+        super::model::pool_out(w, k, stride, pad),
+    );
+    let mut out = vec![f32::NEG_INFINITY; c * oh * ow];
+    for ch in 0..c {
+        let plane = &x[ch * h * w..(ch + 1) * h * w];
+        for oy in 0..oh {
+            let y0 = (oy * stride) as isize - pad as isize;
+            for ox in 0..ow {
+                let x0 = (ox * stride) as isize - pad as isize;
+                let mut m = f32::NEG_INFINITY;
+                for iy in y0.max(0)..(y0 + k as isize).min(h as isize) {
+                    for ix in x0.max(0)..(x0 + k as isize).min(w as isize) {
+                        m = m.max(plane[iy as usize * w + ix as usize]);
+                    }
+                }
+                out[(ch * oh + oy) * ow + ox] = m;
+            }
+        }
+    }
+    (out, oh, ow)
 }
 
 /// One convolution of a C×H×W input (bias and activation fused).
@@ -314,6 +370,7 @@ mod tests {
                 act: [Act::Relu6, Act::None, Act::Relu][i % 3],
                 weight: rnd(cout * cin / groups * k * k, i as u32 + 1),
                 bias: rnd(cout, i as u32 + 100),
+                from: None,
             };
             let x = rnd(cin * h * w, i as u32 + 7);
             let (a, ah, aw) = conv(&cv, &x, h, w);

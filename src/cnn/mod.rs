@@ -8,7 +8,9 @@
 
 pub mod cpu;
 pub mod model;
+pub mod onnx;
 pub mod preprocess;
+pub mod resnet;
 pub mod safetensors;
 
 pub use model::{Act, Layer, Network};
@@ -41,14 +43,14 @@ impl Tensor {
     }
 }
 
-/// GeM pooling (generalised mean, Radenović et al. 2018) of every channel,
-/// then L2 normalisation: the embedding of each image in `t`.
-pub fn gem_l2(t: &Tensor, p: f32, clamp_min: f32) -> Vec<Vec<f32>> {
+/// GeM pooling (generalised mean, Radenović et al. 2018) of every channel
+/// of each image in `t`.
+pub fn gem(t: &Tensor, p: f32, clamp_min: f32) -> Vec<Vec<f32>> {
     let hw = t.h * t.w;
     (0..t.n)
         .map(|i| {
             let img = t.image(i);
-            let mut v: Vec<f32> = (0..t.c)
+            (0..t.c)
                 .map(|c| {
                     let s: f64 = img[c * hw..(c + 1) * hw]
                         .iter()
@@ -56,11 +58,16 @@ pub fn gem_l2(t: &Tensor, p: f32, clamp_min: f32) -> Vec<Vec<f32>> {
                         .sum();
                     ((s / hw as f64).powf(1.0 / p as f64)) as f32
                 })
-                .collect();
-            l2_normalize(&mut v);
-            v
+                .collect()
         })
         .collect()
+}
+
+/// GeM then L2 normalisation: the embedding of each image in `t`.
+pub fn gem_l2(t: &Tensor, p: f32, clamp_min: f32) -> Vec<Vec<f32>> {
+    let mut v = gem(t, p, clamp_min);
+    v.iter_mut().for_each(|e| l2_normalize(e));
+    v
 }
 
 pub fn l2_normalize(v: &mut [f32]) {

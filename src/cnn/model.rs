@@ -85,15 +85,42 @@ pub struct Conv {
     /// OIHW: cout × (cin / groups) × k × k, BatchNorm folded in.
     pub weight: Vec<f32>,
     pub bias: Vec<f32>,
+    /// Reads the output of layer `from` instead of the previous layer's
+    /// (a ResNet shortcut's downsample convolution reads the block input).
+    pub from: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
 pub enum Layer {
     Conv(Conv),
-    /// Residual: this layer's input plus the output of layer `from`.
+    /// Residual: this layer's input plus the output of layer `from`, then
+    /// `act` (ResNet applies ReLU after the sum; MobileNet-style nets none).
     Add {
         from: usize,
+        act: Act,
     },
+    /// k×k max pooling, padded with −∞ on every side by `pad`.
+    MaxPool {
+        k: usize,
+        stride: usize,
+        pad: usize,
+    },
+}
+
+impl Layer {
+    /// The earlier layer whose output this one reads besides its input.
+    pub fn reads(&self) -> Option<usize> {
+        match self {
+            Layer::Conv(c) => c.from,
+            Layer::Add { from, .. } => Some(*from),
+            Layer::MaxPool { .. } => None,
+        }
+    }
+}
+
+/// Output side of a max pool (floor mode, as torchvision's and ONNX's default).
+pub fn pool_out(n: usize, k: usize, stride: usize, pad: usize) -> usize {
+    (n + 2 * pad).saturating_sub(k) / stride + 1
 }
 
 #[derive(Clone, Debug)]
@@ -119,6 +146,9 @@ pub struct Network {
     pub gem_clamp: f32,
     /// ImageNet classifier after global average pooling (sanity checks only).
     pub classifier: Option<Linear>,
+    /// Projection of the pooled vector (SSCD: 2048 → 512) as a 1×1
+    /// convolution of a C×1×1 map, before the final L2 normalisation.
+    pub projection: Option<Conv>,
     /// Identity of the weights (xxh3-128 of the file, hex), so an index can
     /// refuse queries embedded by another model.
     pub fingerprint: String,
@@ -211,6 +241,7 @@ impl Network {
                         act,
                         weight,
                         bias,
+                        from: None,
                     }));
                     done = name == pooled;
                 }
@@ -222,7 +253,10 @@ impl Network {
                             l["name"]
                         )));
                     }
-                    layers.push(Layer::Add { from });
+                    layers.push(Layer::Add {
+                        from,
+                        act: Act::None,
+                    });
                 }
                 "linear" => {
                     let (ws, weight) = st.get(l["weight"].as_str().unwrap_or_default())?;
@@ -267,6 +301,7 @@ impl Network {
             gem_p: emb["p"].as_f64().unwrap_or(3.0) as f32,
             gem_clamp: emb["clamp_min"].as_f64().unwrap_or(1e-6) as f32,
             classifier,
+            projection: None,
             fingerprint: st.fingerprint(),
         };
         net.check_channels().map_err(bad)?;
@@ -277,9 +312,17 @@ impl Network {
     pub fn check_channels(&self) -> Result<(), String> {
         let mut c = 3;
         let mut outs = Vec::new();
-        for l in &self.layers {
+        for (i, l) in self.layers.iter().enumerate() {
+            if let Some(f) = l.reads() {
+                if f >= i {
+                    return Err(format!("layer {i} reads layer {f}, not an earlier one"));
+                }
+            }
             match l {
                 Layer::Conv(cv) => {
+                    if let Some(f) = cv.from {
+                        c = outs[f];
+                    }
                     if cv.cin != c {
                         return Err(format!(
                             "conv {} takes {} channels, gets {c}",
@@ -288,19 +331,35 @@ impl Network {
                     }
                     c = cv.cout;
                 }
-                Layer::Add { from } => {
+                Layer::Add { from, .. } => {
                     if outs.get(*from) != Some(&c) {
                         return Err(format!("residual add from layer {from} has other channels"));
                     }
                 }
+                Layer::MaxPool { k, stride, .. } => {
+                    if *k == 0 || *stride == 0 {
+                        return Err(format!("max pool {i}: zero kernel or stride"));
+                    }
+                }
             }
             outs.push(c);
+        }
+        if let Some(p) = &self.projection {
+            if p.cin != c || p.k != 1 || p.groups != 1 {
+                return Err(format!(
+                    "projection takes {} channels as a 1×1 conv, the trunk gives {c}",
+                    p.cin
+                ));
+            }
         }
         Ok(())
     }
 
     /// Channels of the embedding.
     pub fn embedding_dim(&self) -> usize {
+        if let Some(p) = &self.projection {
+            return p.cout;
+        }
         self.layers
             .iter()
             .rev()
@@ -322,15 +381,17 @@ impl Network {
             (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
         };
         let mut net = self.clone();
-        for l in &mut net.layers {
-            if let Layer::Conv(c) = l {
-                let fan_in = (c.cin / c.groups * c.k * c.k) as f64;
-                let scale = (3.0 / fan_in).sqrt();
-                c.weight
-                    .iter_mut()
-                    .for_each(|w| *w = (rnd() * scale) as f32);
-                c.bias.iter_mut().for_each(|b| *b = (rnd() * 0.1) as f32);
-            }
+        let convs = net.layers.iter_mut().filter_map(|l| match l {
+            Layer::Conv(c) => Some(c),
+            _ => None,
+        });
+        for c in convs.chain(net.projection.as_mut()) {
+            let fan_in = (c.cin / c.groups * c.k * c.k) as f64;
+            let scale = (3.0 / fan_in).sqrt();
+            c.weight
+                .iter_mut()
+                .for_each(|w| *w = (rnd() * scale) as f32);
+            c.bias.iter_mut().for_each(|b| *b = (rnd() * 0.1) as f32);
         }
         net.classifier = None;
         net.fingerprint = format!("random-{seed}");

@@ -140,6 +140,10 @@ impl SafeTensors {
         Ok((t.shape.clone(), data))
     }
 
+    pub fn has(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
     pub fn data_offset(&self) -> usize {
         self.data_start
     }
@@ -148,6 +152,28 @@ impl SafeTensors {
     pub fn fingerprint(&self) -> String {
         format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&self.bytes))
     }
+}
+
+/// Writes F32 tensors as a safetensors file (tests and tools; no metadata).
+pub fn write_f32(path: &Path, tensors: &[(&str, Vec<usize>, &[f32])]) -> std::io::Result<()> {
+    let mut header = serde_json::Map::new();
+    let mut off = 0usize;
+    for (name, shape, data) in tensors {
+        let end = off + data.len() * 4;
+        header.insert(
+            name.to_string(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [off, end]}),
+        );
+        off = end;
+    }
+    let head = serde_json::to_vec(&header)?;
+    let mut out = Vec::with_capacity(8 + head.len() + off);
+    out.extend_from_slice(&(head.len() as u64).to_le_bytes());
+    out.extend_from_slice(&head);
+    for (_, _, data) in tensors {
+        out.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    std::fs::write(path, out)
 }
 
 /// A JSON list of non-negative integers (non-numbers dropped; not a list: empty).

@@ -12,6 +12,10 @@
 //! them (residual sources are held until their last `Add`). Big batches are
 //! split so no feature-map buffer exceeds the storage binding limit.
 //!
+//! ResNets add shortcut convolutions that read an earlier layer (`Conv.from`),
+//! ReLU after the residual sum, a `max_pool`, and SSCD's projection of the
+//! pooled vector, run by `conv_pointwise` as a 1×1 conv of an n × c × 1 × 1 map.
+//!
 //! Storage and accumulation are f32 throughout: f16 storage (SHADER_F16) is
 //! not implemented. The final L2 normalisation of each embedding (1 280
 //! floats) is done on the CPU after readback.
@@ -22,7 +26,7 @@ use wgpu::util::DeviceExt;
 
 use super::pipelines::{storage, storage_init};
 use super::GpuEngine;
-use crate::cnn::model::{Act, Conv, Layer, Network, Padding};
+use crate::cnn::model::{pool_out, Act, Conv, Layer, Network, Padding};
 use crate::cnn::{l2_normalize, Tensor};
 
 /// Images per chunk at most (bounds memory; the GPU is full long before).
@@ -71,8 +75,28 @@ impl GpuConv {
 }
 
 enum GpuLayer {
-    Conv(GpuConv),
-    Add { from: usize },
+    /// The convolution and the earlier layer it reads (None: the previous).
+    Conv(GpuConv, Option<usize>),
+    Add {
+        from: usize,
+        act: Act,
+    },
+    MaxPool {
+        k: usize,
+        stride: usize,
+        pad: usize,
+    },
+}
+
+impl GpuLayer {
+    /// The earlier layer this one reads again (as `Layer::reads`).
+    fn reads(&self) -> Option<usize> {
+        match self {
+            GpuLayer::Conv(_, from) => *from,
+            GpuLayer::Add { from, .. } => Some(*from),
+            GpuLayer::MaxPool { .. } => None,
+        }
+    }
 }
 
 /// A network whose weights live on one [`GpuEngine`]'s device; use it only
@@ -81,7 +105,10 @@ pub struct GpuNetwork {
     layers: Vec<GpuLayer>,
     gem_p: f32,
     gem_clamp: f32,
-    /// Per layer: the index of the last `Add` that reads its output, if any.
+    /// SSCD's projection of the pooled vector, run as a 1×1 conv.
+    projection: Option<GpuConv>,
+    /// Per layer: the index of the last layer that reads its output again
+    /// (a residual add or a shortcut conv), if any.
     last_use: Vec<Option<usize>>,
 }
 
@@ -131,7 +158,9 @@ impl Pool<'_> {
 impl GpuEngine {
     /// Uploads the weights of `net` once, for any number of batches.
     pub fn upload_network(&self, net: &Network) -> GpuNetwork {
-        GpuNetwork::new(self, &net.layers, net.gem_p, net.gem_clamp)
+        let mut g = GpuNetwork::new(self, &net.layers, net.gem_p, net.gem_clamp);
+        g.projection = net.projection.as_ref().map(|p| upload_conv(self, p));
+        g
     }
 
     /// The pooled layer's feature maps, as `cnn::cpu::forward` computes them.
@@ -150,6 +179,11 @@ impl GpuEngine {
     /// `conv_pointwise` for 1×1 stride-1 unpadded ungrouped, else `conv_direct`).
     pub fn cnn_conv(&self, cv: &Conv, x: &Tensor) -> Tensor {
         GpuNetwork::new(self, &[Layer::Conv(cv.clone())], 1.0, 0.0).forward(self, x)
+    }
+
+    /// k×k max pooling of a batch (the `max_pool` kernel).
+    pub fn cnn_max_pool(&self, x: &Tensor, k: usize, stride: usize, pad: usize) -> Tensor {
+        GpuNetwork::new(self, &[Layer::MaxPool { k, stride, pad }], 1.0, 0.0).forward(self, x)
     }
 
     /// a + b elementwise on the GPU (the residual kernel; equal shapes).
@@ -256,35 +290,26 @@ fn group_grid(groups: usize, max_dim: u32) -> (u32, u32) {
 
 impl GpuNetwork {
     fn new(e: &GpuEngine, layers: &[Layer], gem_p: f32, gem_clamp: f32) -> GpuNetwork {
-        let dev = &e.device;
         let mut last_use = vec![None; layers.len()];
         for (i, l) in layers.iter().enumerate() {
-            if let Layer::Add { from } = l {
-                assert!(*from < i, "add at layer {i} reads a later layer {from}");
-                last_use[*from] = Some(i);
+            if let Some(from) = l.reads() {
+                assert!(from < i, "layer {i} reads a later layer {from}");
+                last_use[from] = Some(i);
             }
         }
         let layers = layers
             .iter()
             .map(|l| match l {
-                Layer::Conv(c) => GpuLayer::Conv(GpuConv {
-                    cin: c.cin,
-                    cout: c.cout,
-                    k: c.k,
-                    stride: c.stride,
-                    groups: c.groups,
-                    padding: c.padding,
-                    act: c.act,
-                    weight: storage_init(dev, bytemuck::cast_slice(&c.weight)),
-                    bias: storage_init(dev, bytemuck::cast_slice(&c.bias)),
-                }),
-                Layer::Add { from } => GpuLayer::Add { from: *from },
+                Layer::Conv(c) => GpuLayer::Conv(upload_conv(e, c), c.from),
+                &Layer::Add { from, act } => GpuLayer::Add { from, act },
+                &Layer::MaxPool { k, stride, pad } => GpuLayer::MaxPool { k, stride, pad },
             })
             .collect();
         GpuNetwork {
             layers,
             gem_p,
             gem_clamp,
+            projection: None,
             last_use,
         }
     }
@@ -292,17 +317,28 @@ impl GpuNetwork {
     /// Output shape (c, h, w) for one input image of c × h × w, and the
     /// largest feature map (values per image) on the way, input included.
     fn shapes(&self, c: usize, h: usize, w: usize) -> ((usize, usize, usize), usize) {
-        let (mut c, mut h, mut w) = (c, h, w);
+        let mut cur = (c, h, w);
+        let mut outs = Vec::with_capacity(self.layers.len());
         let mut most = c * h * w;
         for l in &self.layers {
-            if let GpuLayer::Conv(cv) = l {
-                assert_eq!(c, cv.cin, "conv takes {} channels, gets {c}", cv.cin);
-                let (_, oh, ow) = cv.padding.resolve(h, w, cv.k, cv.stride);
-                (c, h, w) = (cv.cout, oh, ow);
-                most = most.max(c * h * w);
-            }
+            cur = match l {
+                GpuLayer::Conv(cv, from) => {
+                    let (c, h, w) = from.map_or(cur, |f| outs[f]);
+                    assert_eq!(c, cv.cin, "conv takes {} channels, gets {c}", cv.cin);
+                    let (_, oh, ow) = cv.padding.resolve(h, w, cv.k, cv.stride);
+                    (cv.cout, oh, ow)
+                }
+                GpuLayer::Add { .. } => cur,
+                &GpuLayer::MaxPool { k, stride, pad } => (
+                    cur.0,
+                    pool_out(cur.1, k, stride, pad),
+                    pool_out(cur.2, k, stride, pad),
+                ),
+            };
+            most = most.max(cur.0 * cur.1 * cur.2);
+            outs.push(cur);
         }
-        ((c, h, w), most)
+        (cur, most)
     }
 
     /// Images per chunk so that no feature-map buffer passes the binding limit.
@@ -330,15 +366,17 @@ impl GpuNetwork {
         out
     }
 
-    /// GeM + L2 embedding of every image (as `cnn::cpu::embed`).
+    /// The embedding of every image (as `cnn::cpu::embed`): GeM, the
+    /// projection if any, then L2 (on the host: 512–1280 floats an image).
     pub fn embed(&self, e: &GpuEngine, x: &Tensor) -> Vec<Vec<f32>> {
         let ((c, _, _), most) = self.shapes(x.c, x.h, x.w);
+        let dim = self.projection.as_ref().map_or(c, |p| p.cout);
         let chunk = self.chunk_images(e, most);
         let mut out = Vec::with_capacity(x.n);
         for start in (0..x.n).step_by(chunk) {
             let n = chunk.min(x.n - start);
             let data = self.run(e, x, start, n, most, Want::Gem);
-            out.extend(data.chunks_exact(c).map(|v| {
+            out.extend(data.chunks_exact(dim).map(|v| {
                 let mut v = v.to_vec();
                 l2_normalize(&mut v);
                 v
@@ -358,8 +396,6 @@ impl GpuNetwork {
         want: Want,
     ) -> Vec<f32> {
         let dev = &e.device;
-        let fam = &e.pipes.cnn;
-        let max_dim = e.max_dim();
         let per_in = x.c * x.h * x.w;
         let mut pool = Pool {
             device: dev,
@@ -374,127 +410,210 @@ impl GpuNetwork {
             0,
             bytemuck::cast_slice(&x.data[start * per_in..(start + n) * per_in]),
         );
-        let (mut cur, mut c, mut h, mut w) = (input, x.c, x.h, x.w);
-        // Layer index → buffer holding its output, for residual adds to come.
-        let mut saved: HashMap<usize, usize> = HashMap::new();
-        let held = |saved: &HashMap<usize, usize>, b: usize| saved.values().any(|&s| s == b);
-        let mut steps = Vec::with_capacity(self.layers.len() + 1);
-        let count = |v: usize| u32::try_from(v).expect("dispatch too large");
+        let mut cur = Map {
+            buf: input,
+            c: x.c,
+            h: x.h,
+            w: x.w,
+        };
+        // Layer index → its output, held for the layers that read it again.
+        let mut saved: HashMap<usize, Map> = HashMap::new();
+        let held = |saved: &HashMap<usize, Map>, b: usize| saved.values().any(|m| m.buf == b);
+        let mut steps = Vec::with_capacity(self.layers.len() + 2);
         for (i, l) in self.layers.iter().enumerate() {
-            match l {
-                GpuLayer::Conv(cv) => {
-                    let (pad, oh, ow) = cv.padding.resolve(h, w, cv.k, cv.stride);
-                    let total = n * cv.cout * oh * ow;
-                    let params = e.cnn_params(Params {
-                        n: count(n),
-                        cin: count(c),
-                        h: count(h),
-                        w: count(w),
-                        cout: count(cv.cout),
-                        oh: count(oh),
-                        ow: count(ow),
-                        k: count(cv.k),
-                        stride: count(cv.stride),
-                        groups: count(cv.groups),
-                        act: cv.act.code(),
-                        total: count(total),
-                        pad: pad.map(|p| p as u32),
-                        f: [0.0; 4],
-                    });
+            let (next, src) = match l {
+                GpuLayer::Conv(cv, from) => {
+                    let src = from.map_or(cur, |f| saved[&f]);
                     let out = pool.take();
-                    let group = fam.bind(
-                        dev,
-                        &[
-                            &params,
-                            &pool.bufs[cur],
-                            &cv.weight,
-                            &cv.bias,
-                            &pool.bufs[out],
-                        ],
-                    );
-                    steps.push(if cv.pointwise(pad) {
-                        let tiles = cv.cout.div_ceil(PW_TILE) * (n * h * w).div_ceil(PW_TILE);
-                        Dispatch {
-                            entry: "conv_pointwise",
-                            group,
-                            grid: group_grid(tiles, max_dim),
-                        }
-                    } else {
-                        Dispatch {
-                            entry: "conv_direct",
-                            group,
-                            grid: super::pipelines::grid(count(total), max_dim),
-                        }
-                    });
-                    if !held(&saved, cur) {
-                        pool.give(cur);
-                    }
-                    (cur, c, h, w) = (out, cv.cout, oh, ow);
+                    let (step, (c, h, w)) =
+                        conv_step(e, cv, n, src, &pool.bufs[src.buf], &pool.bufs[out]);
+                    steps.push(step);
+                    (Map { buf: out, c, h, w }, from.map(|_| src))
                 }
-                GpuLayer::Add { from } => {
-                    let src = *saved
-                        .get(from)
-                        .expect("residual source kept until its last add");
-                    let total = count(n * c * h * w);
+                &GpuLayer::Add { from, act } => {
+                    let src = saved[&from];
+                    let total = count(n * cur.c * cur.h * cur.w);
                     let params = e.cnn_params(Params {
                         total,
+                        act: act.code(),
                         ..Default::default()
                     });
                     let out = pool.take();
-                    let group = fam.bind(
-                        dev,
-                        &[
-                            &params,
-                            &pool.bufs[cur],
-                            &pool.bufs[src],
-                            &pool.bufs[src],
-                            &pool.bufs[out],
-                        ],
-                    );
+                    let (a, b) = (&pool.bufs[cur.buf], &pool.bufs[src.buf]);
                     steps.push(Dispatch {
                         entry: "add",
-                        group,
-                        grid: super::pipelines::grid(total, max_dim),
+                        group: e.pipes.cnn.bind(dev, &[&params, a, b, b, &pool.bufs[out]]),
+                        grid: super::pipelines::grid(total, e.max_dim()),
                     });
-                    if self.last_use[*from] == Some(i) {
-                        saved.remove(from);
-                        if src != cur && !held(&saved, src) {
-                            pool.give(src);
-                        }
+                    (Map { buf: out, ..cur }, Some(src))
+                }
+                &GpuLayer::MaxPool { k, stride, pad } => {
+                    let (oh, ow) = (
+                        pool_out(cur.h, k, stride, pad),
+                        pool_out(cur.w, k, stride, pad),
+                    );
+                    let total = count(n * cur.c * oh * ow);
+                    let params = e.cnn_params(Params {
+                        n: count(n),
+                        cin: count(cur.c),
+                        h: count(cur.h),
+                        w: count(cur.w),
+                        oh: count(oh),
+                        ow: count(ow),
+                        k: count(k),
+                        stride: count(stride),
+                        total,
+                        pad: [pad as u32; 4],
+                        ..Default::default()
+                    });
+                    let out = pool.take();
+                    let a = &pool.bufs[cur.buf];
+                    steps.push(Dispatch {
+                        entry: "max_pool",
+                        group: e.pipes.cnn.bind(dev, &[&params, a, a, a, &pool.bufs[out]]),
+                        grid: super::pipelines::grid(total, e.max_dim()),
+                    });
+                    (
+                        Map {
+                            buf: out,
+                            h: oh,
+                            w: ow,
+                            ..cur
+                        },
+                        None,
+                    )
+                }
+            };
+            // Release what no later layer reads: the re-read source once its
+            // last reader ran, and the previous output unless it is held.
+            if let (Some(src), Some(from)) = (src, l.reads()) {
+                if self.last_use[from] == Some(i) {
+                    saved.remove(&from);
+                    if src.buf != cur.buf && !held(&saved, src.buf) {
+                        pool.give(src.buf);
                     }
-                    if !held(&saved, cur) {
-                        pool.give(cur);
-                    }
-                    cur = out;
                 }
             }
+            if !held(&saved, cur.buf) {
+                pool.give(cur.buf);
+            }
+            cur = next;
             if self.last_use[i].is_some() {
                 saved.insert(i, cur);
             }
         }
-        match want {
-            Want::Features => e.run_and_read(&steps, &pool.bufs[cur], n * c * h * w),
-            Want::Gem => {
-                let total = count(n * c);
-                let params = e.cnn_params(Params {
-                    n: count(n),
-                    cin: count(c),
-                    h: count(h),
-                    w: count(w),
-                    total,
-                    f: [self.gem_p, self.gem_clamp, 0.0, 0.0],
-                    ..Default::default()
-                });
-                let pooled = storage(dev, (n * c * 4) as u64, true);
-                let feat = &pool.bufs[cur];
-                let group = fam.bind(dev, &[&params, feat, feat, feat, &pooled]);
-                steps.push(Dispatch {
-                    entry: "gem",
-                    group,
-                    grid: super::pipelines::grid(total, max_dim),
-                });
-                e.run_and_read(&steps, &pooled, n * c)
-            }
+        let Map { c, h, w, .. } = cur;
+        if want == Want::Features {
+            return e.run_and_read(&steps, &pool.bufs[cur.buf], n * c * h * w);
         }
+        let total = count(n * c);
+        let params = e.cnn_params(Params {
+            n: count(n),
+            cin: count(c),
+            h: count(h),
+            w: count(w),
+            total,
+            f: [self.gem_p, self.gem_clamp, 0.0, 0.0],
+            ..Default::default()
+        });
+        let pooled = storage(dev, (n * c * 4) as u64, true);
+        let feat = &pool.bufs[cur.buf];
+        steps.push(Dispatch {
+            entry: "gem",
+            group: e.pipes.cnn.bind(dev, &[&params, feat, feat, feat, &pooled]),
+            grid: super::pipelines::grid(total, e.max_dim()),
+        });
+        let Some(p) = &self.projection else {
+            return e.run_and_read(&steps, &pooled, n * c);
+        };
+        // The pooled vectors are an n × c × 1 × 1 map: project with the GEMM kernel.
+        let projected = storage(dev, (n * p.cout * 4) as u64, true);
+        let one = Map {
+            buf: usize::MAX,
+            c,
+            h: 1,
+            w: 1,
+        };
+        let (step, _) = conv_step(e, p, n, one, &pooled, &projected);
+        steps.push(step);
+        e.run_and_read(&steps, &projected, n * p.cout)
     }
+}
+
+/// A feature map of the batch in flight: its pool buffer and per-image shape.
+#[derive(Clone, Copy)]
+struct Map {
+    buf: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+}
+
+fn count(v: usize) -> u32 {
+    u32::try_from(v).expect("dispatch too large")
+}
+
+fn upload_conv(e: &GpuEngine, c: &Conv) -> GpuConv {
+    GpuConv {
+        cin: c.cin,
+        cout: c.cout,
+        k: c.k,
+        stride: c.stride,
+        groups: c.groups,
+        padding: c.padding,
+        act: c.act,
+        weight: storage_init(&e.device, bytemuck::cast_slice(&c.weight)),
+        bias: storage_init(&e.device, bytemuck::cast_slice(&c.bias)),
+    }
+}
+
+/// One convolution of `n` images of `src` (shape only; its buffer is
+/// `input`) into `output`: the dispatch and the output shape.
+fn conv_step(
+    e: &GpuEngine,
+    cv: &GpuConv,
+    n: usize,
+    src: Map,
+    input: &wgpu::Buffer,
+    output: &wgpu::Buffer,
+) -> (Dispatch, (usize, usize, usize)) {
+    let (c, h, w) = (src.c, src.h, src.w);
+    let (pad, oh, ow) = cv.padding.resolve(h, w, cv.k, cv.stride);
+    let total = n * cv.cout * oh * ow;
+    let params = e.cnn_params(Params {
+        n: count(n),
+        cin: count(c),
+        h: count(h),
+        w: count(w),
+        cout: count(cv.cout),
+        oh: count(oh),
+        ow: count(ow),
+        k: count(cv.k),
+        stride: count(cv.stride),
+        groups: count(cv.groups),
+        act: cv.act.code(),
+        total: count(total),
+        pad: pad.map(|p| p as u32),
+        f: [0.0; 4],
+    });
+    let group = e
+        .pipes
+        .cnn
+        .bind(&e.device, &[&params, input, &cv.weight, &cv.bias, output]);
+    let max_dim = e.max_dim();
+    let step = if cv.pointwise(pad) {
+        let tiles = cv.cout.div_ceil(PW_TILE) * (n * h * w).div_ceil(PW_TILE);
+        Dispatch {
+            entry: "conv_pointwise",
+            group,
+            grid: group_grid(tiles, max_dim),
+        }
+    } else {
+        Dispatch {
+            entry: "conv_direct",
+            group,
+            grid: super::pipelines::grid(count(total), max_dim),
+        }
+    };
+    (step, (cv.cout, oh, ow))
 }
