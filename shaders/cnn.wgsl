@@ -163,6 +163,91 @@ fn conv_pointwise(@builtin(local_invocation_id) lid: vec3<u32>,
     store_pointwise(co0 + lid.y + 48u, hw, obase, acc3);
 }
 
+// Any ungrouped k x k convolution (ResNet's 7x7 stem, its 3x3 and strided
+// 1x1 convs) as an implicit GEMM, the same tiling as conv_pointwise:
+//   out[n][co][p] = bias[co] + sum_r W[co][r] * patch[n][p][r]
+// with r = (ci, ky, kx) over cin*k*k (the OIHW weight row as it is) and
+// column q = n * oh*ow + p. The patch values are gathered straight from the
+// input (im2col on the fly, zero outside the image), so nothing is expanded
+// in memory.
+@compute @workgroup_size(16, 16)
+fn conv_gemm(@builtin(local_invocation_id) lid: vec3<u32>,
+             @builtin(workgroup_id) wid: vec3<u32>,
+             @builtin(num_workgroups) nwg: vec3<u32>) {
+    let ohw = C.oh * C.ow;
+    let cols = C.n * ohw;
+    let kk2 = C.k * C.k;
+    let red = C.cin * kk2; // reduction length
+    let qtiles = (cols + PT - 1u) / PT;
+    let ctiles = (C.cout + CT - 1u) / CT;
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= qtiles * ctiles) {
+        return; // whole workgroup: uniform
+    }
+    let q0 = (g % qtiles) * PT;
+    let co0 = (g / qtiles) * CT;
+    let t = lid.y * 16u + lid.x;
+    // The column this invocation gathers: its image and output pixel.
+    let q = q0 + t % PT;
+    let q_ok = q < cols;
+    let img = q / ohw;
+    let p = q % ohw;
+    let iy0 = i32((p / C.ow) * C.stride) - i32(C.pad.x);
+    let ix0 = i32((p % C.ow) * C.stride) - i32(C.pad.y);
+    let plane0 = img * C.cin;
+    let krow = t / PT;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < red; k0 += KT) {
+        for (var r = 0u; r < 4u; r++) {
+            let e = t + 256u * r;
+            let ri = k0 + krow + 4u * r;
+            var v = 0.0;
+            if (ri < red && q_ok) {
+                let ci = ri / kk2;
+                let tap = ri % kk2;
+                let iy = iy0 + i32(tap / C.k);
+                let ix = ix0 + i32(tap % C.k);
+                if (iy >= 0 && ix >= 0 && iy < i32(C.h) && ix < i32(C.w)) {
+                    v = src[((plane0 + ci) * C.h + u32(iy)) * C.w + u32(ix)];
+                }
+            }
+            xs[e] = v;
+            let kk = e % KT;
+            let cc = e / KT;
+            let wr = k0 + kk;
+            let co = co0 + cc;
+            var u = 0.0;
+            if (co < C.cout && wr < red) {
+                u = wt[co * red + wr];
+            }
+            ws[kk * CT + cc] = u;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < KT; kk++) {
+            let xr = kk * PT + lid.x;
+            let b = vec4<f32>(xs[xr], xs[xr + 16u], xs[xr + 32u], xs[xr + 48u]);
+            let wr = kk * CT + lid.y;
+            acc0 += ws[wr] * b;
+            acc1 += ws[wr + 16u] * b;
+            acc2 += ws[wr + 32u] * b;
+            acc3 += ws[wr + 48u] * b;
+        }
+        workgroupBarrier();
+    }
+    var obase: vec4<u32>;
+    for (var j = 0u; j < 4u; j++) {
+        let qj = q0 + lid.x + 16u * j;
+        obase[j] = select(0xffffffffu, (qj / ohw) * C.cout * ohw + qj % ohw, qj < cols);
+    }
+    store_pointwise(co0 + lid.y, ohw, obase, acc0);
+    store_pointwise(co0 + lid.y + 16u, ohw, obase, acc1);
+    store_pointwise(co0 + lid.y + 32u, ohw, obase, acc2);
+    store_pointwise(co0 + lid.y + 48u, ohw, obase, acc3);
+}
+
 // Bias, activation and store of one channel's four columns.
 fn store_pointwise(co: u32, hw: u32, obase: vec4<u32>, acc: vec4<f32>) {
     if (co >= C.cout) {

@@ -107,3 +107,48 @@ fn resnet50_random_weights_match_cpu() {
         "different inputs, same embedding"
     );
 }
+
+#[test]
+fn implicit_gemm_convs_match_cpu() {
+    use lookalike::cnn::model::{Act, Conv, Padding};
+    let Some(e) = engine() else { return };
+    // (cin, cout, k, stride, pad, h, w): the ResNet stem, a strided 3×3, a
+    // strided 1×1 shortcut, and sizes that leave partial tiles everywhere.
+    let cases = [
+        (3, 64, 7, 2, 3, 23, 18),
+        (16, 20, 3, 2, 1, 11, 9),
+        (24, 70, 1, 2, 0, 9, 10),
+        (9, 5, 3, 1, 1, 7, 5),
+    ];
+    for (i, &(cin, cout, k, stride, pad, h, w)) in cases.iter().enumerate() {
+        let wts = tensor(1, cout, cin, k * k, 100 + i as u64).data;
+        let cv = Conv {
+            name: format!("g{i}"),
+            cin,
+            cout,
+            k,
+            stride,
+            groups: 1,
+            padding: Padding::Explicit([pad; 4]),
+            act: [Act::Relu, Act::None][i % 2],
+            weight: wts,
+            bias: tensor(1, 1, 1, cout, 200 + i as u64).data,
+            from: None,
+        };
+        let x = tensor(2, cin, h, w, 300 + i as u64);
+        let g = e.cnn_conv(&cv, &x);
+        let per = cin * h * w;
+        let mut want = Vec::new();
+        for n in 0..x.n {
+            let (y, oh, ow) = cpu::conv(&cv, &x.data[n * per..(n + 1) * per], h, w);
+            assert_eq!((g.h, g.w), (oh, ow), "case {i}");
+            want.extend(y);
+        }
+        let d = g
+            .data
+            .iter()
+            .zip(&want)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(d < 1e-4, "case {i}: max diff {d}");
+    }
+}

@@ -27,6 +27,15 @@ pub struct Cli {
     /// No progress bars.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+
+    /// Embed with this model instead of the built-in EfficientNet-Lite0:
+    /// SSCD (Meta's copy-detection ResNet-50) as safetensors with torchvision
+    /// names (scripts/convert_sscd.py makes one from Meta's checkpoints) or
+    /// as an ONNX file (int8 QDQ files are dequantized at load). Give the
+    /// same model to `index` and to `query`/`check`/`eval`: the index records
+    /// which model made its embeddings and refuses others.
+    #[arg(long, global = true, env = "LOOKALIKE_MODEL", value_name = "PATH")]
+    pub model: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -67,6 +67,9 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn run(cli: Cli) -> Result<i32> {
     let quiet = cli.quiet;
+    if let Some(path) = &cli.model {
+        crate::descriptors::embedding::select(path)?;
+    }
     match cli.command {
         Command::Index(a) => cmd_index(a, quiet),
         Command::Query(a) => cmd_query(a, quiet),
@@ -158,8 +161,8 @@ pub(crate) fn use_embeddings(idx: &Index, hash_only: bool) -> Result<bool> {
         Some(_) if hash_only => Ok(false),
         Some(m) if m == crate::descriptors::embedding::model_label() => Ok(true),
         Some(m) => bail!(
-            "index {} holds embeddings of {m}, this build has {}: queries would not be comparable \
-             (use --hash-only, or rebuild the index)",
+            "index {} holds embeddings of {m}, this run embeds with {}: queries would not be comparable \
+             (pass the index's model with --model PATH, use --hash-only, or rebuild the index)",
             idx.dir.display(),
             crate::descriptors::embedding::model_label()
         ),

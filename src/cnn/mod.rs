@@ -8,6 +8,7 @@
 
 pub mod cpu;
 pub mod model;
+pub mod onnx;
 pub mod preprocess;
 pub mod resnet;
 pub mod safetensors;

@@ -6,6 +6,10 @@
 //!
 //! The weights are compiled into the binary, so it works offline and from
 //! any folder. Indexes store embeddings as f16 (2.5 KB per image).
+//!
+//! A user's model (SSCD, `--model PATH`) replaces it for the whole process
+//! through [`select`]. Its vectors (512 numbers) fill the first slots of the
+//! same fixed-width column, the rest zero, so dot products are unchanged.
 
 use std::sync::OnceLock;
 
@@ -19,8 +23,46 @@ pub const EMBED_DIM: usize = 1280;
 
 static LITE0: &[u8] = include_bytes!("../../models/efficientnet_lite0/model.safetensors");
 
-/// The shipped network, parsed once.
+static SELECTED: OnceLock<Network> = OnceLock::new();
+
+/// Use the model in `path` instead of the built-in one for the rest of the
+/// process (before any embedding is computed): `.onnx` files through
+/// `cnn::onnx`; safetensors with a `lookalike.arch` description as such, else
+/// as a torchvision-named ResNet-50 (SSCD).
+pub fn select(path: &std::path::Path) -> anyhow::Result<&'static Network> {
+    use anyhow::Context;
+    let net = if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+    {
+        crate::cnn::onnx::load(path, crate::cnn::resnet::SSCD_INPUT)?
+    } else {
+        let st = SafeTensors::open(path)?;
+        if st.metadata.contains_key("lookalike.arch") {
+            Network::from_safetensors(&st)?
+        } else {
+            crate::cnn::resnet::from_torchvision(&st)?
+        }
+    };
+    let dim = net.embedding_dim();
+    if dim == 0 || dim > EMBED_DIM {
+        anyhow::bail!(
+            "{}: embeddings of {dim} numbers; this build stores 1 to {EMBED_DIM}",
+            path.display()
+        );
+    }
+    SELECTED
+        .set(net)
+        .ok()
+        .with_context(|| "a model was already selected for this process".to_string())?;
+    Ok(model())
+}
+
+/// The network that embeds: the selected one, else the shipped one.
 pub fn model() -> &'static Network {
+    if let Some(n) = SELECTED.get() {
+        return n;
+    }
     static NET: OnceLock<Network> = OnceLock::new();
     NET.get_or_init(|| {
         let st = SafeTensors::parse(
@@ -95,6 +137,7 @@ pub fn embed(img: &RgbImage) -> Vec<f32> {
 
 /// Dot product of a query (f32, unit length) with a stored embedding.
 #[inline]
+/// (A shorter query — a 512-d model — reads only its leading slots.)
 pub fn similarity(q: &[f32], e: &Embedding) -> f32 {
     q.iter().zip(&e.0).map(|(&a, &b)| a * f16_to_f32(b)).sum()
 }

@@ -5,8 +5,9 @@
 //! [`GpuEngine::upload_network`] copies the weights to the device once; a
 //! [`GpuNetwork`] then runs any number of batches. Per batch, every layer is
 //! encoded into one compute pass (one command buffer): general convolutions
-//! (stem, depthwise, grouped, strided) by `conv_direct`, 1×1 stride-1 ones by
-//! the tiled GEMM `conv_pointwise`, residual adds by `add` (out of place), and
+//! (depthwise, grouped, few-channel) by `conv_direct`, 1×1 stride-1 ones by
+//! the tiled GEMM `conv_pointwise`, other ungrouped ones (ResNet's 7×7 stem,
+//! 3×3 and strided 1×1 convs) by the implicit GEMM `conv_gemm`, residual adds by `add` (out of place), and
 //! the embedding's GeM pooling by `gem`. Intermediate feature maps come from a
 //! small pool of equal-size buffers, recycled as soon as no later layer reads
 //! them (residual sources are held until their last `Add`). Big batches are
@@ -33,7 +34,11 @@ use crate::cnn::{l2_normalize, Tensor};
 const MAX_CHUNK_IMAGES: usize = 64;
 /// Bytes per feature-map buffer we aim to stay under.
 const BUFFER_BUDGET: u64 = 256 << 20;
-/// Output tile of `conv_pointwise` (channels × batch-folded pixels), as in cnn.wgsl.
+/// Ungrouped convolutions with at least this many products per output go to
+/// the implicit GEMM `conv_gemm` (ResNet's 7×7 stem: 147; its 3×3: ≥ 576);
+/// the few-channel ones stay on `conv_direct`, whose tiles would be empty.
+const GEMM_MIN_REDUCTION: usize = 64;
+/// Output tile of `conv_pointwise` and `conv_gemm` (channels × batch-folded pixels), as in cnn.wgsl.
 const PW_TILE: usize = 64;
 
 /// The uniform block of every kernel (`CnnParams` in cnn.wgsl).
@@ -176,7 +181,8 @@ impl GpuEngine {
     }
 
     /// One convolution of a batch (the kernel `cnn::cpu::conv` would pick:
-    /// `conv_pointwise` for 1×1 stride-1 unpadded ungrouped, else `conv_direct`).
+    /// `conv_pointwise` for 1×1 stride-1 unpadded ungrouped, `conv_gemm` for
+    /// other ungrouped ones with ≥ 64 products per output, else `conv_direct`).
     pub fn cnn_conv(&self, cv: &Conv, x: &Tensor) -> Tensor {
         GpuNetwork::new(self, &[Layer::Conv(cv.clone())], 1.0, 0.0).forward(self, x)
     }
@@ -605,6 +611,13 @@ fn conv_step(
         let tiles = cv.cout.div_ceil(PW_TILE) * (n * h * w).div_ceil(PW_TILE);
         Dispatch {
             entry: "conv_pointwise",
+            group,
+            grid: group_grid(tiles, max_dim),
+        }
+    } else if cv.groups == 1 && cv.cin * cv.k * cv.k >= GEMM_MIN_REDUCTION {
+        let tiles = cv.cout.div_ceil(PW_TILE) * (n * oh * ow).div_ceil(PW_TILE);
+        Dispatch {
+            entry: "conv_gemm",
             group,
             grid: group_grid(tiles, max_dim),
         }

@@ -105,7 +105,7 @@ pub(crate) struct Pipelines {
     pub dct: Family,
     pub resize: Family,
     pub hamming: Family,
-    /// CNN inference: conv_direct, conv_pointwise, add, gem, max_pool (src/gpu/cnn.rs).
+    /// CNN inference: conv_direct, conv_pointwise, add, gem, max_pool, conv_gemm (src/gpu/cnn.rs).
     pub cnn: Family,
     /// PDQ's 16×64 DCT matrix, uploaded once.
     pub dct_matrix: wgpu::Buffer,
@@ -147,7 +147,14 @@ impl Pipelines {
             "cnn",
             include_str!("../../shaders/cnn.wgsl"),
             &[Uniform, Read, Read, Read, Write],
-            &["conv_direct", "conv_pointwise", "add", "gem", "max_pool"],
+            &[
+                "conv_direct",
+                "conv_pointwise",
+                "add",
+                "gem",
+                "max_pool",
+                "conv_gemm",
+            ],
         );
         let dct_matrix = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("dct16x64"),

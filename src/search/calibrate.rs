@@ -23,9 +23,25 @@ const PDQ_B: f64 = 0.0732;
 /// log10 P(null inliers ≥ n) ≈ KP_A + KP_B·n.
 const KP_A: f64 = -1.787;
 const KP_B: f64 = -0.2649;
-/// log10 P(null cosine ≥ c) ≈ EMB_A + EMB_B·c, for c above the bulk.
-const EMB_A: f64 = 4.076;
-const EMB_B: f64 = -9.6867;
+/// log10 P(null cosine ≥ c) ≈ a + b·c, for c above the bulk, per model.
+/// EfficientNet-Lite0 (the built-in model): its tail is fat (unrelated clip
+/// art reaches 0.87), so it ranks and shortlists but rarely accuses alone.
+const LITE0_TAIL: (f64, f64) = (4.076, -9.6867);
+/// SSCD ResNet-50 at 288²: SSCD_TAIL_NOTE.
+const SSCD_TAIL: (f64, f64) = (4.0, -20.0);
+
+/// The cosine tail of the model that embeds (`descriptors::embedding`):
+/// SSCD's for models named `sscd…`, else the built-in model's.
+pub fn embedding_tail() -> (f64, f64) {
+    let name = crate::descriptors::embedding::model()
+        .name
+        .to_ascii_lowercase();
+    if name.contains("sscd") {
+        SSCD_TAIL
+    } else {
+        LITE0_TAIL
+    }
+}
 
 fn from_log10_p(lp: f64) -> f64 {
     (-lp / 10.0).clamp(0.0, 1.0)
@@ -43,7 +59,8 @@ pub fn keypoint_score(inliers: u32) -> f64 {
 
 /// Score of an embedding cosine similarity alone.
 pub fn embedding_score(cos: f32) -> f64 {
-    from_log10_p((EMB_A + EMB_B * cos as f64).min(0.0))
+    let (a, b) = embedding_tail();
+    from_log10_p((a + b * cos as f64).min(0.0))
 }
 
 pub fn score(m: &Match, v: Option<&Verification>, similarity: Option<f32>) -> f64 {
@@ -55,7 +72,8 @@ pub fn score(m: &Match, v: Option<&Verification>, similarity: Option<f32>) -> f6
 /// The smallest cosine whose score reaches that of PDQ distance `d`.
 pub fn similarity_matching_pdq(d: u32) -> f32 {
     let target = pdq_score(d);
-    ((target * -10.0 - EMB_A) / EMB_B) as f32
+    let (a, b) = embedding_tail();
+    ((target * -10.0 - a) / b) as f32
 }
 
 /// The fewest inliers whose score reaches that of a PDQ distance of `d`:
