@@ -2,12 +2,15 @@
 //! embeddings per second on the CPU engine (`cnn::cpu`, rayon across the
 //! batch) and on the WGSL engine (`GpuNetwork`, weights uploaded once, any
 //! adapter — lavapipe when no GPU exists), and their agreement (cosine).
-//! `cargo bench --bench cnn` (plain main). Env: BENCH_CNN_BATCH (default 16).
+//! `cargo bench --bench cnn` (plain main). Env: BENCH_CNN_BATCH (default 16);
+//! BENCH_CNN_MODEL = `lite0` (default), `resnet50` (SSCD's architecture at
+//! 288², seeded random weights: the same work as real SSCD weights) or the
+//! path of a `--model` file (SSCD safetensors or ONNX).
 
 use std::path::Path;
 use std::time::Instant;
 
-use lookalike::cnn::{cosine, cpu, preprocess, Network};
+use lookalike::cnn::{cosine, cpu, preprocess, resnet, Network};
 use lookalike::gpu::{DeviceChoice, GpuEngine};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -17,10 +20,20 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(16);
-    let net = Network::load(Path::new(&format!(
-        "{ROOT}/models/efficientnet_lite0/model.safetensors"
-    )))
-    .expect("shipped model");
+    let net = match std::env::var("BENCH_CNN_MODEL").as_deref() {
+        Err(_) | Ok("lite0") => Network::load(Path::new(&format!(
+            "{ROOT}/models/efficientnet_lite0/model.safetensors"
+        )))
+        .expect("shipped model"),
+        Ok("resnet50") => {
+            let mut n = resnet::architecture(resnet::RESNET50_BLOCKS, 64, 512).randomized(1);
+            n.name = "resnet50 (SSCD architecture, random weights)".into();
+            n
+        }
+        Ok(path) => lookalike::descriptors::embedding::select(Path::new(path))
+            .expect("model file")
+            .clone(),
+    };
     let mut files: Vec<_> = std::fs::read_dir(format!("{ROOT}/examples/sample/training"))
         .expect("sample images")
         .map(|e| e.unwrap().path())
