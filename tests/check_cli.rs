@@ -202,3 +202,35 @@ fn eval_command_reports_the_metrics_of_its_own_run() {
     ]);
     assert!(stdout(&o).contains("R@FA<=1%"));
 }
+
+#[test]
+fn graph_search_gives_the_exact_scans_answers() {
+    let (_t, idx) = index_sample();
+    let seg = std::path::Path::new(&idx).join("seg-000001");
+    assert!(
+        seg.join("hnsw.col").is_file(),
+        "default-mode segments carry a graph"
+    );
+    let check = |min_rows: &str| {
+        let o = bin()
+            .env("LOOKALIKE_ANN_MIN_ROWS", min_rows)
+            .args([
+                "check",
+                &format!("{SAMPLE}/generated"),
+                "--index",
+                &idx,
+                "--csv",
+                "-k",
+                "5",
+                "-q",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    // 0: every segment through its graph; a huge minimum: exact scans only.
+    let (graph, exact) = (check("0"), check("1000000000"));
+    assert!(graph.lines().count() > 16);
+    assert_eq!(graph, exact);
+}

@@ -141,3 +141,117 @@ pub fn embed(img: &RgbImage) -> Vec<f32> {
 pub fn similarity(q: &[f32], e: &Embedding) -> f32 {
     q.iter().zip(&e.0).map(|(&a, &b)| a * f16_to_f32(b)).sum()
 }
+
+/// Dot product of an f32 vector with f16 bits (the first `min(len)` values):
+/// the inner loop of graph search. F16C + FMA where the CPU has them.
+pub fn dot_f32_f16(q: &[f32], e: &[u16]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("f16c") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has the features the function is compiled for.
+        return unsafe { simd::dot_f32_f16(q, e) };
+    }
+    q.iter().zip(e).map(|(&a, &b)| a * f16_to_f32(b)).sum()
+}
+
+/// Dot product of two f16 vectors (building the graph).
+pub fn dot_f16_f16(a: &[u16], b: &[u16]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("f16c") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: as above.
+        return unsafe { simd::dot_f16_f16(a, b) };
+    }
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| f16_to_f32(x) * f16_to_f32(y))
+        .sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+
+    use crate::cnn::safetensors::f16_to_f32;
+
+    #[target_feature(enable = "avx,f16c,fma")]
+    unsafe fn load_f16(p: &[u16]) -> __m256 {
+        // SAFETY: callers pass slices of at least 8 values.
+        _mm256_cvtph_ps(unsafe { _mm_loadu_si128(p.as_ptr() as *const __m128i) })
+    }
+
+    #[target_feature(enable = "avx,f16c,fma")]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
+    }
+
+    #[target_feature(enable = "avx,f16c,fma")]
+    pub unsafe fn dot_f32_f16(q: &[f32], e: &[u16]) -> f32 {
+        let n = q.len().min(e.len());
+        let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut i = 0;
+        while i + 16 <= n {
+            // SAFETY: i + 16 ≤ n ≤ both lengths.
+            unsafe {
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(i)), load_f16(&e[i..]), a0);
+                a1 = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(q.as_ptr().add(i + 8)),
+                    load_f16(&e[i + 8..]),
+                    a1,
+                );
+            }
+            i += 16;
+        }
+        let tail: f32 = (i..n).map(|j| q[j] * f16_to_f32(e[j])).sum();
+        // SAFETY: same features.
+        unsafe { hsum(_mm256_add_ps(a0, a1)) + tail }
+    }
+
+    #[target_feature(enable = "avx,f16c,fma")]
+    pub unsafe fn dot_f16_f16(a: &[u16], b: &[u16]) -> f32 {
+        let n = a.len().min(b.len());
+        let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut i = 0;
+        while i + 16 <= n {
+            // SAFETY: i + 16 ≤ n ≤ both lengths.
+            unsafe {
+                a0 = _mm256_fmadd_ps(load_f16(&a[i..]), load_f16(&b[i..]), a0);
+                a1 = _mm256_fmadd_ps(load_f16(&a[i + 8..]), load_f16(&b[i + 8..]), a1);
+            }
+            i += 16;
+        }
+        let tail: f32 = (i..n).map(|j| f16_to_f32(a[j]) * f16_to_f32(b[j])).sum();
+        // SAFETY: same features.
+        unsafe { hsum(_mm256_add_ps(a0, a1)) + tail }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simd_dots_match_plain_loops() {
+        for n in [0usize, 7, 16, 37, 512, 1280] {
+            let a: Vec<f32> = (0..n)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0)
+                .collect();
+            let b: Vec<f32> = (0..n)
+                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 80.0)
+                .collect();
+            let (ha, hb): (Vec<u16>, Vec<u16>) = (
+                a.iter().map(|&x| f32_to_f16(x)).collect(),
+                b.iter().map(|&x| f32_to_f16(x)).collect(),
+            );
+            let plain: f32 = a.iter().zip(&hb).map(|(&x, &y)| x * f16_to_f32(y)).sum();
+            let plain2: f32 = ha
+                .iter()
+                .zip(&hb)
+                .map(|(&x, &y)| f16_to_f32(x) * f16_to_f32(y))
+                .sum();
+            let tol = 1e-4 * (1.0 + plain.abs());
+            assert!((dot_f32_f16(&a, &hb) - plain).abs() <= tol, "n {n}");
+            assert!((dot_f16_f16(&ha, &hb) - plain2).abs() <= tol, "n {n}");
+        }
+    }
+}

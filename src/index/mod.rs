@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod column;
+pub mod graph;
 pub mod manifest;
 pub mod reader;
 pub mod segment;

@@ -11,12 +11,14 @@
 //! | keypoints.col | 4608  | 128 keypoints (IndexKeypoints); optional:  |
 //! |               |       | segments written before it have none      |
 //! | embedding.col | 2560  | 1280 × f16 embedding; optional (hash-only) |
+//! | hnsw.col      | 4     | HNSW graph over embedding.col (`graph`)   |
 
 use std::path::Path;
 
 use bytemuck::{Pod, Zeroable};
 
 use super::column::{self, Column};
+use super::graph::{self, Graph};
 use super::manifest::{sync_dir, SegmentInfo};
 use crate::descriptors::{Descriptors, Embedding, Hash256, IndexKeypoints};
 use crate::error::IndexError;
@@ -158,6 +160,11 @@ impl SegmentData {
             }
             column::write(&tmp.join(file), name, *width, payload)?;
         }
+        if !no_embedding {
+            if let Some(words) = graph::build(&self.embedding) {
+                graph::write(&tmp.join(graph::FILE), &words)?;
+            }
+        }
         sync_dir(&tmp)?;
         if final_dir.exists() {
             // Left by a crash after rename but before the manifest commit: not referenced, safe to replace.
@@ -179,6 +186,8 @@ pub struct Segment {
     pdq_trim: Column,
     keypoints: Option<Column>,
     embedding: Option<Column>,
+    /// HNSW graph over the embeddings (None: hash-only, or written before graphs).
+    graph: Option<Graph>,
     /// Rows whose trimmed view differs from the upright hash, ascending:
     /// derived once here so every search scans only these for trimmed views.
     trimmed_rows: Vec<u32>,
@@ -214,6 +223,7 @@ impl Segment {
                 true => Some(col(EMBEDDING, n)?),
                 false => None,
             },
+            graph: None,
             trimmed_rows: vec![],
         };
         // Every path range must lie inside paths.col before anyone slices with it.
@@ -243,8 +253,20 @@ impl Segment {
             .filter(|(_, (a, b))| a != b)
             .map(|(i, _)| i as u32)
             .collect();
+        let gpath = dir.join(graph::FILE);
+        let graph = match (seg.embedding.is_some(), gpath.exists()) {
+            (true, true) => Some(Graph::open(&gpath, seg.len())?),
+            (false, true) => {
+                return Err(IndexError::corrupt(
+                    &gpath,
+                    "a graph without the embedding.col it links",
+                ))
+            }
+            _ => None,
+        };
         Ok(Segment {
             trimmed_rows,
+            graph,
             ..seg
         })
     }
@@ -280,6 +302,10 @@ impl Segment {
     /// Embeddings of every row, or None for a hash-only segment.
     pub fn embeddings(&self) -> Option<&[Embedding]> {
         self.embedding.as_ref().map(|c| c.cast())
+    }
+    /// The HNSW graph over `embeddings()`, if the segment has one.
+    pub fn graph(&self) -> Option<&Graph> {
+        self.graph.as_ref()
     }
     pub fn trimmed_rows(&self) -> &[u32] {
         &self.trimmed_rows

@@ -10,9 +10,9 @@
 
 use rayon::prelude::*;
 
-use super::calibrate;
 use super::hamming::{min_distances_rows, Match};
 use super::verify::{self, Verification};
+use super::{ann, calibrate};
 use crate::descriptors::QueryDescriptors;
 use crate::index::{Index, RecordRef};
 
@@ -114,23 +114,46 @@ fn similarity(index: &Index, q: &[f32], r: RecordRef) -> Option<f32> {
     (!e.is_none()).then(|| crate::descriptors::embedding::similarity(q, e))
 }
 
-/// The `k` live records most similar to the query embedding (exact scan).
-fn nearest_embeddings(index: &Index, q: &[f32], k: usize, parallel: bool) -> Vec<(f32, RecordRef)> {
+/// Segments with at least this many records are searched through their
+/// HNSW graph; smaller ones by an exact scan, which is as fast there.
+/// `LOOKALIKE_ANN_MIN_ROWS` overrides it (tests force the graph with 0).
+pub fn ann_min_rows() -> usize {
+    std::env::var("LOOKALIKE_ANN_MIN_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4096)
+}
+
+/// The `k` live records most similar to the query embedding: per segment
+/// through its graph (approximate), or an exact scan.
+pub fn nearest_embeddings(
+    index: &Index,
+    q: &[f32],
+    k: usize,
+    parallel: bool,
+) -> Vec<(f32, RecordRef)> {
+    let min_rows = ann_min_rows();
     let mut all: Vec<(f32, RecordRef)> = Vec::new();
     for (si, seg) in index.segments.iter().enumerate() {
         let Some(embs) = seg.embeddings() else {
             continue;
         };
         let live = index.live_mask(si);
+        let at = |row: u32| RecordRef {
+            seg: si as u32,
+            row,
+        };
+        if let Some(g) = seg.graph().filter(|_| seg.len() >= min_rows) {
+            let hits = ann::search(g, embs, q, k, ann::ef_for(k), |r| live[r as usize]);
+            all.extend(hits.into_iter().map(|(s, r)| (s, at(r))));
+            continue;
+        }
         let sim = |row: usize| -> Option<(f32, RecordRef)> {
             let e = &embs[row];
             (live[row] && !e.is_none()).then(|| {
                 (
                     crate::descriptors::embedding::similarity(q, e),
-                    RecordRef {
-                        seg: si as u32,
-                        row: row as u32,
-                    },
+                    at(row as u32),
                 )
             })
         };

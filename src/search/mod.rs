@@ -1,6 +1,7 @@
 //! Search: exact Hamming top-k and range queries over PDQ, every query
 //! orientation at once, and the verdict attached to each match.
 
+pub mod ann;
 pub mod calibrate;
 pub mod check;
 pub mod dedup;

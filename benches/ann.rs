@@ -1,0 +1,121 @@
+//! Embedding search at scale: the HNSW graph (`index::graph`, built by
+//! hnsw_rs) against an exact scan of the same f16 rows — build time, query
+//! latency, recall@10. `cargo bench --bench ann` (plain main).
+//! Env: BENCH_ANN_N (rows, default 100 000), BENCH_ANN_DIM (default 1280,
+//! the shipped model; 512 for SSCD), BENCH_ANN_QUERIES (default 200).
+//!
+//! The rows are synthetic clustered unit vectors (2 000 centres plus noise),
+//! as embeddings of a corpus cluster by content. Two query sets: near copies
+//! (an indexed row plus noise, what `check` looks for) and fresh points of
+//! the same distribution (the hard case for a graph: no close neighbour).
+
+use std::time::Instant;
+
+use lookalike::descriptors::embedding::{similarity, Embedding};
+use lookalike::index::graph::{self, Graph};
+use lookalike::search::ann;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f32 / (1u64 << 53) as f32 - 0.5
+    }
+    fn unit(&mut self, around: &[f32], noise: f32) -> Vec<f32> {
+        let mut v: Vec<f32> = around.iter().map(|&x| x + noise * self.next()).collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= n);
+        v
+    }
+}
+
+fn exact_top(embs: &[Embedding], q: &[f32], k: usize) -> Vec<u32> {
+    let mut all: Vec<(f32, u32)> = embs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (similarity(q, e), i as u32))
+        .collect();
+    all.select_nth_unstable_by(k, |a, b| b.0.total_cmp(&a.0));
+    all.truncate(k);
+    all.into_iter().map(|x| x.1).collect()
+}
+
+fn median_ms(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2] * 1e3
+}
+
+fn main() {
+    let (n, dim, nq) = (
+        env("BENCH_ANN_N", 100_000),
+        env("BENCH_ANN_DIM", 1280),
+        env("BENCH_ANN_QUERIES", 200),
+    );
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let centres: Vec<Vec<f32>> = (0..2000)
+        .map(|_| (0..dim).map(|_| rng.next()).collect())
+        .collect();
+    let rows: Vec<Vec<f32>> = (0..n)
+        .map(|i| rng.unit(&centres[i % centres.len()], 0.5))
+        .collect();
+    let embs: Vec<Embedding> = rows.iter().map(|v| Embedding::from_f32(v)).collect();
+    println!(
+        "rows: {n} x {dim} (f16), cpu threads: {}",
+        rayon::current_num_threads()
+    );
+
+    let t = Instant::now();
+    let words = graph::build(&embs).expect("graph");
+    let build_s = t.elapsed().as_secs_f64();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(graph::FILE);
+    graph::write(&path, &words).unwrap();
+    let t = Instant::now();
+    let g = Graph::open(&path, n).expect("graph opens");
+    println!(
+        "build: {build_s:.1} s ({:.0} rows/s), {:.1} MB on disk, {} levels; open + validate {:.1} ms",
+        n as f64 / build_s,
+        (words.len() * 4) as f64 / 1e6,
+        g.levels(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+
+    let near: Vec<Vec<f32>> = (0..nq)
+        .map(|i| rng.unit(&rows[(i * 7919) % n], 0.3))
+        .collect();
+    let fresh: Vec<Vec<f32>> = (0..nq)
+        .map(|i| rng.unit(&centres[(i * 31) % centres.len()], 0.5))
+        .collect();
+    for (name, qs) in [("near copies", &near), ("fresh points", &fresh)] {
+        let (mut hit, mut total, mut t_ann, mut t_exact) = (0, 0, vec![], vec![]);
+        for q in qs {
+            let t = Instant::now();
+            let want = exact_top(&embs, q, 10);
+            t_exact.push(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            let got = ann::search(&g, &embs, q, 10, ann::ef_for(10), |_| true);
+            t_ann.push(t.elapsed().as_secs_f64());
+            hit += want
+                .iter()
+                .filter(|w| got.iter().any(|x| x.1 == **w))
+                .count();
+            total += want.len();
+        }
+        println!(
+            "{name:12}: recall@10 {:.4}  hnsw (ef {}) median {:.3} ms/query, exact scan (1 thread) {:.2} ms/query",
+            hit as f64 / total as f64,
+            ann::ef_for(10),
+            median_ms(t_ann),
+            median_ms(t_exact)
+        );
+    }
+}
