@@ -2,6 +2,9 @@
 //! embeddings per second on the CPU engine (`cnn::cpu`, rayon across the
 //! batch) and on the WGSL engine (`GpuNetwork`, weights uploaded once, any
 //! adapter — lavapipe when no GPU exists), and their agreement (cosine).
+//! The WGSL engine runs once per storage precision the adapter has: f32,
+//! and f16 (f32 accumulation) where it has SHADER_F16; the engine's default
+//! (what `index`/`check` use) is marked.
 //! `cargo bench --bench cnn` (plain main). Env: BENCH_CNN_BATCH (default 16);
 //! BENCH_CNN_MODEL = `lite0` (default), `resnet50` (SSCD's architecture at
 //! 288², seeded random weights: the same work as real SSCD weights) or the
@@ -11,7 +14,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use lookalike::cnn::{cosine, cpu, preprocess, resnet, Network};
-use lookalike::gpu::{DeviceChoice, GpuEngine};
+use lookalike::gpu::{DeviceChoice, GpuEngine, Precision};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -70,22 +73,40 @@ fn main() {
         }
     };
     println!("adapter: {}", e.describe());
-    let t = Instant::now();
-    let gnet = e.upload_network(&net);
-    println!("  weight upload: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
-    let _ = gnet.embed(&e, &preprocess::input_batch(&net, &refs[..1])); // warm-up
-    let t = Instant::now();
-    let g = gnet.embed(&e, &x);
-    let gpu_s = t.elapsed().as_secs_f64();
-    println!(
-        "  gpu engine: {:8.2} embeddings/s ({gpu_s:.2} s)",
-        batch as f64 / gpu_s
-    );
-    let cos: Vec<f32> = g.iter().zip(&c).map(|(a, b)| cosine(a, b)).collect();
-    let min = cos.iter().copied().fold(1f32, f32::min);
-    println!("  agreement: min cosine gpu vs cpu {min:.7} over {batch}");
-    if min < 0.9999 {
-        eprintln!("GPU and CPU embeddings disagree");
+    let mut precisions = vec![Precision::F32];
+    if e.supports_f16() {
+        precisions.push(Precision::F16);
+    }
+    let mut failed = false;
+    for p in precisions {
+        let default = if p == e.cnn_precision() {
+            " (default)"
+        } else {
+            ""
+        };
+        println!("gpu precision: {p}{default}");
+        let t = Instant::now();
+        let gnet = e.upload_network_as(&net, p);
+        println!("  weight upload: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+        let _ = gnet.embed(&e, &preprocess::input_batch(&net, &refs[..1])); // warm-up
+        let t = Instant::now();
+        let g = gnet.embed(&e, &x);
+        let gpu_s = t.elapsed().as_secs_f64();
+        println!(
+            "  gpu engine: {:8.2} embeddings/s ({gpu_s:.2} s)",
+            batch as f64 / gpu_s
+        );
+        let cos: Vec<f32> = g.iter().zip(&c).map(|(a, b)| cosine(a, b)).collect();
+        let min = cos.iter().copied().fold(1f32, f32::min);
+        println!("  agreement: min cosine gpu vs cpu {min:.7} over {batch}");
+        // The parity tests' floors: f32 0.9999, f16 storage 0.999.
+        let floor = if p == Precision::F16 { 0.999 } else { 0.9999 };
+        if min < floor {
+            eprintln!("GPU ({p}) and CPU embeddings disagree");
+            failed = true;
+        }
+    }
+    if failed {
         std::process::exit(1);
     }
 }

@@ -1,6 +1,10 @@
-// CNN inference kernels (host side: src/gpu/cnn.rs). Feature maps are NCHW
-// f32, a batch of N same-size images; weights OIHW f32 with BatchNorm folded;
-// accumulation in f32. Every entry point shares one binding layout:
+// CNN inference kernels (host side: src/gpu/cnn.rs). Feature maps are NCHW,
+// a batch of N same-size images; weights OIHW with BatchNorm folded. Both are
+// stored as `S`, which the host defines ahead of this file: `alias S = f32;`,
+// or `enable f16; alias S = f16;` where the device has SHADER_F16 (half the
+// memory traffic). Every value is widened with f32() on load and arithmetic
+// and accumulation are f32 in both; results are narrowed with S() on store.
+// Biases stay f32. Every entry point shares one binding layout:
 //   src  = the layer input (add: a; gem: the feature map)
 //   wt   = weights (add: b; unused by gem)
 //   bias = per output channel (unused by add and gem)
@@ -26,10 +30,10 @@ struct CnnParams {
 };
 
 @group(0) @binding(0) var<uniform> C: CnnParams;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<f32>;
+@group(0) @binding(1) var<storage, read> src: array<S>;
+@group(0) @binding(2) var<storage, read> wt: array<S>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dst: array<S>;
 
 fn activate(x: f32, code: u32) -> f32 {
     if (code == 1u) {
@@ -73,11 +77,11 @@ fn conv_direct(@builtin(global_invocation_id) gid: vec3<u32>,
             let row = (plane + u32(iy0 + i32(ky))) * C.w;
             let wr = wb + ky * k;
             for (var kx = kx_lo; kx < kx_hi; kx++) {
-                acc += wt[wr + kx] * src[row + u32(ix0 + i32(kx))];
+                acc += f32(wt[wr + kx]) * f32(src[row + u32(ix0 + i32(kx))]);
             }
         }
     }
-    dst[i] = activate(acc + bias[co], C.act);
+    dst[i] = S(activate(acc + bias[co], C.act));
 }
 
 // 1x1 stride-1 convolution as a tiled GEMM:
@@ -126,7 +130,7 @@ fn conv_pointwise(@builtin(local_invocation_id) lid: vec3<u32>,
             let ci = k0 + krow + 4u * r;
             var v = 0.0;
             if (ci < C.cin && q_ok) {
-                v = src[qbase + ci * hw];
+                v = f32(src[qbase + ci * hw]);
             }
             xs[e] = v;
             // Weight tile, ci fastest (coalesced along a weight row).
@@ -136,7 +140,7 @@ fn conv_pointwise(@builtin(local_invocation_id) lid: vec3<u32>,
             let co = co0 + cc;
             var u = 0.0;
             if (co < C.cout && wci < C.cin) {
-                u = wt[co * C.cin + wci];
+                u = f32(wt[co * C.cin + wci]);
             }
             ws[kk * CT + cc] = u;
         }
@@ -211,7 +215,7 @@ fn conv_gemm(@builtin(local_invocation_id) lid: vec3<u32>,
                 let iy = iy0 + i32(tap / C.k);
                 let ix = ix0 + i32(tap % C.k);
                 if (iy >= 0 && ix >= 0 && iy < i32(C.h) && ix < i32(C.w)) {
-                    v = src[((plane0 + ci) * C.h + u32(iy)) * C.w + u32(ix)];
+                    v = f32(src[((plane0 + ci) * C.h + u32(iy)) * C.w + u32(ix)]);
                 }
             }
             xs[e] = v;
@@ -221,7 +225,7 @@ fn conv_gemm(@builtin(local_invocation_id) lid: vec3<u32>,
             let co = co0 + cc;
             var u = 0.0;
             if (co < C.cout && wr < red) {
-                u = wt[co * red + wr];
+                u = f32(wt[co * red + wr]);
             }
             ws[kk * CT + cc] = u;
         }
@@ -256,7 +260,7 @@ fn store_pointwise(co: u32, hw: u32, obase: vec4<u32>, acc: vec4<f32>) {
     let bv = bias[co];
     for (var j = 0u; j < 4u; j++) {
         if (obase[j] != 0xffffffffu) {
-            dst[obase[j] + co * hw] = activate(acc[j] + bv, C.act);
+            dst[obase[j] + co * hw] = S(activate(acc[j] + bv, C.act));
         }
     }
 }
@@ -269,7 +273,7 @@ fn add(@builtin(global_invocation_id) gid: vec3<u32>,
     if (i >= C.total) {
         return;
     }
-    dst[i] = activate(src[i] + wt[i], C.act);
+    dst[i] = S(activate(f32(src[i]) + f32(wt[i]), C.act));
 }
 
 // k x k max pooling, one invocation per output; taps outside the image are
@@ -294,10 +298,10 @@ fn max_pool(@builtin(global_invocation_id) gid: vec3<u32>,
     for (var y = y_lo; y < y_hi; y++) {
         let row = (plane * C.h + y) * C.w;
         for (var x = x_lo; x < x_hi; x++) {
-            m = max(m, src[row + x]);
+            m = max(m, f32(src[row + x]));
         }
     }
-    dst[i] = m;
+    dst[i] = S(m);
 }
 
 // GeM pooling, one invocation per (image, channel):
@@ -315,7 +319,7 @@ fn gem(@builtin(global_invocation_id) gid: vec3<u32>,
     let base = i * hw;
     var s = 0.0;
     for (var q = 0u; q < hw; q++) {
-        let v = max(src[base + q], C.f.y);
+        let v = max(f32(src[base + q]), C.f.y);
         if (p == 3.0) {
             s += v * v * v;
         } else if (p == 1.0) {
@@ -329,5 +333,5 @@ fn gem(@builtin(global_invocation_id) gid: vec3<u32>,
     if (m > 0.0) {
         r = select(pow(m, 1.0 / p), m, p == 1.0);
     }
-    dst[i] = r;
+    dst[i] = S(r);
 }

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use lookalike::cnn::model::{Act, Conv, Network, Padding};
 use lookalike::cnn::{cosine, cpu, gem_l2, preprocess, Tensor};
-use lookalike::gpu::{DeviceChoice, GpuEngine};
+use lookalike::gpu::{DeviceChoice, GpuEngine, Precision};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -20,7 +20,12 @@ fn engine() -> Option<&'static GpuEngine> {
     static E: OnceLock<Option<GpuEngine>> = OnceLock::new();
     E.get_or_init(|| match GpuEngine::new(DeviceChoice::Gpu) {
         Ok(e) => {
-            let e = e.expect("DeviceChoice::Gpu never answers None");
+            // f32 storage whatever the adapter offers: these tolerances are
+            // f32's (f16 storage: tests/cnn_f16_parity.rs).
+            let e = e
+                .expect("DeviceChoice::Gpu never answers None")
+                .with_cnn_precision(Precision::F32)
+                .unwrap();
             eprintln!("cnn_parity: adapter {}", e.describe());
             Some(e)
         }

@@ -9,12 +9,13 @@ use std::sync::OnceLock;
 use lookalike::cnn::model::Layer;
 use lookalike::cnn::resnet::{architecture, RESNET50_BLOCKS};
 use lookalike::cnn::{cosine, cpu, Tensor};
-use lookalike::gpu::{DeviceChoice, GpuEngine};
+use lookalike::gpu::{DeviceChoice, GpuEngine, Precision};
 
 fn engine() -> Option<&'static GpuEngine> {
     static E: OnceLock<Option<GpuEngine>> = OnceLock::new();
     E.get_or_init(|| match GpuEngine::new(DeviceChoice::Gpu) {
-        Ok(e) => e,
+        // f32 storage whatever the adapter offers: these tolerances are f32's.
+        Ok(e) => e.map(|e| e.with_cnn_precision(Precision::F32).unwrap()),
         Err(err) => {
             if std::env::var("LOOKALIKE_REQUIRE_GPU").as_deref() == Ok("1") {
                 panic!("LOOKALIKE_REQUIRE_GPU=1 but no adapter: {err:#}");

@@ -17,15 +17,24 @@
 //! ReLU after the residual sum, a `max_pool`, and SSCD's projection of the
 //! pooled vector, run by `conv_pointwise` as a 1×1 conv of an n × c × 1 × 1 map.
 //!
-//! Storage and accumulation are f32 throughout: f16 storage (SHADER_F16) is
-//! not implemented. The final L2 normalisation of each embedding (1 280
-//! floats) is done on the CPU after readback.
+//! Precision: arithmetic and accumulation are f32 always. Weights and
+//! feature maps (the GeM output and the projection included) are stored as
+//! f16 where the device has SHADER_F16 ([`Precision::F16`], half the memory
+//! traffic), else as f32; biases stay f32. The engine's default is f16 where
+//! possible, unless LOOKALIKE_CNN_F32=1; [`GpuEngine::upload_network_as`]
+//! picks per network. Both precisions compile from one WGSL source written
+//! against a storage type `S` (see `pipelines::cnn_family`). The host
+//! converts to f16 on upload (round to nearest even) and back on readback.
+//! The final L2 normalisation of each embedding (512–2048 floats) is done on
+//! the CPU after readback.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 
 use wgpu::util::DeviceExt;
 
-use super::pipelines::{storage, storage_init};
+use super::pipelines::{storage, storage_init, Family};
 use super::GpuEngine;
 use crate::cnn::model::{pool_out, Act, Conv, Layer, Network, Padding};
 use crate::cnn::{l2_normalize, Tensor};
@@ -40,6 +49,130 @@ const BUFFER_BUDGET: u64 = 256 << 20;
 const GEMM_MIN_REDUCTION: usize = 64;
 /// Output tile of `conv_pointwise` and `conv_gemm` (channels × batch-folded pixels), as in cnn.wgsl.
 const PW_TILE: usize = 64;
+
+/// How the CNN stores weights and feature maps on the device (the `S` of
+/// cnn.wgsl). Arithmetic and accumulation are f32 in both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    /// IEEE binary16 storage (needs SHADER_F16): 11 significant bits per
+    /// stored value, finite up to 65 504.
+    F16,
+}
+
+impl Precision {
+    /// f16 where the device has it, unless LOOKALIKE_CNN_F32=1.
+    pub(super) fn default_for(f16: bool) -> Precision {
+        if f16 && std::env::var("LOOKALIKE_CNN_F32").as_deref() != Ok("1") {
+            Precision::F16
+        } else {
+            Precision::F32
+        }
+    }
+
+    /// `x` as this precision stores it (f16: nearest, ties to even).
+    pub fn round(self, x: f32) -> f32 {
+        match self {
+            Precision::F32 => x,
+            Precision::F16 => f16_to_f32(f16_bits(x)),
+        }
+    }
+
+    /// Bytes per stored value.
+    fn bytes(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        }
+    }
+
+    /// `v` as the device stores it, padded to a multiple of 4 bytes (wgpu's
+    /// copy alignment) for odd f16 counts.
+    fn encode(self, v: &[f32]) -> Cow<'_, [u8]> {
+        match self {
+            Precision::F32 => Cow::Borrowed(bytemuck::cast_slice(v)),
+            Precision::F16 => {
+                let mut out = Vec::with_capacity((v.len() * 2).next_multiple_of(4));
+                for &x in v {
+                    out.extend_from_slice(&f16_bits(x).to_ne_bytes());
+                }
+                out.resize(out.len().next_multiple_of(4), 0);
+                Cow::Owned(out)
+            }
+        }
+    }
+
+    /// The first `len` stored values of `bytes`, widened to f32.
+    fn decode(self, bytes: &[u8], len: usize) -> Vec<f32> {
+        match self {
+            Precision::F32 => bytemuck::cast_slice::<u8, f32>(bytes)[..len].to_vec(),
+            Precision::F16 => bytes[..len * 2]
+                .chunks_exact(2)
+                .map(|b| f16_to_f32(u16::from_ne_bytes([b[0], b[1]])))
+                .collect(),
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16 storage, f32 accumulation",
+        })
+    }
+}
+
+/// f32 → binary16 bits, rounded to nearest even (WGSL lets a device's f16()
+/// take either neighbour; lavapipe rounds to nearest even too); overflow
+/// gives ±inf, NaN stays NaN.
+fn f16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let exp = ((b >> 23) & 0xff) as i32;
+    let man = b & 0x7f_ffff;
+    if exp == 0xff {
+        return sign | 0x7c00 | if man != 0 { 0x200 } else { 0 };
+    }
+    // Rounds `v >> shift` to nearest even.
+    let round = |v: u32, shift: u32| {
+        let (q, rem, half) = (v >> shift, v & ((1 << shift) - 1), 1 << (shift - 1));
+        q + u32::from(rem > half || (rem == half && q & 1 == 1))
+    };
+    let e = exp - 127 + 15; // the f16 biased exponent
+    if e >= 0x1f {
+        return sign | 0x7c00;
+    }
+    if e <= 0 {
+        // Subnormal (units of 2^-24) or zero; below 2^-25 everything rounds to 0.
+        if e < -10 {
+            return sign;
+        }
+        // A carry out of the mantissa lands on the smallest normal: still right.
+        return sign | round(man | 0x80_0000, (14 - e) as u32) as u16;
+    }
+    // A carry out of the mantissa bumps the exponent (up to inf): still right.
+    sign | round(((e as u32) << 23) | man, 13) as u16
+}
+
+/// binary16 bits → f32 (exact).
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h & 0x8000) << 16;
+    let exp = u32::from((h >> 10) & 0x1f);
+    let man = u32::from(h & 0x3ff);
+    match exp {
+        0 => {
+            let v = man as f32 / (1u32 << 24) as f32;
+            if sign != 0 {
+                -v
+            } else {
+                v
+            }
+        }
+        0x1f => f32::from_bits(sign | 0x7f80_0000 | (man << 13)),
+        _ => f32::from_bits(sign | ((exp + 112) << 23) | (man << 13)),
+    }
+}
 
 /// The uniform block of every kernel (`CnnParams` in cnn.wgsl).
 #[repr(C)]
@@ -107,6 +240,8 @@ impl GpuLayer {
 /// A network whose weights live on one [`GpuEngine`]'s device; use it only
 /// with the engine that uploaded it.
 pub struct GpuNetwork {
+    /// How its weights and feature maps are stored.
+    precision: Precision,
     layers: Vec<GpuLayer>,
     gem_p: f32,
     gem_clamp: f32,
@@ -161,10 +296,17 @@ impl Pool<'_> {
 }
 
 impl GpuEngine {
-    /// Uploads the weights of `net` once, for any number of batches.
+    /// Uploads the weights of `net` once, for any number of batches, stored
+    /// in the engine's [`GpuEngine::cnn_precision`].
     pub fn upload_network(&self, net: &Network) -> GpuNetwork {
-        let mut g = GpuNetwork::new(self, &net.layers, net.gem_p, net.gem_clamp);
-        g.projection = net.projection.as_ref().map(|p| upload_conv(self, p));
+        self.upload_network_as(net, self.cnn_precision())
+    }
+
+    /// [`GpuEngine::upload_network`] with an explicit storage precision.
+    /// Panics for f16 where [`GpuEngine::supports_f16`] is false.
+    pub fn upload_network_as(&self, net: &Network, p: Precision) -> GpuNetwork {
+        let mut g = GpuNetwork::new(self, &net.layers, net.gem_p, net.gem_clamp, p);
+        g.projection = net.projection.as_ref().map(|c| upload_conv(self, c, p));
         g
     }
 
@@ -184,12 +326,14 @@ impl GpuEngine {
     /// `conv_pointwise` for 1×1 stride-1 unpadded ungrouped, `conv_gemm` for
     /// other ungrouped ones with ≥ 64 products per output, else `conv_direct`).
     pub fn cnn_conv(&self, cv: &Conv, x: &Tensor) -> Tensor {
-        GpuNetwork::new(self, &[Layer::Conv(cv.clone())], 1.0, 0.0).forward(self, x)
+        let layers = [Layer::Conv(cv.clone())];
+        GpuNetwork::new(self, &layers, 1.0, 0.0, self.cnn_precision()).forward(self, x)
     }
 
     /// k×k max pooling of a batch (the `max_pool` kernel).
     pub fn cnn_max_pool(&self, x: &Tensor, k: usize, stride: usize, pad: usize) -> Tensor {
-        GpuNetwork::new(self, &[Layer::MaxPool { k, stride, pad }], 1.0, 0.0).forward(self, x)
+        let layers = [Layer::MaxPool { k, stride, pad }];
+        GpuNetwork::new(self, &layers, 1.0, 0.0, self.cnn_precision()).forward(self, x)
     }
 
     /// a + b elementwise on the GPU (the residual kernel; equal shapes).
@@ -200,22 +344,25 @@ impl GpuEngine {
             "cnn_add: shapes differ"
         );
         let dev = &self.device;
+        let p = self.cnn_precision();
         let len = a.data.len();
         let total = u32::try_from(len).expect("cnn_add: too many elements");
-        let ab = storage_init(dev, bytemuck::cast_slice(&a.data));
-        let bb = storage_init(dev, bytemuck::cast_slice(&b.data));
-        let out = storage(dev, len as u64 * 4, true);
+        let ab = storage_init(dev, &p.encode(&a.data));
+        let bb = storage_init(dev, &p.encode(&b.data));
+        let out = storage(dev, (len * p.bytes()) as u64, true);
         let params = self.cnn_params(Params {
             total,
             ..Default::default()
         });
-        let group = self.pipes.cnn.bind(dev, &[&params, &ab, &bb, &bb, &out]);
+        let group = self
+            .cnn_family(p)
+            .bind(dev, &[&params, &ab, &bb, &bb, &out]);
         let d = Dispatch {
             entry: "add",
             group,
             grid: super::pipelines::grid(total, self.max_dim()),
         };
-        let data = self.run_and_read(&[d], &out, len);
+        let data = self.run_and_read(p, &[d], &out, len);
         Tensor {
             n: a.n,
             c: a.c,
@@ -227,7 +374,12 @@ impl GpuEngine {
 
     /// GeM pooling on the GPU, L2 normalisation on the CPU (as `cnn::gem_l2`).
     pub fn cnn_gem(&self, t: &Tensor, p: f32, clamp_min: f32) -> Vec<Vec<f32>> {
-        GpuNetwork::new(self, &[], p, clamp_min).embed(self, t)
+        GpuNetwork::new(self, &[], p, clamp_min, self.cnn_precision()).embed(self, t)
+    }
+
+    /// The CNN pipelines storing `p`.
+    fn cnn_family(&self, p: Precision) -> &Family {
+        self.pipes.cnn_family(&self.device, p == Precision::F16)
     }
 
     fn max_dim(&self) -> u32 {
@@ -243,11 +395,20 @@ impl GpuEngine {
             })
     }
 
-    /// Encodes `steps` into one compute pass, copies the first `len` floats
-    /// of `out` back and waits for them.
-    fn run_and_read(&self, steps: &[Dispatch], out: &wgpu::Buffer, len: usize) -> Vec<f32> {
+    /// Encodes `steps` (bound for `p`'s pipelines) into one compute pass,
+    /// copies the first `len` values of `out` back, waits for them and
+    /// widens them to f32.
+    fn run_and_read(
+        &self,
+        p: Precision,
+        steps: &[Dispatch],
+        out: &wgpu::Buffer,
+        len: usize,
+    ) -> Vec<f32> {
         let dev = &self.device;
-        let bytes = (len as u64 * 4).max(4);
+        let fam = self.cnn_family(p);
+        // Copies go in multiples of 4 bytes; every buffer here is padded so.
+        let bytes = ((len * p.bytes()) as u64).max(4).next_multiple_of(4);
         let readback = dev.create_buffer(&wgpu::BufferDescriptor {
             label: Some("cnn readback"),
             size: bytes,
@@ -262,7 +423,7 @@ impl GpuEngine {
                 timestamp_writes: None,
             });
             for s in steps {
-                pass.set_pipeline(self.pipes.cnn.pipe(s.entry));
+                pass.set_pipeline(fam.pipe(s.entry));
                 pass.set_bind_group(0, &s.group, &[]);
                 pass.dispatch_workgroups(s.grid.0, s.grid.1, 1);
             }
@@ -277,7 +438,7 @@ impl GpuEngine {
         .expect("GPU poll failed");
         let data = {
             let view = readback.get_mapped_range(..).expect("mapped");
-            bytemuck::cast_slice::<u8, f32>(&view)[..len].to_vec()
+            p.decode(&view, len)
         };
         readback.unmap();
         data
@@ -295,7 +456,18 @@ fn group_grid(groups: usize, max_dim: u32) -> (u32, u32) {
 }
 
 impl GpuNetwork {
-    fn new(e: &GpuEngine, layers: &[Layer], gem_p: f32, gem_clamp: f32) -> GpuNetwork {
+    fn new(
+        e: &GpuEngine,
+        layers: &[Layer],
+        gem_p: f32,
+        gem_clamp: f32,
+        precision: Precision,
+    ) -> GpuNetwork {
+        assert!(
+            precision == Precision::F32 || e.supports_f16(),
+            "f16 CNN storage needs SHADER_F16, which {} lacks",
+            e.describe()
+        );
         let mut last_use = vec![None; layers.len()];
         for (i, l) in layers.iter().enumerate() {
             if let Some(from) = l.reads() {
@@ -306,18 +478,24 @@ impl GpuNetwork {
         let layers = layers
             .iter()
             .map(|l| match l {
-                Layer::Conv(c) => GpuLayer::Conv(upload_conv(e, c), c.from),
+                Layer::Conv(c) => GpuLayer::Conv(upload_conv(e, c, precision), c.from),
                 &Layer::Add { from, act } => GpuLayer::Add { from, act },
                 &Layer::MaxPool { k, stride, pad } => GpuLayer::MaxPool { k, stride, pad },
             })
             .collect();
         GpuNetwork {
+            precision,
             layers,
             gem_p,
             gem_clamp,
             projection: None,
             last_use,
         }
+    }
+
+    /// How this network's weights and feature maps are stored.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Output shape (c, h, w) for one input image of c × h × w, and the
@@ -349,7 +527,7 @@ impl GpuNetwork {
 
     /// Images per chunk so that no feature-map buffer passes the binding limit.
     fn chunk_images(&self, e: &GpuEngine, per_image: usize) -> usize {
-        let bytes = per_image as u64 * 4;
+        let bytes = (per_image * self.precision.bytes()) as u64;
         let limit = e.max_binding_bytes();
         assert!(
             bytes <= limit,
@@ -402,10 +580,12 @@ impl GpuNetwork {
         want: Want,
     ) -> Vec<f32> {
         let dev = &e.device;
+        let prec = self.precision;
+        let fam = e.cnn_family(prec);
         let per_in = x.c * x.h * x.w;
         let mut pool = Pool {
             device: dev,
-            bytes: (n * most * 4) as u64,
+            bytes: (n * most * prec.bytes()) as u64,
             bufs: Vec::new(),
             free: Vec::new(),
         };
@@ -414,7 +594,7 @@ impl GpuNetwork {
         e.queue.write_buffer(
             &pool.bufs[input],
             0,
-            bytemuck::cast_slice(&x.data[start * per_in..(start + n) * per_in]),
+            &prec.encode(&x.data[start * per_in..(start + n) * per_in]),
         );
         let mut cur = Map {
             buf: input,
@@ -432,7 +612,7 @@ impl GpuNetwork {
                     let src = from.map_or(cur, |f| saved[&f]);
                     let out = pool.take();
                     let (step, (c, h, w)) =
-                        conv_step(e, cv, n, src, &pool.bufs[src.buf], &pool.bufs[out]);
+                        conv_step(e, fam, cv, n, src, &pool.bufs[src.buf], &pool.bufs[out]);
                     steps.push(step);
                     (Map { buf: out, c, h, w }, from.map(|_| src))
                 }
@@ -448,7 +628,7 @@ impl GpuNetwork {
                     let (a, b) = (&pool.bufs[cur.buf], &pool.bufs[src.buf]);
                     steps.push(Dispatch {
                         entry: "add",
-                        group: e.pipes.cnn.bind(dev, &[&params, a, b, b, &pool.bufs[out]]),
+                        group: fam.bind(dev, &[&params, a, b, b, &pool.bufs[out]]),
                         grid: super::pipelines::grid(total, e.max_dim()),
                     });
                     (Map { buf: out, ..cur }, Some(src))
@@ -476,7 +656,7 @@ impl GpuNetwork {
                     let a = &pool.bufs[cur.buf];
                     steps.push(Dispatch {
                         entry: "max_pool",
-                        group: e.pipes.cnn.bind(dev, &[&params, a, a, a, &pool.bufs[out]]),
+                        group: fam.bind(dev, &[&params, a, a, a, &pool.bufs[out]]),
                         grid: super::pipelines::grid(total, e.max_dim()),
                     });
                     (
@@ -510,7 +690,7 @@ impl GpuNetwork {
         }
         let Map { c, h, w, .. } = cur;
         if want == Want::Features {
-            return e.run_and_read(&steps, &pool.bufs[cur.buf], n * c * h * w);
+            return e.run_and_read(prec, &steps, &pool.bufs[cur.buf], n * c * h * w);
         }
         let total = count(n * c);
         let params = e.cnn_params(Params {
@@ -522,27 +702,29 @@ impl GpuNetwork {
             f: [self.gem_p, self.gem_clamp, 0.0, 0.0],
             ..Default::default()
         });
-        let pooled = storage(dev, (n * c * 4) as u64, true);
+        // Pooled (and projected) vectors are stored as S too: one binding
+        // layout for every kernel; widened on the host before L2.
+        let pooled = storage(dev, (n * c * prec.bytes()) as u64, true);
         let feat = &pool.bufs[cur.buf];
         steps.push(Dispatch {
             entry: "gem",
-            group: e.pipes.cnn.bind(dev, &[&params, feat, feat, feat, &pooled]),
+            group: fam.bind(dev, &[&params, feat, feat, feat, &pooled]),
             grid: super::pipelines::grid(total, e.max_dim()),
         });
         let Some(p) = &self.projection else {
-            return e.run_and_read(&steps, &pooled, n * c);
+            return e.run_and_read(prec, &steps, &pooled, n * c);
         };
         // The pooled vectors are an n × c × 1 × 1 map: project with the GEMM kernel.
-        let projected = storage(dev, (n * p.cout * 4) as u64, true);
+        let projected = storage(dev, (n * p.cout * prec.bytes()) as u64, true);
         let one = Map {
             buf: usize::MAX,
             c,
             h: 1,
             w: 1,
         };
-        let (step, _) = conv_step(e, p, n, one, &pooled, &projected);
+        let (step, _) = conv_step(e, fam, p, n, one, &pooled, &projected);
         steps.push(step);
-        e.run_and_read(&steps, &projected, n * p.cout)
+        e.run_and_read(prec, &steps, &projected, n * p.cout)
     }
 }
 
@@ -559,7 +741,8 @@ fn count(v: usize) -> u32 {
     u32::try_from(v).expect("dispatch too large")
 }
 
-fn upload_conv(e: &GpuEngine, c: &Conv) -> GpuConv {
+/// Weights stored as `p`; biases always f32 (one value per output channel).
+fn upload_conv(e: &GpuEngine, c: &Conv, p: Precision) -> GpuConv {
     GpuConv {
         cin: c.cin,
         cout: c.cout,
@@ -568,15 +751,16 @@ fn upload_conv(e: &GpuEngine, c: &Conv) -> GpuConv {
         groups: c.groups,
         padding: c.padding,
         act: c.act,
-        weight: storage_init(&e.device, bytemuck::cast_slice(&c.weight)),
+        weight: storage_init(&e.device, &p.encode(&c.weight)),
         bias: storage_init(&e.device, bytemuck::cast_slice(&c.bias)),
     }
 }
 
 /// One convolution of `n` images of `src` (shape only; its buffer is
-/// `input`) into `output`: the dispatch and the output shape.
+/// `input`) into `output`, bound for `fam`: the dispatch and the output shape.
 fn conv_step(
     e: &GpuEngine,
+    fam: &Family,
     cv: &GpuConv,
     n: usize,
     src: Map,
@@ -602,10 +786,7 @@ fn conv_step(
         pad: pad.map(|p| p as u32),
         f: [0.0; 4],
     });
-    let group = e
-        .pipes
-        .cnn
-        .bind(&e.device, &[&params, input, &cv.weight, &cv.bias, output]);
+    let group = fam.bind(&e.device, &[&params, input, &cv.weight, &cv.bias, output]);
     let max_dim = e.max_dim();
     let step = if cv.pointwise(pad) {
         let tiles = cv.cout.div_ceil(PW_TILE) * (n * h * w).div_ceil(PW_TILE);
@@ -629,4 +810,53 @@ fn conv_step(
         }
     };
     (step, (cv.cout, oh, ow))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_round_trips_every_value() {
+        for h in 0..=u16::MAX {
+            let x = f16_to_f32(h);
+            if x.is_nan() {
+                assert!(f16_to_f32(f16_bits(x)).is_nan(), "{h:#06x}");
+            } else {
+                assert_eq!(f16_bits(x), h, "{h:#06x} -> {x}");
+            }
+        }
+    }
+
+    #[test]
+    fn f16_rounds_to_nearest_even() {
+        // Between each pair of neighbours (normal, subnormal, across the
+        // normal/subnormal edge, to the largest finite): ties go to the even one,
+        // anything past the midpoint to the nearer one.
+        for h in (0u16..0x7bff).step_by(7).chain([0x3ff, 0x400, 0x7bfe]) {
+            let (a, b) = (f16_to_f32(h) as f64, f16_to_f32(h + 1) as f64);
+            let mid = ((a + b) / 2.0) as f32; // exact: f32 has the bits
+            let even = if h % 2 == 0 { h } else { h + 1 };
+            assert_eq!(f16_bits(mid), even, "tie after {h:#06x}");
+            assert_eq!(f16_bits(-mid), even | 0x8000, "-tie after {h:#06x}");
+            let up = f32::from_bits(mid.to_bits() + 1);
+            let down = f32::from_bits(mid.to_bits() - 1);
+            assert_eq!(f16_bits(up), h + 1, "above the tie after {h:#06x}");
+            assert_eq!(f16_bits(down), h, "below the tie after {h:#06x}");
+        }
+        assert_eq!(f16_bits(65520.0), 0x7c00, "past the largest finite: inf");
+        assert_eq!(f16_bits(65519.0), 0x7bff);
+        assert_eq!(f16_bits(1e-8), 0, "below half the smallest subnormal");
+        assert_eq!(f16_bits(f32::INFINITY), 0x7c00);
+        assert_eq!(f16_bits(f32::NEG_INFINITY), 0xfc00);
+    }
+
+    #[test]
+    fn f16_buffers_are_padded_to_four_bytes() {
+        let v = [1.0f32, -2.0, 0.5];
+        let b = Precision::F16.encode(&v);
+        assert_eq!(b.len(), 8);
+        assert_eq!(Precision::F16.decode(&b, 3), v);
+        assert_eq!(Precision::F32.decode(&Precision::F32.encode(&v), 3), v);
+    }
 }

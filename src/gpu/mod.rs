@@ -10,7 +10,9 @@
 //! top-k lists. Kernels live in `shaders/*.wgsl`.
 //!
 //! `cnn` runs the learned-embedding network of [`crate::cnn`] (convolutions,
-//! residual adds, GeM pooling) in f32; see [`GpuEngine::upload_network`].
+//! residual adds, GeM pooling) with f32 arithmetic, storing weights and
+//! feature maps as f16 where the adapter has SHADER_F16 (else f32; see
+//! [`Precision`]); see [`GpuEngine::upload_network`].
 
 mod adapter;
 pub mod cnn;
@@ -20,7 +22,7 @@ pub mod ingest;
 mod pipelines;
 
 pub use adapter::{AdapterReport, DeviceChoice};
-pub use cnn::GpuNetwork;
+pub use cnn::{GpuNetwork, Precision};
 pub use describe::{Pending, PendingKind};
 pub use hamming::{cpu_topk, KMAX};
 
@@ -33,6 +35,10 @@ pub struct GpuEngine {
     report: AdapterReport,
     limits: wgpu::Limits,
     pipes: pipelines::Pipelines,
+    /// Whether the device was opened with SHADER_F16 (f16 CNN storage possible).
+    f16: bool,
+    /// What `upload_network` and the `cnn_*` helpers store (see `Precision`).
+    cnn_precision: Precision,
     /// The shipped embedding network, uploaded on first use.
     embedder: std::sync::OnceLock<GpuNetwork>,
 }
@@ -45,9 +51,17 @@ impl GpuEngine {
             return Ok(None);
         };
         let limits = adapter.limits();
+        // Asked for whenever offered, even if LOOKALIKE_CNN_F32 picks f32 as
+        // the default, so both precisions stay available (benches compare).
+        let f16 = adapter.features().contains(wgpu::Features::SHADER_F16);
+        let features = if f16 {
+            wgpu::Features::SHADER_F16
+        } else {
+            wgpu::Features::empty()
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("lookalike"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: limits.clone(),
             ..Default::default()
         }))
@@ -59,8 +73,32 @@ impl GpuEngine {
             report,
             limits,
             pipes,
+            f16,
+            cnn_precision: Precision::default_for(f16),
             embedder: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Whether the CNN can store f16 here (the adapter has SHADER_F16).
+    pub fn supports_f16(&self) -> bool {
+        self.f16
+    }
+
+    /// What `upload_network`, `embed_images` and the `cnn_*` helpers store:
+    /// f16 where supported, unless LOOKALIKE_CNN_F32=1 (or
+    /// [`GpuEngine::with_cnn_precision`]) asks for f32.
+    pub fn cnn_precision(&self) -> Precision {
+        self.cnn_precision
+    }
+
+    /// This engine with `p` as its CNN precision; an error for f16 on a
+    /// device without SHADER_F16.
+    pub fn with_cnn_precision(mut self, p: Precision) -> anyhow::Result<GpuEngine> {
+        if p == Precision::F16 && !self.f16 {
+            anyhow::bail!("{}: no SHADER_F16, so no f16 CNN storage", self.report.name);
+        }
+        self.cnn_precision = p;
+        Ok(self)
     }
 
     /// Adapter name, backend and device type, e.g. "llvmpipe (vulkan, Cpu)".

@@ -19,9 +19,22 @@ impl Family {
         bindings: &[Binding],
         entries: &[&'static str],
     ) -> Family {
+        Self::with_header(device, name, "", src, bindings, entries)
+    }
+
+    /// `header` goes first, ahead of the shared helpers: WGSL wants
+    /// directives such as `enable f16;` before any declaration.
+    fn with_header(
+        device: &wgpu::Device,
+        name: &str,
+        header: &str,
+        src: &str,
+        bindings: &[Binding],
+        entries: &[&'static str],
+    ) -> Family {
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(name),
-            source: wgpu::ShaderSource::Wgsl(format!("{COMMON}\n{src}").into()),
+            source: wgpu::ShaderSource::Wgsl(format!("{header}{COMMON}\n{src}").into()),
         });
         let layout_entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
             .iter()
@@ -105,8 +118,12 @@ pub(crate) struct Pipelines {
     pub dct: Family,
     pub resize: Family,
     pub hamming: Family,
-    /// CNN inference: conv_direct, conv_pointwise, add, gem, max_pool, conv_gemm (src/gpu/cnn.rs).
+    /// CNN inference: conv_direct, conv_pointwise, add, gem, max_pool, conv_gemm
+    /// (src/gpu/cnn.rs), with f32 storage.
     pub cnn: Family,
+    /// The same kernels with f16 storage, built on first use (only devices
+    /// opened with SHADER_F16 can compile them).
+    cnn16: std::sync::OnceLock<Family>,
     /// PDQ's 16×64 DCT matrix, uploaded once.
     pub dct_matrix: wgpu::Buffer,
 }
@@ -142,20 +159,7 @@ impl Pipelines {
             &[Uniform, Read, Read, Read, Write, Uniform],
             &["topk"],
         );
-        let cnn = Family::new(
-            device,
-            "cnn",
-            include_str!("../../shaders/cnn.wgsl"),
-            &[Uniform, Read, Read, Read, Write],
-            &[
-                "conv_direct",
-                "conv_pointwise",
-                "add",
-                "gem",
-                "max_pool",
-                "conv_gemm",
-            ],
-        );
+        let cnn = cnn_family(device, false);
         let dct_matrix = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("dct16x64"),
             contents: bytemuck::cast_slice(crate::descriptors::pdq::dct_matrix_16x64()),
@@ -167,9 +171,46 @@ impl Pipelines {
             resize,
             hamming,
             cnn,
+            cnn16: std::sync::OnceLock::new(),
             dct_matrix,
         }
     }
+
+    /// The CNN kernels storing f16 (`f16`) or f32; `device` must be the one
+    /// these pipelines were built on, opened with SHADER_F16 for f16.
+    pub fn cnn_family(&self, device: &wgpu::Device, f16: bool) -> &Family {
+        if f16 {
+            self.cnn16.get_or_init(|| cnn_family(device, true))
+        } else {
+            &self.cnn
+        }
+    }
+}
+
+/// shaders/cnn.wgsl is written against a storage type `S`, defined here so
+/// both precisions compile from one source.
+fn cnn_family(device: &wgpu::Device, f16: bool) -> Family {
+    use Binding::*;
+    let header = if f16 {
+        "enable f16;\nalias S = f16;\n"
+    } else {
+        "alias S = f32;\n"
+    };
+    Family::with_header(
+        device,
+        if f16 { "cnn f16" } else { "cnn" },
+        header,
+        include_str!("../../shaders/cnn.wgsl"),
+        &[Uniform, Read, Read, Read, Write],
+        &[
+            "conv_direct",
+            "conv_pointwise",
+            "add",
+            "gem",
+            "max_pool",
+            "conv_gemm",
+        ],
+    )
 }
 
 /// Workgroup counts for `n` invocations of a 64-wide 1-D kernel, spilling
