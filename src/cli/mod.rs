@@ -294,7 +294,7 @@ fn engine(
     let e = crate::gpu::GpuEngine::new(choice)?;
     if !quiet {
         match &e {
-            Some(e) => eprintln!("device: {}", e.describe()),
+            Some(e) => eprintln!("device: {} (CNN: {})", e.describe(), e.cnn_precision()),
             None if choice == crate::gpu::DeviceChoice::Auto => {
                 eprintln!("device: CPU engine (no hardware GPU adapter; --device gpu accepts software ones)")
             }
