@@ -30,7 +30,10 @@ fn main() {
         }
         let th = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let lumas: Vec<Vec<f32>> = imgs.iter().map(|i| lookalike::descriptors::pdq::luma_from_rgb(&i.rgb)).collect();
+        let lumas: Vec<Vec<f32>> = imgs
+            .iter()
+            .map(|i| lookalike::descriptors::pdq::luma_from_rgb(&i.rgb))
+            .collect();
         let tl = t.elapsed().as_secs_f64();
         let t = Instant::now();
         for i in &imgs {
@@ -39,7 +42,12 @@ fn main() {
         let tt = t.elapsed().as_secs_f64();
         let t = Instant::now();
         for (i, l) in imgs.iter().zip(&lumas) {
-            std::hint::black_box(lookalike::descriptors::keypoints::extract_from_luma(l, i.rgb.width() as usize, i.rgb.height() as usize, lookalike::descriptors::keypoints::INDEX_KEYPOINTS));
+            std::hint::black_box(lookalike::descriptors::keypoints::extract_from_luma(
+                l,
+                i.rgb.width() as usize,
+                i.rgb.height() as usize,
+                lookalike::descriptors::keypoints::INDEX_KEYPOINTS,
+            ));
         }
         let tk = t.elapsed().as_secs_f64();
         let t = Instant::now();

@@ -105,7 +105,11 @@ fn luma_into(rgb: &[u8], out: &mut [f32]) {
             *d = v / 1000.0;
         }
     }
-    for (d, p) in o8.into_remainder().iter_mut().zip(p8.remainder().chunks_exact(3)) {
+    for (d, p) in o8
+        .into_remainder()
+        .iter_mut()
+        .zip(p8.remainder().chunks_exact(3))
+    {
         *d = num(p) / 1000.0;
     }
 }
@@ -456,7 +460,11 @@ mod tests {
     fn vectorised_luma_equals_the_per_pixel_formula() {
         // 13 × 7: not a multiple of 8 pixels, so the tail runs too.
         let img = image::RgbImage::from_fn(13, 7, |x, y| {
-            image::Rgb([(x * 19 + y * 7) as u8, (x * y * 31) as u8, 255 - (x * 3 + y * 40) as u8])
+            image::Rgb([
+                (x * 19 + y * 7) as u8,
+                (x * y * 31) as u8,
+                255 - (x * 3 + y * 40) as u8,
+            ])
         });
         let want: Vec<f32> = img
             .pixels()
@@ -467,7 +475,10 @@ mod tests {
             .collect();
         let got = luma_from_rgb(&img);
         assert_eq!(got.len(), want.len());
-        assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(got
+            .iter()
+            .zip(&want)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
         let mut plain = vec![0f32; want.len()];
         luma_into(img.as_raw(), &mut plain);
         assert_eq!(plain, want);

@@ -6,7 +6,14 @@
 //! [0, 1]. Equal scores therefore mean equal false-alarm rates per
 //! comparison: a score of s lets through about N·10^(−10·s) unrelated records
 //! per query on an index of N records. The candidate's score is the best of
-//! its evidence (PDQ distance, verified keypoint inliers).
+//! its evidence (PDQ distance, verified keypoint inliers, embedding cosine),
+//! or of keypoints and embedding together: for an unrelated image the two
+//! are independent (one looks at local corners, the other at global
+//! content), so their joint tail is Fisher's — P(p₁·p₂ ≤ t) = t·(1 − ln t) —
+//! and two weak pieces of evidence can outrank one slightly stronger one.
+//! Above 0.9 (p ≤ 10⁻⁹) scores are compressed instead of clamped, so the
+//! strongest matches still rank by strength: 0.9 + 0.1·(1 − 1/(1 + (L − 9)/10))
+//! for L = −log10 p > 9 (never reaching 1).
 //!
 //! The null tails were measured, not assumed: every image of a 300-image
 //! photo corpus against every other (89 700 ordered pairs, none related),
@@ -32,44 +39,87 @@ const LITE0_TAIL: (f64, f64) = (4.076, -9.6867);
 /// cosine among them is 0.80). Also heavy: even c = 1 scores below the match
 /// threshold, so SSCD too ranks and shortlists, and verification accuses.
 const SSCD_TAIL: (f64, f64) = (-0.883, -4.170);
+/// Below its fitted range SSCD's line is not extrapolated: no evidence.
+const SSCD_FIT_FROM: f32 = 0.30;
 
 /// The cosine tail of the model that embeds (`descriptors::embedding`):
-/// SSCD's for models named `sscd…`, else the built-in model's.
+/// SSCD's for models named `sscd…`, else the built-in model's; and the
+/// cosine below which the tail carries no evidence.
 pub fn embedding_tail() -> (f64, f64) {
+    tail_and_floor().0
+}
+
+fn tail_and_floor() -> ((f64, f64), f32) {
     let name = crate::descriptors::embedding::model()
         .name
         .to_ascii_lowercase();
     if name.contains("sscd") {
-        SSCD_TAIL
+        (SSCD_TAIL, SSCD_FIT_FROM)
     } else {
-        LITE0_TAIL
+        // Lite0's line reaches p = 1 by itself (at c = 0.42).
+        (LITE0_TAIL, f32::NEG_INFINITY)
     }
 }
 
+/// −log10 p → score: linear up to 0.9, compressed above (see the module doc).
 fn from_log10_p(lp: f64) -> f64 {
-    (-lp / 10.0).clamp(0.0, 1.0)
+    let l = (-lp).max(0.0);
+    if l <= 9.0 {
+        l / 10.0
+    } else {
+        0.9 + 0.1 * (1.0 - 1.0 / (1.0 + (l - 9.0) / 10.0))
+    }
+}
+
+fn pdq_log10_p(d: u32) -> f64 {
+    (PDQ_A + PDQ_B * d as f64).min(0.0)
+}
+
+fn keypoint_log10_p(inliers: u32) -> f64 {
+    (KP_A + KP_B * inliers as f64).min(0.0)
+}
+
+fn embedding_log10_p(cos: f32) -> f64 {
+    let ((a, b), floor) = tail_and_floor();
+    if cos < floor {
+        return 0.0;
+    }
+    (a + b * cos as f64).min(0.0)
+}
+
+/// Fisher's combination of two independent tail probabilities, in log10:
+/// P(p₁·p₂ ≤ t) = t·(1 − ln t).
+pub fn fisher2(lp1: f64, lp2: f64) -> f64 {
+    let lt = lp1 + lp2;
+    if lt >= 0.0 {
+        return 0.0;
+    }
+    (lt + (1.0 - lt * std::f64::consts::LN_10).log10()).min(0.0)
 }
 
 /// Score of a PDQ distance alone.
 pub fn pdq_score(d: u32) -> f64 {
-    from_log10_p((PDQ_A + PDQ_B * d as f64).min(0.0))
+    from_log10_p(pdq_log10_p(d))
 }
 
 /// Score of a verification alone.
 pub fn keypoint_score(inliers: u32) -> f64 {
-    from_log10_p((KP_A + KP_B * inliers as f64).min(0.0))
+    from_log10_p(keypoint_log10_p(inliers))
 }
 
 /// Score of an embedding cosine similarity alone.
 pub fn embedding_score(cos: f32) -> f64 {
-    let (a, b) = embedding_tail();
-    from_log10_p((a + b * cos as f64).min(0.0))
+    from_log10_p(embedding_log10_p(cos))
 }
 
 pub fn score(m: &Match, v: Option<&Verification>, similarity: Option<f32>) -> f64 {
-    let kp = v.map(|v| keypoint_score(v.inliers)).unwrap_or(0.0);
-    let emb = similarity.map(embedding_score).unwrap_or(0.0);
-    pdq_score(m.pdq_distance).max(kp).max(emb)
+    let kp = v.map(|v| keypoint_log10_p(v.inliers)).unwrap_or(0.0);
+    let emb = similarity.map(embedding_log10_p).unwrap_or(0.0);
+    let best = pdq_log10_p(m.pdq_distance)
+        .min(kp)
+        .min(emb)
+        .min(fisher2(kp, emb));
+    from_log10_p(best)
 }
 
 /// The smallest cosine whose score reaches that of PDQ distance `d`.
@@ -104,5 +154,34 @@ mod tests {
         let n = inliers_matching_pdq(31);
         assert!(keypoint_score(n) >= pdq_score(31));
         assert!(keypoint_score(n - 1) < pdq_score(31));
+        // Compressed, not clamped: strong matches keep their order below 1.
+        assert!(keypoint_score(60) > keypoint_score(40) && keypoint_score(60) < 1.0);
+        assert!(keypoint_score(40) > 0.9);
+    }
+
+    #[test]
+    fn fisher_combines_independent_evidence() {
+        // Known value: t = 0.01 → 0.01·(1 + ln 100) = 0.05605.
+        assert!((10f64.powf(fisher2(-1.0, -1.0)) - 0.056052).abs() < 1e-5);
+        // Two weak pieces beat either alone; a piece of no evidence weakens
+        // the other (the combination pays for its second test), so `score`
+        // keeps the best of singles and the pair.
+        assert!(fisher2(-2.5, -2.5) < -2.5 - 1.0);
+        assert!(fisher2(-3.0, 0.0) > -3.0);
+        assert_eq!(fisher2(0.0, 0.0), 0.0);
+        let m = Match {
+            rec: crate::index::RecordRef { seg: 0, row: 0 },
+            pdq_distance: 120,
+            variant: 0,
+            phash_distance: 30,
+        };
+        let v = Verification {
+            matches: 10,
+            inliers: 3,
+            affine: [0.0; 6],
+        };
+        let alone = score(&m, Some(&v), None);
+        assert_eq!(alone, keypoint_score(3));
+        assert!(score(&m, Some(&v), Some(0.9)) > alone.max(embedding_score(0.9)));
     }
 }
