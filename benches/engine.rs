@@ -230,6 +230,10 @@ fn bench_query(tmp: &Path, n: usize) {
             ..q.clone()
         })
         .collect();
+    println!(
+        "hamming kernel: {} (LOOKALIKE_HAMMING_KERNEL picks another)",
+        lookalike::search::hamming::kernel().name()
+    );
     let _ = search(&idx, &queries[0], &p); // warm the page cache
     let lat = latencies(&idx, &queries, &p);
     let lat_t = latencies(&idx, &trimmed_q, &p);

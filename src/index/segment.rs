@@ -182,7 +182,14 @@ pub struct Segment {
     /// Rows whose trimmed view differs from the upright hash, ascending:
     /// derived once here so every search scans only these for trimmed views.
     trimmed_rows: Vec<u32>,
+    /// `trimmed_starts[k]`: index in `trimmed_rows` of the first row ≥
+    /// k · TRIM_BLOCK, so a scan chunk finds its trimmed rows without a
+    /// binary search (that one misses the cache at every step).
+    trimmed_starts: Vec<u32>,
 }
+
+/// Granularity of `Segment::trimmed_in`'s O(1) lookup.
+pub const TRIM_BLOCK: usize = 4096;
 
 impl Segment {
     pub fn open(index_dir: &Path, info: &SegmentInfo) -> Result<Segment, IndexError> {
@@ -215,6 +222,7 @@ impl Segment {
                 false => None,
             },
             trimmed_rows: vec![],
+            trimmed_starts: vec![],
         };
         // Every path range must lie inside paths.col before anyone slices with it.
         let plen = seg.paths.count;
@@ -242,9 +250,13 @@ impl Segment {
             .enumerate()
             .filter(|(_, (a, b))| a != b)
             .map(|(i, _)| i as u32)
+            .collect::<Vec<u32>>();
+        let trimmed_starts = (0..=seg.len().div_ceil(TRIM_BLOCK))
+            .map(|k| trimmed_rows.partition_point(|&r| (r as usize) < k * TRIM_BLOCK) as u32)
             .collect();
         Ok(Segment {
             trimmed_rows,
+            trimmed_starts,
             ..seg
         })
     }
@@ -283,6 +295,17 @@ impl Segment {
     }
     pub fn trimmed_rows(&self) -> &[u32] {
         &self.trimmed_rows
+    }
+
+    /// The trimmed rows (see `trimmed_rows`) in `lo..hi`; a table lookup
+    /// when both ends are multiples of `TRIM_BLOCK` or the segment's end.
+    pub fn trimmed_in(&self, lo: usize, hi: usize) -> &[u32] {
+        let at = |r: usize| match self.trimmed_starts.get(r / TRIM_BLOCK) {
+            _ if r >= self.len() => self.trimmed_rows.len(),
+            Some(&i) if r % TRIM_BLOCK == 0 => i as usize,
+            _ => self.trimmed_rows.partition_point(|&t| (t as usize) < r),
+        };
+        &self.trimmed_rows[at(lo)..at(hi).max(at(lo))]
     }
 
     pub fn path_bytes(&self, row: usize) -> &[u8] {

@@ -3,12 +3,13 @@
 //! Each database hash is compared with all 8 dihedral variants of the query
 //! (so a rotated or mirrored copy is found) and the best distance kept. The
 //! scan is exact: no candidate is missed, unlike approximate indexes. The
-//! inner loop exists as plain Rust, the same compiled with AVX2 + POPCNT, and
-//! an AVX-512 VPOPCNTDQ copy; the CPU picks at run time (see [`kernel`]).
+//! inner loop exists as plain Rust, an AVX2 copy and an AVX-512 VPOPCNTDQ
+//! copy; the CPU picks at run time (see [`kernel`]).
 
 use rayon::prelude::*;
 
 use crate::descriptors::{Hash256, QueryDescriptors};
+use crate::index::segment::TRIM_BLOCK;
 use crate::index::{Index, RecordRef};
 
 #[derive(Clone, Copy, Debug)]
@@ -61,6 +62,8 @@ impl Match {
 pub const CANDIDATE_TRIMMED: u8 = 16;
 
 const CHUNK: usize = 8192;
+// Chunks start on TRIM_BLOCK boundaries: `trimmed_in` is then a lookup.
+const _: () = assert!(CHUNK % TRIM_BLOCK == 0);
 
 pub fn search(index: &Index, q: &QueryDescriptors, p: &SearchParams) -> Vec<Match> {
     let hashes = q.hashes();
@@ -71,14 +74,12 @@ pub fn search(index: &Index, q: &QueryDescriptors, p: &SearchParams) -> Vec<Matc
         let kern = kernel();
         // Keys at or above this fail max_distance (every key passes at 256).
         let key_limit = (p.max_distance.min(256) + 1) << CODE_BITS;
-        let scan = |ci: usize| -> Vec<Match> {
+        let scan = |buf: &mut Vec<u16>, ci: usize| -> Vec<Match> {
             let lo = ci * CHUNK;
             let hi = (lo + CHUNK).min(pdq.len());
-            let mut keys = vec![0u16; hi - lo];
-            let rows = seg.trimmed_rows();
-            let trimmed = &rows[rows.partition_point(|&r| (r as usize) < lo)
-                ..rows.partition_point(|&r| (r as usize) < hi)];
-            min_keys_rows(kern, &pdq[lo..hi], trim, trimmed, lo, &hashes, &mut keys);
+            let keys = &mut buf[..hi - lo];
+            let trimmed = seg.trimmed_in(lo, hi);
+            min_keys_rows(kern, &pdq[lo..hi], trim, trimmed, lo, &hashes, keys);
             let mut top = TopK::new(p.top_k);
             // Once the top-k is full almost no row beats it: skip groups of
             // 32 whose smallest key (a vectorised min) cannot enter.
@@ -104,10 +105,17 @@ pub fn search(index: &Index, q: &QueryDescriptors, p: &SearchParams) -> Vec<Matc
             top.into_matches()
         };
         let chunks = pdq.len().div_ceil(CHUNK);
+        // One key buffer per worker, not per chunk.
+        let buf = || vec![0u16; CHUNK];
         let found: Vec<Match> = if p.parallel {
-            (0..chunks).into_par_iter().flat_map_iter(scan).collect()
+            (0..chunks)
+                .into_par_iter()
+                .map_init(buf, scan)
+                .flatten_iter()
+                .collect()
         } else {
-            (0..chunks).flat_map(scan).collect()
+            let mut b = buf();
+            (0..chunks).flat_map(|ci| scan(&mut b, ci)).collect()
         };
         all.extend(found);
     }
@@ -173,7 +181,8 @@ impl TopK {
 pub enum Kernel {
     /// Plain Rust, any CPU.
     Generic,
-    /// The plain loop compiled with AVX2 + POPCNT.
+    /// Hand-written AVX2: 8 query variants per pair of vectors, popcount by
+    /// nibble table (VPSHUFB).
     Avx2,
     /// Hand-written AVX-512 (F + VPOPCNTDQ): 8 query variants per vector.
     Avx512,
@@ -193,9 +202,7 @@ impl Kernel {
         match self {
             Kernel::Generic => true,
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => {
-                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("popcnt")
-            }
+            Kernel::Avx2 => std::is_x86_feature_detected!("avx2"),
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => {
                 std::is_x86_feature_detected!("avx512f")
@@ -298,25 +305,18 @@ fn min_keys_rows(
             }
         }
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 | Kernel::Avx512 if Kernel::Avx2.supported() => {
+        Kernel::Avx2 | Kernel::Avx512 if Kernel::Avx2.supported() && !blocks.is_empty() => {
             // SAFETY: as above.
-            unsafe { min_keys_avx2(db, db_trim, trimmed, base, &blocks, keys) }
+            unsafe {
+                if blocks.len() == 1 {
+                    avx2::min_keys::<1>(db, db_trim, trimmed, base, &blocks, keys)
+                } else {
+                    avx2::min_keys::<2>(db, db_trim, trimmed, base, &blocks, keys)
+                }
+            }
         }
         _ => min_keys_generic(db, db_trim, trimmed, base, &blocks, keys),
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,popcnt")]
-unsafe fn min_keys_avx2(
-    db: &[Hash256],
-    db_trim: &[Hash256],
-    trimmed: &[u32],
-    base: usize,
-    blocks: &[[Hash256; 8]],
-    keys: &mut [u16],
-) {
-    min_keys_generic(db, db_trim, trimmed, base, blocks, keys)
 }
 
 #[inline(always)]
@@ -364,8 +364,9 @@ fn min_keys_generic(
 
 /// AVX-512 scan. The query block is transposed: vector `w` holds word `w` of
 /// the 8 variants, so one db row costs 4 broadcast-XORs, 4 VPOPCNTQ and 3
-/// adds for all 8 distances, with no per-variant compare. Eight rows' key
-/// vectors are then min-reduced together by a shuffle network.
+/// adds for all 8 distances, with no per-variant compare. Two rows' keys
+/// share a vector (the u32 halves of each lane), and four such vectors
+/// (8 rows) are min-reduced together by a shuffle network.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use core::arch::x86_64::*;
@@ -376,6 +377,7 @@ mod avx512 {
     #[derive(Clone, Copy)]
     struct Block {
         words: [__m512i; 4],
+        /// Lane `v`: the code of variant `v` in both u32 halves.
         codes: __m512i,
     }
 
@@ -389,83 +391,86 @@ mod avx512 {
         };
         Block {
             words: std::array::from_fn(|w| lanes(&|v| q[v].words[w])),
-            codes: lanes(&|v| (first_code as usize + v) as u64),
+            codes: lanes(&|v| (first_code as u64 + v as u64) * (1 + (1 << 32))),
         }
     }
 
-    /// The 8 keys of one row against a block, lane `v` = variant `v`.
+    /// Distances of one row to the block's 8 variants (u64 lanes).
     #[inline]
     #[target_feature(enable = "avx512f,avx512vpopcntdq")]
-    fn block_keys(h: &Hash256, b: &Block) -> __m512i {
+    fn dist(h: &Hash256, b: &Block) -> __m512i {
         let d = |w: usize| {
             let x = _mm512_xor_si512(b.words[w], _mm512_set1_epi64(h.words[w] as i64));
             _mm512_popcnt_epi64(x)
         };
-        let dist = _mm512_add_epi64(_mm512_add_epi64(d(0), d(1)), _mm512_add_epi64(d(2), d(3)));
-        _mm512_or_si512(_mm512_slli_epi64::<CODE_BITS>(dist), b.codes)
+        _mm512_add_epi64(_mm512_add_epi64(d(0), d(1)), _mm512_add_epi64(d(2), d(3)))
     }
 
+    /// Keys of rows `a` (low u32 of each lane) and `b` (high u32); a
+    /// distance is at most 256, so `d << 5` stays inside its half.
     #[inline]
     #[target_feature(enable = "avx512f,avx512vpopcntdq")]
-    fn row_keys<const NB: usize>(h: &Hash256, blocks: &[Block; NB]) -> __m512i {
-        let mut k = block_keys(h, &blocks[0]);
-        for b in &blocks[1..] {
-            k = _mm512_min_epu64(k, block_keys(h, b));
+    fn pair_keys<const NB: usize>(a: &Hash256, b: &Hash256, blocks: &[Block; NB]) -> __m512i {
+        let keys = |blk: &Block| {
+            let ka = _mm512_slli_epi64::<CODE_BITS>(dist(a, blk));
+            let kb = _mm512_slli_epi64::<{ CODE_BITS + 32 }>(dist(b, blk));
+            // ka | kb | codes
+            _mm512_ternarylogic_epi64::<0xFE>(ka, kb, blk.codes)
+        };
+        let mut k = keys(&blocks[0]);
+        for blk in &blocks[1..] {
+            k = _mm512_min_epu32(k, keys(blk));
         }
         k
     }
 
-    /// Lane-wise min of the two halves of `a` and of `b` (at the granularity
-    /// IMM_LO/IMM_HI pick), packed into one vector.
+    /// Lane-wise u32 min of the parts of `a` and `b` that IMM_LO and IMM_HI
+    /// (128-bit unit selectors) pick.
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn fold<const IMM_LO: i32, const IMM_HI: i32>(a: __m512i, b: __m512i) -> __m512i {
-        _mm512_min_epu64(
+        _mm512_min_epu32(
             _mm512_shuffle_i64x2::<IMM_LO>(a, b),
             _mm512_shuffle_i64x2::<IMM_HI>(a, b),
         )
     }
 
-    /// Min over lanes of each of 8 key vectors, as 8 u16 keys. The result
-    /// comes out in slot order 0,4,1,5,2,6,3,7, so callers pass rows in
-    /// slots 0,2,4,6,1,3,5,7 to get them back in row order.
+    /// Min over the 8 lanes of each of 4 pair vectors: 8 u16 keys in row
+    /// order (pair 0 row a, pair 0 row b, pair 1 row a, ...).
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn reduce8(v: [__m512i; 8]) -> __m128i {
+    fn reduce(p: [__m512i; 4]) -> __m128i {
         // 256-bit halves: [a.lo, b.lo] vs [a.hi, b.hi].
         const LO256: i32 = 0b01_00_01_00;
         const HI256: i32 = 0b11_10_11_10;
-        let m01 = fold::<LO256, HI256>(v[0], v[1]);
-        let m23 = fold::<LO256, HI256>(v[2], v[3]);
-        let m45 = fold::<LO256, HI256>(v[4], v[5]);
-        let m67 = fold::<LO256, HI256>(v[6], v[7]);
-        // 128-bit units: each now holds two partial keys of one slot.
-        const LO128: i32 = 0b10_00_10_00;
-        const HI128: i32 = 0b11_01_11_01;
-        let n0 = fold::<LO128, HI128>(m01, m23);
-        let n1 = fold::<LO128, HI128>(m45, m67);
-        // Last pair within each 128-bit unit.
-        let r = _mm512_min_epu64(_mm512_unpacklo_epi64(n0, n1), _mm512_unpackhi_epi64(n0, n1));
-        _mm512_cvtepi64_epi16(r)
+        let m01 = fold::<LO256, HI256>(p[0], p[1]);
+        let m23 = fold::<LO256, HI256>(p[2], p[3]);
+        // 128-bit units: unit u now holds pair u only, in 2 lanes.
+        let n = fold::<0b10_00_10_00, 0b11_01_11_01>(m01, m23);
+        // The two lanes of each unit.
+        let f = _mm512_min_epu32(n, _mm512_shuffle_epi32::<0b01_00_11_10>(n));
+        // u32 → u16: unit u is words [a b a b]; keep one (a b) per unit.
+        let w = _mm512_cvtepi32_epi16(f);
+        let pick = _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0);
+        _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(w, pick))
     }
 
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
-    fn eight<const NB: usize>(rows: [&Hash256; 8], blocks: &[Block; NB]) -> [u16; 8] {
-        let k = reduce8([
-            row_keys(rows[0], blocks),
-            row_keys(rows[2], blocks),
-            row_keys(rows[4], blocks),
-            row_keys(rows[6], blocks),
-            row_keys(rows[1], blocks),
-            row_keys(rows[3], blocks),
-            row_keys(rows[5], blocks),
-            row_keys(rows[7], blocks),
-        ]);
-        let mut out = [0u16; 8];
-        // SAFETY: 16 bytes into a 16-byte array.
-        unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), k) };
-        out
+    /// Keys of 8 rows, in order. Always inlined: as a call it reloads the
+    /// query blocks and spills its result for every 8 rows.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and AVX-512VPOPCNTDQ.
+    #[inline(always)]
+    unsafe fn eight<const NB: usize>(r: [&Hash256; 8], blocks: &[Block; NB]) -> __m128i {
+        // SAFETY: the caller's CPU has the features.
+        unsafe {
+            reduce([
+                pair_keys(r[0], r[1], blocks),
+                pair_keys(r[2], r[3], blocks),
+                pair_keys(r[4], r[5], blocks),
+                pair_keys(r[6], r[7], blocks),
+            ])
+        }
     }
 
     /// `super::min_keys_generic` for `NB` (1 or 2) blocks.
@@ -473,6 +478,178 @@ mod avx512 {
     /// # Safety
     /// The CPU must support AVX-512F and AVX-512VPOPCNTDQ.
     #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    pub(super) unsafe fn min_keys<const NB: usize>(
+        db: &[Hash256],
+        db_trim: &[Hash256],
+        trimmed: &[u32],
+        base: usize,
+        q: &[[Hash256; 8]],
+        keys: &mut [u16],
+    ) {
+        let mk = |extra: u8| -> [Block; NB] {
+            std::array::from_fn(|b| transpose(&q[b], extra | 8 * b as u8))
+        };
+        let (up, trim) = (mk(0), mk(CANDIDATE_TRIMMED));
+        let mut rows = db.chunks_exact(8);
+        let mut out = keys.chunks_exact_mut(8);
+        for (r, o) in (&mut rows).zip(&mut out) {
+            // SAFETY: features as above; 16 bytes into 8 u16.
+            unsafe {
+                let k = eight(std::array::from_fn(|i| &r[i]), &up);
+                _mm_storeu_si128(o.as_mut_ptr().cast(), k);
+            }
+        }
+        for (k, h) in out.into_remainder().iter_mut().zip(rows.remainder()) {
+            *k = row_key(h, q, 0);
+        }
+        let mut tr = trimmed.chunks_exact(8);
+        for t in &mut tr {
+            let mut k = [0u16; 8];
+            // SAFETY: as above.
+            unsafe {
+                let v = eight(std::array::from_fn(|i| &db_trim[t[i] as usize]), &trim);
+                _mm_storeu_si128(k.as_mut_ptr().cast(), v);
+            }
+            for (&r, k) in t.iter().zip(k) {
+                let slot = &mut keys[r as usize - base];
+                *slot = (*slot).min(k);
+            }
+        }
+        for &r in tr.remainder() {
+            let slot = &mut keys[r as usize - base];
+            *slot = (*slot).min(row_key(&db_trim[r as usize], q, CANDIDATE_TRIMMED));
+        }
+    }
+}
+
+/// AVX2 scan, the same transposed layout as `avx512` on 256-bit vectors:
+/// variants 0–3 and 4–7 of word `w` in two vectors. Without VPOPCNTQ the
+/// bytes are counted by nibble table and summed per 64-bit lane by VPSADBW;
+/// the two halves' keys then share one vector of 8 u32 lanes (key order
+/// inside a vector does not matter, the code is in the key).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use core::arch::x86_64::*;
+
+    use super::{row_key, CANDIDATE_TRIMMED, CODE_BITS};
+    use crate::descriptors::Hash256;
+
+    #[derive(Clone, Copy)]
+    struct Block {
+        /// `[half][word]`: variants `4 * half..4 * half + 4`.
+        words: [[__m256i; 4]; 2],
+        /// u32 lane `2i` = code of variant `i`, lane `2i + 1` of `4 + i`.
+        codes: __m256i,
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn transpose(q: &[Hash256; 8], first_code: u8) -> Block {
+        let words = std::array::from_fn(|half| {
+            std::array::from_fn(|w| {
+                let a: [u64; 4] = std::array::from_fn(|v| q[4 * half + v].words[w]);
+                // SAFETY: reads 32 bytes from a 32-byte array.
+                unsafe { _mm256_loadu_si256(a.as_ptr().cast()) }
+            })
+        });
+        let c: [u32; 8] =
+            std::array::from_fn(|l| first_code as u32 + (l / 2) as u32 + 4 * (l % 2) as u32);
+        // SAFETY: as above.
+        let codes = unsafe { _mm256_loadu_si256(c.as_ptr().cast()) };
+        Block { words, codes }
+    }
+
+    /// Bit count of every byte.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn popcnt_bytes(x: __m256i) -> __m256i {
+        let table = _mm256_setr_epi8(
+            0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2,
+            3, 3, 4,
+        );
+        let nib = _mm256_set1_epi8(0x0f);
+        let lo = _mm256_and_si256(x, nib);
+        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(x), nib);
+        _mm256_add_epi8(
+            _mm256_shuffle_epi8(table, lo),
+            _mm256_shuffle_epi8(table, hi),
+        )
+    }
+
+    /// Distances of a row (words broadcast in `h`) to 4 variants, u64 lanes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn half_dist(h: &[__m256i; 4], q: &[__m256i; 4]) -> __m256i {
+        // Per byte at most 4 · 8 = 32: the four words add up without overflow.
+        let mut acc = popcnt_bytes(_mm256_xor_si256(h[0], q[0]));
+        for w in 1..4 {
+            acc = _mm256_add_epi8(acc, popcnt_bytes(_mm256_xor_si256(h[w], q[w])));
+        }
+        _mm256_sad_epu8(acc, _mm256_setzero_si256())
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn row_keys<const NB: usize>(h: &Hash256, blocks: &[Block; NB]) -> __m256i {
+        let hw: [__m256i; 4] = std::array::from_fn(|w| _mm256_set1_epi64x(h.words[w] as i64));
+        let mut best = _mm256_set1_epi32(-1);
+        for b in blocks {
+            let d = _mm256_or_si256(
+                half_dist(&hw, &b.words[0]),
+                _mm256_slli_epi64::<32>(half_dist(&hw, &b.words[1])),
+            );
+            let k = _mm256_or_si256(_mm256_slli_epi32::<{ CODE_BITS as i32 }>(d), b.codes);
+            best = _mm256_min_epu32(best, k);
+        }
+        best
+    }
+
+    /// Min over lanes of each of 8 key vectors. Results come out in slot
+    /// order 0,4,2,6,1,5,3,7, so callers pass rows in slots
+    /// 0,4,2,6,1,5,3,7 (the permutation is its own inverse).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn reduce8(v: [__m256i; 8]) -> [u16; 8] {
+        // 128-bit halves: [a a a a | b b b b].
+        let f = |a, b| {
+            _mm256_min_epu32(
+                _mm256_permute2x128_si256::<0x20>(a, b),
+                _mm256_permute2x128_si256::<0x31>(a, b),
+            )
+        };
+        let (m01, m23, m45, m67) = (f(v[0], v[1]), f(v[2], v[3]), f(v[4], v[5]), f(v[6], v[7]));
+        // 64-bit pairs: [a a c c | b b d d].
+        let g = |a, b| _mm256_min_epu32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b));
+        let (n0, n1) = (g(m01, m23), g(m45, m67));
+        // Within pairs, then interleave: [a e c g | b f d h].
+        let h = |a| _mm256_min_epu32(a, _mm256_shuffle_epi32::<0b10_11_00_01>(a));
+        let r = _mm256_blend_epi32::<0b1010_1010>(h(n0), h(n1));
+        let mut out = [0u32; 8];
+        // SAFETY: 32 bytes into a 32-byte array.
+        unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), r) };
+        out.map(|k| k as u16)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn eight<const NB: usize>(rows: [&Hash256; 8], blocks: &[Block; NB]) -> [u16; 8] {
+        reduce8([
+            row_keys(rows[0], blocks),
+            row_keys(rows[4], blocks),
+            row_keys(rows[2], blocks),
+            row_keys(rows[6], blocks),
+            row_keys(rows[1], blocks),
+            row_keys(rows[5], blocks),
+            row_keys(rows[3], blocks),
+            row_keys(rows[7], blocks),
+        ])
+    }
+
+    /// `super::min_keys_generic` for `NB` (1 or 2) blocks.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
     pub(super) unsafe fn min_keys<const NB: usize>(
         db: &[Hash256],
         db_trim: &[Hash256],
@@ -638,6 +815,92 @@ mod tests {
                     assert_eq!(g, w, "kernel {} round {round} row {i}", k.name());
                 }
             }
+        }
+    }
+
+    /// `search` (chunks, trimmed lookup, top-k skipping, segments, dead
+    /// rows) against a sort of every live row's naive result.
+    #[test]
+    fn search_matches_naive_topk() {
+        use crate::descriptors::Descriptors;
+        use crate::index::{flags, IndexWriter};
+        let mut s = 0x5DEECE66D;
+        let q = QueryDescriptors {
+            pdq: std::array::from_fn(|_| rand_hash(&mut s)),
+            quality: 100,
+            phash: 0,
+            pdq_trim: Some(std::array::from_fn(|_| rand_hash(&mut s))),
+            keypoints: vec![],
+            embedding: None,
+        };
+        let hashes = q.hashes();
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = IndexWriter::open(dir.path()).unwrap();
+        // Two segments, neither a multiple of the chunk size.
+        let mut db = Vec::new();
+        for (seg, n) in [(0u32, 2 * CHUNK + 1234), (1, 3000)] {
+            w.flush_records = usize::MAX;
+            for i in 0..n {
+                // Near a query hash (by few bits: many equal distances) or random.
+                let near = |s: &mut u64| {
+                    let r = rand_hash(s).words[0];
+                    let mut h = hashes[(r % 16) as usize];
+                    for b in 0..(r >> 8) % 40 {
+                        h.words[(b % 4) as usize] ^= 1 << ((r >> (16 + b % 40)) % 64);
+                    }
+                    h
+                };
+                let pdq = if i % 3 == 0 {
+                    near(&mut s)
+                } else {
+                    rand_hash(&mut s)
+                };
+                let pdq_trim = match i % 4 {
+                    0 => pdq,
+                    _ => near(&mut s),
+                };
+                let d = Descriptors {
+                    pdq,
+                    quality: 100,
+                    phash: 0,
+                    pdq_trim,
+                    keypoints: Default::default(),
+                    embedding: Default::default(),
+                };
+                let dead = i % 7 == 3;
+                let flag = if dead { flags::FAILED } else { 0 };
+                w.add(format!("{seg}/{i}").as_bytes(), 1, 1, i as u128, flag, &d);
+                db.push((RecordRef { seg, row: i as u32 }, pdq, pdq_trim, !dead));
+            }
+            w.commit().unwrap();
+        }
+        drop(w);
+        let index = Index::open(dir.path()).unwrap();
+        for (top_k, max_distance, parallel) in
+            [(10, 256, true), (500, 256, false), (10_000, 90, true)]
+        {
+            let mut want: Vec<(u32, RecordRef, u8)> = db
+                .iter()
+                .filter(|r| r.3)
+                .map(|&(rec, h, t, _)| {
+                    let (d, c) = naive(&[h], &[t], &hashes, 0)[0];
+                    (d as u32, rec, c)
+                })
+                .filter(|r| r.0 <= max_distance)
+                .collect();
+            want.sort_by_key(|r| (r.0, r.1));
+            want.truncate(top_k);
+            let p = SearchParams {
+                top_k,
+                max_distance,
+                parallel,
+            };
+            let got: Vec<(u32, RecordRef, u8)> = search(&index, &q, &p)
+                .iter()
+                .map(|m| (m.pdq_distance, m.rec, m.variant))
+                .collect();
+            assert!(!want.is_empty());
+            assert_eq!(got, want, "top_k {top_k} max_distance {max_distance}");
         }
     }
 
