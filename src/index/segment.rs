@@ -302,7 +302,7 @@ impl Segment {
     pub fn trimmed_in(&self, lo: usize, hi: usize) -> &[u32] {
         let at = |r: usize| match self.trimmed_starts.get(r / TRIM_BLOCK) {
             _ if r >= self.len() => self.trimmed_rows.len(),
-            Some(&i) if r % TRIM_BLOCK == 0 => i as usize,
+            Some(&i) if r.is_multiple_of(TRIM_BLOCK) => i as usize,
             _ => self.trimmed_rows.partition_point(|&t| (t as usize) < r),
         };
         &self.trimmed_rows[at(lo)..at(hi).max(at(lo))]

@@ -63,7 +63,7 @@ pub const CANDIDATE_TRIMMED: u8 = 16;
 
 const CHUNK: usize = 8192;
 // Chunks start on TRIM_BLOCK boundaries: `trimmed_in` is then a lookup.
-const _: () = assert!(CHUNK % TRIM_BLOCK == 0);
+const _: () = assert!(CHUNK.is_multiple_of(TRIM_BLOCK));
 
 pub fn search(index: &Index, q: &QueryDescriptors, p: &SearchParams) -> Vec<Match> {
     let hashes = q.hashes();
@@ -487,7 +487,7 @@ mod avx512 {
         keys: &mut [u16],
     ) {
         let mk = |extra: u8| -> [Block; NB] {
-            std::array::from_fn(|b| transpose(&q[b], extra | 8 * b as u8))
+            std::array::from_fn(|b| transpose(&q[b], extra | (8 * b as u8)))
         };
         let (up, trim) = (mk(0), mk(CANDIDATE_TRIMMED));
         let mut rows = db.chunks_exact(8);
@@ -659,7 +659,7 @@ mod avx2 {
         keys: &mut [u16],
     ) {
         let mk = |extra: u8| -> [Block; NB] {
-            std::array::from_fn(|b| transpose(&q[b], extra | 8 * b as u8))
+            std::array::from_fn(|b| transpose(&q[b], extra | (8 * b as u8)))
         };
         let (up, trim) = (mk(0), mk(CANDIDATE_TRIMMED));
         let mut rows = db.chunks_exact(8);
