@@ -9,7 +9,8 @@
 //! 3. `check` of the folder against its own index with and without the
 //!    verification stage (keypoints + RANSAC): images/s, decode included.
 //!
-//! Run: `cargo bench --bench engine` (see benches/README.md).
+//! Run: `cargo bench --bench engine` (see benches/README.md);
+//! `LOOKALIKE_BENCH_ONLY=query` runs part 2 only.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -229,6 +230,10 @@ fn bench_query(tmp: &Path, n: usize) {
             ..q.clone()
         })
         .collect();
+    println!(
+        "hamming kernel: {} (LOOKALIKE_HAMMING_KERNEL picks another)",
+        lookalike::search::hamming::kernel().name()
+    );
     let _ = search(&idx, &queries[0], &p); // warm the page cache
     let lat = latencies(&idx, &queries, &p);
     let lat_t = latencies(&idx, &trimmed_q, &p);
@@ -263,6 +268,15 @@ fn main() {
         return; // `cargo test --benches` probes; nothing to test here
     }
     let tmp = tempfile::tempdir().unwrap();
+    let n = std::env::var("LOOKALIKE_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    // LOOKALIKE_BENCH_ONLY=query skips the corpus, indexing and check parts.
+    if std::env::var("LOOKALIKE_BENCH_ONLY").as_deref() == Ok("query") {
+        bench_query(tmp.path(), n);
+        return;
+    }
     let dir: PathBuf = match std::env::var_os("LOOKALIKE_BENCH_DIR") {
         Some(d) => d.into(),
         None => {
@@ -278,9 +292,5 @@ fn main() {
     );
     bench_indexing(&dir, tmp.path());
     bench_check(&dir, tmp.path());
-    let n = std::env::var("LOOKALIKE_BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
     bench_query(tmp.path(), n);
 }

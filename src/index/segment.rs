@@ -191,7 +191,14 @@ pub struct Segment {
     /// Rows whose trimmed view differs from the upright hash, ascending:
     /// derived once here so every search scans only these for trimmed views.
     trimmed_rows: Vec<u32>,
+    /// `trimmed_starts[k]`: index in `trimmed_rows` of the first row ≥
+    /// k · TRIM_BLOCK, so a scan chunk finds its trimmed rows without a
+    /// binary search (that one misses the cache at every step).
+    trimmed_starts: Vec<u32>,
 }
+
+/// Granularity of `Segment::trimmed_in`'s O(1) lookup.
+pub const TRIM_BLOCK: usize = 4096;
 
 impl Segment {
     pub fn open(index_dir: &Path, info: &SegmentInfo) -> Result<Segment, IndexError> {
@@ -225,6 +232,7 @@ impl Segment {
             },
             graph: None,
             trimmed_rows: vec![],
+            trimmed_starts: vec![],
         };
         // Every path range must lie inside paths.col before anyone slices with it.
         let plen = seg.paths.count;
@@ -252,6 +260,9 @@ impl Segment {
             .enumerate()
             .filter(|(_, (a, b))| a != b)
             .map(|(i, _)| i as u32)
+            .collect::<Vec<u32>>();
+        let trimmed_starts = (0..=seg.len().div_ceil(TRIM_BLOCK))
+            .map(|k| trimmed_rows.partition_point(|&r| (r as usize) < k * TRIM_BLOCK) as u32)
             .collect();
         let gpath = dir.join(graph::FILE);
         let graph = match (seg.embedding.is_some(), gpath.exists()) {
@@ -267,6 +278,7 @@ impl Segment {
         Ok(Segment {
             trimmed_rows,
             graph,
+            trimmed_starts,
             ..seg
         })
     }
@@ -309,6 +321,17 @@ impl Segment {
     }
     pub fn trimmed_rows(&self) -> &[u32] {
         &self.trimmed_rows
+    }
+
+    /// The trimmed rows (see `trimmed_rows`) in `lo..hi`; a table lookup
+    /// when both ends are multiples of `TRIM_BLOCK` or the segment's end.
+    pub fn trimmed_in(&self, lo: usize, hi: usize) -> &[u32] {
+        let at = |r: usize| match self.trimmed_starts.get(r / TRIM_BLOCK) {
+            _ if r >= self.len() => self.trimmed_rows.len(),
+            Some(&i) if r.is_multiple_of(TRIM_BLOCK) => i as usize,
+            _ => self.trimmed_rows.partition_point(|&t| (t as usize) < r),
+        };
+        &self.trimmed_rows[at(lo)..at(hi).max(at(lo))]
     }
 
     pub fn path_bytes(&self, row: usize) -> &[u8] {
