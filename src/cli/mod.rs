@@ -486,6 +486,18 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
     let live = idx.live_count();
     let records = idx.record_count();
     let digest = format!("{:016x}", idx.content_digest());
+    let with = |f: fn(&crate::index::segment::Segment) -> bool| {
+        idx.segments.iter().filter(|s| f(s)).count()
+    };
+    let keypoint_segs = with(|s| s.keypoints().is_some());
+    let graph_segs = with(|s| s.graph().is_some());
+    let mut descriptors = vec!["pdq", "quality", "phash"];
+    if keypoint_segs > 0 {
+        descriptors.push("keypoints");
+    }
+    if idx.manifest.embedding.is_some() {
+        descriptors.push("embedding");
+    }
     let mut out = std::io::stdout().lock();
     if a.json {
         let v = serde_json::json!({
@@ -499,7 +511,9 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
             "records": records,
             "live_images": live,
             "content_digest": digest,
-            "descriptors": ["pdq", "quality", "phash"],
+            "descriptors": descriptors,
+            "embedding_model": idx.manifest.embedding,
+            "hnsw_segments": graph_segs,
         });
         serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
@@ -515,7 +529,18 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
             "images      {live} searchable ({records} records in {} segments)",
             idx.segments.len()
         )?;
-        writeln!(out, "descriptors PDQ (256 bit) + quality, pHash (64 bit)")?;
+        writeln!(
+            out,
+            "descriptors PDQ (256 bit) + quality, pHash (64 bit){}",
+            if keypoint_segs > 0 { ", keypoints" } else { "" }
+        )?;
+        if let Some(model) = &idx.manifest.embedding {
+            writeln!(
+                out,
+                "embedding   {model} (HNSW graph in {graph_segs} of {} segments)",
+                idx.segments.len()
+            )?;
+        }
         writeln!(
             out,
             "decode      {}",
