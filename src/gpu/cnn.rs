@@ -37,6 +37,7 @@ use wgpu::util::DeviceExt;
 use super::pipelines::{storage, storage_init, Family};
 use super::GpuEngine;
 use crate::cnn::model::{pool_out, Act, Conv, Layer, Network, Padding};
+use crate::cnn::safetensors::{f16_to_f32, f32_to_f16};
 use crate::cnn::{l2_normalize, Tensor};
 
 /// Images per chunk at most (bounds memory; the GPU is full long before).
@@ -74,7 +75,7 @@ impl Precision {
     pub fn round(self, x: f32) -> f32 {
         match self {
             Precision::F32 => x,
-            Precision::F16 => f16_to_f32(f16_bits(x)),
+            Precision::F16 => f16_to_f32(f32_to_f16(x)),
         }
     }
 
@@ -94,7 +95,7 @@ impl Precision {
             Precision::F16 => {
                 let mut out = Vec::with_capacity((v.len() * 2).next_multiple_of(4));
                 for &x in v {
-                    out.extend_from_slice(&f16_bits(x).to_ne_bytes());
+                    out.extend_from_slice(&f32_to_f16(x).to_ne_bytes());
                 }
                 out.resize(out.len().next_multiple_of(4), 0);
                 Cow::Owned(out)
@@ -120,57 +121,6 @@ impl fmt::Display for Precision {
             Precision::F32 => "f32",
             Precision::F16 => "f16 storage, f32 accumulation",
         })
-    }
-}
-
-/// f32 → binary16 bits, rounded to nearest even (WGSL lets a device's f16()
-/// take either neighbour; lavapipe rounds to nearest even too); overflow
-/// gives ±inf, NaN stays NaN.
-fn f16_bits(x: f32) -> u16 {
-    let b = x.to_bits();
-    let sign = ((b >> 16) & 0x8000) as u16;
-    let exp = ((b >> 23) & 0xff) as i32;
-    let man = b & 0x7f_ffff;
-    if exp == 0xff {
-        return sign | 0x7c00 | if man != 0 { 0x200 } else { 0 };
-    }
-    // Rounds `v >> shift` to nearest even.
-    let round = |v: u32, shift: u32| {
-        let (q, rem, half) = (v >> shift, v & ((1 << shift) - 1), 1 << (shift - 1));
-        q + u32::from(rem > half || (rem == half && q & 1 == 1))
-    };
-    let e = exp - 127 + 15; // the f16 biased exponent
-    if e >= 0x1f {
-        return sign | 0x7c00;
-    }
-    if e <= 0 {
-        // Subnormal (units of 2^-24) or zero; below 2^-25 everything rounds to 0.
-        if e < -10 {
-            return sign;
-        }
-        // A carry out of the mantissa lands on the smallest normal: still right.
-        return sign | round(man | 0x80_0000, (14 - e) as u32) as u16;
-    }
-    // A carry out of the mantissa bumps the exponent (up to inf): still right.
-    sign | round(((e as u32) << 23) | man, 13) as u16
-}
-
-/// binary16 bits → f32 (exact).
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = u32::from(h & 0x8000) << 16;
-    let exp = u32::from((h >> 10) & 0x1f);
-    let man = u32::from(h & 0x3ff);
-    match exp {
-        0 => {
-            let v = man as f32 / (1u32 << 24) as f32;
-            if sign != 0 {
-                -v
-            } else {
-                v
-            }
-        }
-        0x1f => f32::from_bits(sign | 0x7f80_0000 | (man << 13)),
-        _ => f32::from_bits(sign | ((exp + 112) << 23) | (man << 13)),
     }
 }
 
@@ -821,9 +771,9 @@ mod tests {
         for h in 0..=u16::MAX {
             let x = f16_to_f32(h);
             if x.is_nan() {
-                assert!(f16_to_f32(f16_bits(x)).is_nan(), "{h:#06x}");
+                assert!(f16_to_f32(f32_to_f16(x)).is_nan(), "{h:#06x}");
             } else {
-                assert_eq!(f16_bits(x), h, "{h:#06x} -> {x}");
+                assert_eq!(f32_to_f16(x), h, "{h:#06x} -> {x}");
             }
         }
     }
@@ -837,18 +787,18 @@ mod tests {
             let (a, b) = (f16_to_f32(h) as f64, f16_to_f32(h + 1) as f64);
             let mid = ((a + b) / 2.0) as f32; // exact: f32 has the bits
             let even = if h % 2 == 0 { h } else { h + 1 };
-            assert_eq!(f16_bits(mid), even, "tie after {h:#06x}");
-            assert_eq!(f16_bits(-mid), even | 0x8000, "-tie after {h:#06x}");
+            assert_eq!(f32_to_f16(mid), even, "tie after {h:#06x}");
+            assert_eq!(f32_to_f16(-mid), even | 0x8000, "-tie after {h:#06x}");
             let up = f32::from_bits(mid.to_bits() + 1);
             let down = f32::from_bits(mid.to_bits() - 1);
-            assert_eq!(f16_bits(up), h + 1, "above the tie after {h:#06x}");
-            assert_eq!(f16_bits(down), h, "below the tie after {h:#06x}");
+            assert_eq!(f32_to_f16(up), h + 1, "above the tie after {h:#06x}");
+            assert_eq!(f32_to_f16(down), h, "below the tie after {h:#06x}");
         }
-        assert_eq!(f16_bits(65520.0), 0x7c00, "past the largest finite: inf");
-        assert_eq!(f16_bits(65519.0), 0x7bff);
-        assert_eq!(f16_bits(1e-8), 0, "below half the smallest subnormal");
-        assert_eq!(f16_bits(f32::INFINITY), 0x7c00);
-        assert_eq!(f16_bits(f32::NEG_INFINITY), 0xfc00);
+        assert_eq!(f32_to_f16(65520.0), 0x7c00, "past the largest finite: inf");
+        assert_eq!(f32_to_f16(65519.0), 0x7bff);
+        assert_eq!(f32_to_f16(1e-8), 0, "below half the smallest subnormal");
+        assert_eq!(f32_to_f16(f32::INFINITY), 0x7c00);
+        assert_eq!(f32_to_f16(f32::NEG_INFINITY), 0xfc00);
     }
 
     #[test]
