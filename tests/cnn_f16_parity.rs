@@ -11,6 +11,9 @@
 //! LOOKALIKE_REQUIRE_GPU=1 turns "no adapter" and "adapter without
 //! SHADER_F16" into failures instead of skips.
 
+mod common;
+
+use common::cnn::{rel_diff, rnd, tensor};
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -62,27 +65,6 @@ fn engine() -> Option<&'static GpuEngine> {
 }
 
 /// Uniform in [-1, 1), xorshift (as the other parity tests).
-fn rnd(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0) as f32
-        })
-        .collect()
-}
-
-fn tensor(n: usize, c: usize, h: usize, w: usize, seed: u64) -> Tensor {
-    Tensor {
-        n,
-        c,
-        h,
-        w,
-        data: rnd(n * c * h * w, seed),
-    }
-}
 
 fn f16(v: &[f32]) -> Vec<f32> {
     v.iter().map(|&x| Precision::F16.round(x)).collect()
@@ -93,19 +75,6 @@ fn f16_tensor(t: &Tensor) -> Tensor {
         data: f16(&t.data),
         ..t.clone()
     }
-}
-
-/// Max |a − b| over max(1, max |b|).
-fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "lengths differ");
-    assert!(
-        b.iter().any(|v| v.abs() > 1e-3),
-        "reference output is all (near) zero: nothing compared"
-    );
-    let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
-    let d = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-    assert!(d.is_finite(), "non-finite difference");
-    d / scale
 }
 
 fn cpu_conv(cv: &Conv, x: &Tensor) -> Vec<f32> {

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::cnn::{rel_diff, rnd, tensor};
+
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -41,41 +43,6 @@ fn engine() -> Option<&'static GpuEngine> {
 }
 
 /// Uniform in [-1, 1), xorshift.
-fn rnd(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0) as f32
-        })
-        .collect()
-}
-
-fn tensor(n: usize, c: usize, h: usize, w: usize, seed: u64) -> Tensor {
-    Tensor {
-        n,
-        c,
-        h,
-        w,
-        data: rnd(n * c * h * w, seed),
-    }
-}
-
-/// Max |a − b| over max(1, max |b|): absolute for values near 1, relative above.
-fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "lengths differ");
-    let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
-    let d = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-    assert!(d.is_finite(), "non-finite difference");
-    assert!(
-        b.iter().any(|v| v.abs() > 1e-3),
-        "reference output is all (near) zero: nothing compared"
-    );
-    d / scale
-}
-
 /// The CPU reference of one conv on every image of a batch.
 fn cpu_conv(cv: &Conv, x: &Tensor) -> Tensor {
     let mut data = Vec::new();

@@ -1,6 +1,8 @@
 //! Test fixtures made on the fly: synthetic images that hash distinctly.
 #![allow(dead_code)]
 
+pub mod cnn;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
