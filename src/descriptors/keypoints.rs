@@ -209,6 +209,11 @@ struct Candidate {
 
 /// FAST-9 on a 16-pixel Bresenham circle of radius 3, 3×3 non-maximum
 /// suppression on the score (sum of the excess over the threshold).
+///
+/// Two stages per row: a branch-free compass test over the whole row (any 9
+/// contiguous circle pixels include 2 of the 4 compass ones; the compiler
+/// vectorises it), then the full circle only where it passed — in smooth
+/// regions that is a small fraction of the pixels.
 fn fast_corners(p: &Plane, level: u8, out: &mut Vec<Candidate>) {
     const CIRCLE: [(isize, isize); 16] = [
         (0, -3),
@@ -233,20 +238,24 @@ fn fast_corners(p: &Plane, level: u8, out: &mut Vec<Candidate>) {
     let g: Vec<i16> = p.px.iter().map(|&v| (v + 0.5) as i16).collect();
     let offs: [isize; 16] = CIRCLE.map(|(dx, dy)| dy * w as isize + dx);
     let mut score = vec![0u16; w * h];
+    let mut scored: Vec<usize> = Vec::new();
+    let (x0, x1) = (MARGIN, w - MARGIN);
+    let mut pass = vec![false; x1 - x0];
     for y in MARGIN..h - MARGIN {
-        for x in MARGIN..w - MARGIN {
-            let i = y * w + x;
-            let c = g[i];
-            let at = |k: usize| g[(i as isize + offs[k]) as usize];
-            // Any 9 contiguous circle pixels include 2 of the 4 compass ones.
-            let compass = [at(0), at(4), at(8), at(12)];
-            let bright = compass.iter().filter(|&&v| v > c + FAST_T).count();
-            let dark = compass.iter().filter(|&&v| v < c - FAST_T).count();
-            if bright < 2 && dark < 2 {
-                continue;
-            }
-            // Branch-free masks first; the score only for real corners.
-            let (hi, lo) = (c + FAST_T, c - FAST_T);
+        let row = |dy: isize, dx: isize| {
+            let start = ((y as isize + dy) * w as isize + x0 as isize + dx) as usize;
+            &g[start..start + (x1 - x0)]
+        };
+        let (c, up, dn, rt, lt) = (row(0, 0), row(-3, 0), row(3, 0), row(0, 3), row(0, -3));
+        for (k, f) in pass.iter_mut().enumerate() {
+            let (hi, lo) = (c[k] + FAST_T, c[k] - FAST_T);
+            let b = (up[k] > hi) as u8 + (dn[k] > hi) as u8 + (rt[k] > hi) as u8 + (lt[k] > hi) as u8;
+            let d = (up[k] < lo) as u8 + (dn[k] < lo) as u8 + (rt[k] < lo) as u8 + (lt[k] < lo) as u8;
+            *f = (b >= 2) | (d >= 2);
+        }
+        for (k, _) in pass.iter().enumerate().filter(|(_, &f)| f) {
+            let i = y * w + x0 + k;
+            let (hi, lo) = (g[i] + FAST_T, g[i] - FAST_T);
             let (mut bm, mut dm) = (0u32, 0u32);
             for (k, &o) in offs.iter().enumerate() {
                 let v = g[(i as isize + o) as usize];
@@ -265,34 +274,32 @@ fn fast_corners(p: &Plane, level: u8, out: &mut Vec<Candidate>) {
             }
             let s = if bright { bs } else { 0 }.max(if dark { ds } else { 0 });
             score[i] = s.min(u16::MAX as u32) as u16;
+            scored.push(i);
         }
     }
-    for y in MARGIN..h - MARGIN {
-        for x in MARGIN..w - MARGIN {
-            let s = score[y * w + x];
-            if s == 0 {
-                continue;
-            }
-            // Strict on earlier neighbours, non-strict on later: one winner per plateau.
-            let mut best = true;
-            'n: for dy in -1isize..=1 {
-                for dx in -1isize..=1 {
-                    let j = ((y as isize + dy) * w as isize + x as isize + dx) as usize;
-                    let earlier = dy < 0 || (dy == 0 && dx < 0);
-                    if (dx, dy) != (0, 0) && (score[j] > s || (earlier && score[j] == s)) {
-                        best = false;
-                        break 'n;
-                    }
+    // Non-maximum suppression over the scored pixels only (row-major order,
+    // as a full scan would visit them).
+    for i in scored {
+        let s = score[i];
+        // Strict on earlier neighbours, non-strict on later: one winner per plateau.
+        let mut best = true;
+        'n: for dy in -1isize..=1 {
+            for dx in -1isize..=1 {
+                let j = (i as isize + dy * w as isize + dx) as usize;
+                let earlier = dy < 0 || (dy == 0 && dx < 0);
+                if (dx, dy) != (0, 0) && (score[j] > s || (earlier && score[j] == s)) {
+                    best = false;
+                    break 'n;
                 }
             }
-            if best {
-                out.push(Candidate {
-                    level,
-                    x: x as u16,
-                    y: y as u16,
-                    score: s,
-                });
-            }
+        }
+        if best {
+            out.push(Candidate {
+                level,
+                x: (i % w) as u16,
+                y: (i / w) as u16,
+                score: s,
+            });
         }
     }
 }

@@ -31,6 +31,8 @@
 //! from the latter. Hashes of the same large image therefore differ by a few
 //! bits between those tools and `pdqhash.compute`.
 
+pub mod scaled;
+
 use super::Hash256;
 use std::sync::OnceLock;
 
@@ -413,6 +415,48 @@ pub fn pdq_from_luma(luma: &[f32], width: usize, height: usize) -> Pdq {
         hash: hash_from_dct16(&dct16_from_64(&buf)),
         quality,
     }
+}
+
+/// PDQ of an image stored at `full_w × full_h` from its luma decoded at
+/// `width × height` by a DCT-domain scaled decode: the reference filter
+/// emulated on the small image ([`scaled`]). Unscaled input takes the
+/// bit-exact reference path.
+pub fn pdq_from_scaled_luma(
+    luma: &[f32],
+    width: usize,
+    height: usize,
+    full_w: usize,
+    full_h: usize,
+) -> Pdq {
+    if (width, height) == (full_w, full_h) || width < MIN_HASHABLE_DIM || height < MIN_HASHABLE_DIM
+    {
+        return pdq_from_luma(luma, width, height);
+    }
+    let buf = scaled::downsample_64_from_scaled(luma, width, height, full_w, full_h);
+    Pdq {
+        hash: hash_from_dct16(&dct16_from_64(&buf)),
+        quality: quality_from_64(&buf),
+    }
+}
+
+/// [`pdq_dihedral_from_luma`] for a scaled decode (see [`pdq_from_scaled_luma`]).
+pub fn pdq_dihedral_from_scaled_luma(
+    luma: &[f32],
+    width: usize,
+    height: usize,
+    full_w: usize,
+    full_h: usize,
+) -> ([Hash256; 8], u8) {
+    if (width, height) == (full_w, full_h) || width < MIN_HASHABLE_DIM || height < MIN_HASHABLE_DIM
+    {
+        return pdq_dihedral_from_luma(luma, width, height);
+    }
+    let buf = scaled::downsample_64_from_scaled(luma, width, height, full_w, full_h);
+    let dcts = dihedral_dcts(&dct16_from_64(&buf));
+    (
+        std::array::from_fn(|v| hash_from_dct16(&dcts[v])),
+        quality_from_64(&buf),
+    )
 }
 
 /// PDQ of a decoded RGB image, at the resolution given (no resize).
