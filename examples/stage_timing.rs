@@ -45,15 +45,15 @@ fn main() {
                 black_box(pdq::pdq_from_luma(l, w, h));
             }
         });
-        let th = best(|| imgs.iter().for_each(|i| drop(black_box(phash::phash_from_rgb(&i.rgb)))));
-        let tt = best(|| imgs.iter().for_each(|i| drop(black_box(trim::content_box(&i.rgb)))));
+        let th = best(|| imgs.iter().for_each(|i| { black_box(phash::phash_from_rgb(&i.rgb)); }));
+        let tt = best(|| imgs.iter().for_each(|i| { black_box(trim::content_box(&i.rgb)); }));
         let tk = best(|| {
             for (i, l) in imgs.iter().zip(&lumas) {
                 let (w, h) = dims(i);
                 black_box(keypoints::extract_from_luma(l, w, h, keypoints::INDEX_KEYPOINTS));
             }
         });
-        let tall = best(|| imgs.iter().for_each(|i| drop(black_box(descriptors::describe(&i.rgb)))));
+        let tall = best(|| imgs.iter().for_each(|i| { black_box(descriptors::describe(&i.rgb)); }));
         let px: usize = imgs.iter().map(|i| i.rgb.len() / 3).sum();
         let n = imgs.len() as f64;
         let ms = |t: f64| t / n * 1e3;

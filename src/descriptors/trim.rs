@@ -26,12 +26,40 @@ pub fn content_box(img: &RgbImage) -> Option<(u32, u32, u32, u32)> {
     if w < 16 || h < 16 {
         return None;
     }
-    let row = |y: u32| -> Vec<[u8; 3]> { (0..w).map(|x| img.get_pixel(x, y).0).collect() };
-    let col = |x: u32| -> Vec<[u8; 3]> { (0..h).map(|y| img.get_pixel(x, y).0).collect() };
-    let top = side(h, |i| row(i));
-    let bottom = side(h, |i| row(h - 1 - i));
-    let left = side(w, |i| col(i));
-    let right = side(w, |i| col(w - 1 - i));
+    let (raw, wu, hu) = (img.as_raw(), w as usize, h as usize);
+    let row = |y: usize| &raw[3 * y * wu..3 * (y + 1) * wu];
+    let col = |x: usize| -> Vec<u8> { raw[3 * x..].chunks(3 * wu).flat_map(|r| [r[0], r[1], r[2]]).collect() };
+    // Rows are contiguous: count each one directly.
+    let rows_from = |at: fn(usize, usize) -> usize| {
+        move |bg, lines: std::ops::Range<usize>, out: &mut Vec<usize>| {
+            out.extend(lines.map(|i| count_near(row(at(i, hu)), bg)));
+        }
+    };
+    // Columns: one row-major sweep over the band of columns walked next
+    // (reading whole rows is cache-friendly; a column is a strided walk).
+    let cols_from = |left: bool| {
+        move |bg, lines: std::ops::Range<usize>, out: &mut Vec<usize>| {
+            let (i0, k) = (lines.start, lines.len());
+            let x0 = if left { i0 } else { wu - i0 - k };
+            let mut counts = vec![0usize; k];
+            for y in 0..hu {
+                let band = &row(y)[3 * x0..3 * (x0 + k)];
+                for (j, p) in band.chunks_exact(3).enumerate() {
+                    if near(p, bg) {
+                        counts[j] += 1;
+                    }
+                }
+            }
+            if !left {
+                counts.reverse();
+            }
+            out.extend(counts);
+        }
+    };
+    let top = side(h, row(0).to_vec(), rows_from(|i, _| i));
+    let bottom = side(h, row(hu - 1).to_vec(), rows_from(|i, n| n - 1 - i));
+    let left = side(w, col(0), cols_from(true));
+    let right = side(w, col(wu - 1), cols_from(false));
     let (nw, nh) = (
         w.saturating_sub(left + right),
         h.saturating_sub(top + bottom),
@@ -49,21 +77,34 @@ pub fn trimmed(img: &RgbImage) -> Option<RgbImage> {
 }
 
 /// How many lines to trim from one side: the background colour is the most
-/// common colour of the outermost line; lines are walked inward while the band
-/// so far stays mostly bar-like, and the trim ends after the last bar-like line.
-fn side(n: u32, line: impl Fn(u32) -> Vec<[u8; 3]>) -> u32 {
-    let first = line(0);
+/// common colour of the outermost line (`first`, RGB bytes); lines are walked
+/// inward while the band so far stays mostly bar-like, and the trim ends after
+/// the last bar-like line. `counts(bg, lines, out)` appends, for each line of
+/// the range (counted from this side), how many of its pixels are near `bg`.
+/// They are asked for in batches of doubling size: most walks stop at the
+/// first line, long ones cost at most twice what they use.
+fn side(
+    n: u32,
+    first: Vec<u8>,
+    counts: impl Fn([u8; 3], std::ops::Range<usize>, &mut Vec<usize>),
+) -> u32 {
+    let len = (first.len() / 3) as f32;
     let bg = dominant(&first);
-    let limit = (n as f32 * MAX_SIDE) as u32;
+    let limit = (n as f32 * MAX_SIDE) as usize;
     let (mut bars, mut end) = (0u32, 0u32);
-    for i in 0..limit {
-        let l = if i == 0 { first.clone() } else { line(i) };
-        let share = l.iter().filter(|p| near(p, &bg)).count() as f32 / l.len() as f32;
-        if share >= BAR_SHARE {
-            bars += 1;
-            end = i + 1;
-        } else if (bars as f32) < BAND_SHARE * (i + 1) as f32 {
-            break;
+    let mut near = Vec::new();
+    let mut batch = 1;
+    'walk: while near.len() < limit {
+        let from = near.len();
+        counts(bg, from..(from + batch).min(limit), &mut near);
+        batch *= 2;
+        for (i, &c) in near.iter().enumerate().skip(from) {
+            if c as f32 / len >= BAR_SHARE {
+                bars += 1;
+                end = i as u32 + 1;
+            } else if (bars as f32) < BAND_SHARE * (i + 1) as f32 {
+                break 'walk;
+            }
         }
     }
     if (end as f32) < MIN_TRIM * n as f32 {
@@ -73,26 +114,52 @@ fn side(n: u32, line: impl Fn(u32) -> Vec<[u8; 3]>) -> u32 {
     }
 }
 
-fn near(p: &[u8; 3], q: &[u8; 3]) -> bool {
-    (0..3).all(|c| (p[c] as i32 - q[c] as i32).abs() <= TOLERANCE)
+fn near(p: &[u8], bg: [u8; 3]) -> bool {
+    (0..3).all(|c| p[c].abs_diff(bg[c]) as i32 <= TOLERANCE)
 }
 
-/// Most common colour after quantising to 32 levels per channel; returns the
+/// Pixels of an RGB byte line within `TOLERANCE` of `bg` on every channel.
+/// Bytes are compared against `bg` repeated, 8 pixels at a time, so the
+/// per-byte tests vectorise; a pixel counts when its 3 bytes pass.
+fn count_near(line: &[u8], bg: [u8; 3]) -> usize {
+    let pattern: [u8; 24] = std::array::from_fn(|i| bg[i % 3]);
+    let ok = |x: u8, b: u8| x.abs_diff(b) as i32 <= TOLERANCE;
+    let mut chunks = line.chunks_exact(24);
+    let mut n = 0usize;
+    for c in &mut chunks {
+        let m: [bool; 24] = std::array::from_fn(|i| ok(c[i], pattern[i]));
+        n += (0..8).filter(|&k| m[3 * k] & m[3 * k + 1] & m[3 * k + 2]).count();
+    }
+    n + chunks
+        .remainder()
+        .chunks_exact(3)
+        .filter(|p| near(p, bg))
+        .count()
+}
+
+/// Most common colour after quantising to 32 levels per channel (ties: the
+/// lowest bin, so the answer never depends on iteration order); returns the
 /// mean of the pixels in that bin.
-fn dominant(line: &[[u8; 3]]) -> [u8; 3] {
-    let mut bins = std::collections::HashMap::<u16, (u32, [u32; 3])>::new();
-    for p in line {
-        let k = ((p[0] as u16 >> 3) << 10) | ((p[1] as u16 >> 3) << 5) | (p[2] as u16 >> 3);
-        let e = bins.entry(k).or_insert((0, [0; 3]));
-        e.0 += 1;
-        for c in 0..3 {
-            e.1[c] += p[c] as u32;
+fn dominant(line: &[u8]) -> [u8; 3] {
+    let bin = |p: &[u8]| ((p[0] as u16 >> 3) << 10) | ((p[1] as u16 >> 3) << 5) | (p[2] as u16 >> 3);
+    let mut keys: Vec<u16> = line.chunks_exact(3).map(bin).collect();
+    keys.sort_unstable();
+    let (mut best, mut best_n) = (0u16, 0usize);
+    for run in keys.chunk_by(|a, b| a == b) {
+        if run.len() > best_n {
+            (best, best_n) = (run[0], run.len());
         }
     }
-    let (n, s) = bins
-        .into_values()
-        .max_by_key(|(n, _)| *n)
-        .unwrap_or((1, [0; 3]));
+    if best_n == 0 {
+        return [0; 3];
+    }
+    let mut s = [0u32; 3];
+    for p in line.chunks_exact(3).filter(|p| bin(p) == best) {
+        for c in 0..3 {
+            s[c] += p[c] as u32;
+        }
+    }
+    let n = best_n as u32;
     [(s[0] / n) as u8, (s[1] / n) as u8, (s[2] / n) as u8]
 }
 
@@ -138,6 +205,32 @@ mod tests {
         }
         assert_eq!(content_box(&meme), Some((0, 50, 200, 150)));
         assert_eq!(trimmed(&meme).unwrap().dimensions(), (200, 150));
+    }
+
+    /// Two colours equally common: the lower bin wins, every time (a hash
+    /// map's iteration order once decided, so runs differed).
+    #[test]
+    fn dominant_colour_ties_are_deterministic() {
+        let mut line = [200u8, 200, 200].repeat(10);
+        line.extend([10u8, 20, 30].repeat(10));
+        assert_eq!(dominant(&line), [10, 20, 30]);
+        line.reverse(); // pixels now [30, 20, 10] and [200; 3]
+        assert_eq!(dominant(&line), [30, 20, 10]);
+        // Bin means: two shades inside one bin average.
+        assert_eq!(dominant(&[8, 8, 8, 10, 10, 10, 200, 0, 0]), [9, 9, 9]);
+    }
+
+    /// The vectorised count equals the per-pixel test, tail included.
+    #[test]
+    fn near_count_matches_per_pixel_test() {
+        let line: Vec<u8> = (0..3 * 37).map(|i| ((i * 53) % 256) as u8).collect();
+        for bg in [[0u8, 0, 0], [120, 130, 140], [255, 255, 255], [40, 200, 90]] {
+            let want = line
+                .chunks_exact(3)
+                .filter(|p| (0..3).all(|c| (p[c] as i32 - bg[c] as i32).abs() <= TOLERANCE))
+                .count();
+            assert_eq!(count_near(&line, bg), want, "{bg:?}");
+        }
     }
 
     #[test]
