@@ -119,12 +119,6 @@ struct Plane {
     px: Vec<f32>,
 }
 
-impl Plane {
-    fn at(&self, x: usize, y: usize) -> f32 {
-        self.px[y * self.w + x]
-    }
-}
-
 /// Up to `max` keypoints, strongest first within a spatial spread, positions
 /// in level-0 pixels (the image scaled so its long side is `BASE_SIDE`, or
 /// as is when smaller).
@@ -135,12 +129,19 @@ pub fn extract(img: &RgbImage, max: usize) -> Vec<KeyPoint> {
 
 /// `extract` from the image's Rec.601 luma (`pdq::luma_from_rgb`), for
 /// callers that already computed it for PDQ.
+///
+/// Performance notes (the hot path of indexing): every stage writes its
+/// output once, without zero-filling first, and reuses one scratch buffer for
+/// the intermediate passes; all float arithmetic that feeds the output keeps
+/// the operation order of the straightforward formulation, so results are
+/// bit for bit those of `examples/keypoints_identity.rs`'s reference dumps.
 pub fn extract_from_luma(luma: &[f32], w: usize, h: usize, max: usize) -> Vec<KeyPoint> {
     if w < 2 * MARGIN + 1 || h < 2 * MARGIN + 1 || max == 0 {
         return vec![];
     }
     let s0 = (BASE_SIDE as f32 / w.max(h) as f32).min(1.0);
-    let mut level = resize_area(luma, w, h, scaled(w, s0), scaled(h, s0));
+    let mut tmp = Vec::new(); // intermediate of resize and blur passes
+    let mut level = resize_area(luma, w, h, scaled(w, s0), scaled(h, s0), &mut tmp);
     let mut cands: Vec<Candidate> = Vec::new();
     let mut levels: Vec<(Plane, f32)> = Vec::with_capacity(LEVELS);
     let mut scale = 1.0f32; // level pixels per level-0 pixel
@@ -151,38 +152,64 @@ pub fn extract_from_luma(luma: &[f32], w: usize, h: usize, max: usize) -> Vec<Ke
         fast_corners(&level, l as u8, &mut cands);
         let next = (l + 1 < LEVELS).then(|| {
             let (nw, nh) = (scaled(level.w, LEVEL_SCALE), scaled(level.h, LEVEL_SCALE));
-            resize_area(&level.px, level.w, level.h, nw, nh)
+            resize_area(&level.px, level.w, level.h, nw, nh, &mut tmp)
         });
-        levels.push((blur(&level), scale));
+        levels.push((blur(&level, &mut tmp), scale));
         match next {
             Some(n) => level = n,
             None => break,
         }
         scale *= LEVEL_SCALE;
     }
+    // A very elongated image can scale to a level 0 too thin to scan.
+    if levels.is_empty() {
+        return vec![];
+    }
     let (w0, h0) = (levels[0].0.w as f32, levels[0].0.h as f32);
     let chosen = spread(cands, max, |c| {
         let s = levels[c.level as usize].1;
         (c.x as f32 / s / w0, c.y as f32 / s / h0)
     });
-    let pattern = pattern();
+    let angles = orientations(&chosen, &levels);
+    let pat = pattern_points();
     chosen
         .iter()
-        .map(|c| {
+        .zip(angles)
+        .map(|(c, angle)| {
             let (plane, s) = &levels[c.level as usize];
             let (x, y) = (c.x as usize, c.y as usize);
-            let (sin, cos) = orientation(plane, x, y).sin_cos();
+            let (sin, cos) = angle.sin_cos();
+            // Steered sample offsets of all 512 pattern points first, in a
+            // loop the compiler vectorises; then the 256 comparisons.
+            // Nearest pixel: the +64 offset makes truncation a floor
+            // (|offsets| <= PATTERN_R). Offsets are linear: level widths are
+            // at most BASE_SIDE, far inside i32.
+            let pw = plane.w as i32;
+            let mut off = [0i32; 512];
+            let points = off.iter_mut().zip(&pat.0).zip(&pat.1);
+            if angle.is_finite() {
+                // |sin|, |cos| <= 1: every value lies in 64.5 ± 2·PATTERN_R.
+                for ((o, &px), &py) in points {
+                    let rx = floor_small(cos * px - sin * py + 64.5) - 64;
+                    let ry = floor_small(sin * px + cos * py + 64.5) - 64;
+                    *o = ry * pw + rx;
+                }
+            } else {
+                // NaN input luma: the saturating cast, as ever (NaN -> 0).
+                for ((o, &px), &py) in points {
+                    let rx = (cos * px - sin * py + 64.5) as i32 - 64;
+                    let ry = (sin * px + cos * py + 64.5) as i32 - 64;
+                    *o = ry * pw + rx;
+                }
+            }
+            let base = (y * plane.w + x) as isize;
+            let at = |o: i32| plane.px[(base + o as isize) as usize];
+            let (oa, ob) = off.split_at(256);
             let mut desc = [0u32; 8];
-            for (i, &(ax, ay, bx, by)) in pattern.iter().enumerate() {
-                // Nearest pixel; the +64 offset makes truncation a floor
-                // without a libm call (|offsets| < 16).
-                let sample = |px: f32, py: f32| {
-                    let rx = (cos * px - sin * py + 64.5) as isize - 64;
-                    let ry = (sin * px + cos * py + 64.5) as isize - 64;
-                    plane.at((x as isize + rx) as usize, (y as isize + ry) as usize)
-                };
-                if sample(ax, ay) < sample(bx, by) {
-                    desc[i / 32] |= 1 << (i % 32);
+            for (i, d) in desc.iter_mut().enumerate() {
+                for b in 0..32 {
+                    let t = i * 32 + b;
+                    *d |= ((at(oa[t]) < at(ob[t])) as u32) << b;
                 }
             }
             let to_pos = |v: usize| ((v as f32 / s) * POS_SCALE).round().min(65534.0) as u16;
@@ -193,6 +220,17 @@ pub fn extract_from_luma(luma: &[f32], w: usize, h: usize, max: usize) -> Vec<Ke
             }
         })
         .collect()
+}
+
+/// `v as i32` for 0 <= v < 2²² (where truncation is the floor), in float
+/// operations only: a loop of them vectorises, unlike Rust's saturating
+/// float-to-int cast on baseline x86-64.
+#[inline]
+fn floor_small(v: f32) -> i32 {
+    const M: f32 = 8_388_608.0; // 2²³: adding it rounds to an integer
+    let r = (v + M) - M; // v rounded to nearest, exactly
+    let f = if r > v { r - 1.0 } else { r };
+    (f + M).to_bits() as i32 - M.to_bits() as i32
 }
 
 fn scaled(n: usize, s: f32) -> usize {
@@ -210,10 +248,12 @@ struct Candidate {
 /// FAST-9 on a 16-pixel Bresenham circle of radius 3, 3×3 non-maximum
 /// suppression on the score (sum of the excess over the threshold).
 ///
-/// Two stages per row: a branch-free compass test over the whole row (any 9
-/// contiguous circle pixels include 2 of the 4 compass ones; the compiler
-/// vectorises it), then the full circle only where it passed — in smooth
-/// regions that is a small fraction of the pixels.
+/// Two stages per row: a branch-free test of the 8 even circle pixels over
+/// the whole row (any 9 contiguous circle pixels include 4 contiguous even
+/// ones; the compiler vectorises it), then the full circle only where it
+/// passed — in smooth regions that is a small fraction of the pixels. Suppression of a row runs
+/// as soon as the next one is scored, so scores live in a ring of three rows
+/// rather than a zero-filled image-sized array.
 fn fast_corners(p: &Plane, level: u8, out: &mut Vec<Candidate>) {
     const CIRCLE: [(isize, isize); 16] = [
         (0, -3),
@@ -235,81 +275,126 @@ fn fast_corners(p: &Plane, level: u8, out: &mut Vec<Candidate>) {
     ];
     let (w, h) = (p.w, p.h);
     // Luma is non-negative: +0.5 and truncation rounds (no libm call).
-    let g: Vec<i16> = p.px.iter().map(|&v| (v + 0.5) as i16).collect();
-    let offs: [isize; 16] = CIRCLE.map(|(dx, dy)| dy * w as isize + dx);
-    let mut score = vec![0u16; w * h];
-    let mut scored: Vec<usize> = Vec::new();
+    // In the usual range the same value comes from `floor_small`, which
+    // vectorises; anything else (NaN included) takes the saturating cast.
+    let in_range =
+        p.px.iter()
+            .fold(true, |ok, &v| ok & (v >= 0.0) & (v < 32767.0));
+    let g: Vec<i16> = if in_range {
+        p.px.iter().map(|&v| floor_small(v + 0.5) as i16).collect()
+    } else {
+        p.px.iter().map(|&v| (v + 0.5) as i16).collect()
+    };
+    // Circle offsets from the top-left corner of the 7×7 window.
+    let offs: [usize; 16] = CIRCLE.map(|(dx, dy)| ((dy + 3) * w as isize + dx + 3) as usize);
     let (x0, x1) = (MARGIN, w - MARGIN);
-    let mut pass = vec![false; x1 - x0];
-    for y in MARGIN..h - MARGIN {
-        let row = |dy: isize, dx: isize| {
-            let start = ((y as isize + dy) * w as isize + x0 as isize + dx) as usize;
-            &g[start..start + (x1 - x0)]
-        };
-        let (c, up, dn, rt, lt) = (row(0, 0), row(-3, 0), row(3, 0), row(0, 3), row(0, -3));
-        for (k, f) in pass.iter_mut().enumerate() {
-            let (hi, lo) = (c[k] + FAST_T, c[k] - FAST_T);
-            let b = (up[k] > hi) as u8 + (dn[k] > hi) as u8 + (rt[k] > hi) as u8 + (lt[k] > hi) as u8;
-            let d = (up[k] < lo) as u8 + (dn[k] < lo) as u8 + (rt[k] < lo) as u8 + (lt[k] < lo) as u8;
-            *f = (b >= 2) | (d >= 2);
+    let n = x1 - x0;
+    // Compass flags (0/1 bytes), padded to whole 8-byte words for the scan.
+    let mut pass = vec![0u8; n.next_multiple_of(8)];
+    // Scores of rows y-2..=y, row y in ring slot y % 3, and the x of each
+    // scored pixel per slot (to clear just those when the slot is reused).
+    let mut score = vec![0u16; 3 * w];
+    let mut scored: [Vec<usize>; 3] = Default::default();
+    for y in MARGIN..=h - MARGIN {
+        let r = y % 3;
+        for &x in &scored[r] {
+            score[r * w + x] = 0;
         }
-        for (k, _) in pass.iter().enumerate().filter(|(_, &f)| f) {
-            let i = y * w + x0 + k;
-            let (hi, lo) = (g[i] + FAST_T, g[i] - FAST_T);
-            let (mut bm, mut dm) = (0u32, 0u32);
-            for (k, &o) in offs.iter().enumerate() {
-                let v = g[(i as isize + o) as usize];
-                bm |= ((v > hi) as u32) << k;
-                dm |= ((v < lo) as u32) << k;
+        scored[r].clear();
+        if y < h - MARGIN {
+            let row = |dy: isize, dx: isize| {
+                let start = ((y as isize + dy) * w as isize + x0 as isize + dx) as usize;
+                &g[start..][..n]
+            };
+            let c = row(0, 0);
+            let even: [&[i16]; 8] = std::array::from_fn(|j| {
+                let (dx, dy) = CIRCLE[2 * j];
+                row(dy, dx)
+            });
+            for (k, f) in pass[..n].iter_mut().enumerate() {
+                let (hi, lo) = (c[k] + FAST_T, c[k] - FAST_T);
+                let (mut b, mut d) = (0u16, 0u16);
+                for (j, e) in even.iter().enumerate() {
+                    b |= ((e[k] > hi) as u16) << j;
+                    d |= ((e[k] < lo) as u16) << j;
+                }
+                *f = (run4(b) | run4(d)) as u8;
             }
-            let (bright, dark) = (arc9(bm), arc9(dm));
-            if !bright && !dark {
-                continue;
-            }
-            let (mut bs, mut ds) = (0u32, 0u32);
-            for &o in &offs {
-                let v = g[(i as isize + o) as usize];
-                bs += (v - hi).max(0) as u32;
-                ds += (lo - v).max(0) as u32;
-            }
-            let s = if bright { bs } else { 0 }.max(if dark { ds } else { 0 });
-            score[i] = s.min(u16::MAX as u32) as u16;
-            scored.push(i);
-        }
-    }
-    // Non-maximum suppression over the scored pixels only (row-major order,
-    // as a full scan would visit them).
-    for i in scored {
-        let s = score[i];
-        // Strict on earlier neighbours, non-strict on later: one winner per plateau.
-        let mut best = true;
-        'n: for dy in -1isize..=1 {
-            for dx in -1isize..=1 {
-                let j = (i as isize + dy * w as isize + dx) as usize;
-                let earlier = dy < 0 || (dy == 0 && dx < 0);
-                if (dx, dy) != (0, 0) && (score[j] > s || (earlier && score[j] == s)) {
-                    best = false;
-                    break 'n;
+            // Visit the passing pixels in order, skipping 8 flags at a time.
+            for (ci, chunk) in pass.chunks_exact(8).enumerate() {
+                let mut m = u64::from_le_bytes(chunk.try_into().unwrap());
+                while m != 0 {
+                    let x = x0 + ci * 8 + (m.trailing_zeros() / 8) as usize;
+                    m &= m - 1; // flags are 0/1: one bit per set byte
+                    let i = y * w + x;
+                    let win = &g[i - 3 * w - 3..][..6 * w + 7];
+                    let (hi, lo) = (g[i] + FAST_T, g[i] - FAST_T);
+                    let mut v = [0i16; 16];
+                    for (v, &o) in v.iter_mut().zip(&offs) {
+                        *v = win[o];
+                    }
+                    let (mut bm, mut dm) = (0u32, 0u32);
+                    for (k, &v) in v.iter().enumerate() {
+                        bm |= ((v > hi) as u32) << k;
+                        dm |= ((v < lo) as u32) << k;
+                    }
+                    let (bright, dark) = (arc9(bm), arc9(dm));
+                    if !bright && !dark {
+                        continue;
+                    }
+                    let (mut bs, mut ds) = (0u32, 0u32);
+                    for &v in &v {
+                        bs += (v - hi).max(0) as u32;
+                        ds += (lo - v).max(0) as u32;
+                    }
+                    let s = if bright { bs } else { 0 }.max(if dark { ds } else { 0 });
+                    score[r * w + x] = s.min(u16::MAX as u32) as u16;
+                    scored[r].push(x);
                 }
             }
         }
-        if best {
-            out.push(Candidate {
-                level,
-                x: (i % w) as u16,
-                y: (i / w) as u16,
-                score: s,
-            });
+        if y > MARGIN {
+            // Non-maximum suppression of row y-1 over its scored pixels (in
+            // x order, as a full scan would visit them). Strict on earlier
+            // neighbours, non-strict on later: one winner per plateau.
+            let yc = y - 1;
+            let row = |yy: usize| &score[(yy % 3) * w..][..w];
+            let (up, mid, dn) = (row(yc - 1), row(yc), row(y));
+            for &x in &scored[yc % 3] {
+                let s = mid[x];
+                let earlier = up[x - 1] < s && up[x] < s && up[x + 1] < s && mid[x - 1] < s;
+                let later = mid[x + 1] <= s && dn[x - 1] <= s && dn[x] <= s && dn[x + 1] <= s;
+                if earlier && later {
+                    out.push(Candidate {
+                        level,
+                        x: x as u16,
+                        y: yc as u16,
+                        score: s,
+                    });
+                }
+            }
         }
     }
 }
 
+/// Four or more contiguous set bits in a circular 8-bit mask.
+#[inline]
+fn run4(m: u16) -> bool {
+    let r = m | (m << 8);
+    let r = r & (r >> 1);
+    let r = r & (r >> 2);
+    r & 0xff != 0
+}
+
 /// Nine or more contiguous set bits in a circular 16-bit mask.
+#[inline]
 fn arc9(m: u32) -> bool {
+    // Bit p of r: bits p..p+1, then p..p+3, p..p+7, p..p+8 all set.
     let mut r = m | (m << 16);
-    for _ in 0..8 {
-        r &= r >> 1;
-    }
+    r &= r >> 1;
+    r &= r >> 2;
+    r &= r >> 4;
+    r &= r >> 1;
     r != 0
 }
 
@@ -321,12 +406,13 @@ fn spread(
     norm: impl Fn(&Candidate) -> (f32, f32),
 ) -> Vec<Candidate> {
     const GRID: usize = 8;
-    cands.sort_by(|a, b| {
-        b.score
-            .cmp(&a.score)
-            .then(a.level.cmp(&b.level))
-            .then(a.y.cmp(&b.y))
-            .then(a.x.cmp(&b.x))
+    // Score descending, then level, y, x ascending, packed in one key; the
+    // key is unique per candidate, so an unstable sort is deterministic.
+    cands.sort_unstable_by_key(|c| {
+        ((u16::MAX - c.score) as u64) << 48
+            | (c.level as u64) << 32
+            | (c.y as u64) << 16
+            | c.x as u64
     });
     let quota = (2 * max).div_ceil(GRID * GRID);
     let mut per_cell = [0usize; GRID * GRID];
@@ -356,21 +442,58 @@ fn spread(
     out
 }
 
-/// Angle of the intensity centroid of the disc around (x, y).
-fn orientation(p: &Plane, x: usize, y: usize) -> f32 {
-    let (mut m10, mut m01) = (0f32, 0f32);
-    for dy in -DISC_R..=DISC_R {
-        let half = ((DISC_R * DISC_R - dy * dy) as f32).sqrt() as i32;
-        let row = (y as i32 + dy) as usize * p.w;
-        for dx in -half..=half {
-            let v = p.px[row + (x as i32 + dx) as usize];
-            m10 += dx as f32 * v;
-            m01 += dy as f32 * v;
+/// Half-width of the orientation disc's row dy: `⌊√(R² − dy²)⌋` for
+/// |dy| = 0..=R (checked against that formula by a test).
+const DISC_HALF: [i32; DISC_R as usize + 1] = [12, 11, 11, 11, 11, 10, 10, 9, 8, 7, 6, 4, 0];
+
+/// Angle of the intensity centroid of the disc around each keypoint.
+///
+/// Each keypoint's moments are sums of ~440 terms in a fixed order (kept for
+/// bit-identical angles), a chain of dependent float additions; running 8
+/// keypoints side by side keeps the adder busy instead of waiting on it.
+fn orientations(chosen: &[Candidate], levels: &[(Plane, f32)]) -> Vec<f32> {
+    const LANES: usize = 8;
+    let mut out = Vec::with_capacity(chosen.len());
+    for group in chosen.chunks(LANES) {
+        // Per lane: the plane and the index of the keypoint; short groups
+        // repeat their first keypoint in the spare lanes.
+        let lane = |l: usize| {
+            let c = &group[if l < group.len() { l } else { 0 }];
+            let p = &levels[c.level as usize].0;
+            (&p.px[..], p.w, c.y as usize * p.w + c.x as usize)
+        };
+        let lanes: [(&[f32], usize, usize); LANES] = std::array::from_fn(lane);
+        let (mut m10, mut m01) = ([0f32; LANES], [0f32; LANES]);
+        for dy in -DISC_R..=DISC_R {
+            let half = DISC_HALF[dy.unsigned_abs() as usize];
+            let rows: [&[f32]; LANES] = lanes.map(|(px, w, c)| {
+                let start = (c as isize + dy as isize * w as isize) as usize - half as usize;
+                &px[start..][..2 * half as usize + 1]
+            });
+            for (k, dx) in (-half..=half).enumerate() {
+                for l in 0..LANES {
+                    let v = rows[l][k];
+                    m10[l] += dx as f32 * v;
+                    m01[l] += dy as f32 * v;
+                }
+            }
         }
+        out.extend((0..group.len()).map(|l| m01[l].atan2(m10[l])));
     }
-    m01.atan2(m10)
+    out
 }
 
+/// The pattern's 512 points as coordinate arrays: x then y, first the 256
+/// `a` points of the test pairs, then the 256 `b` points.
+fn pattern_points() -> &'static ([f32; 512], [f32; 512]) {
+    static P: std::sync::OnceLock<([f32; 512], [f32; 512])> = std::sync::OnceLock::new();
+    P.get_or_init(|| {
+        let p = pattern();
+        let x = std::array::from_fn(|j| if j < 256 { p[j].0 } else { p[j - 256].2 });
+        let y = std::array::from_fn(|j| if j < 256 { p[j].1 } else { p[j - 256].3 });
+        (x, y)
+    })
+}
 /// The 256 test pairs, from a fixed seed: coordinates i.i.d. Gaussian with
 /// σ = S/5 for a patch of side S (BRIEF's best layout), kept inside the disc.
 fn pattern() -> &'static [(f32, f32, f32, f32); 256] {
@@ -409,39 +532,68 @@ fn pattern() -> &'static [(f32, f32, f32, f32); 256] {
 
 /// Separable [1 4 6 4 1]/16 blur (σ ≈ 1): the tests compare smoothed
 /// intensities, so one noisy pixel does not flip a bit.
-fn blur(p: &Plane) -> Plane {
+///
+/// Each pass writes its rows in one sweep over equal-length slices (so the
+/// compiler vectorises it); the sums keep the order of the plain formula:
+/// `K[0]·p[-2] + … + K[4]·p[2]` across, `0 + K[0]·p[-2] + … + K[4]·p[2]`
+/// down (an accumulation started from zero).
+fn blur(p: &Plane, tmp: &mut Vec<f32>) -> Plane {
     const K: [f32; 5] = [1.0 / 16.0, 4.0 / 16.0, 6.0 / 16.0, 4.0 / 16.0, 1.0 / 16.0];
     let (w, h) = (p.w, p.h);
     let clamp = |v: isize, n: usize| v.clamp(0, n as isize - 1) as usize;
-    let mut tmp = vec![0f32; w * h];
+    tmp.clear();
     for y in 0..h {
-        let row = &p.px[y * w..(y + 1) * w];
-        let out = &mut tmp[y * w..(y + 1) * w];
-        // Interior without bounds clamping (the hot loop); edges clamp.
-        for (x, win) in row.windows(5).enumerate() {
-            out[x + 2] =
-                K[0] * win[0] + K[1] * win[1] + K[2] * win[2] + K[3] * win[3] + K[4] * win[4];
-        }
-        for x in (0..2.min(w)).chain(w.saturating_sub(2).max(2.min(w))..w) {
-            out[x] = (0..5)
+        let row = &p.px[y * w..][..w];
+        // Edges clamp; the interior needs no clamping (the hot loop).
+        let edge = |x: usize| -> f32 {
+            (0..5)
                 .map(|k| K[k] * row[clamp(x as isize + k as isize - 2, w)])
-                .sum();
+                .sum()
+        };
+        if w < 5 {
+            tmp.extend((0..w).map(edge));
+            continue;
         }
+        let n = w - 4;
+        let (a, b, c, d, e) = (
+            &row[..n],
+            &row[1..][..n],
+            &row[2..][..n],
+            &row[3..][..n],
+            &row[4..][..n],
+        );
+        tmp.extend([edge(0), edge(1)]);
+        tmp.extend(
+            (0..n).map(|x| K[0] * a[x] + K[1] * b[x] + K[2] * c[x] + K[3] * d[x] + K[4] * e[x]),
+        );
+        tmp.extend([edge(w - 2), edge(w - 1)]);
     }
-    let mut out = vec![0f32; w * h];
+    let mut out = Vec::with_capacity(w * h);
     for y in 0..h {
-        for k in 0..5 {
-            let src = clamp(y as isize + k as isize - 2, h);
-            let (o, s) = (&mut out[y * w..(y + 1) * w], &tmp[src * w..(src + 1) * w]);
-            o.iter_mut().zip(s).for_each(|(o, s)| *o += K[k] * s);
-        }
+        let src = |k: isize| &tmp[clamp(y as isize + k - 2, h) * w..][..w];
+        let (a, b, c, d, e) = (src(0), src(1), src(2), src(3), src(4));
+        out.extend(
+            (0..w)
+                .map(|x| 0.0 + K[0] * a[x] + K[1] * b[x] + K[2] * c[x] + K[3] * d[x] + K[4] * e[x]),
+        );
     }
     Plane { w, h, px: out }
 }
 
 /// Area-average resampling (each output pixel the mean of the source area it
 /// covers): the right filter for shrinking, and exact at integer ratios.
-fn resize_area(src: &[f32], sw: usize, sh: usize, dw: usize, dh: usize) -> Plane {
+///
+/// Horizontal pass into `tmp`, then vertical. Sums run over each output's
+/// taps in source order (across: `w₀·p₀ + w₁·p₁ + …`; down: accumulated from
+/// zero), the order of the plain formulation, so values are bit-identical.
+fn resize_area(
+    src: &[f32],
+    sw: usize,
+    sh: usize,
+    dw: usize,
+    dh: usize,
+    tmp: &mut Vec<f32>,
+) -> Plane {
     if (sw, sh) == (dw, dh) {
         return Plane {
             w: sw,
@@ -449,21 +601,33 @@ fn resize_area(src: &[f32], sw: usize, sh: usize, dw: usize, dh: usize) -> Plane
             px: src.to_vec(),
         };
     }
-    let hw = area_weights(sw, dw);
-    let vw = area_weights(sh, dh);
-    let mut tmp = vec![0f32; dw * sh];
-    for y in 0..sh {
-        let row = &src[y * sw..(y + 1) * sw];
-        for (x, (start, ws)) in hw.iter().enumerate() {
-            tmp[y * dw + x] = ws.iter().enumerate().map(|(k, w)| w * row[start + k]).sum();
-        }
-    }
-    let mut out = vec![0f32; dw * dh];
-    for (y, (start, ws)) in vw.iter().enumerate() {
-        let o = &mut out[y * dw..(y + 1) * dw];
-        for (k, wt) in ws.iter().enumerate() {
-            let s = &tmp[(start + k) * dw..(start + k + 1) * dw];
-            o.iter_mut().zip(s).for_each(|(o, s)| *o += wt * s);
+    let hw = AreaWeights::new(sw, dw);
+    let vw = AreaWeights::new(sh, dh);
+    tmp.clear();
+    tmp.reserve(dw * sh);
+    resize_rows(src, sw, sh, &hw, tmp);
+    let mut out = Vec::with_capacity(dw * dh);
+    for i in 0..dh {
+        let (first, ws) = vw.taps(i);
+        let row = |k: usize| &tmp[(first + k) * dw..][..dw];
+        match *ws {
+            [w0] => out.extend(row(0).iter().map(|&a| 0.0 + w0 * a)),
+            [w0, w1] => {
+                let (a, b) = (row(0), row(1));
+                out.extend((0..dw).map(|x| 0.0 + w0 * a[x] + w1 * b[x]));
+            }
+            [w0, w1, w2] => {
+                let (a, b, c) = (row(0), row(1), row(2));
+                out.extend((0..dw).map(|x| 0.0 + w0 * a[x] + w1 * b[x] + w2 * c[x]));
+            }
+            _ => {
+                let start = out.len();
+                out.extend(row(0).iter().map(|&a| 0.0 + ws[0] * a));
+                for (k, &wt) in ws.iter().enumerate().skip(1) {
+                    let o = &mut out[start..];
+                    o.iter_mut().zip(row(k)).for_each(|(o, &s)| *o += wt * s);
+                }
+            }
         }
     }
     Plane {
@@ -473,24 +637,95 @@ fn resize_area(src: &[f32], sw: usize, sh: usize, dw: usize, dh: usize) -> Plane
     }
 }
 
+/// Horizontal area pass, appending the `sh` output rows to `tmp`.
+///
+/// Rows go 8 at a time, interleaved, so each tap loads the 8 rows' values
+/// side by side and each output's sum runs for all 8 at once (vectorised),
+/// in the same per-row order. Every output sums the same number of taps: the
+/// spare ones read an all-zero column with weight −0.0 and so add exactly
+/// −0.0, which leaves any sum as it was.
+fn resize_rows(src: &[f32], sw: usize, sh: usize, hw: &AreaWeights, tmp: &mut Vec<f32>) {
+    const L: usize = 8;
+    let dw = hw.first.len();
+    let t = hw.max_taps();
+    let (mut idx, mut wts) = (Vec::with_capacity(dw * t), Vec::with_capacity(dw * t));
+    for i in 0..dw {
+        let (first, ws) = hw.taps(i);
+        for k in 0..t {
+            idx.push(if k < ws.len() { first + k } else { sw });
+            wts.push(if k < ws.len() { ws[k] } else { -0.0 });
+        }
+    }
+    let mut il = vec![[0f32; L]; sw + 1]; // column sw stays zero
+    let mut acc = vec![[0f32; L]; dw];
+    for y0 in (0..sh).step_by(L) {
+        let rows = L.min(sh - y0); // spare lanes hold stale rows, dropped
+        for r in 0..rows {
+            for (c, &v) in il.iter_mut().zip(&src[(y0 + r) * sw..][..sw]) {
+                c[r] = v;
+            }
+        }
+        for (a, (ix, ws)) in acc
+            .iter_mut()
+            .zip(idx.chunks_exact(t).zip(wts.chunks_exact(t)))
+        {
+            let c = il[ix[0]];
+            let mut s: [f32; L] = std::array::from_fn(|r| ws[0] * c[r]);
+            for (&j, &wt) in ix[1..].iter().zip(&ws[1..]) {
+                let c = il[j];
+                s = std::array::from_fn(|r| s[r] + wt * c[r]);
+            }
+            *a = s;
+        }
+        for r in 0..rows {
+            tmp.extend(acc.iter().map(|a| a[r]));
+        }
+    }
+}
+
 /// Per output index: first source index and the weights of the sources it
-/// covers (summing to 1).
-fn area_weights(n: usize, m: usize) -> Vec<(usize, Vec<f32>)> {
-    let r = n as f64 / m as f64;
-    (0..m)
-        .map(|i| {
+/// covers (summing to 1), stored flat.
+struct AreaWeights {
+    first: Vec<usize>,
+    /// Output i's weights are `w[start[i]..start[i + 1]]`.
+    start: Vec<usize>,
+    w: Vec<f32>,
+}
+
+impl AreaWeights {
+    fn new(n: usize, m: usize) -> Self {
+        let r = n as f64 / m as f64;
+        let mut aw = AreaWeights {
+            first: Vec::with_capacity(m),
+            start: Vec::with_capacity(m + 1),
+            w: Vec::with_capacity(m + n + 1),
+        };
+        aw.start.push(0);
+        for i in 0..m {
             let (a, b) = (i as f64 * r, ((i + 1) as f64 * r).min(n as f64));
             let first = a.floor() as usize;
             let last = (b.ceil() as usize).min(n).max(first + 1);
-            let ws = (first..last)
-                .map(|j| {
-                    let cover = (b.min(j as f64 + 1.0) - a.max(j as f64)).max(0.0);
-                    (cover / (b - a)) as f32
-                })
-                .collect();
-            (first, ws)
-        })
-        .collect()
+            aw.w.extend((first..last).map(|j| {
+                let cover = (b.min(j as f64 + 1.0) - a.max(j as f64)).max(0.0);
+                (cover / (b - a)) as f32
+            }));
+            aw.first.push(first);
+            aw.start.push(aw.w.len());
+        }
+        aw
+    }
+
+    fn taps(&self, i: usize) -> (usize, &[f32]) {
+        (self.first[i], &self.w[self.start[i]..self.start[i + 1]])
+    }
+
+    fn max_taps(&self) -> usize {
+        self.start
+            .windows(2)
+            .map(|s| s[1] - s[0])
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 #[cfg(test)]
@@ -538,9 +773,18 @@ mod tests {
     #[test]
     fn area_weights_sum_to_one() {
         for (n, m) in [(10, 3), (1024, 384), (7, 7), (5, 4)] {
-            for (_, ws) in area_weights(n, m) {
-                assert!((ws.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            let aw = AreaWeights::new(n, m);
+            for i in 0..m {
+                assert!((aw.taps(i).1.iter().sum::<f32>() - 1.0).abs() < 1e-5);
             }
+        }
+    }
+
+    #[test]
+    fn disc_half_widths() {
+        for dy in 0..=DISC_R {
+            let half = ((DISC_R * DISC_R - dy * dy) as f32).sqrt() as i32;
+            assert_eq!(DISC_HALF[dy as usize], half);
         }
     }
 

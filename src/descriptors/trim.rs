@@ -43,12 +43,7 @@ pub fn content_box(img: &RgbImage) -> Option<(u32, u32, u32, u32)> {
             let x0 = if left { i0 } else { wu - i0 - k };
             let mut counts = vec![0usize; k];
             for y in 0..hu {
-                let band = &row(y)[3 * x0..3 * (x0 + k)];
-                for (j, p) in band.chunks_exact(3).enumerate() {
-                    if near(p, bg) {
-                        counts[j] += 1;
-                    }
-                }
+                add_near(&row(y)[3 * x0..3 * (x0 + k)], bg, &mut counts);
             }
             if !left {
                 counts.reverse();
@@ -118,6 +113,23 @@ fn near(p: &[u8], bg: [u8; 3]) -> bool {
     (0..3).all(|c| p[c].abs_diff(bg[c]) as i32 <= TOLERANCE)
 }
 
+/// Adds 1 to `counts[j]` for each pixel `j` of an RGB byte line within
+/// `TOLERANCE` of `bg` (vectorised like [`count_near`]).
+fn add_near(line: &[u8], bg: [u8; 3], counts: &mut [usize]) {
+    let pattern: [u8; 24] = std::array::from_fn(|i| bg[i % 3]);
+    let mut chunks = line.chunks_exact(24);
+    let mut cs = counts.chunks_exact_mut(8);
+    for (c, n) in (&mut chunks).zip(&mut cs) {
+        let m: [u8; 24] = std::array::from_fn(|i| (c[i].abs_diff(pattern[i]) as i32 <= TOLERANCE) as u8);
+        for (k, n) in n.iter_mut().enumerate() {
+            *n += (m[3 * k] & m[3 * k + 1] & m[3 * k + 2]) as usize;
+        }
+    }
+    for (p, n) in chunks.remainder().chunks_exact(3).zip(cs.into_remainder()) {
+        *n += near(p, bg) as usize;
+    }
+}
+
 /// Pixels of an RGB byte line within `TOLERANCE` of `bg` on every channel.
 /// Bytes are compared against `bg` repeated, 8 pixels at a time, so the
 /// per-byte tests vectorise; a pixel counts when its 3 bytes pass.
@@ -127,8 +139,8 @@ fn count_near(line: &[u8], bg: [u8; 3]) -> usize {
     let mut chunks = line.chunks_exact(24);
     let mut n = 0usize;
     for c in &mut chunks {
-        let m: [bool; 24] = std::array::from_fn(|i| ok(c[i], pattern[i]));
-        n += (0..8).filter(|&k| m[3 * k] & m[3 * k + 1] & m[3 * k + 2]).count();
+        let m: [u8; 24] = std::array::from_fn(|i| ok(c[i], pattern[i]) as u8);
+        n += (0..8).map(|k| (m[3 * k] & m[3 * k + 1] & m[3 * k + 2]) as usize).sum::<usize>();
     }
     n + chunks
         .remainder()
@@ -230,6 +242,11 @@ mod tests {
                 .filter(|p| (0..3).all(|c| (p[c] as i32 - bg[c] as i32).abs() <= TOLERANCE))
                 .count();
             assert_eq!(count_near(&line, bg), want, "{bg:?}");
+            let mut counts = vec![0usize; 37];
+            add_near(&line, bg, &mut counts);
+            add_near(&line, bg, &mut counts);
+            assert_eq!(counts.iter().sum::<usize>(), 2 * want, "{bg:?}");
+            assert!(counts.iter().zip(line.chunks_exact(3)).all(|(&c, p)| c == 2 * near(p, bg) as usize));
         }
     }
 
