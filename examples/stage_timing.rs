@@ -1,6 +1,7 @@
 //! Times each indexing stage on a folder (single thread, best of 5): decode,
 //! luma, PDQ, pHash, trim box, keypoints, and the whole `describe`.
-//! `cargo run --release --example stage_timing -- DIR`
+//! `cargo run --release --example stage_timing -- DIR [THUMB_SIDE]` (the fast
+//! decode's smallest short side, as `--thumb-side`; default 512)
 use lookalike::descriptors::{self, keypoints, pdq, phash, trim};
 use lookalike::ingest::{decode::decode, DecodeMode, Limits};
 use std::hint::black_box;
@@ -19,6 +20,7 @@ fn best(mut f: impl FnMut()) -> f64 {
 
 fn main() {
     let dir = std::env::args().nth(1).expect("DIR");
+    let side: u32 = std::env::args().nth(2).map_or(512, |s| s.parse().expect("THUMB_SIDE"));
     let files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()
@@ -26,7 +28,10 @@ fn main() {
         .collect();
     let data: Vec<Vec<u8>> = files.iter().map(|p| std::fs::read(p).unwrap()).collect();
     for mode in [DecodeMode::Fast, DecodeMode::Exact] {
-        let lim = Limits::default();
+        let lim = Limits {
+            fast_min_side: side,
+            ..Limits::default()
+        };
         let td = best(|| {
             for d in &data {
                 let _ = black_box(decode(d, mode, &lim));

@@ -803,6 +803,9 @@ mod tests {
         // Flat images have no corners; tiny ones are too small to describe.
         assert!(extract(&RgbImage::from_pixel(300, 200, image::Rgb([9, 9, 9])), 50).is_empty());
         assert!(extract(&RgbImage::new(20, 20), 50).is_empty());
+        // A banner whose level 0 (scaled to BASE_SIDE) is too thin to scan:
+        // no keypoints, and no panic (it used to index past the level list).
+        assert!(extract(&card(2000, 100, 5), 50).is_empty());
     }
 
     #[test]

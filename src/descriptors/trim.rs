@@ -134,19 +134,26 @@ fn add_near(line: &[u8], bg: [u8; 3], counts: &mut [usize]) {
 /// Bytes are compared against `bg` repeated, 8 pixels at a time, so the
 /// per-byte tests vectorise; a pixel counts when its 3 bytes pass.
 fn count_near(line: &[u8], bg: [u8; 3]) -> usize {
-    let pattern: [u8; 24] = std::array::from_fn(|i| bg[i % 3]);
-    let ok = |x: u8, b: u8| x.abs_diff(b) as i32 <= TOLERANCE;
-    let mut chunks = line.chunks_exact(24);
-    let mut n = 0usize;
+    // 16 pixels (48 bytes) a chunk. Per byte: f = within tolerance (0/1);
+    // then g[i] = f[i] & f[i+1] & f[i+2] kept where i is a pixel's first
+    // byte — shifted ANDs and a mask, all lane-wise, so no stride-3 gather.
+    const B: usize = 48;
+    let pattern: [u8; B] = std::array::from_fn(|i| bg[i % 3]);
+    let first: [u8; B] = std::array::from_fn(|i| (i % 3 == 0) as u8);
+    let mut chunks = line.chunks_exact(B);
+    let mut n = 0u32;
     for c in &mut chunks {
-        let m: [u8; 24] = std::array::from_fn(|i| ok(c[i], pattern[i]) as u8);
-        n += (0..8).map(|k| (m[3 * k] & m[3 * k + 1] & m[3 * k + 2]) as usize).sum::<usize>();
+        let f: [u8; B] = std::array::from_fn(|i| (c[i].abs_diff(pattern[i]) as i32 <= TOLERANCE) as u8);
+        // i + 2 < B wherever `first` is set, so the shifted reads stay inside.
+        let g: [u8; B] = std::array::from_fn(|i| f[i] & f[(i + 1) % B] & f[(i + 2) % B] & first[i]);
+        n += g.iter().map(|&v| v as u32).sum::<u32>();
     }
-    n + chunks
-        .remainder()
-        .chunks_exact(3)
-        .filter(|p| near(p, bg))
-        .count()
+    n as usize
+        + chunks
+            .remainder()
+            .chunks_exact(3)
+            .filter(|p| near(p, bg))
+            .count()
 }
 
 /// Most common colour after quantising to 32 levels per channel (ties: the
