@@ -135,7 +135,30 @@ pub fn extract(img: &RgbImage, max: usize) -> Vec<KeyPoint> {
 /// the intermediate passes; all float arithmetic that feeds the output keeps
 /// the operation order of the straightforward formulation, so results are
 /// bit for bit those of `examples/keypoints_identity.rs`'s reference dumps.
+///
+/// On x86-64 CPUs with AVX2 the same code runs compiled for AVX2 (twice the
+/// vector width of baseline SSE2). Only integer and plain IEEE float
+/// operations are involved (Rust never fuses a multiply and an add), so both
+/// builds give bit-identical results; a test checks it.
 pub fn extract_from_luma(luma: &[f32], w: usize, h: usize, max: usize) -> Vec<KeyPoint> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { extract_avx2(luma, w, h, max) };
+    }
+    extract_portable(luma, w, h, max)
+}
+
+/// `extract_portable` compiled for AVX2: the stages it calls are
+/// `inline(always)`, so they are compiled into it for AVX2 too.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn extract_avx2(luma: &[f32], w: usize, h: usize, max: usize) -> Vec<KeyPoint> {
+    extract_portable(luma, w, h, max)
+}
+
+#[inline(always)]
+fn extract_portable(luma: &[f32], w: usize, h: usize, max: usize) -> Vec<KeyPoint> {
     if w < 2 * MARGIN + 1 || h < 2 * MARGIN + 1 || max == 0 {
         return vec![];
     }
@@ -150,10 +173,14 @@ pub fn extract_from_luma(luma: &[f32], w: usize, h: usize, max: usize) -> Vec<Ke
             break;
         }
         fast_corners(&level, l as u8, &mut cands);
-        let next = (l + 1 < LEVELS).then(|| {
+        // An `if`, not `bool::then` with a closure: the closure would be
+        // compiled out of line, without `extract_avx2`'s AVX2.
+        let next = if l + 1 < LEVELS {
             let (nw, nh) = (scaled(level.w, LEVEL_SCALE), scaled(level.h, LEVEL_SCALE));
-            resize_area(&level.px, level.w, level.h, nw, nh, &mut tmp)
-        });
+            Some(resize_area(&level.px, level.w, level.h, nw, nh, &mut tmp))
+        } else {
+            None
+        };
         levels.push((blur(&level, &mut tmp), scale));
         match next {
             Some(n) => level = n,
@@ -172,54 +199,54 @@ pub fn extract_from_luma(luma: &[f32], w: usize, h: usize, max: usize) -> Vec<Ke
     });
     let angles = orientations(&chosen, &levels);
     let pat = pattern_points();
-    chosen
-        .iter()
-        .zip(angles)
-        .map(|(c, angle)| {
-            let (plane, s) = &levels[c.level as usize];
-            let (x, y) = (c.x as usize, c.y as usize);
-            let (sin, cos) = angle.sin_cos();
-            // Steered sample offsets of all 512 pattern points first, in a
-            // loop the compiler vectorises; then the 256 comparisons.
-            // Nearest pixel: the +64 offset makes truncation a floor
-            // (|offsets| <= PATTERN_R). Offsets are linear: level widths are
-            // at most BASE_SIDE, far inside i32.
-            let pw = plane.w as i32;
-            let mut off = [0i32; 512];
-            let points = off.iter_mut().zip(&pat.0).zip(&pat.1);
-            if angle.is_finite() {
-                // |sin|, |cos| <= 1: every value lies in 64.5 ± 2·PATTERN_R.
-                for ((o, &px), &py) in points {
-                    let rx = floor_small(cos * px - sin * py + 64.5) - 64;
-                    let ry = floor_small(sin * px + cos * py + 64.5) - 64;
-                    *o = ry * pw + rx;
-                }
-            } else {
-                // NaN input luma: the saturating cast, as ever (NaN -> 0).
-                for ((o, &px), &py) in points {
-                    let rx = (cos * px - sin * py + 64.5) as i32 - 64;
-                    let ry = (sin * px + cos * py + 64.5) as i32 - 64;
-                    *o = ry * pw + rx;
-                }
+    // A plain loop, not a closure mapped over the keypoints: its body then
+    // lies in this function and so is compiled for AVX2 in `extract_avx2`.
+    let mut out = Vec::with_capacity(chosen.len());
+    for (c, angle) in chosen.iter().zip(angles) {
+        let (plane, s) = &levels[c.level as usize];
+        let (x, y) = (c.x as usize, c.y as usize);
+        let (sin, cos) = angle.sin_cos();
+        // Steered sample offsets of all 512 pattern points first, in a
+        // loop the compiler vectorises; then the 256 comparisons.
+        // Nearest pixel: the +64 offset makes truncation a floor
+        // (|offsets| <= PATTERN_R). Offsets are linear: level widths are
+        // at most BASE_SIDE, far inside i32.
+        let pw = plane.w as i32;
+        let mut off = [0i32; 512];
+        let points = off.iter_mut().zip(&pat.0).zip(&pat.1);
+        if angle.is_finite() {
+            // |sin|, |cos| <= 1: every value lies in 64.5 ± 2·PATTERN_R.
+            for ((o, &px), &py) in points {
+                let rx = floor_small(cos * px - sin * py + 64.5) - 64;
+                let ry = floor_small(sin * px + cos * py + 64.5) - 64;
+                *o = ry * pw + rx;
             }
-            let base = (y * plane.w + x) as isize;
-            let at = |o: i32| plane.px[(base + o as isize) as usize];
-            let (oa, ob) = off.split_at(256);
-            let mut desc = [0u32; 8];
-            for (i, d) in desc.iter_mut().enumerate() {
-                for b in 0..32 {
-                    let t = i * 32 + b;
-                    *d |= ((at(oa[t]) < at(ob[t])) as u32) << b;
-                }
+        } else {
+            // NaN input luma: the saturating cast, as ever (NaN -> 0).
+            for ((o, &px), &py) in points {
+                let rx = (cos * px - sin * py + 64.5) as i32 - 64;
+                let ry = (sin * px + cos * py + 64.5) as i32 - 64;
+                *o = ry * pw + rx;
             }
-            let to_pos = |v: usize| ((v as f32 / s) * POS_SCALE).round().min(65534.0) as u16;
-            KeyPoint {
-                desc,
-                x: to_pos(x),
-                y: to_pos(y),
+        }
+        let base = (y * plane.w + x) as isize;
+        let at = |o: i32| plane.px[(base + o as isize) as usize];
+        let (oa, ob) = off.split_at(256);
+        let mut desc = [0u32; 8];
+        for (i, d) in desc.iter_mut().enumerate() {
+            for b in 0..32 {
+                let t = i * 32 + b;
+                *d |= ((at(oa[t]) < at(ob[t])) as u32) << b;
             }
-        })
-        .collect()
+        }
+        let to_pos = |v: usize| ((v as f32 / s) * POS_SCALE).round().min(65534.0) as u16;
+        out.push(KeyPoint {
+            desc,
+            x: to_pos(x),
+            y: to_pos(y),
+        });
+    }
+    out
 }
 
 /// `v as i32` for 0 <= v < 2²² (where truncation is the floor), in float
@@ -231,6 +258,21 @@ fn floor_small(v: f32) -> i32 {
     let r = (v + M) - M; // v rounded to nearest, exactly
     let f = if r > v { r - 1.0 } else { r };
     (f + M).to_bits() as i32 - M.to_bits() as i32
+}
+
+/// `v.extend((0..n).map(f))` as a plain loop: unlike the iterator's
+/// out-of-line `fold`, it is inlined, so it vectorises for the caller's
+/// target features (see `extract_avx2`).
+#[inline(always)]
+fn extend_with<T: Copy>(v: &mut Vec<T>, n: usize, mut f: impl FnMut(usize) -> T) {
+    let start = v.len();
+    v.reserve(n);
+    for (i, o) in v.spare_capacity_mut()[..n].iter_mut().enumerate() {
+        o.write(f(i));
+    }
+    // SAFETY: the n slots past the length were all written just above
+    // (zero-filling them first instead costs a few percent of the total).
+    unsafe { v.set_len(start + n) };
 }
 
 fn scaled(n: usize, s: f32) -> usize {
@@ -248,12 +290,13 @@ struct Candidate {
 /// FAST-9 on a 16-pixel Bresenham circle of radius 3, 3×3 non-maximum
 /// suppression on the score (sum of the excess over the threshold).
 ///
-/// Two stages per row: a branch-free test of the 8 even circle pixels over
-/// the whole row (any 9 contiguous circle pixels include 4 contiguous even
-/// ones; the compiler vectorises it), then the full circle only where it
-/// passed — in smooth regions that is a small fraction of the pixels. Suppression of a row runs
-/// as soon as the next one is scored, so scores live in a ring of three rows
-/// rather than a zero-filled image-sized array.
+/// Two stages per row: the arc test on all 16 circle pixels, branch-free
+/// over the whole row as 16-bit bright/dark masks (the compiler vectorises
+/// it), then the score only where it passed — a small fraction of the
+/// pixels, so the per-pixel gather and its unpredictable branch stay rare.
+/// Suppression of a row runs as soon as the next one is scored, so scores
+/// live in a ring of three rows rather than a zero-filled image-sized array.
+#[inline(always)] // see `extract_avx2`
 fn fast_corners(p: &Plane, level: u8, out: &mut Vec<Candidate>) {
     const CIRCLE: [(isize, isize); 16] = [
         (0, -3),
@@ -281,7 +324,9 @@ fn fast_corners(p: &Plane, level: u8, out: &mut Vec<Candidate>) {
         p.px.iter()
             .fold(true, |ok, &v| ok & (v >= 0.0) & (v < 32767.0));
     let g: Vec<i16> = if in_range {
-        p.px.iter().map(|&v| floor_small(v + 0.5) as i16).collect()
+        let mut g = Vec::new();
+        extend_with(&mut g, p.px.len(), |i| floor_small(p.px[i] + 0.5) as i16);
+        g
     } else {
         p.px.iter().map(|&v| (v + 0.5) as i16).collect()
     };
@@ -307,18 +352,18 @@ fn fast_corners(p: &Plane, level: u8, out: &mut Vec<Candidate>) {
                 &g[start..][..n]
             };
             let c = row(0, 0);
-            let even: [&[i16]; 8] = std::array::from_fn(|j| {
-                let (dx, dy) = CIRCLE[2 * j];
+            let circle: [&[i16]; 16] = std::array::from_fn(|j| {
+                let (dx, dy) = CIRCLE[j];
                 row(dy, dx)
             });
             for (k, f) in pass[..n].iter_mut().enumerate() {
                 let (hi, lo) = (c[k] + FAST_T, c[k] - FAST_T);
                 let (mut b, mut d) = (0u16, 0u16);
-                for (j, e) in even.iter().enumerate() {
+                for (j, e) in circle.iter().enumerate() {
                     b |= ((e[k] > hi) as u16) << j;
                     d |= ((e[k] < lo) as u16) << j;
                 }
-                *f = (run4(b) | run4(d)) as u8;
+                *f = (arc9_16(b) | arc9_16(d)) as u8;
             }
             // Visit the passing pixels in order, skipping 8 flags at a time.
             for (ci, chunk) in pass.chunks_exact(8).enumerate() {
@@ -377,13 +422,16 @@ fn fast_corners(p: &Plane, level: u8, out: &mut Vec<Candidate>) {
     }
 }
 
-/// Four or more contiguous set bits in a circular 8-bit mask.
+/// `arc9` in 16-bit lanes (rotations instead of a doubled mask), so a loop
+/// of it over a row vectorises 8 or more pixels wide.
 #[inline]
-fn run4(m: u16) -> bool {
-    let r = m | (m << 8);
-    let r = r & (r >> 1);
-    let r = r & (r >> 2);
-    r & 0xff != 0
+fn arc9_16(m: u16) -> bool {
+    // Bit p of r: bits p..p+1, then p..p+3, p..p+7, p..p+8 all set.
+    let mut r = m & m.rotate_right(1);
+    r &= r.rotate_right(2);
+    r &= r.rotate_right(4);
+    r &= r.rotate_right(1);
+    r != 0
 }
 
 /// Nine or more contiguous set bits in a circular 16-bit mask.
@@ -451,6 +499,7 @@ const DISC_HALF: [i32; DISC_R as usize + 1] = [12, 11, 11, 11, 11, 10, 10, 9, 8,
 /// Each keypoint's moments are sums of ~440 terms in a fixed order (kept for
 /// bit-identical angles), a chain of dependent float additions; running 8
 /// keypoints side by side keeps the adder busy instead of waiting on it.
+#[inline(always)] // see `extract_avx2`
 fn orientations(chosen: &[Candidate], levels: &[(Plane, f32)]) -> Vec<f32> {
     const LANES: usize = 8;
     let mut out = Vec::with_capacity(chosen.len());
@@ -537,6 +586,7 @@ fn pattern() -> &'static [(f32, f32, f32, f32); 256] {
 /// compiler vectorises it); the sums keep the order of the plain formula:
 /// `K[0]·p[-2] + … + K[4]·p[2]` across, `0 + K[0]·p[-2] + … + K[4]·p[2]`
 /// down (an accumulation started from zero).
+#[inline(always)] // see `extract_avx2`
 fn blur(p: &Plane, tmp: &mut Vec<f32>) -> Plane {
     const K: [f32; 5] = [1.0 / 16.0, 4.0 / 16.0, 6.0 / 16.0, 4.0 / 16.0, 1.0 / 16.0];
     let (w, h) = (p.w, p.h);
@@ -563,19 +613,18 @@ fn blur(p: &Plane, tmp: &mut Vec<f32>) -> Plane {
             &row[4..][..n],
         );
         tmp.extend([edge(0), edge(1)]);
-        tmp.extend(
-            (0..n).map(|x| K[0] * a[x] + K[1] * b[x] + K[2] * c[x] + K[3] * d[x] + K[4] * e[x]),
-        );
+        extend_with(tmp, n, |x| {
+            K[0] * a[x] + K[1] * b[x] + K[2] * c[x] + K[3] * d[x] + K[4] * e[x]
+        });
         tmp.extend([edge(w - 2), edge(w - 1)]);
     }
     let mut out = Vec::with_capacity(w * h);
     for y in 0..h {
         let src = |k: isize| &tmp[clamp(y as isize + k - 2, h) * w..][..w];
         let (a, b, c, d, e) = (src(0), src(1), src(2), src(3), src(4));
-        out.extend(
-            (0..w)
-                .map(|x| 0.0 + K[0] * a[x] + K[1] * b[x] + K[2] * c[x] + K[3] * d[x] + K[4] * e[x]),
-        );
+        extend_with(&mut out, w, |x| {
+            0.0 + K[0] * a[x] + K[1] * b[x] + K[2] * c[x] + K[3] * d[x] + K[4] * e[x]
+        });
     }
     Plane { w, h, px: out }
 }
@@ -586,6 +635,7 @@ fn blur(p: &Plane, tmp: &mut Vec<f32>) -> Plane {
 /// Horizontal pass into `tmp`, then vertical. Sums run over each output's
 /// taps in source order (across: `w₀·p₀ + w₁·p₁ + …`; down: accumulated from
 /// zero), the order of the plain formulation, so values are bit-identical.
+#[inline(always)] // see `extract_avx2`
 fn resize_area(
     src: &[f32],
     sw: usize,
@@ -611,18 +661,22 @@ fn resize_area(
         let (first, ws) = vw.taps(i);
         let row = |k: usize| &tmp[(first + k) * dw..][..dw];
         match *ws {
-            [w0] => out.extend(row(0).iter().map(|&a| 0.0 + w0 * a)),
+            [w0] => {
+                let a = row(0);
+                extend_with(&mut out, dw, |x| 0.0 + w0 * a[x]);
+            }
             [w0, w1] => {
                 let (a, b) = (row(0), row(1));
-                out.extend((0..dw).map(|x| 0.0 + w0 * a[x] + w1 * b[x]));
+                extend_with(&mut out, dw, |x| 0.0 + w0 * a[x] + w1 * b[x]);
             }
             [w0, w1, w2] => {
                 let (a, b, c) = (row(0), row(1), row(2));
-                out.extend((0..dw).map(|x| 0.0 + w0 * a[x] + w1 * b[x] + w2 * c[x]));
+                extend_with(&mut out, dw, |x| 0.0 + w0 * a[x] + w1 * b[x] + w2 * c[x]);
             }
             _ => {
                 let start = out.len();
-                out.extend(row(0).iter().map(|&a| 0.0 + ws[0] * a));
+                let a = row(0);
+                extend_with(&mut out, dw, |x| 0.0 + ws[0] * a[x]);
                 for (k, &wt) in ws.iter().enumerate().skip(1) {
                     let o = &mut out[start..];
                     o.iter_mut().zip(row(k)).for_each(|(o, &s)| *o += wt * s);
@@ -644,6 +698,7 @@ fn resize_area(
 /// in the same per-row order. Every output sums the same number of taps: the
 /// spare ones read an all-zero column with weight −0.0 and so add exactly
 /// −0.0, which leaves any sum as it was.
+#[inline(always)] // see `extract_avx2`
 fn resize_rows(src: &[f32], sw: usize, sh: usize, hw: &AreaWeights, tmp: &mut Vec<f32>) {
     const L: usize = 8;
     let dw = hw.first.len();
@@ -768,6 +823,41 @@ mod tests {
         assert!(arc9(0b1111_0000_0001_1111)); // wraps around
         assert!(!arc9(0b1111_1111));
         assert!(!arc9(0b0101_0101_0101_0101));
+        for m in 0..=u16::MAX {
+            assert_eq!(arc9_16(m), arc9(m as u32), "{m:016b}");
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_build_is_identical() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let mut s = 0x2545_f491u32;
+        let mut noise = |w: usize, h: usize| -> Vec<f32> {
+            (0..w * h)
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 17;
+                    s ^= s << 5;
+                    (s % 25600) as f32 / 100.0
+                })
+                .collect()
+        };
+        let mut planes = vec![(noise(300, 200), 300, 200), (noise(97, 61), 97, 61)];
+        for (w, h, seed) in [(640, 480, 7), (333, 517, 2), (384, 100, 9)] {
+            let luma = crate::descriptors::pdq::luma_from_rgb(&card(w, h, seed));
+            planes.push((luma, w as usize, h as usize));
+        }
+        for (luma, w, h) in &planes {
+            for max in [INDEX_KEYPOINTS, QUERY_KEYPOINTS] {
+                let a = extract_portable(luma, *w, *h, max);
+                // SAFETY: AVX2 support checked above.
+                let b = unsafe { extract_avx2(luma, *w, *h, max) };
+                assert!(!a.is_empty() && a == b, "{w}x{h} max={max}");
+            }
+        }
     }
 
     #[test]
