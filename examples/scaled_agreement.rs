@@ -30,16 +30,12 @@ fn main() {
             let (w, h) = (small.rgb.width() as usize, small.rgb.height() as usize);
             let luma = pdq::luma_from_rgb(&small.rgb);
             plain.push(pdq::pdq_from_luma(&luma, w, h).hash.hamming(&reference));
-            let e = pdq::pdq_from_scaled_luma(
-                &luma,
-                w,
-                h,
-                small.width as usize,
-                small.height as usize,
-            );
+            let e =
+                pdq::pdq_from_scaled_luma(&luma, w, h, small.width as usize, small.height as usize);
             emul.push(e.hash.hamming(&reference));
             ph.push(
-                (phash::phash_from_rgb(&small.rgb) ^ phash::phash_from_rgb(&exact.rgb)).count_ones(),
+                (phash::phash_from_rgb(&small.rgb) ^ phash::phash_from_rgb(&exact.rgb))
+                    .count_ones(),
             );
         }
         let summary = |v: &mut Vec<u32>| {
@@ -57,6 +53,9 @@ fn main() {
         println!("  PDQ plain filter  {}", summary(&mut plain));
         println!("  PDQ emulated      {}", summary(&mut emul));
         let exact_ph = ph.iter().filter(|&&d| d == 0).count();
-        println!("  pHash             identical {exact_ph}, {}", summary(&mut ph));
+        println!(
+            "  pHash             identical {exact_ph}, {}",
+            summary(&mut ph)
+        );
     }
 }

@@ -20,7 +20,9 @@ fn best(mut f: impl FnMut()) -> f64 {
 
 fn main() {
     let dir = std::env::args().nth(1).expect("DIR");
-    let side: u32 = std::env::args().nth(2).map_or(512, |s| s.parse().expect("THUMB_SIDE"));
+    let side: u32 = std::env::args()
+        .nth(2)
+        .map_or(512, |s| s.parse().expect("THUMB_SIDE"));
     let files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()
@@ -42,23 +44,44 @@ fn main() {
             .filter_map(|d| decode(d, mode, &lim).ok())
             .collect();
         let lumas: Vec<Vec<f32>> = imgs.iter().map(|i| pdq::luma_from_rgb(&i.rgb)).collect();
-        let dims = |i: &lookalike::ingest::Decoded| (i.rgb.width() as usize, i.rgb.height() as usize);
-        let tl = best(|| imgs.iter().for_each(|i| drop(black_box(pdq::luma_from_rgb(&i.rgb)))));
+        let dims =
+            |i: &lookalike::ingest::Decoded| (i.rgb.width() as usize, i.rgb.height() as usize);
+        let tl = best(|| {
+            imgs.iter()
+                .for_each(|i| drop(black_box(pdq::luma_from_rgb(&i.rgb))))
+        });
         let tp = best(|| {
             for (i, l) in imgs.iter().zip(&lumas) {
                 let (w, h) = dims(i);
                 black_box(pdq::pdq_from_luma(l, w, h));
             }
         });
-        let th = best(|| imgs.iter().for_each(|i| { black_box(phash::phash_from_rgb(&i.rgb)); }));
-        let tt = best(|| imgs.iter().for_each(|i| { black_box(trim::content_box(&i.rgb)); }));
+        let th = best(|| {
+            imgs.iter().for_each(|i| {
+                black_box(phash::phash_from_rgb(&i.rgb));
+            })
+        });
+        let tt = best(|| {
+            imgs.iter().for_each(|i| {
+                black_box(trim::content_box(&i.rgb));
+            })
+        });
         let tk = best(|| {
             for (i, l) in imgs.iter().zip(&lumas) {
                 let (w, h) = dims(i);
-                black_box(keypoints::extract_from_luma(l, w, h, keypoints::INDEX_KEYPOINTS));
+                black_box(keypoints::extract_from_luma(
+                    l,
+                    w,
+                    h,
+                    keypoints::INDEX_KEYPOINTS,
+                ));
             }
         });
-        let tall = best(|| imgs.iter().for_each(|i| { black_box(descriptors::describe(&i.rgb)); }));
+        let tall = best(|| {
+            imgs.iter().for_each(|i| {
+                black_box(descriptors::describe(&i.rgb));
+            })
+        });
         let px: usize = imgs.iter().map(|i| i.rgb.len() / 3).sum();
         let n = imgs.len() as f64;
         let ms = |t: f64| t / n * 1e3;

@@ -291,7 +291,11 @@ fn phash_body(img: &image::RgbImage) -> u64 {
             *d = pil_luma(p[3 * k], p[3 * k + 1], p[3 * k + 2]);
         }
     }
-    for (d, p) in g8.into_remainder().iter_mut().zip(p8.remainder().chunks_exact(3)) {
+    for (d, p) in g8
+        .into_remainder()
+        .iter_mut()
+        .zip(p8.remainder().chunks_exact(3))
+    {
         *d = pil_luma(p[0], p[1], p[2]);
     }
     phash_bits(&dct8_from_32(&pil_lanczos_32(&gray, w, h)))

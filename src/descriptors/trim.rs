@@ -28,7 +28,12 @@ pub fn content_box(img: &RgbImage) -> Option<(u32, u32, u32, u32)> {
     }
     let (raw, wu, hu) = (img.as_raw(), w as usize, h as usize);
     let row = |y: usize| &raw[3 * y * wu..3 * (y + 1) * wu];
-    let col = |x: usize| -> Vec<u8> { raw[3 * x..].chunks(3 * wu).flat_map(|r| [r[0], r[1], r[2]]).collect() };
+    let col = |x: usize| -> Vec<u8> {
+        raw[3 * x..]
+            .chunks(3 * wu)
+            .flat_map(|r| [r[0], r[1], r[2]])
+            .collect()
+    };
     // Rows are contiguous: count each one directly.
     let rows_from = |at: fn(usize, usize) -> usize| {
         move |bg, lines: std::ops::Range<usize>, out: &mut Vec<usize>| {
@@ -120,7 +125,8 @@ fn add_near(line: &[u8], bg: [u8; 3], counts: &mut [usize]) {
     let mut chunks = line.chunks_exact(24);
     let mut cs = counts.chunks_exact_mut(8);
     for (c, n) in (&mut chunks).zip(&mut cs) {
-        let m: [u8; 24] = std::array::from_fn(|i| (c[i].abs_diff(pattern[i]) as i32 <= TOLERANCE) as u8);
+        let m: [u8; 24] =
+            std::array::from_fn(|i| (c[i].abs_diff(pattern[i]) as i32 <= TOLERANCE) as u8);
         for (k, n) in n.iter_mut().enumerate() {
             *n += (m[3 * k] & m[3 * k + 1] & m[3 * k + 2]) as usize;
         }
@@ -143,7 +149,8 @@ fn count_near(line: &[u8], bg: [u8; 3]) -> usize {
     let mut chunks = line.chunks_exact(B);
     let mut n = 0u32;
     for c in &mut chunks {
-        let f: [u8; B] = std::array::from_fn(|i| (c[i].abs_diff(pattern[i]) as i32 <= TOLERANCE) as u8);
+        let f: [u8; B] =
+            std::array::from_fn(|i| (c[i].abs_diff(pattern[i]) as i32 <= TOLERANCE) as u8);
         // i + 2 < B wherever `first` is set, so the shifted reads stay inside.
         let g: [u8; B] = std::array::from_fn(|i| f[i] & f[(i + 1) % B] & f[(i + 2) % B] & first[i]);
         n += g.iter().map(|&v| v as u32).sum::<u32>();
@@ -160,7 +167,8 @@ fn count_near(line: &[u8], bg: [u8; 3]) -> usize {
 /// lowest bin, so the answer never depends on iteration order); returns the
 /// mean of the pixels in that bin.
 fn dominant(line: &[u8]) -> [u8; 3] {
-    let bin = |p: &[u8]| ((p[0] as u16 >> 3) << 10) | ((p[1] as u16 >> 3) << 5) | (p[2] as u16 >> 3);
+    let bin =
+        |p: &[u8]| ((p[0] as u16 >> 3) << 10) | ((p[1] as u16 >> 3) << 5) | (p[2] as u16 >> 3);
     let mut keys: Vec<u16> = line.chunks_exact(3).map(bin).collect();
     keys.sort_unstable();
     let (mut best, mut best_n) = (0u16, 0usize);
@@ -253,7 +261,10 @@ mod tests {
             add_near(&line, bg, &mut counts);
             add_near(&line, bg, &mut counts);
             assert_eq!(counts.iter().sum::<usize>(), 2 * want, "{bg:?}");
-            assert!(counts.iter().zip(line.chunks_exact(3)).all(|(&c, p)| c == 2 * near(p, bg) as usize));
+            assert!(counts
+                .iter()
+                .zip(line.chunks_exact(3))
+                .all(|(&c, p)| c == 2 * near(p, bg) as usize));
         }
     }
 

@@ -227,7 +227,10 @@ fn jarosz_body(luma: &[f32], width: usize, height: usize) -> [f32; 4096] {
         let rows = LANES.min(height - r);
         gather_rows(luma, width, height, r, &mut lanes);
         box_lanes(width, win_rows, &lanes, &mut filtered);
-        for (l, dst) in a[r * width..(r + rows) * width].chunks_exact_mut(width).enumerate() {
+        for (l, dst) in a[r * width..(r + rows) * width]
+            .chunks_exact_mut(width)
+            .enumerate()
+        {
             dst.iter_mut().zip(&filtered).for_each(|(d, s)| *d = s[l]);
         }
     }
@@ -239,8 +242,13 @@ fn jarosz_body(luma: &[f32], width: usize, height: usize) -> [f32; 4096] {
         let rows = LANES.min(height - r);
         gather_rows(&b, width, height, r, &mut lanes);
         box_lanes(width, win_rows, &lanes, &mut filtered);
-        for (l, dst) in sampled[r * 64..(r + rows) * 64].chunks_exact_mut(64).enumerate() {
-            dst.iter_mut().zip(cols).for_each(|(d, c)| *d = filtered[c][l]);
+        for (l, dst) in sampled[r * 64..(r + rows) * 64]
+            .chunks_exact_mut(64)
+            .enumerate()
+        {
+            dst.iter_mut()
+                .zip(cols)
+                .for_each(|(d, c)| *d = filtered[c][l]);
         }
     }
     SCRATCH.set((a, b));
@@ -333,7 +341,12 @@ fn jarosz_downsample_64_plain(luma: &[f32], width: usize, height: usize) -> [f32
             box_1d(width, win_rows, |i| src[i], |o, v| dst[o] = v);
         }
         for c in 0..width {
-            box_1d(height, win_cols, |i| b[i * width + c], |o, v| a[o * width + c] = v);
+            box_1d(
+                height,
+                win_cols,
+                |i| b[i * width + c],
+                |o, v| a[o * width + c] = v,
+            );
         }
     }
     decimate_64(&a, width, height)
@@ -730,7 +743,16 @@ mod tests {
     /// sampled columns), heights not a multiple of the lane count.
     #[test]
     fn fast_filter_equals_plain_reference_order() {
-        for (w, h) in [(5, 5), (13, 7), (64, 64), (63, 200), (129, 131), (540, 407), (1024, 9), (17, 1030)] {
+        for (w, h) in [
+            (5, 5),
+            (13, 7),
+            (64, 64),
+            (63, 200),
+            (129, 131),
+            (540, 407),
+            (1024, 9),
+            (17, 1030),
+        ] {
             let mut s = (w * 7919 + h) as u32;
             let luma: Vec<f32> = (0..w * h)
                 .map(|i| {
@@ -740,7 +762,10 @@ mod tests {
                     ((s % 25500) as f32 / 100.0) + (i % w) as f32 * 0.01
                 })
                 .collect();
-            let (fast, plain) = (jarosz_downsample_64(&luma, w, h), jarosz_downsample_64_plain(&luma, w, h));
+            let (fast, plain) = (
+                jarosz_downsample_64(&luma, w, h),
+                jarosz_downsample_64_plain(&luma, w, h),
+            );
             for k in 0..4096 {
                 assert_eq!(fast[k].to_bits(), plain[k].to_bits(), "{w}x{h} at {k}");
             }

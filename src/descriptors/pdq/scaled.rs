@@ -95,7 +95,11 @@ pub fn downsample_64_from_scaled(
     full_w: usize,
     full_h: usize,
 ) -> [f32; 4096] {
-    assert_eq!(luma.len(), width * height, "luma buffer does not match width*height");
+    assert_eq!(
+        luma.len(),
+        width * height,
+        "luma buffer does not match width*height"
+    );
     let cols = AxisWeights::new(full_w, width);
     let rows = AxisWeights::new(full_h, height);
     // Horizontal pass: every reduced row to 64 columns.
