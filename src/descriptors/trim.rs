@@ -119,16 +119,14 @@ fn near(p: &[u8], bg: [u8; 3]) -> bool {
 }
 
 /// Adds 1 to `counts[j]` for each pixel `j` of an RGB byte line within
-/// `TOLERANCE` of `bg` (vectorised like [`count_near`]).
+/// `TOLERANCE` of `bg` on every channel.
 fn add_near(line: &[u8], bg: [u8; 3], counts: &mut [usize]) {
-    let pattern: [u8; 24] = std::array::from_fn(|i| bg[i % 3]);
+    let pattern = repeat8(bg);
     let mut chunks = line.chunks_exact(24);
     let mut cs = counts.chunks_exact_mut(8);
     for (c, n) in (&mut chunks).zip(&mut cs) {
-        let m: [u8; 24] =
-            std::array::from_fn(|i| (c[i].abs_diff(pattern[i]) as i32 <= TOLERANCE) as u8);
-        for (k, n) in n.iter_mut().enumerate() {
-            *n += (m[3 * k] & m[3 * k + 1] & m[3 * k + 2]) as usize;
+        for (n, f) in n.iter_mut().zip(near8(c, &pattern)) {
+            *n += f as usize;
         }
     }
     for (p, n) in chunks.remainder().chunks_exact(3).zip(cs.into_remainder()) {
@@ -137,30 +135,38 @@ fn add_near(line: &[u8], bg: [u8; 3], counts: &mut [usize]) {
 }
 
 /// Pixels of an RGB byte line within `TOLERANCE` of `bg` on every channel.
-/// Bytes are compared against `bg` repeated, 8 pixels at a time, so the
-/// per-byte tests vectorise; a pixel counts when its 3 bytes pass.
 fn count_near(line: &[u8], bg: [u8; 3]) -> usize {
-    // 16 pixels (48 bytes) a chunk. Per byte: f = within tolerance (0/1);
-    // then g[i] = f[i] & f[i+1] & f[i+2] kept where i is a pixel's first
-    // byte — shifted ANDs and a mask, all lane-wise, so no stride-3 gather.
-    const B: usize = 48;
-    let pattern: [u8; B] = std::array::from_fn(|i| bg[i % 3]);
-    let first: [u8; B] = std::array::from_fn(|i| (i % 3 == 0) as u8);
-    let mut chunks = line.chunks_exact(B);
-    let mut n = 0u32;
-    for c in &mut chunks {
-        let f: [u8; B] =
-            std::array::from_fn(|i| (c[i].abs_diff(pattern[i]) as i32 <= TOLERANCE) as u8);
-        // i + 2 < B wherever `first` is set, so the shifted reads stay inside.
-        let g: [u8; B] = std::array::from_fn(|i| f[i] & f[(i + 1) % B] & f[(i + 2) % B] & first[i]);
-        n += g.iter().map(|&v| v as u32).sum::<u32>();
-    }
-    n as usize
-        + chunks
-            .remainder()
-            .chunks_exact(3)
-            .filter(|p| near(p, bg))
-            .count()
+    let pattern = repeat8(bg);
+    let mut chunks = line.chunks_exact(24);
+    let n: usize = (&mut chunks)
+        .map(|c| {
+            near8(c, &pattern)
+                .iter()
+                .map(|&f| f as usize)
+                .sum::<usize>()
+        })
+        .sum();
+    n + chunks
+        .remainder()
+        .chunks_exact(3)
+        .filter(|p| near(p, bg))
+        .count()
+}
+
+/// `bg` repeated over 8 pixels (24 bytes), for [`near8`].
+fn repeat8(bg: [u8; 3]) -> [u8; 24] {
+    std::array::from_fn(|i| bg[i % 3])
+}
+
+/// [`near`] for 8 pixels (24 bytes) at once, as 0/1: the 24 byte tests
+/// against the repeated background vectorise, where a per-pixel loop over
+/// stride-3 data stays scalar.
+#[inline(always)]
+fn near8(c: &[u8], pattern: &[u8; 24]) -> [u8; 8] {
+    let c: &[u8; 24] = c.try_into().expect("a 24-byte chunk");
+    let m: [u8; 24] =
+        std::array::from_fn(|i| (c[i].abs_diff(pattern[i]) as i32 <= TOLERANCE) as u8);
+    std::array::from_fn(|k| m[3 * k] & m[3 * k + 1] & m[3 * k + 2])
 }
 
 /// Most common colour after quantising to 32 levels per channel (ties: the
