@@ -7,18 +7,10 @@ use lookalike::descriptors::{keypoints, pdq};
 use lookalike::ingest::{decode::decode, DecodeMode, Limits};
 use std::fmt::Write as _;
 use std::hint::black_box;
-use std::time::Instant;
 
-/// Best of 5 runs (the dev machine is shared; the minimum is the stable figure).
-fn best(mut f: impl FnMut()) -> f64 {
-    (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::{best, files_in};
 
 fn dump(out: &mut String, name: &str, luma: &[f32], w: usize, h: usize) {
     for max in [keypoints::INDEX_KEYPOINTS, keypoints::QUERY_KEYPOINTS] {
@@ -44,12 +36,7 @@ fn main() {
     let mut out = String::new();
     let lim = Limits::default();
     for dir in args {
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        files.sort();
+        let files = files_in(&dir);
         let mut imgs = Vec::new();
         for f in &files {
             let Ok(d) = decode(&std::fs::read(f).unwrap(), DecodeMode::Fast, &lim) else {

@@ -5,14 +5,12 @@
 use lookalike::descriptors::{pdq, phash};
 use lookalike::ingest::{decode::decode, DecodeMode, Limits};
 
+#[path = "common/mod.rs"]
+mod common;
+
 fn main() {
     let dir = std::env::args().nth(1).expect("DIR");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    files.sort();
+    let files = common::files_in(&dir);
     for denom in [2u32, 4, 8] {
         let (mut plain, mut emul, mut ph) = (vec![], vec![], vec![]);
         for f in &files {

@@ -5,29 +5,17 @@
 use lookalike::descriptors::{self, keypoints, pdq, phash, trim};
 use lookalike::ingest::{decode::decode, DecodeMode, Limits};
 use std::hint::black_box;
-use std::time::Instant;
 
-/// Best of 5 runs (the dev machine is shared; the minimum is the stable figure).
-fn best(mut f: impl FnMut()) -> f64 {
-    (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::{best, files_in};
 
 fn main() {
     let dir = std::env::args().nth(1).expect("DIR");
     let side: u32 = std::env::args()
         .nth(2)
         .map_or(512, |s| s.parse().expect("THUMB_SIDE"));
-    let files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let files = files_in(&dir);
     let data: Vec<Vec<u8>> = files.iter().map(|p| std::fs::read(p).unwrap()).collect();
     for mode in [DecodeMode::Fast, DecodeMode::Exact] {
         let lim = Limits {
