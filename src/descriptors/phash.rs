@@ -29,6 +29,12 @@ pub fn pil_luma(r: u8, g: u8, b: u8) -> u8 {
     ((r as u32 * 19595 + g as u32 * 38470 + b as u32 * 7471 + 0x8000) >> 16) as u8
 }
 
+/// `pil_luma` of the low three bytes of `p` (R, G, B from the low byte up).
+#[inline(always)]
+fn pil_luma_u32(p: u32) -> u32 {
+    ((p & 0xff) * 19595 + (p >> 8 & 0xff) * 38470 + (p >> 16 & 0xff) * 7471 + 0x8000) >> 16
+}
+
 /// Pillow's Lanczos kernel (a = 3): sinc(x)·sinc(x/3) on [-3, 3), f64.
 fn lanczos(x: f64) -> f64 {
     fn sinc(x: f64) -> f64 {
@@ -55,11 +61,22 @@ pub(crate) struct Taps {
     pub weights: Vec<Vec<i32>>,
 }
 
+/// `taps(in_size, 32)`, plus its weights zero-padded to one length `len`, a
+/// multiple of 32 (output xx's in `padded[xx * len..][..len]`): the compiled
+/// dot product takes 32 products a step, and a whole number of steps leaves
+/// no remainder loops to run (their varying trip counts cost more than the
+/// extra zeros). Zero weights add exact zeros.
+struct Taps32 {
+    taps: Taps,
+    len: usize,
+    padded: Vec<i32>,
+}
+
 /// Taps for `in_size -> 32`, cached per thread (computing them costs thousands
 /// of `sin` calls, more than the resampling itself).
-fn taps_to_32(in_size: usize) -> std::rc::Rc<Taps> {
+fn taps_to_32(in_size: usize) -> std::rc::Rc<Taps32> {
     thread_local! {
-        static CACHE: std::cell::RefCell<std::collections::HashMap<usize, std::rc::Rc<Taps>>> =
+        static CACHE: std::cell::RefCell<std::collections::HashMap<usize, std::rc::Rc<Taps32>>> =
             Default::default();
     }
     CACHE.with(|c| {
@@ -68,7 +85,16 @@ fn taps_to_32(in_size: usize) -> std::rc::Rc<Taps> {
             c.clear();
         }
         c.entry(in_size)
-            .or_insert_with(|| std::rc::Rc::new(taps(in_size, SIZE)))
+            .or_insert_with(|| {
+                let taps = taps(in_size, SIZE);
+                let most = taps.weights.iter().map(Vec::len).max().unwrap_or(0);
+                let len = most.max(1).div_ceil(32) * 32;
+                let mut padded = vec![0; SIZE * len];
+                for (p, w) in padded.chunks_exact_mut(len).zip(&taps.weights) {
+                    p[..w.len()].copy_from_slice(w);
+                }
+                std::rc::Rc::new(Taps32 { taps, len, padded })
+            })
             .clone()
     })
 }
@@ -77,7 +103,7 @@ fn taps_to_32(in_size: usize) -> std::rc::Rc<Taps> {
 /// first source index and the weights (the GPU engine uploads these).
 pub fn lanczos_taps_32(in_size: usize) -> (Vec<usize>, Vec<Vec<i32>>) {
     let t = taps_to_32(in_size);
-    (t.start.clone(), t.weights.clone())
+    (t.taps.start.clone(), t.taps.weights.clone())
 }
 
 fn taps(in_size: usize, out_size: usize) -> Taps {
@@ -143,37 +169,87 @@ pub(crate) fn clip8(acc: i32) -> u8 {
 #[inline(always)]
 pub fn pil_lanczos_32(gray: &[u8], width: usize, height: usize) -> [u8; SIZE * SIZE] {
     assert_eq!(gray.len(), width * height);
-    let mut tmp: Vec<u8>;
-    let horiz: &[u8] = if width != SIZE {
-        let t = taps_to_32(width);
-        tmp = vec![0u8; SIZE * height];
-        let mut src = vec![0i32; width]; // widened once per row so the dot products vectorise
-        for y in 0..height {
-            src.iter_mut()
-                .zip(&gray[y * width..(y + 1) * width])
-                .for_each(|(d, &p)| *d = p as i32);
-            for xx in 0..SIZE {
-                let s = t.start[xx];
-                let w = &t.weights[xx];
-                let acc = src[s..s + w.len()]
-                    .iter()
-                    .zip(w)
-                    .fold(1i32 << (PRECISION_BITS - 1), |a, (&p, &k)| a + p * k);
-                tmp[y * SIZE + xx] = clip8(acc);
+    resample_32(Src::Gray(gray), width, height)
+}
+
+/// What `resample_32` reads: grey pixels, or RGB ones converted as `pil_luma`.
+enum Src<'a> {
+    Gray(&'a [u8]),
+    Rgb(&'a [u8]),
+}
+
+impl Src<'_> {
+    /// Sets `row` to the grey values of image row y (`row.len()` wide).
+    #[inline(always)]
+    fn load_row(&self, y: usize, row: &mut [i32]) {
+        let w = row.len();
+        match *self {
+            Src::Gray(gray) => {
+                for (d, &p) in row.iter_mut().zip(&gray[y * w..(y + 1) * w]) {
+                    *d = p as i32;
+                }
+            }
+            Src::Rgb(raw) => {
+                let l = &raw[3 * w * y..3 * w * (y + 1)];
+                let Some(last) = w.checked_sub(1) else {
+                    return;
+                };
+                // A pixel's bytes read as one little-endian u32: one load
+                // instead of three, which lets the loop vectorise (the fourth
+                // byte, the next pixel's, is masked off). The last pixel's
+                // would read past the row, and past the buffer on the last row.
+                for (x, d) in row[..last].iter_mut().enumerate() {
+                    let p = u32::from_le_bytes(l[3 * x..3 * x + 4].try_into().unwrap());
+                    *d = pil_luma_u32(p) as i32;
+                }
+                row[last] = pil_luma(l[3 * last], l[3 * last + 1], l[3 * last + 2]) as i32;
             }
         }
-        &tmp
+    }
+}
+
+/// `pil_lanczos_32` of the image `src` reads. The horizontal sums are
+/// Pillow's terms in another order (and with zero terms from the padding):
+/// integer sums, so the same values, and no partial sum can overflow (see
+/// `clip8`).
+#[inline(always)]
+fn resample_32(src: Src, width: usize, height: usize) -> [u8; SIZE * SIZE] {
+    let mut tmp = vec![0u8; SIZE * height];
+    if width != SIZE {
+        let t = taps_to_32(width);
+        let n = t.len;
+        // Zeros past the row for the padded taps to read.
+        let mut row = vec![0i32; width + n];
+        for (y, out) in tmp.chunks_exact_mut(SIZE).enumerate() {
+            src.load_row(y, &mut row[..width]);
+            // Clamped in a second loop, which vectorises.
+            let mut sums = [0i32; SIZE];
+            for ((o, &s), k) in sums
+                .iter_mut()
+                .zip(&t.taps.start)
+                .zip(t.padded.chunks_exact(n))
+            {
+                *o = row[s..][..n].iter().zip(k).map(|(&p, &k)| p * k).sum();
+            }
+            for (o, &a) in out.iter_mut().zip(&sums) {
+                *o = clip8(a + (1 << (PRECISION_BITS - 1)));
+            }
+        }
     } else {
-        gray
-    };
+        let mut row = [0i32; SIZE];
+        for (y, out) in tmp.chunks_exact_mut(SIZE).enumerate() {
+            src.load_row(y, &mut row);
+            out.iter_mut().zip(&row).for_each(|(o, &p)| *o = p as u8);
+        }
+    }
     let mut out = [0u8; SIZE * SIZE];
     if height != SIZE {
-        let t = taps_to_32(height);
+        let t = &taps_to_32(height).taps;
         for yy in 0..SIZE {
             let s = t.start[yy];
             let mut acc = [1i32 << (PRECISION_BITS - 1); SIZE];
             for (i, &k) in t.weights[yy].iter().enumerate() {
-                let row = &horiz[(s + i) * SIZE..(s + i + 1) * SIZE];
+                let row = &tmp[(s + i) * SIZE..(s + i + 1) * SIZE];
                 acc.iter_mut()
                     .zip(row)
                     .for_each(|(a, &p)| *a += p as i32 * k);
@@ -183,71 +259,81 @@ pub fn pil_lanczos_32(gray: &[u8], width: usize, height: usize) -> [u8; SIZE * S
             }
         }
     } else {
-        out.copy_from_slice(horiz);
+        out.copy_from_slice(&tmp);
     }
     out
 }
 
 /// cos(π·m/64) for m in 0..128: every angle the size-32 DCT and its halves use.
-fn cos_pi_64(m: usize) -> f64 {
+fn cos_pi_64() -> &'static [f64; 128] {
     static T: OnceLock<[f64; 128]> = OnceLock::new();
-    T.get_or_init(|| std::array::from_fn(|m| (std::f64::consts::PI * m as f64 / 64.0).cos()))[m]
+    T.get_or_init(|| std::array::from_fn(|m| (std::f64::consts::PI * m as f64 / 64.0).cos()))
 }
 
-/// Unnormalised DCT-II, y[k] = 2 Σ_n x[n] cos(π k (2n+1) / 2N), for N a power
-/// of two, by the even/odd split: with u[n] = x[n] + x[N-1-n] and
-/// v[n] = x[n] - x[N-1-n] (n < N/2), the even outputs are the half-size DCT of
-/// u and the odd outputs are 2 Σ v[n] cos(π k (2n+1) / 2N). The adds happen
-/// before any multiplication, so a coefficient that vanishes because of a
-/// mirror symmetry or a constant signal comes out as exactly 0.0, as it does
-/// in scipy's FFT-based DCT (direct sums would leave ±1e-13 noise, and the
-/// bit of a coefficient tied with the median would then be random).
-fn dct2(x: &[f64], out: &mut [f64]) {
-    let n = x.len();
-    if n == 1 {
-        out[0] = 2.0 * x[0];
-        return;
-    }
-    let h = n / 2;
-    let u: Vec<f64> = (0..h).map(|i| x[i] + x[n - 1 - i]).collect();
-    let v: Vec<f64> = (0..h).map(|i| x[i] - x[n - 1 - i]).collect();
-    let mut even = vec![0.0; h];
-    dct2(&u, &mut even);
-    for m in 0..h {
-        out[2 * m] = even[m];
-        let k = 2 * m + 1;
-        let mut s = 0.0;
-        for (i, &vi) in v.iter().enumerate() {
-            s += vi * cos_pi_64((k * (2 * i + 1) * (SIZE / n)) % 128);
+/// Outputs k < 8 of the unnormalised DCT-II, y[k] = 2 Σ_n x[n] cos(π k (2n+1) / 2N)
+/// with N = 32, of L signals at once: lane l of `x[n]` is signal l's sample
+/// n, and the arithmetic is lane-wise, so it vectorises without reordering
+/// any sum.
+///
+/// By the even/odd split, applied down to N = 1: with u[n] = x[n] + x[N-1-n]
+/// and v[n] = x[n] - x[N-1-n] (n < N/2), the even outputs are the half-size
+/// DCT of u and the odd outputs are 2 Σ v[n] cos(π k (2n+1) / 2N), summed in
+/// order of n. The adds happen before any multiplication, so a coefficient
+/// that vanishes because of a mirror symmetry or a constant signal comes out
+/// as exactly 0.0, as it does in scipy's FFT-based DCT (direct sums would
+/// leave ±1e-13 noise, and the bit of a coefficient tied with the median
+/// would then be random). Each kept output is the same sequence of f64
+/// operations as in the full recursive transform; the others are skipped: at
+/// depth d (size N = 32 >> d), output k is output k << d of the whole.
+#[inline(always)]
+fn dct2_head8<const L: usize>(mut x: [[f64; L]; SIZE]) -> [[f64; L]; 8] {
+    let c = cos_pi_64();
+    let mut out = [[0.0; L]; 8];
+    let mut v = [[0.0; L]; SIZE / 2];
+    let (mut n, mut d) = (SIZE, 0);
+    while n > 1 {
+        let h = n / 2;
+        for i in 0..h {
+            for l in 0..L {
+                let (a, b) = (x[i][l], x[n - 1 - i][l]);
+                x[i][l] = a + b; // u, in place: x[n-1-i] is not overwritten
+                v[i][l] = a - b;
+            }
         }
-        out[k] = 2.0 * s;
+        let mut k = 1;
+        while k << d < 8 {
+            let mut s = [0.0; L];
+            for (i, vi) in v[..h].iter().enumerate() {
+                let cf = c[(k * (2 * i + 1) * (SIZE / n)) % 128];
+                for l in 0..L {
+                    s[l] += vi[l] * cf;
+                }
+            }
+            out[k << d] = s.map(|s| 2.0 * s);
+            k += 2;
+        }
+        (n, d) = (h, d + 1);
     }
+    out[0] = x[0].map(|a| 2.0 * a);
+    out
 }
 
 /// The top-left 8×8 of scipy's unnormalised DCT-II along axis 0 then axis 1
 /// (row index = vertical frequency).
 pub fn dct8_from_32(px: &[u8; SIZE * SIZE]) -> [f64; 64] {
-    // Axis 0: transform each column.
-    let mut cols = [[0.0f64; SIZE]; SIZE]; // cols[x][k]
-    let mut col = [0.0f64; SIZE];
-    for (x, c) in cols.iter_mut().enumerate() {
-        for y in 0..SIZE {
-            col[y] = px[y * SIZE + x] as f64;
-        }
-        dct2(&col, c);
-    }
-    // Axis 1: transform each of the 8 kept rows.
-    let mut out = [0.0f64; 64];
-    let mut row = [0.0f64; SIZE];
-    let mut res = [0.0f64; SIZE];
-    for k in 0..8 {
-        for x in 0..SIZE {
-            row[x] = cols[x][k];
-        }
-        dct2(&row, &mut res);
-        out[k * 8..k * 8 + 8].copy_from_slice(&res[..8]);
-    }
-    out
+    dct8_body(px)
+}
+
+/// `dct8_from_32`, inlined into the AVX2 copy of `phash_body`.
+#[inline(always)]
+fn dct8_body(px: &[u8; SIZE * SIZE]) -> [f64; 64] {
+    // Axis 0: all 32 columns at once (lanes = x); cols[k][x].
+    let cols = dct2_head8::<SIZE>(std::array::from_fn(|y| {
+        std::array::from_fn(|x| px[y * SIZE + x] as f64)
+    }));
+    // Axis 1: the 8 kept rows at once (lanes = k); rows[j][k].
+    let rows = dct2_head8::<8>(std::array::from_fn(|x| std::array::from_fn(|k| cols[k][x])));
+    std::array::from_fn(|i| rows[i % 8][i / 8])
 }
 
 /// Bits from the 8×8 block: value > numpy median (mean of the two middle
@@ -282,21 +368,6 @@ unsafe fn phash_avx2(img: &image::RgbImage) -> u64 {
 #[inline(always)]
 fn phash_body(img: &image::RgbImage) -> u64 {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    // Eight pixels at a time: stride-3 reads alone keep the compiler scalar.
-    let mut gray = vec![0u8; w * h];
-    let mut g8 = gray.chunks_exact_mut(8);
-    let mut p8 = img.as_raw().chunks_exact(24);
-    for (g, p) in (&mut g8).zip(&mut p8) {
-        for (k, d) in g.iter_mut().enumerate() {
-            *d = pil_luma(p[3 * k], p[3 * k + 1], p[3 * k + 2]);
-        }
-    }
-    for (d, p) in g8
-        .into_remainder()
-        .iter_mut()
-        .zip(p8.remainder().chunks_exact(3))
-    {
-        *d = pil_luma(p[0], p[1], p[2]);
-    }
-    phash_bits(&dct8_from_32(&pil_lanczos_32(&gray, w, h)))
+    let px = resample_32(Src::Rgb(img.as_raw()), w, h);
+    phash_bits(&dct8_body(&px))
 }
