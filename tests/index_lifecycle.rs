@@ -354,3 +354,56 @@ fn index_records_its_decode_setting_and_refuses_a_different_one() {
     let q: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(q["matches"][0]["pdq_distance"], 0);
 }
+
+#[test]
+fn no_keypoints_is_recorded_kept_and_matches_on_hashes_alone() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let idx = t.path().join("idx");
+    let files = make_corpus(&data, 3, 0);
+    let (d, i) = (data.to_str().unwrap(), idx.to_str().unwrap());
+    index_json_with(&data, &idx, &["--hash-only", "--no-keypoints"]);
+    let info = info_json(&idx);
+    assert_eq!(info["keypoints"], false);
+    assert!(!info["descriptors"]
+        .as_array()
+        .unwrap()
+        .contains(&"keypoints".into()));
+    // A later run without the flag keeps the index's setting.
+    make_corpus(&data, 2, 100);
+    let s = index_json_with(&data, &idx, &["--hash-only"]);
+    assert_eq!(s["described"], 2);
+    for seg in std::fs::read_dir(&idx).unwrap() {
+        let seg = seg.unwrap().path();
+        if seg.is_dir() {
+            assert!(
+                seg.join("paths.col").exists() && !seg.join("keypoints.col").exists(),
+                "{} should hold columns but no keypoints",
+                seg.display()
+            );
+        }
+    }
+    // An indexed file still matches itself, on hash evidence, unverified.
+    let o = run(&["query", files[0].to_str().unwrap(), "--index", i, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no keypoints"), "{}", stderr(&o));
+    let q: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(q["matches"][0]["pdq_distance"], 0);
+    assert_eq!(q["matches"][0]["verdict"], "exact");
+    assert!(q["matches"][0]["inliers"].is_null());
+    // Dropping keypoints from an index that keeps them is refused.
+    let kept = t.path().join("kept");
+    index_json_with(&data, &kept, &["--hash-only"]);
+    assert_eq!(info_json(&kept)["keypoints"], true);
+    let o = run(&[
+        "index",
+        d,
+        "--index",
+        kept.to_str().unwrap(),
+        "--hash-only",
+        "--no-keypoints",
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--no-keypoints"), "{}", stderr(&o));
+}

@@ -14,6 +14,7 @@ pub fn run(a: EvalArgs, quiet: bool) -> Result<i32> {
         .with_context(|| format!("reading {}", a.truth.display()))?;
     let gt = parse_truth(&text).map_err(|e| anyhow::anyhow!("{}: {e}", a.truth.display()))?;
     let idx = open_index(&a.sel)?;
+    super::note_unverifiable(&idx, a.no_verify, quiet);
     let (files, skipped) = check::collect_queries(&a.dir);
     let (mode, limits) = decode_setting(&a.decode, idx.manifest.decode.as_deref());
     let pb = progress(Some(files.len() as u64), "checking", quiet);

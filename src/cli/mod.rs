@@ -214,13 +214,30 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
         );
     }
     writer.set_embedding_label(want);
+    // Keypoints: the index's setting unless this is its first run. Turning
+    // them off later would leave the older images verifiable and the newer not.
+    let keypoints = if writer.committed_records() == 0 {
+        !a.no_keypoints
+    } else if a.no_keypoints && writer.keypoints() {
+        bail!(
+            "index {} keeps keypoints, --no-keypoints would leave the images added now without them. \
+             Re-run without --no-keypoints, or build a new index.",
+            dir.display()
+        );
+    } else {
+        writer.keypoints()
+    };
+    writer.set_keypoints(keypoints);
     let gpu = engine(a.device.device, quiet)?;
     let opts = BuildOptions {
         mode,
         limits,
         prune: !a.keep_missing,
         gpu,
-        embed,
+        extras: crate::descriptors::Extras {
+            embedding: embed,
+            keypoints,
+        },
     };
     // A bar with an ETA needs the total: a quick extra walk (names and sizes
     // only), done only when the bar is shown. Embedding makes indexing slow on
@@ -318,8 +335,21 @@ fn write_skip_log(path: &Path, skipped: &[crate::ingest::Skipped]) -> std::io::R
     f.flush()
 }
 
+/// Says on stderr when verification was asked for but the index has no
+/// keypoints to verify against, so a user knows what the scores rest on.
+pub(crate) fn note_unverifiable(idx: &Index, no_verify: bool, quiet: bool) {
+    if !no_verify && !quiet && !idx.has_keypoints() {
+        eprintln!(
+            "note: index {} has no keypoints (built with --no-keypoints): \
+             no geometric verification, hash evidence only",
+            idx.dir.display()
+        );
+    }
+}
+
 fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
     let idx = open_index(&a.sel)?;
+    note_unverifiable(&idx, a.no_verify, quiet);
     if !a.image.is_file() {
         bail!("{}: not a file", a.image.display());
     }
@@ -358,6 +388,7 @@ fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
 
 fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
     let idx = open_index(&a.sel)?;
+    note_unverifiable(&idx, a.no_verify, quiet);
     let (files, skipped) = check::collect_queries(&a.dir);
     let gpu = engine(a.device.device, quiet)?;
     let (mode, limits) = decode_setting(&a.decode, idx.manifest.decode.as_deref());
@@ -513,6 +544,7 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
             "content_digest": digest,
             "descriptors": descriptors,
             "embedding_model": idx.manifest.embedding,
+            "keypoints": idx.manifest.keypoints,
             "hnsw_segments": graph_segs,
         });
         serde_json::to_writer_pretty(&mut out, &v)?;
@@ -532,7 +564,11 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
         writeln!(
             out,
             "descriptors PDQ (256 bit) + quality, pHash (64 bit){}",
-            if keypoint_segs > 0 { ", keypoints" } else { "" }
+            match (keypoint_segs > 0, idx.manifest.keypoints) {
+                (true, _) => ", keypoints",
+                (false, false) => " (no keypoints: built with --no-keypoints)",
+                (false, true) => "",
+            }
         )?;
         if let Some(model) = &idx.manifest.embedding {
             writeln!(

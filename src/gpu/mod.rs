@@ -113,16 +113,20 @@ impl GpuEngine {
     /// PDQ (8 dihedral variants) + quality + pHash of every image, as
     /// [`crate::descriptors::describe_query`] computes them. Sizes may differ.
     pub fn describe_batch(&self, images: &[image::RgbImage]) -> Vec<QueryDescriptors> {
-        self.finish_views_query(self.submit_views(images, PendingKind::Query, false))
+        self.finish_views_query(self.submit_views(
+            images,
+            PendingKind::Query,
+            crate::descriptors::Extras::HASHES_AND_KEYPOINTS,
+        ))
     }
 
-    /// `describe_batch` with the learned embedding when `embed`.
+    /// `describe_batch`'s hashes plus the `extras` asked for.
     pub fn describe_batch_with(
         &self,
         images: &[image::RgbImage],
-        embed: bool,
+        extras: crate::descriptors::Extras,
     ) -> Vec<QueryDescriptors> {
-        self.finish_views_query(self.submit_views(images, PendingKind::Query, embed))
+        self.finish_views_query(self.submit_views(images, PendingKind::Query, extras))
     }
 
     /// Submits the images and, as a second batch, their trimmed views
@@ -130,8 +134,12 @@ impl GpuEngine {
     /// which is cheap next to hashing).
     /// `describe_index_batch` in two halves, so the caller can decode the
     /// next batch on the CPU while this one runs on the GPU.
-    pub fn submit_index(&self, images: &[image::RgbImage], embed: bool) -> InFlight {
-        InFlight(self.submit_views(images, PendingKind::Index, embed))
+    pub fn submit_index(
+        &self,
+        images: &[image::RgbImage],
+        extras: crate::descriptors::Extras,
+    ) -> InFlight {
+        InFlight(self.submit_views(images, PendingKind::Index, extras))
     }
 
     /// Waits for a batch from `submit_index`; results in input order.
@@ -139,7 +147,12 @@ impl GpuEngine {
         self.finish_views_index(f.0)
     }
 
-    fn submit_views(&self, images: &[image::RgbImage], kind: PendingKind, embed: bool) -> Views {
+    fn submit_views(
+        &self,
+        images: &[image::RgbImage],
+        kind: PendingKind,
+        extras: crate::descriptors::Extras,
+    ) -> Views {
         use rayon::prelude::*;
         let crops: Vec<Option<image::RgbImage>> = images
             .par_iter()
@@ -158,11 +171,15 @@ impl GpuEngine {
             PendingKind::Query => crate::descriptors::keypoints::QUERY_KEYPOINTS,
             PendingKind::Index => crate::descriptors::keypoints::INDEX_KEYPOINTS,
         };
-        let keypoints = images
-            .par_iter()
-            .map(|im| crate::descriptors::keypoints::extract(im, max))
-            .collect();
-        let embeddings = if embed {
+        let keypoints = if extras.keypoints {
+            images
+                .par_iter()
+                .map(|im| crate::descriptors::keypoints::extract(im, max))
+                .collect()
+        } else {
+            vec![]
+        };
+        let embeddings = if extras.embedding {
             self.embed_images(images)
         } else {
             vec![]
@@ -212,7 +229,11 @@ impl GpuEngine {
     /// (differs from `describe_batch(..)[i].pdq[0]` only for 64×64 inputs,
     /// which the reference hashes unfiltered).
     pub fn describe_index_batch(&self, images: &[image::RgbImage]) -> Vec<Descriptors> {
-        self.finish_views_index(self.submit_views(images, PendingKind::Index, false))
+        self.finish_views_index(self.submit_views(
+            images,
+            PendingKind::Index,
+            crate::descriptors::Extras::HASHES_AND_KEYPOINTS,
+        ))
     }
 
     /// Double-buffered streaming: `batches.next()` (typically CPU decoding)
@@ -225,7 +246,11 @@ impl GpuEngine {
     {
         let mut in_flight: Option<Views> = None;
         for b in batches {
-            let next = self.submit_views(&b, PendingKind::Query, false);
+            let next = self.submit_views(
+                &b,
+                PendingKind::Query,
+                crate::descriptors::Extras::HASHES_AND_KEYPOINTS,
+            );
             if let Some(p) = in_flight.replace(next) {
                 sink(self.finish_views_query(p));
             }
@@ -276,7 +301,7 @@ struct Views {
     main: Pending,
     trims: Option<Pending>,
     at: Vec<usize>,
-    /// Per image, computed on the CPU.
+    /// Per image, computed on the CPU, when asked for (else empty).
     keypoints: Vec<Vec<crate::descriptors::KeyPoint>>,
     /// Per image when asked for (else empty).
     embeddings: Vec<Vec<f32>>,

@@ -21,8 +21,9 @@ pub struct BuildOptions {
     pub prune: bool,
     /// Describe on this GPU engine (None: CPU engine). Same descriptors either way.
     pub gpu: Option<std::sync::Arc<crate::gpu::GpuEngine>>,
-    /// Compute the learned embedding too (off: `--hash-only`).
-    pub embed: bool,
+    /// Optional descriptors: the learned embedding (off: `--hash-only`) and
+    /// keypoints (off: `--no-keypoints`).
+    pub extras: descriptors::Extras,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -159,12 +160,12 @@ fn run_batch(
         |h| writer.by_content(h).map(Deferred::Ready),
         |d| match &opts.gpu {
             Some(_) => Deferred::Pixels(std::sync::Arc::new(d.rgb.clone())),
-            None => Deferred::Ready(descriptors::describe_with(&d.rgb, opts.embed)),
+            None => Deferred::Ready(descriptors::describe_with(&d.rgb, opts.extras)),
         },
     );
     let (imgs, slots) = gather(&results);
     let in_flight = match (&opts.gpu, imgs.is_empty()) {
-        (Some(g), false) => Some(g.submit_index(&imgs, opts.embed)),
+        (Some(g), false) => Some(g.submit_index(&imgs, opts.extras)),
         _ => None,
     };
     let pending = Pending {

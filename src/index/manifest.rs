@@ -31,6 +31,19 @@ pub struct Manifest {
     /// hash-only index; queries are embedded only by the same model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding: Option<String>,
+    /// False for an index built with `--no-keypoints`: its segments have no
+    /// keypoints column, and later runs of `index` keep it that way. Written
+    /// only when false, so other indexes' manifests are as before.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub keypoints: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -60,6 +73,7 @@ impl Manifest {
             writer: writer_id(),
             decode: None,
             embedding: None,
+            keypoints: true,
         }
     }
 

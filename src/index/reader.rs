@@ -55,6 +55,12 @@ impl Index {
         &self.live[seg]
     }
 
+    /// Whether any segment has keypoints to verify against (none in an
+    /// index built with `--no-keypoints`).
+    pub fn has_keypoints(&self) -> bool {
+        self.segments.iter().any(|s| s.keypoints().is_some())
+    }
+
     pub fn live_count(&self) -> usize {
         self.live
             .iter()

@@ -179,6 +179,18 @@ impl IndexWriter {
         }
     }
 
+    /// Whether the index keeps keypoints (false: built with `--no-keypoints`).
+    pub fn keypoints(&self) -> bool {
+        self.manifest.keypoints
+    }
+
+    pub fn set_keypoints(&mut self, keep: bool) {
+        if self.manifest.keypoints != keep {
+            self.manifest.keypoints = keep;
+            self.manifest_changed = true;
+        }
+    }
+
     /// Records committed so far (all segments).
     pub fn committed_records(&self) -> u64 {
         self.manifest.segments.iter().map(|s| s.records).sum()

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::fusion::{self, Candidate};
 use super::{search, verdict, Match, SearchParams, Verdict};
-use crate::descriptors::{describe_query_with, QueryDescriptors};
+use crate::descriptors::{describe_query_with, Extras, QueryDescriptors};
 use crate::index::Index;
 use crate::ingest::walk::WalkItem;
 use crate::ingest::{pipeline, DecodeMode, FileEntry, Limits, Outcome, Skipped, Walker};
@@ -162,6 +162,13 @@ pub fn check(
 ) -> CheckReport {
     let mut results = Vec::with_capacity(files.len());
     let single = files.len() == 1;
+    // An index without keypoints (`index --no-keypoints`) has nothing to
+    // verify against: the query's keypoints would be extracted for nothing.
+    let verify = opts.verify && index.has_keypoints();
+    let extras = Extras {
+        embedding: opts.embed,
+        keypoints: verify,
+    };
     for chunk in files.chunks(pipeline::BATCH) {
         use crate::gpu::ingest::{resolve, Deferred};
         let processed = pipeline::process_batch(
@@ -171,14 +178,14 @@ pub fn check(
             |_| None,
             |d| match &opts.gpu {
                 Some(_) => Deferred::Pixels(std::sync::Arc::new(d.rgb.clone())),
-                None => Deferred::Ready(describe_query_with(&d.rgb, opts.embed)),
+                None => Deferred::Ready(describe_query_with(&d.rgb, extras)),
             },
         );
         let processed = resolve(processed, |imgs| {
             opts.gpu
                 .as_ref()
                 .expect("pixels only kept for the GPU")
-                .describe_batch_with(imgs, opts.embed)
+                .describe_batch_with(imgs, extras)
         });
         let described: Vec<(String, u128, QueryDescriptors)> = processed
             .into_iter()
@@ -201,7 +208,7 @@ pub fn check(
             parallel: single,
         };
         let judge = |path: &str, ch: u128, q: &QueryDescriptors, found: &[Match]| {
-            let cands = fusion::fuse(index, q, found, opts.top_k, single, opts.verify);
+            let cands = fusion::fuse(index, q, found, opts.top_k, single, verify);
             judge(index, path, ch, q, &cands)
         };
         let found: Vec<QueryResult> = match &opts.gpu {
@@ -247,7 +254,7 @@ pub fn check(
             match_score: verdict::match_score(),
             match_similarity: verdict::match_similarity(),
             embedding_model: opts.embed.then(crate::descriptors::embedding::model_label),
-            keypoint_scan: opts.verify && fusion::keypoint_scan(index),
+            keypoint_scan: verify && fusion::keypoint_scan(index),
         },
         skipped,
         results,
