@@ -186,7 +186,7 @@ pub struct IndexArgs {
     /// on a CPU, finds fewer heavily edited copies. Recorded in the index.
     #[arg(long)]
     pub hash_only: bool,
-    /// Store no keypoints: hashing then runs about twice as fast on small
+    /// Store no keypoints: indexing then runs about 1.5x as fast on small
     /// images (with --hash-only --thumb-side 128, ~1 700 JPEGs/s on 2 cores)
     /// and the index is 4.6 KB per image smaller, but `check` can no longer
     /// verify geometry or find crops and odd-angle rotations by keypoints.
