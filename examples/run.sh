@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-bin=target/release/lookalike
+# Where cargo put it (CARGO_TARGET_DIR may move the target folder).
+bin="${CARGO_TARGET_DIR:-target}/release/lookalike"
 rm -rf indexes/sample
 "$bin" index examples/sample/training --index sample
 echo
