@@ -16,7 +16,8 @@
 //! fields, checkerboards, 1-D gradients: the median is then often 0) come out
 //! as exact zeros in both, which is what keeps those images exact.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 
 const SIZE: usize = 32;
 /// Pillow's fixed-point precision for 8-bit resampling: 32 - 8 - 2 bits.
@@ -72,31 +73,36 @@ struct Taps32 {
     padded: Vec<i32>,
 }
 
-/// Taps for `in_size -> 32`, cached per thread (computing them costs thousands
-/// of `sin` calls, more than the resampling itself).
-fn taps_to_32(in_size: usize) -> std::rc::Rc<Taps32> {
-    thread_local! {
-        static CACHE: std::cell::RefCell<std::collections::HashMap<usize, std::rc::Rc<Taps32>>> =
-            Default::default();
+/// Taps for `in_size -> 32`, cached for all threads (computing them costs
+/// thousands of `sin` calls, more than the resampling itself; a per-thread
+/// cache paid that once per thread and size: 2.5 % of indexing db's 300
+/// images, 144 sizes, on 2 threads).
+fn taps_to_32(in_size: usize) -> Arc<Taps32> {
+    type Cache = RwLock<HashMap<usize, Arc<Taps32>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    // A poisoned lock only means another thread panicked mid-insert; the
+    // map itself is always valid, so keep using it.
+    if let Some(t) = cache
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&in_size)
+    {
+        return t.clone();
     }
-    CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.len() > 256 {
-            c.clear();
-        }
-        c.entry(in_size)
-            .or_insert_with(|| {
-                let taps = taps(in_size, SIZE);
-                let most = taps.weights.iter().map(Vec::len).max().unwrap_or(0);
-                let len = most.max(1).div_ceil(32) * 32;
-                let mut padded = vec![0; SIZE * len];
-                for (p, w) in padded.chunks_exact_mut(len).zip(&taps.weights) {
-                    p[..w.len()].copy_from_slice(w);
-                }
-                std::rc::Rc::new(Taps32 { taps, len, padded })
-            })
-            .clone()
-    })
+    let taps = taps(in_size, SIZE);
+    let most = taps.weights.iter().map(Vec::len).max().unwrap_or(0);
+    let len = most.max(1).div_ceil(32) * 32;
+    let mut padded = vec![0; SIZE * len];
+    for (p, w) in padded.chunks_exact_mut(len).zip(&taps.weights) {
+        p[..w.len()].copy_from_slice(w);
+    }
+    let t = Arc::new(Taps32 { taps, len, padded });
+    let mut c = cache.write().unwrap_or_else(|e| e.into_inner());
+    if c.len() >= 256 {
+        c.clear(); // bounded memory whatever the corpus's variety of sizes
+    }
+    c.entry(in_size).or_insert(t).clone()
 }
 
 /// Pillow's integer Lanczos taps for `in_size -> 32`: per output pixel the
