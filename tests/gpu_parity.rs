@@ -311,3 +311,36 @@ fn overlapped_gpu_indexing_equals_cpu_across_batches() {
     assert_eq!(out[0].1, 3, "duplicates across batches");
     assert_eq!(out[0], out[1], "GPU (overlapped) vs CPU");
 }
+
+#[test]
+fn gpu_no_keypoints_index_equals_cpu() {
+    if engine().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // Photos: the synthetic fixtures are too smooth to have keypoints.
+    let data = format!("{}/training", common::SAMPLE);
+    let digest = |dev: &str, extra: &[&str]| {
+        let idx = tmp.path().join(format!("idx_{dev}_{}", extra.len()));
+        let mut args = vec![
+            "index",
+            &data,
+            "--index",
+            idx.to_str().unwrap(),
+            "--device",
+            dev,
+            "--hash-only",
+            "-q",
+        ];
+        args.extend_from_slice(extra);
+        let o = common::run(&args);
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        let o = common::run(&["info", "--index", idx.to_str().unwrap(), "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["content_digest"].clone()
+    };
+    let gpu = digest("gpu", &["--no-keypoints"]);
+    assert_eq!(gpu, digest("cpu", &["--no-keypoints"]), "GPU vs CPU");
+    // The digest covers keypoints: one computed by mistake would show.
+    assert_ne!(gpu, digest("cpu", &[]), "an index with keypoints");
+}
