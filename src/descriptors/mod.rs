@@ -49,12 +49,12 @@ impl Extras {
 
 /// Computes every descriptor of a decoded RGB image (CPU reference path).
 pub fn describe(img: &image::RgbImage) -> Descriptors {
-    describe_keypoints(img, true)
+    describe_with(img, Extras::HASHES_AND_KEYPOINTS)
 }
 
-/// `describe`, with keypoints only when `with_keypoints` (they are about half the
-/// cost of describing a small image, and 4.6 KB of the index per image).
-fn describe_keypoints(img: &image::RgbImage, with_keypoints: bool) -> Descriptors {
+/// The hashes plus the `extras` asked for (keypoints are about half the cost
+/// of describing a small image, and 4.6 KB of the index per image).
+pub fn describe_with(img: &image::RgbImage, extras: Extras) -> Descriptors {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let luma = pdq::luma_from_rgb(img);
     let p = pdq::pdq_from_luma(&luma, w, h);
@@ -66,7 +66,7 @@ fn describe_keypoints(img: &image::RgbImage, with_keypoints: bool) -> Descriptor
         quality: p.quality,
         phash: phash::phash_from_rgb(img),
         pdq_trim,
-        keypoints: if with_keypoints {
+        keypoints: if extras.keypoints {
             IndexKeypoints::from_points(&keypoints::extract_from_luma(
                 &luma,
                 w,
@@ -76,26 +76,12 @@ fn describe_keypoints(img: &image::RgbImage, with_keypoints: bool) -> Descriptor
         } else {
             IndexKeypoints::default()
         },
-        embedding: Embedding::default(),
+        embedding: if extras.embedding {
+            Embedding::from_f32(&embedding::embed(img))
+        } else {
+            Embedding::default()
+        },
     }
-}
-
-/// The hashes plus the `extras` asked for.
-pub fn describe_with(img: &image::RgbImage, extras: Extras) -> Descriptors {
-    let mut d = describe_keypoints(img, extras.keypoints);
-    if extras.embedding {
-        d.embedding = Embedding::from_f32(&embedding::embed(img));
-    }
-    d
-}
-
-/// `describe_query`'s hashes plus the `extras` asked for.
-pub fn describe_query_with(img: &image::RgbImage, extras: Extras) -> QueryDescriptors {
-    let mut q = describe_query_keypoints(img, extras.keypoints);
-    if extras.embedding {
-        q.embedding = Some(embedding::embed(img));
-    }
-    q
 }
 
 /// The trimmed view's luma, cut from the image's luma (luma is per pixel, so
@@ -145,10 +131,11 @@ impl QueryDescriptors {
 }
 
 pub fn describe_query(img: &image::RgbImage) -> QueryDescriptors {
-    describe_query_keypoints(img, true)
+    describe_query_with(img, Extras::HASHES_AND_KEYPOINTS)
 }
 
-fn describe_query_keypoints(img: &image::RgbImage, with_keypoints: bool) -> QueryDescriptors {
+/// `describe_query`'s hashes plus the `extras` asked for.
+pub fn describe_query_with(img: &image::RgbImage, extras: Extras) -> QueryDescriptors {
     let luma = pdq::luma_from_rgb(img);
     let (pdq, quality) =
         pdq::pdq_dihedral_from_luma(&luma, img.width() as usize, img.height() as usize);
@@ -159,7 +146,7 @@ fn describe_query_keypoints(img: &image::RgbImage, with_keypoints: bool) -> Quer
         quality,
         phash: phash::phash_from_rgb(img),
         pdq_trim,
-        keypoints: if with_keypoints {
+        keypoints: if extras.keypoints {
             keypoints::extract_from_luma(
                 &luma,
                 img.width() as usize,
@@ -169,6 +156,6 @@ fn describe_query_keypoints(img: &image::RgbImage, with_keypoints: bool) -> Quer
         } else {
             vec![]
         },
-        embedding: None,
+        embedding: extras.embedding.then(|| embedding::embed(img)),
     }
 }
