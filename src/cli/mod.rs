@@ -457,7 +457,10 @@ fn cmd_hash(a: args::HashArgs, quiet: bool) -> Result<i32> {
             let path = p.entry.path.display().to_string();
             match p.outcome {
                 Outcome::Done(q) | Outcome::Duplicate(q) => rows.push(row(path, &q)),
-                Outcome::Skipped(reason) => skipped.push(crate::ingest::Skipped { path, reason }),
+                Outcome::Skipped(f) => skipped.push(crate::ingest::Skipped {
+                    path,
+                    reason: f.reason,
+                }),
             }
         }
         pb.inc(chunk.len() as u64);

@@ -12,7 +12,7 @@ use super::{flags, IndexWriter};
 use crate::descriptors::{self, Descriptors};
 use crate::error::IndexError;
 use crate::ingest::walk::WalkItem;
-use crate::ingest::{pipeline, DecodeMode, Limits, Outcome, Skipped, Walker};
+use crate::ingest::{pipeline, DecodeMode, FailureKind, Limits, Outcome, Skipped, Walker};
 
 pub struct BuildOptions {
     pub mode: DecodeMode,
@@ -36,7 +36,7 @@ pub struct BuildStats {
     pub removed: u64,
     pub not_images: u64,
     pub skipped: Vec<Skipped>,
-    /// Unchanged files that failed before and were not retried.
+    /// Unchanged files whose own bytes failed before and were not retried.
     pub previously_failed: u64,
     pub seconds: f64,
     pub images_per_second: f64,
@@ -73,8 +73,13 @@ pub fn build(
             Some(WalkItem::File(e)) => {
                 stats.seen += 1;
                 let key = path_to_bytes(&e.path);
+                // A failure is retried unless it lay in the file's own bytes
+                // (a limit, an I/O error or an older build's failure may pass now).
                 let unchanged = writer.existing(&key).is_some_and(|r| {
-                    r.flags & flags::TOMBSTONE == 0 && r.size == e.size && r.mtime_ns == e.mtime_ns
+                    r.flags & flags::TOMBSTONE == 0
+                        && (r.flags & flags::FAILED == 0 || r.flags & flags::CORRUPT != 0)
+                        && r.size == e.size
+                        && r.mtime_ns == e.mtime_ns
                 });
                 if unchanged {
                     stats.unchanged += 1;
@@ -220,18 +225,19 @@ pub fn finish_pending(
                     &d,
                 );
             }
-            Outcome::Skipped(reason) => {
+            Outcome::Skipped(failure) => {
+                let own_fault = failure.kind == FailureKind::Content;
                 writer.add(
                     &key,
                     p.entry.size,
                     p.entry.mtime_ns,
                     p.content_hash,
-                    flags::FAILED,
+                    flags::FAILED | if own_fault { flags::CORRUPT } else { 0 },
                     &Descriptors::default(),
                 );
                 stats.skipped.push(Skipped {
                     path: p.entry.path.display().to_string(),
-                    reason,
+                    reason: failure.reason,
                 });
             }
         }

@@ -26,8 +26,12 @@ pub mod flags {
     pub const TOMBSTONE: u32 = 1;
     /// Same bytes as an earlier record: descriptors were copied, not recomputed.
     pub const DUPLICATE: u32 = 2;
-    /// The file could not be decoded; kept so unchanged bad files are not retried.
+    /// The file could not be described. Alone it means "try again next run"
+    /// (a limit of that run, an I/O error, or a build that did not say why).
     pub const FAILED: u32 = 4;
+    /// With FAILED: the file's own bytes are bad, so an unchanged file is not
+    /// retried.
+    pub const CORRUPT: u32 = 8;
 }
 
 /// Resolves `--index`: a bare name means `indexes/<name>`, anything with a

@@ -6,7 +6,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, RgbImage};
 
-use super::{exif, turbo};
+use super::{exif, turbo, Failure};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DecodeMode {
@@ -56,14 +56,14 @@ fn is_jpeg(data: &[u8]) -> bool {
     data.len() >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF
 }
 
-fn check_pixels(w: u32, h: u32, limits: &Limits) -> Result<(), String> {
+fn check_pixels(w: u32, h: u32, limits: &Limits) -> Result<(), Failure> {
     let px = w as u64 * h as u64;
     if px > limits.max_pixels {
-        return Err(format!(
+        return Err(Failure::limit(format!(
             "image too large: {w}x{h} = {:.0} Mpx exceeds the {:.0} Mpx limit (decompression bomb?)",
             px as f64 / 1e6,
             limits.max_pixels as f64 / 1e6
-        ));
+        )));
     }
     Ok(())
 }
@@ -78,16 +78,16 @@ pub fn fast_denom(w: u32, h: u32, min_side: u32) -> u32 {
     d
 }
 
-/// Decodes file bytes. `Err` holds the human-readable reason to skip it.
-pub fn decode(data: &[u8], mode: DecodeMode, limits: &Limits) -> Result<Decoded, String> {
+/// Decodes file bytes. `Err` holds the reason to skip it and whose fault it was.
+pub fn decode(data: &[u8], mode: DecodeMode, limits: &Limits) -> Result<Decoded, Failure> {
     if data.is_empty() {
         return Err("empty file".into());
     }
     if data.len() as u64 > limits.max_bytes {
-        return Err(format!(
+        return Err(Failure::limit(format!(
             "file larger than the {} MiB limit",
             limits.max_bytes >> 20
-        ));
+        )));
     }
     if is_jpeg(data) {
         if let Some(d) = decode_jpeg_turbo(data, mode, limits)? {
@@ -107,8 +107,8 @@ fn decode_jpeg_turbo(
     data: &[u8],
     mode: DecodeMode,
     limits: &Limits,
-) -> Result<Option<Decoded>, String> {
-    let pick = |h: &turbo::Header| -> Result<u32, String> {
+) -> Result<Option<Decoded>, Failure> {
+    let pick = |h: &turbo::Header| -> Result<u32, Failure> {
         check_pixels(h.width, h.height, limits)?;
         Ok(match mode {
             DecodeMode::Exact => 1,
@@ -127,12 +127,15 @@ fn decode_jpeg_turbo(
 }
 
 #[cfg(not(has_turbojpeg))]
-fn decode_jpeg_turbo(_: &[u8], _: DecodeMode, _: &Limits) -> Result<Option<Decoded>, String> {
+fn decode_jpeg_turbo(_: &[u8], _: DecodeMode, _: &Limits) -> Result<Option<Decoded>, Failure> {
     Ok(None)
 }
 
 /// Pure-Rust scaled decode (jpeg-decoder's reduced IDCT) when libjpeg-turbo is absent.
-fn decode_jpeg_scaled_fallback(data: &[u8], limits: &Limits) -> Result<Option<Decoded>, String> {
+fn decode_jpeg_scaled_fallback(
+    data: &[u8],
+    limits: &Limits,
+) -> Result<Option<Decoded>, Failure> {
     let mut dec = jpeg_decoder::Decoder::new(data);
     dec.read_info().map_err(|e| format!("corrupt JPEG: {e}"))?;
     let info = dec.info().ok_or("corrupt JPEG: no header")?;
@@ -169,7 +172,7 @@ fn orient(img: RgbImage, w: u32, h: u32, orientation: Option<u8>) -> Decoded {
 
 /// Any format `image` reads: PNG, WebP, GIF (first frame), BMP, TIFF, and
 /// JPEGs the fast paths declined.
-fn decode_generic(data: &[u8], limits: &Limits) -> Result<Decoded, String> {
+fn decode_generic(data: &[u8], limits: &Limits) -> Result<Decoded, Failure> {
     let mut reader = image::ImageReader::new(Cursor::new(data))
         .with_guessed_format()
         .map_err(|e| format!("cannot read: {e}"))?;
@@ -198,14 +201,17 @@ fn decode_generic(data: &[u8], limits: &Limits) -> Result<Decoded, String> {
     })
 }
 
-fn describe_image_error(e: image::ImageError) -> String {
+fn describe_image_error(e: image::ImageError) -> Failure {
     match e {
-        image::ImageError::Limits(l) => {
-            format!("image exceeds memory limits (decompression bomb?): {l}")
+        image::ImageError::Limits(l) => Failure::limit(format!(
+            "image exceeds memory limits (decompression bomb?): {l}"
+        )),
+        image::ImageError::Unsupported(u) => Failure::content(format!("unsupported image: {u}")),
+        image::ImageError::Decoding(d) => {
+            Failure::content(format!("corrupt or truncated image: {d}"))
         }
-        image::ImageError::Unsupported(u) => format!("unsupported image: {u}"),
-        image::ImageError::Decoding(d) => format!("corrupt or truncated image: {d}"),
-        other => format!("cannot decode: {other}"),
+        image::ImageError::IoError(e) => Failure::content(format!("cannot decode: {e}")),
+        other => Failure::content(format!("cannot decode: {other}")),
     }
 }
 

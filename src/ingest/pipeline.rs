@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 
-use super::{decode, DecodeMode, FileEntry, Limits};
+use super::{decode, DecodeMode, Failure, FileEntry, Limits};
 
 /// Files per batch: enough to keep every core busy, small enough that memory stays flat.
 pub const BATCH: usize = 256;
@@ -22,7 +22,7 @@ pub enum Outcome<T> {
     Done(T),
     /// Same bytes as a file already described: descriptors are copied, not recomputed.
     Duplicate(T),
-    Skipped(String),
+    Skipped(Failure),
 }
 
 /// Reads and hashes every file of the batch, then decodes and describes with
@@ -40,7 +40,7 @@ where
     K: Fn(u128) -> Option<T>,
     D: Fn(&decode::Decoded) -> T + Sync,
 {
-    let read: Vec<(FileEntry, Result<(Vec<u8>, u128), String>)> = entries
+    let read: Vec<(FileEntry, Result<(Vec<u8>, u128), Failure>)> = entries
         .into_par_iter()
         .map(|e| {
             let r = read_file(&e, limits).map(|bytes| {
@@ -70,7 +70,7 @@ where
         });
     }
 
-    let decoded: Vec<Option<Result<T, String>>> = read
+    let decoded: Vec<Option<Result<T, Failure>>> = read
         .par_iter()
         .zip(plan.par_iter())
         .map(|((_, r), p)| match (r, p) {
@@ -108,18 +108,18 @@ where
 }
 
 enum Plan<T> {
-    Skip(String),
+    Skip(Failure),
     Known(T),
     SameAs(usize),
     Decode,
 }
 
-fn read_file(e: &FileEntry, limits: &Limits) -> Result<Vec<u8>, String> {
+fn read_file(e: &FileEntry, limits: &Limits) -> Result<Vec<u8>, Failure> {
     if e.size > limits.max_bytes {
-        return Err(format!(
+        return Err(Failure::limit(format!(
             "file larger than the {} MiB limit",
             limits.max_bytes >> 20
-        ));
+        )));
     }
-    std::fs::read(&e.path).map_err(|err| format!("cannot read: {err}"))
+    std::fs::read(&e.path).map_err(|err| Failure::io(format!("cannot read: {err}")))
 }

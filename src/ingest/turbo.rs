@@ -63,7 +63,38 @@ impl Drop for Handle {
 #[cfg(has_turbojpeg)]
 thread_local! {
     // One decompressor per thread: creating one allocates libjpeg state.
-    static HANDLE: Handle = Handle(unsafe { ffi::tjInitDecompress() });
+    // A handle that saw an error is dropped, never reused (see `decode`).
+    static HANDLE: std::cell::RefCell<Option<Handle>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's decompressor, creating it on first use. When
+/// `f` fails, or sets its flag because libjpeg reported a warning, the
+/// handle is destroyed: TurboJPEG 2.x leaves a handle whose
+/// header read failed in a state where later, valid JPEGs fail too ("Bogus
+/// marker length"), so one corrupt file poisoned every JPEG after it on the
+/// thread. A fresh handle costs one `tjInitDecompress`, on failures only.
+#[cfg(has_turbojpeg)]
+fn with_handle<T, E: From<String>>(
+    f: impl FnOnce(*mut std::os::raw::c_void, &mut bool) -> Result<T, E>,
+) -> Result<T, E> {
+    HANDLE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            // SAFETY: plain constructor; a null result is handled below.
+            let h = unsafe { ffi::tjInitDecompress() };
+            if h.is_null() {
+                return Err(E::from("libjpeg-turbo could not allocate a decoder".into()));
+            }
+            *slot = Some(Handle(h));
+        }
+        let h = slot.as_ref().expect("just set").0;
+        let mut saw_error = false;
+        let r = f(h, &mut saw_error);
+        if r.is_err() || saw_error {
+            *slot = None;
+        }
+        r
+    })
 }
 
 #[cfg(has_turbojpeg)]
@@ -82,17 +113,13 @@ fn last_error(h: *mut std::os::raw::c_void) -> (bool, String) {
 /// Returns Ok(None) for JPEGs TurboJPEG cannot convert to RGB (CMYK): the
 /// caller falls back to the `image` crate.
 #[cfg(has_turbojpeg)]
-pub fn decode(
+pub fn decode<E: From<String>>(
     data: &[u8],
-    pick_denom: impl FnOnce(&Header) -> Result<u32, String>,
+    pick_denom: impl FnOnce(&Header) -> Result<u32, E>,
     accurate: bool,
-) -> Result<Option<(image::RgbImage, Header)>, String> {
+) -> Result<Option<(image::RgbImage, Header)>, E> {
     use std::os::raw::{c_int, c_ulong};
-    HANDLE.with(|h| {
-        let h = h.0;
-        if h.is_null() {
-            return Err("libjpeg-turbo could not allocate a decoder".into());
-        }
+    with_handle(|h, saw_error| {
         let (mut w, mut ht, mut ss, mut cs): (c_int, c_int, c_int, c_int) = (0, 0, 0, 0);
         // SAFETY: pointers are valid for the call; data.len() bounds the read.
         let r = unsafe {
@@ -107,10 +134,10 @@ pub fn decode(
             )
         };
         if r != 0 {
-            return Err(format!("corrupt JPEG: {}", last_error(h).1));
+            return Err(E::from(format!("corrupt JPEG: {}", last_error(h).1)));
         }
         if w <= 0 || ht <= 0 {
-            return Err("JPEG with zero size".into());
+            return Err(E::from("JPEG with zero size".into()));
         }
         let header = Header {
             width: w as u32,
@@ -144,13 +171,15 @@ pub fn decode(
         };
         if r != 0 {
             let (warning, msg) = last_error(h);
+            *saw_error = true;
             // Warnings such as extraneous bytes still give a whole image; a
             // premature end means the bottom is missing: skip, don't index half an image.
             if !warning || msg.contains("Premature end") {
-                return Err(format!("corrupt or truncated JPEG: {msg}"));
+                return Err(E::from(format!("corrupt or truncated JPEG: {msg}")));
             }
         }
-        let img = image::RgbImage::from_raw(sw, sh, px).ok_or("JPEG buffer size mismatch")?;
+        let img = image::RgbImage::from_raw(sw, sh, px)
+            .ok_or_else(|| E::from("JPEG buffer size mismatch".into()))?;
         Ok(Some((img, header)))
     })
 }

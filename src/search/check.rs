@@ -193,10 +193,10 @@ pub fn check(
                 Outcome::Done(q) | Outcome::Duplicate(q) => {
                     Some((p.entry.path.display().to_string(), p.content_hash, q))
                 }
-                Outcome::Skipped(reason) => {
+                Outcome::Skipped(failure) => {
                     skipped.push(Skipped {
                         path: p.entry.path.display().to_string(),
-                        reason,
+                        reason: failure.reason,
                     });
                     None
                 }
