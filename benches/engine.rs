@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use lookalike::descriptors::{Descriptors, Extras, Hash256, QueryDescriptors};
-use lookalike::index::build::{build, BuildOptions};
+use lookalike::pipeline::{build, BuildOptions};
 use lookalike::index::{Index, IndexWriter};
 use lookalike::ingest::{DecodeMode, Limits};
 use lookalike::search::{search, SearchParams};
@@ -95,11 +95,11 @@ fn bench_indexing(dir: &Path, tmp: &Path) {
                 ..Limits::default()
             },
             prune: false,
-            gpu: None,
             extras: Extras {
                 embedding: false,
                 keypoints,
             },
+            ..BuildOptions::new()
         };
         // Best of 2 fresh builds: the first also warms the file cache.
         let (s, secs) = (0..2)
@@ -124,18 +124,14 @@ fn bench_indexing(dir: &Path, tmp: &Path) {
 
 /// `check` of the indexed folder against its own (fast, 512) index.
 fn bench_check(dir: &Path, idx_dir: &Path) {
-    use lookalike::search::check::{check, collect_queries, CheckOptions};
+    use lookalike::pipeline::check::{check, collect_queries, CheckOptions};
     let idx = Index::open(idx_dir).unwrap();
     for verify in [false, true] {
         let (files, skipped) = collect_queries(dir);
         let n = files.len();
         let opts = CheckOptions {
-            mode: DecodeMode::Fast,
-            limits: Limits::default(),
-            top_k: 10,
             verify,
-            embed: false,
-            gpu: None,
+            ..CheckOptions::new(DecodeMode::Fast, Limits::default())
         };
         let t = Instant::now();
         let r = check(
@@ -144,7 +140,8 @@ fn bench_check(dir: &Path, idx_dir: &Path) {
             skipped,
             &opts,
             &indicatif::ProgressBar::hidden(),
-        );
+        )
+        .unwrap();
         let secs = t.elapsed().as_secs_f64();
         println!(
             "check {n} images against {} ({}): {:.2} s = {:.0} images/s, {} matched",
@@ -349,11 +346,8 @@ fn main() {
     let own = if copies > 1 {
         let d = tmp.path().join("idx-check");
         let opts = BuildOptions {
-            mode: DecodeMode::Fast,
-            limits: Limits::default(),
             prune: false,
-            gpu: None,
-            extras: Extras::HASHES_AND_KEYPOINTS,
+            ..BuildOptions::new()
         };
         let mut w = IndexWriter::open(&d).unwrap();
         build(&mut w, &dir, &opts, &indicatif::ProgressBar::hidden()).unwrap();

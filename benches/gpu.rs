@@ -43,9 +43,9 @@ fn main() {
     println!("cpu threads: {}", rayon::current_num_threads());
     let imgs: Vec<_> = (0..n_img as u32).map(|i| thumb(i, 512, 384)).collect();
 
-    let _ = e.describe_batch(&imgs[..2.min(n_img)]); // warm-up (pipeline compile)
+    let _ = e.describe_batch(&imgs[..2.min(n_img)]).unwrap(); // warm-up (pipeline compile)
     let t = Instant::now();
-    let g = e.describe_batch(&imgs);
+    let g = e.describe_batch(&imgs).expect("GPU describe");
     let gpu_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let c: Vec<_> = imgs.par_iter().map(describe_query).collect();
@@ -82,7 +82,7 @@ fn main() {
     let _ = e.hamming_topk(&db[..1000.min(n_db)], &live[..1000.min(n_db)], &qs[..1], 10);
     let cmp = (n_db * n_q * 8) as f64;
     let t = Instant::now();
-    let g = e.hamming_topk(&db, &live, &qs, 10);
+    let g = e.hamming_topk(&db, &live, &qs, 10).expect("k = 10 runs on the GPU");
     let gpu_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let c = cpu_topk(&db, &live, &qs, 10);

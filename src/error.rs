@@ -22,6 +22,23 @@ pub enum IndexError {
     },
     #[error("no index at {0} (build one with `lookalike index DIR --index {0}`)")]
     Missing(PathBuf),
+    /// A run that would mix incomparable descriptors into an index.
+    #[error("{0}")]
+    Incompatible(String),
+    /// The engine describing images failed (nothing of that batch was recorded).
+    #[error("describing images failed: {0}")]
+    Engine(EngineError),
+}
+
+/// An engine failure (a lost GPU device, a readback that never came): an
+/// error value, never a panic.
+#[derive(Debug, thiserror::Error)]
+#[error("{engine}: {why}")]
+pub struct EngineError {
+    /// The engine that failed, as `Engine::label` names it.
+    pub engine: String,
+    /// What went wrong.
+    pub why: String,
 }
 
 impl IndexError {

@@ -176,11 +176,11 @@ fn eval_command_reports_the_metrics_of_its_own_run() {
     let e: Value = serde_json::from_slice(&o.stdout).unwrap();
     // Scoring the saved CSV (the score.py-compatible path, see eval_agreement.rs) gives the same numbers.
     let gt =
-        lookalike::search::eval::parse_truth(&std::fs::read_to_string(truth).unwrap()).unwrap();
+        lookalike::pipeline::eval::parse_truth(&std::fs::read_to_string(truth).unwrap()).unwrap();
     let by_q =
-        lookalike::search::eval::predictions_from_csv(&std::fs::read_to_string(&saved).unwrap())
+        lookalike::pipeline::eval::predictions_from_csv(&std::fs::read_to_string(&saved).unwrap())
             .unwrap();
-    let (m, r_fa, _) = lookalike::search::eval::score(&by_q, &gt);
+    let (m, r_fa, _) = lookalike::pipeline::eval::score(&by_q, &gt);
     for (k, v) in [
         ("recall_at_1", m.recall_at_1),
         ("recall_at_10", m.recall_at_10),

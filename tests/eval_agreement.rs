@@ -4,7 +4,7 @@
 //! all 1.0); score_py_expected.json is what score.py printed for that pair
 //! (`score.py --gt scrambled_truth.csv --results run.csv --json ...`).
 
-use lookalike::search::eval::{parse_truth, predictions_from_csv, score};
+use lookalike::pipeline::eval::{parse_truth, predictions_from_csv, score};
 use serde_json::Value;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/eval");

@@ -81,8 +81,8 @@ fn synthetic_set() -> Vec<(String, RgbImage)> {
 fn assert_parity(set: &[(String, RgbImage)]) {
     let Some(e) = engine() else { return };
     let imgs: Vec<RgbImage> = set.iter().map(|(_, i)| i.clone()).collect();
-    let gq = e.describe_batch(&imgs);
-    let gi = e.describe_index_batch(&imgs);
+    let gq = e.describe_batch(&imgs).unwrap();
+    let gi = e.describe_index_batch(&imgs).unwrap();
     let mut bad = vec![];
     for (k, (name, img)) in set.iter().enumerate() {
         let cq = describe_query(img);
@@ -130,7 +130,7 @@ fn streaming_matches_batch() {
         .map(|c| c.iter().map(|(_, i)| i.clone()).collect())
         .collect();
     let mut got = vec![];
-    e.describe_stream(batches, |r| got.extend(r));
+    e.describe_stream(batches, |r| got.extend(r)).unwrap();
     let want: Vec<_> = set.iter().map(|(_, i)| describe_query(i)).collect();
     assert_eq!(got, want);
 }
@@ -168,19 +168,17 @@ fn hamming_topk_equals_cpu_scan() {
     }
     db[3] = queries[0][0]; // row 3 is dead (3 % 7 == 3)
     for k in [1, 10, 32] {
-        let g = e.hamming_topk(&db, &live, &queries, k);
+        let g = e.hamming_topk(&db, &live, &queries, k).expect("k <= KMAX runs");
         let c = cpu_topk(&db, &live, &queries, k);
         assert_eq!(g, c, "k = {k}");
     }
     assert!(e
         .hamming_topk(&db, &live, &queries, 10)
+        .unwrap()
         .iter()
         .all(|v| v.len() == 10 && v[0].1 <= 3));
-    // k beyond the kernel's list length falls back to the CPU scan, same answer.
-    assert_eq!(
-        e.hamming_topk(&db, &live, &queries[..2], 100),
-        cpu_topk(&db, &live, &queries[..2], 100)
-    );
+    // k beyond the kernel's list length is declined (the CPU scan's job).
+    assert!(e.hamming_topk(&db, &live, &queries[..2], 100).is_none());
 }
 
 #[test]

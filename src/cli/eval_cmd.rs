@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 
 use super::{args::EvalArgs, decode_setting, open_index, progress, stdout_style, EXIT_OK};
 use crate::report;
-use crate::search::check::{self, CheckOptions};
-use crate::search::eval::{evaluate, parse_truth, Metrics};
+use crate::pipeline::check::{self, CheckOptions};
+use crate::pipeline::eval::{evaluate, parse_truth, Metrics};
 
 pub fn run(a: EvalArgs, quiet: bool) -> Result<i32> {
     let text = std::fs::read_to_string(&a.truth)
@@ -23,15 +23,14 @@ pub fn run(a: EvalArgs, quiet: bool) -> Result<i32> {
         files,
         skipped,
         &CheckOptions {
-            mode,
-            limits,
             top_k: a.top_k,
             verify: !a.no_verify,
             embed: super::use_embeddings(&idx, a.hash_only)?,
-            gpu: None,
+            ann_min_rows: super::ann_min_rows(),
+            ..CheckOptions::new(mode, limits)
         },
         &pb,
-    );
+    )?;
     pb.finish_and_clear();
     if let Some(p) = &a.save_csv {
         let mut f = std::io::BufWriter::new(

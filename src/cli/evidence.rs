@@ -9,7 +9,7 @@ use super::args::{CheckArgs, DedupArgs};
 use super::{open_index, stdout_style, EXIT_OK};
 use crate::ingest::Limits;
 use crate::report::{self, html};
-use crate::search::check::CheckReport;
+use crate::search::result::CheckReport;
 use crate::search::dedup;
 
 pub fn check_report(

@@ -6,19 +6,18 @@ mod eval_cmd;
 mod evidence;
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::descriptors::{describe_query, QueryDescriptors};
-use crate::index::build::{build, BuildOptions};
-use crate::index::{resolve_index_path, Index, IndexWriter};
-use crate::ingest::{pipeline, DecodeMode, Limits, Outcome};
+use crate::index::{resolve_index_path, Index};
+use crate::ingest::{process_batch, DecodeMode, Limits, Outcome, BATCH};
+use crate::pipeline::check::{self, CheckOptions};
+use crate::pipeline::{update, BuildOptions};
 use crate::report::{self, csv::field, Style};
-use crate::search::check::{self, CheckOptions};
 use args::{Cli, Command, DecodeArgs};
 
 pub const EXIT_OK: i32 = 0;
@@ -179,65 +178,22 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
         bail!("{}: not a folder", a.dir.display());
     }
     let dir = resolve_index_path(&a.sel.index);
-    let mut writer = IndexWriter::open(&dir)?;
-    // Tuning/testing knob: commit every N images instead of 50 000.
-    if let Some(n) = std::env::var("LOOKALIKE_COMMIT_EVERY")
+    // Without --exact/--thumb-side, the decode setting the index records.
+    let recorded = crate::index::Manifest::load(&dir)
         .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        writer.flush_records = n;
-    }
-    let recorded = writer.decode_label().map(str::to_string);
+        .and_then(|m| m.decode);
     let (mode, limits) = decode_setting(&a.decode, recorded.as_deref());
-    let label = mode.label(&limits);
-    if let Some(r) = recorded.filter(|r| *r != label) {
-        bail!(
-            "index {} was built with decode setting '{r}', this run asks for '{label}': hashes would not be comparable. \
-             Re-run without --exact/--thumb-side, or build a new index.",
-            dir.display()
-        );
-    }
-    writer.set_decode_label(label);
-    let embed = !a.hash_only;
-    let want = embed.then(crate::descriptors::embedding::model_label);
-    if writer.committed_records() > 0 && writer.embedding_label() != want.as_deref() {
-        let had = writer
-            .embedding_label()
-            .unwrap_or("none (--hash-only)")
-            .to_string();
-        bail!(
-            "index {} holds embeddings of {had}, this run would add {}: they would not be comparable. \
-             Re-run {}, or build a new index.",
-            dir.display(),
-            want.as_deref().unwrap_or("none (--hash-only)"),
-            if a.hash_only { "without --hash-only" } else { "with --hash-only" }
-        );
-    }
-    writer.set_embedding_label(want);
-    // Keypoints: the index's setting unless this is its first run. Turning
-    // them off later would leave the older images verifiable and the newer not.
-    let keypoints = if writer.committed_records() == 0 {
-        !a.no_keypoints
-    } else if a.no_keypoints && writer.keypoints() {
-        bail!(
-            "index {} keeps keypoints, --no-keypoints would leave the images added now without them. \
-             Re-run without --no-keypoints, or build a new index.",
-            dir.display()
-        );
-    } else {
-        writer.keypoints()
-    };
-    writer.set_keypoints(keypoints);
-    let gpu = engine(a.device.device, quiet)?;
     let opts = BuildOptions {
         mode,
         limits,
         prune: !a.keep_missing,
-        gpu,
+        engine: engine(a.device.device, quiet)?,
         extras: crate::descriptors::Extras {
-            embedding: embed,
-            keypoints,
+            embedding: !a.hash_only,
+            keypoints: !a.no_keypoints,
         },
+        batch_size: env_number("LOOKALIKE_BATCH").unwrap_or(crate::ingest::BATCH),
+        commit_every: env_number("LOOKALIKE_COMMIT_EVERY"),
     };
     // A bar with an ETA needs the total: a quick extra walk (names and sizes
     // only), done only when the bar is shown. Embedding makes indexing slow on
@@ -249,13 +205,9 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
             .count() as u64
     });
     let pb = progress(total, "indexing", quiet);
-    let mut stats = build(&mut writer, &a.dir, &opts, &pb)?;
+    let stats = update(&dir, &a.dir, &opts, &pb)?;
     pb.finish_and_clear();
-    drop(writer);
-    let idx = Index::open(&dir)?;
-    stats.live_records = idx.live_count() as u64;
-    let log = dir.join("skipped.tsv");
-    write_skip_log(&log, &stats.skipped).with_context(|| format!("writing {}", log.display()))?;
+    let log = dir.join(crate::index::skipped::FILE);
     let mut out = std::io::stdout().lock();
     if a.json {
         serde_json::to_writer_pretty(&mut out, &stats)?;
@@ -303,36 +255,47 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
     Ok(EXIT_OK)
 }
 
-/// Opens the GPU engine for `--device`; says on stderr which adapter runs.
+/// The engine for `--device`; says on stderr which one runs. The GPU
+/// engine's test knobs come from `LOOKALIKE_CNN_F32=1` (f32 CNN storage) and
+/// `LOOKALIKE_GPU_CNN=1` (the CNN on a software adapter too).
 fn engine(
     choice: crate::gpu::DeviceChoice,
     quiet: bool,
-) -> Result<Option<std::sync::Arc<crate::gpu::GpuEngine>>> {
-    let e = crate::gpu::GpuEngine::new(choice)?;
+) -> Result<std::sync::Arc<dyn crate::engine::Engine>> {
+    let gpu_opts = crate::engine::GpuOptions {
+        cnn_f32: std::env::var("LOOKALIKE_CNN_F32").as_deref() == Ok("1"),
+        cnn_on_software: std::env::var("LOOKALIKE_GPU_CNN").as_deref() == Ok("1"),
+    };
+    let e = crate::engine::choose(choice, gpu_opts)?;
     if !quiet {
-        match &e {
-            Some(e) => eprintln!("device: {} (CNN: {})", e.describe(), e.cnn_precision()),
-            None if choice == crate::gpu::DeviceChoice::Auto => {
+        let on_cpu = e.label() == crate::engine::Engine::label(&crate::engine::CpuEngine);
+        match choice {
+            _ if !on_cpu => eprintln!("device: {}", e.label()),
+            crate::gpu::DeviceChoice::Auto => {
                 eprintln!("device: CPU engine (no hardware GPU adapter; --device gpu accepts software ones)")
             }
-            None => eprintln!("device: CPU engine"),
+            _ => eprintln!("device: CPU engine"),
         }
     }
-    Ok(e.map(std::sync::Arc::new))
+    Ok(e)
 }
 
-fn write_skip_log(path: &Path, skipped: &[crate::ingest::Skipped]) -> std::io::Result<()> {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-    writeln!(f, "path\treason")?;
-    for s in skipped {
-        writeln!(
-            f,
-            "{}\t{}",
-            s.path.replace(['\t', '\n'], " "),
-            s.reason.replace(['\t', '\n'], " ")
-        )?;
-    }
-    f.flush()
+/// A positive number from an environment variable (tuning and test knobs).
+fn env_number(name: &str) -> Option<usize> {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+}
+
+/// Segments with at least this many records search embeddings through
+/// their graph: `LOOKALIKE_ANN_MIN_ROWS` overrides the default (tests force
+/// the graph with 0).
+pub(crate) fn ann_min_rows() -> usize {
+    std::env::var("LOOKALIKE_ANN_MIN_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(crate::search::fusion::ANN_MIN_ROWS)
 }
 
 /// Says on stderr when verification was asked for but the index has no
@@ -356,12 +319,11 @@ fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
     let (files, skipped) = check::collect_queries(&a.image);
     let (mode, limits) = decode_setting(&a.decode, idx.manifest.decode.as_deref());
     let opts = CheckOptions {
-        mode,
-        limits,
         top_k: a.top_k,
         verify: !a.no_verify,
         embed: use_embeddings(&idx, a.hash_only)?,
-        gpu: None,
+        ann_min_rows: ann_min_rows(),
+        ..CheckOptions::new(mode, limits)
     };
     let r = check::check(
         &idx,
@@ -369,7 +331,7 @@ fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
         skipped,
         &opts,
         &progress(None, "querying", quiet),
-    );
+    )?;
     if let Some(s) = r.skipped.first() {
         bail!("{}: {}", s.path, s.reason);
     }
@@ -390,18 +352,18 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
     let idx = open_index(&a.sel)?;
     note_unverifiable(&idx, a.no_verify, quiet);
     let (files, skipped) = check::collect_queries(&a.dir);
-    let gpu = engine(a.device.device, quiet)?;
+    let engine = engine(a.device.device, quiet)?;
     let (mode, limits) = decode_setting(&a.decode, idx.manifest.decode.as_deref());
     let opts = CheckOptions {
-        mode,
-        limits,
         top_k: a.top_k,
         verify: !a.no_verify,
         embed: use_embeddings(&idx, a.hash_only)?,
-        gpu,
+        engine,
+        ann_min_rows: ann_min_rows(),
+        ..CheckOptions::new(mode, limits)
     };
     let pb = progress(Some(files.len() as u64), "checking", quiet);
-    let r = check::check(&idx, files, skipped, &opts, &pb);
+    let r = check::check(&idx, files, skipped, &opts, &pb)?;
     pb.finish_and_clear();
     if let Some(path) = &a.report.report {
         evidence::check_report(path, &r, &a, mode.label(&limits), limits)?;
@@ -446,8 +408,8 @@ fn cmd_hash(a: args::HashArgs, quiet: bool) -> Result<i32> {
     );
     let limits = Limits::default();
     let mut rows = Vec::with_capacity(files.len());
-    for chunk in files.chunks(pipeline::BATCH) {
-        for p in pipeline::process_batch(
+    for chunk in files.chunks(BATCH) {
+        for p in process_batch(
             chunk.to_vec(),
             mode(!a.fast),
             &limits,

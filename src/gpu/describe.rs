@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use super::pipelines::{grid, storage, storage_init, uniform};
-use super::GpuEngine;
+use super::{GpuEngine, GpuError};
 use crate::descriptors::{self, pdq, phash, Descriptors, Hash256, QueryDescriptors};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,16 +214,16 @@ impl GpuEngine {
     }
 
     /// Waits for a batch; results in input order (`describe_batch` semantics).
-    pub fn finish_query(&self, p: Pending) -> Vec<QueryDescriptors> {
-        self.finish(p).into_iter().map(|(q, _)| q).collect()
+    pub fn finish_query(&self, p: Pending) -> Result<Vec<QueryDescriptors>, GpuError> {
+        Ok(self.finish(p)?.into_iter().map(|(q, _)| q).collect())
     }
 
     /// Waits for a batch; results in input order (`describe` semantics).
-    pub fn finish_index(&self, p: Pending) -> Vec<Descriptors> {
-        self.finish(p).into_iter().map(|(_, d)| d).collect()
+    pub fn finish_index(&self, p: Pending) -> Result<Vec<Descriptors>, GpuError> {
+        Ok(self.finish(p)?.into_iter().map(|(_, d)| d).collect())
     }
 
-    fn finish(&self, p: Pending) -> Vec<(QueryDescriptors, Descriptors)> {
+    fn finish(&self, p: Pending) -> Result<Vec<(QueryDescriptors, Descriptors)>, GpuError> {
         let mut out: Vec<Option<(QueryDescriptors, Descriptors)>> = vec![None; p.n];
         for (i, q, d) in p.cpu {
             out[i] = Some((q, d));
@@ -234,14 +234,19 @@ impl GpuEngine {
                 submission_index: Some(part.submission.clone()),
                 timeout: None,
             };
-            self.device.poll(wait).expect("GPU poll failed");
+            self.device
+                .poll(wait)
+                .map_err(|e| GpuError(format!("waiting for the GPU failed: {e}")))?;
             part.receiver
                 .recv()
-                .expect("map callback ran")
-                .expect("GPU readback failed");
+                .map_err(|_| GpuError("the GPU readback was never answered".into()))?
+                .map_err(|e| GpuError(format!("GPU readback failed: {e}")))?;
             let n = part.images.len();
             {
-                let view = part.readback.get_mapped_range(..).expect("mapped");
+                let view = part
+                    .readback
+                    .get_mapped_range(..)
+                    .map_err(|e| GpuError(format!("GPU readback not mapped: {e}")))?;
                 let words: &[u32] = bytemuck::cast_slice(&view);
                 let (bits, rest) = words.split_at(n * 64);
                 let (qpart, px) = rest.split_at(n * 64);
@@ -285,7 +290,7 @@ impl GpuEngine {
             part.readback.unmap();
         }
         out.into_iter()
-            .map(|o| o.expect("every image described"))
+            .map(|o| o.ok_or_else(|| GpuError("an image of the batch was not described".into())))
             .collect()
     }
 }

@@ -18,7 +18,6 @@ mod adapter;
 pub mod cnn;
 mod describe;
 mod hamming;
-pub mod ingest;
 mod pipelines;
 
 pub use adapter::{AdapterReport, DeviceChoice};
@@ -27,6 +26,12 @@ pub use describe::{Pending, PendingKind};
 pub use hamming::{cpu_topk, KMAX};
 
 use crate::descriptors::{Descriptors, QueryDescriptors};
+
+/// A GPU operation that failed (a lost device, a readback that never came):
+/// an error value for the caller, never a panic.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct GpuError(pub String);
 
 /// A ready GPU device with every pipeline built once.
 pub struct GpuEngine {
@@ -41,6 +46,8 @@ pub struct GpuEngine {
     cnn_precision: Precision,
     /// The shipped embedding network, uploaded on first use.
     embedder: std::sync::OnceLock<GpuNetwork>,
+    /// Run the CNN on a software adapter too (see `embeds_on_gpu`).
+    cnn_on_software: bool,
 }
 
 impl GpuEngine {
@@ -74,8 +81,9 @@ impl GpuEngine {
             limits,
             pipes,
             f16,
-            cnn_precision: Precision::default_for(f16),
+            cnn_precision: if f16 { Precision::F16 } else { Precision::F32 },
             embedder: std::sync::OnceLock::new(),
+            cnn_on_software: false,
         }))
     }
 
@@ -85,8 +93,8 @@ impl GpuEngine {
     }
 
     /// What `upload_network`, `embed_images` and the `cnn_*` helpers store:
-    /// f16 where supported, unless LOOKALIKE_CNN_F32=1 (or
-    /// [`GpuEngine::with_cnn_precision`]) asks for f32.
+    /// f16 where supported, unless [`GpuEngine::with_cnn_precision`] asks
+    /// for f32.
     pub fn cnn_precision(&self) -> Precision {
         self.cnn_precision
     }
@@ -106,13 +114,24 @@ impl GpuEngine {
         self.report.to_string()
     }
 
+    /// This engine, running the CNN even on a software adapter when `yes`
+    /// (see [`GpuEngine::embeds_on_gpu`]; tests of the wiring use it).
+    pub fn with_cnn_on_software(mut self, yes: bool) -> GpuEngine {
+        self.cnn_on_software = yes;
+        self
+    }
+
+    /// The adapter this engine runs on.
     pub fn adapter(&self) -> &AdapterReport {
         &self.report
     }
 
     /// PDQ (8 dihedral variants) + quality + pHash of every image, as
     /// [`crate::descriptors::describe_query`] computes them. Sizes may differ.
-    pub fn describe_batch(&self, images: &[image::RgbImage]) -> Vec<QueryDescriptors> {
+    pub fn describe_batch(
+        &self,
+        images: &[image::RgbImage],
+    ) -> Result<Vec<QueryDescriptors>, GpuError> {
         self.finish_views_query(self.submit_views(
             images,
             PendingKind::Query,
@@ -125,7 +144,7 @@ impl GpuEngine {
         &self,
         images: &[image::RgbImage],
         extras: crate::descriptors::Extras,
-    ) -> Vec<QueryDescriptors> {
+    ) -> Result<Vec<QueryDescriptors>, GpuError> {
         self.finish_views_query(self.submit_views(images, PendingKind::Query, extras))
     }
 
@@ -143,7 +162,7 @@ impl GpuEngine {
     }
 
     /// Waits for a batch from `submit_index`; results in input order.
-    pub fn finish_index_batch(&self, f: InFlight) -> Vec<Descriptors> {
+    pub fn finish_index_batch(&self, f: InFlight) -> Result<Vec<Descriptors>, GpuError> {
         self.finish_views_index(f.0)
     }
 
@@ -193,8 +212,8 @@ impl GpuEngine {
         }
     }
 
-    fn finish_views_query(&self, v: Views) -> Vec<QueryDescriptors> {
-        let mut out = self.finish_query(v.main);
+    fn finish_views_query(&self, v: Views) -> Result<Vec<QueryDescriptors>, GpuError> {
+        let mut out = self.finish_query(v.main)?;
         for (d, k) in out.iter_mut().zip(v.keypoints) {
             d.keypoints = k;
         }
@@ -202,15 +221,15 @@ impl GpuEngine {
             d.embedding = Some(e);
         }
         if let Some(t) = v.trims {
-            for (i, d) in v.at.into_iter().zip(self.finish_query(t)) {
+            for (i, d) in v.at.into_iter().zip(self.finish_query(t)?) {
                 out[i].pdq_trim = Some(d.pdq);
             }
         }
-        out
+        Ok(out)
     }
 
-    fn finish_views_index(&self, v: Views) -> Vec<Descriptors> {
-        let mut out = self.finish_index(v.main);
+    fn finish_views_index(&self, v: Views) -> Result<Vec<Descriptors>, GpuError> {
+        let mut out = self.finish_index(v.main)?;
         for (d, k) in out.iter_mut().zip(&v.keypoints) {
             d.keypoints = crate::descriptors::IndexKeypoints::from_points(k);
         }
@@ -218,17 +237,20 @@ impl GpuEngine {
             d.embedding = crate::descriptors::Embedding::from_f32(e);
         }
         if let Some(t) = v.trims {
-            for (i, d) in v.at.into_iter().zip(self.finish_index(t)) {
+            for (i, d) in v.at.into_iter().zip(self.finish_index(t)?) {
                 out[i].pdq_trim = d.pdq;
             }
         }
-        out
+        Ok(out)
     }
 
     /// What the index stores, as [`crate::descriptors::describe`] computes it
     /// (differs from `describe_batch(..)[i].pdq[0]` only for 64×64 inputs,
     /// which the reference hashes unfiltered).
-    pub fn describe_index_batch(&self, images: &[image::RgbImage]) -> Vec<Descriptors> {
+    pub fn describe_index_batch(
+        &self,
+        images: &[image::RgbImage],
+    ) -> Result<Vec<Descriptors>, GpuError> {
         self.finish_views_index(self.submit_views(
             images,
             PendingKind::Index,
@@ -239,7 +261,7 @@ impl GpuEngine {
     /// Double-buffered streaming: `batches.next()` (typically CPU decoding)
     /// runs while the previous batch executes on the GPU; `sink` gets each
     /// batch's results in order.
-    pub fn describe_stream<I, F>(&self, batches: I, mut sink: F)
+    pub fn describe_stream<I, F>(&self, batches: I, mut sink: F) -> Result<(), GpuError>
     where
         I: IntoIterator<Item = Vec<image::RgbImage>>,
         F: FnMut(Vec<QueryDescriptors>),
@@ -252,19 +274,21 @@ impl GpuEngine {
                 crate::descriptors::Extras::HASHES_AND_KEYPOINTS,
             );
             if let Some(p) = in_flight.replace(next) {
-                sink(self.finish_views_query(p));
+                sink(self.finish_views_query(p)?);
             }
         }
         if let Some(p) = in_flight {
-            sink(self.finish_views_query(p));
+            sink(self.finish_views_query(p)?);
         }
+        Ok(())
     }
 
     /// Whether the learned embedding runs on this device: yes on hardware;
     /// on a software adapter (lavapipe) the CPU engine is ~50× faster, so
-    /// only when LOOKALIKE_GPU_CNN=1 asks for it (tests of the wiring).
+    /// only when [`GpuEngine::with_cnn_on_software`] asks for it (tests of
+    /// the wiring; the CLI's `LOOKALIKE_GPU_CNN=1`).
     pub fn embeds_on_gpu(&self) -> bool {
-        !self.report.software || std::env::var("LOOKALIKE_GPU_CNN").as_deref() == Ok("1")
+        !self.report.software || self.cnn_on_software
     }
 
     /// Embeddings of the shipped network (`descriptors::embedding`) for a
@@ -284,15 +308,16 @@ impl GpuEngine {
 
     /// For each query (8 orientation variants), the `k` nearest live db rows:
     /// (row, distance, orientation) sorted by distance then row; the same as
-    /// the CPU scan ([`crate::search::hamming::min_distances`] + top-k).
+    /// the CPU scan (`search::hamming`). `None`: declined, because `k` is
+    /// over the kernel's list size [`KMAX`] (the CPU scan's job).
     pub fn hamming_topk(
         &self,
         db: &[crate::descriptors::Hash256],
         live: &[bool],
         queries: &[[crate::descriptors::Hash256; 8]],
         k: usize,
-    ) -> Vec<Vec<(u32, u16, u8)>> {
-        hamming::topk(self, db, live, queries, k)
+    ) -> Option<Vec<Vec<(u32, u16, u8)>>> {
+        (k <= KMAX).then(|| hamming::topk(self, db, live, queries, k))
     }
 }
 

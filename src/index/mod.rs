@@ -2,17 +2,19 @@
 //! of fixed-width column files read through memory maps. `indexes/README.md`
 //! documents the format. Everything is validated before any cast.
 
-pub mod build;
 pub mod column;
 pub mod graph;
 pub mod manifest;
 pub mod reader;
 pub mod segment;
+pub mod settings;
+pub mod skipped;
 pub mod writer;
 
 pub use manifest::Manifest;
 pub use reader::{Index, RecordRef};
 pub use segment::{FileRecord, SegmentData};
+pub use settings::IndexSettings;
 pub use writer::IndexWriter;
 
 use std::path::{Path, PathBuf};

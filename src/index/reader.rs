@@ -61,6 +61,12 @@ impl Index {
         self.segments.iter().any(|s| s.keypoints().is_some())
     }
 
+    /// The model that made this index's embeddings ("name@fingerprint"),
+    /// `None` for a hash-only index.
+    pub fn embedding_model(&self) -> Option<&str> {
+        self.manifest.embedding.as_deref()
+    }
+
     pub fn live_count(&self) -> usize {
         self.live
             .iter()

@@ -3,12 +3,12 @@
 
 pub mod decode;
 pub mod exif;
-pub mod pipeline;
+pub mod batch;
 pub mod turbo;
 pub mod walk;
 
 pub use decode::{DecodeMode, Decoded, Limits};
-pub use pipeline::{process_batch, Outcome, Processed};
+pub use batch::{process_batch, Outcome, Processed, BATCH};
 pub use walk::{FileEntry, Walker};
 
 /// Why a file could not be described, and whose fault that was: it decides

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use crate::search::check::CheckReport;
+use crate::search::result::CheckReport;
 
 pub fn field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::table::display_path;
 use super::thumbs;
 use crate::ingest::Limits;
-use crate::search::check::{CheckReport, MatchOut, QueryResult};
+use crate::search::result::{CheckReport, MatchOut, QueryResult};
 use crate::search::dedup::{DedupReport, Group};
 
 /// Training matches shown beside each flagged image.

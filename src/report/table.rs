@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::Style;
-use crate::search::check::{CheckReport, QueryResult};
+use crate::search::result::{CheckReport, QueryResult};
 use crate::search::Verdict;
 
 fn verdict_cell(st: &Style, v: Verdict) -> String {
@@ -98,14 +98,14 @@ pub fn write_check(
 }
 
 /// Verified keypoint inliers, "-" when the candidate was not verified.
-fn inliers(m: &crate::search::check::MatchOut) -> String {
+fn inliers(m: &crate::search::result::MatchOut) -> String {
     m.inliers
         .map(|n| n.to_string())
         .unwrap_or_else(|| "-".into())
 }
 
 /// Embedding cosine similarity, "-" for a hash-only check.
-fn sim(m: &crate::search::check::MatchOut) -> String {
+fn sim(m: &crate::search::result::MatchOut) -> String {
     m.similarity
         .map(|s| format!("{s:.3}"))
         .unwrap_or_else(|| "-".into())

@@ -155,7 +155,7 @@ mod tests {
             ])
         });
         let (variants, _) = crate::descriptors::pdq::pdq_dihedral_from_rgb(&img);
-        for (v, name) in crate::search::check::ORIENTATIONS.iter().enumerate() {
+        for (v, name) in crate::search::result::ORIENTATIONS.iter().enumerate() {
             let direct = crate::descriptors::pdq::pdq_from_rgb(&orient(&img, name)).hash;
             let d = direct.hamming(&variants[v]);
             assert!(

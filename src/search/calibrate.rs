@@ -42,32 +42,94 @@ const SSCD_TAIL: (f64, f64) = (-0.883, -4.170);
 /// Below its fitted range SSCD's line is not extrapolated: no evidence.
 const SSCD_FIT_FROM: f32 = 0.30;
 
-/// The cosine tail of the model that embeds (`descriptors::embedding`):
-/// SSCD's for models named `sscd…`, else the built-in model's; and the
-/// cosine below which the tail carries no evidence.
-pub fn embedding_tail() -> (f64, f64) {
-    tail_and_floor().0
+/// The calibration of one index: which model's cosine tail its embedding
+/// evidence follows. Taken from the model the index records (its manifest's
+/// `embedding`), so two indexes of different models can be searched in one
+/// process, each by its own tail.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Calibration {
+    /// log10 P(null cosine ≥ c) ≈ a + b·c.
+    tail: (f64, f64),
+    /// Below this cosine the tail carries no evidence.
+    floor: f32,
 }
 
-fn tail_and_floor() -> ((f64, f64), f32) {
-    let name = crate::descriptors::embedding::model()
-        .name
-        .to_ascii_lowercase();
-    if name.contains("sscd") {
-        (SSCD_TAIL, SSCD_FIT_FROM)
-    } else {
+impl Default for Calibration {
+    /// The built-in model's (EfficientNet-Lite0).
+    fn default() -> Self {
         // Lite0's line reaches p = 1 by itself (at c = 0.42).
-        (LITE0_TAIL, f32::NEG_INFINITY)
+        Calibration {
+            tail: LITE0_TAIL,
+            floor: f32::NEG_INFINITY,
+        }
     }
 }
 
-/// Whether the embedding's evidence is combined with the keypoints'. Only
-/// for SSCD, trained to ignore content that is merely alike: EfficientNet's
-/// similarity and the keypoints both rise for look-alikes (unrelated clip art
-/// reaches cosine 0.87), so for it independence fails — on the sample corpus
-/// an unrelated image combined to 0.76.
-fn combines_with_keypoints() -> bool {
-    tail_and_floor().1 > f32::NEG_INFINITY
+impl Calibration {
+    /// For embeddings of the model labelled `model` ("name@fingerprint", as
+    /// indexes record it): SSCD's tail for models named `sscd…`, else the
+    /// built-in model's (also for hash-only indexes, `None`).
+    pub fn for_model(model: Option<&str>) -> Calibration {
+        match model {
+            Some(m) if m.to_ascii_lowercase().contains("sscd") => Calibration {
+                tail: SSCD_TAIL,
+                floor: SSCD_FIT_FROM,
+            },
+            _ => Calibration::default(),
+        }
+    }
+
+    /// The calibration of `index`'s recorded embedding model.
+    pub fn for_index(index: &crate::index::Index) -> Calibration {
+        Calibration::for_model(index.embedding_model())
+    }
+
+    /// The cosine tail (a, b): log10 P(null cosine ≥ c) ≈ a + b·c.
+    pub fn embedding_tail(&self) -> (f64, f64) {
+        self.tail
+    }
+
+    /// Whether the embedding's evidence is combined with the keypoints'.
+    /// Only for SSCD, trained to ignore content that is merely alike:
+    /// EfficientNet's similarity and the keypoints both rise for look-alikes
+    /// (unrelated clip art reaches cosine 0.87), so for it independence
+    /// fails — on the sample corpus an unrelated image combined to 0.76.
+    fn combines_with_keypoints(&self) -> bool {
+        self.floor > f32::NEG_INFINITY
+    }
+
+    fn embedding_log10_p(&self, cos: f32) -> f64 {
+        let (a, b) = self.tail;
+        if cos < self.floor {
+            return 0.0;
+        }
+        (a + b * cos as f64).min(0.0)
+    }
+
+    /// Score of an embedding cosine similarity alone.
+    pub fn embedding_score(&self, cos: f32) -> f64 {
+        from_log10_p(self.embedding_log10_p(cos))
+    }
+
+    /// One candidate's score from all its evidence (see the module doc).
+    pub fn score(&self, m: &Match, v: Option<&Verification>, similarity: Option<f32>) -> f64 {
+        let kp = v.map(|v| keypoint_log10_p(v.inliers)).unwrap_or(0.0);
+        let emb = similarity
+            .map(|c| self.embedding_log10_p(c))
+            .unwrap_or(0.0);
+        let mut best = pdq_log10_p(m.pdq_distance).min(kp).min(emb);
+        if self.combines_with_keypoints() {
+            best = best.min(fisher2(kp, emb));
+        }
+        from_log10_p(best)
+    }
+
+    /// The smallest cosine whose score reaches that of PDQ distance `d`.
+    pub fn similarity_matching_pdq(&self, d: u32) -> f32 {
+        let target = pdq_score(d);
+        let (a, b) = self.tail;
+        ((target * -10.0 - a) / b) as f32
+    }
 }
 
 /// −log10 p → score: linear up to 0.9, compressed above (see the module doc).
@@ -88,14 +150,6 @@ fn keypoint_log10_p(inliers: u32) -> f64 {
     (KP_A + KP_B * inliers as f64).min(0.0)
 }
 
-fn embedding_log10_p(cos: f32) -> f64 {
-    let ((a, b), floor) = tail_and_floor();
-    if cos < floor {
-        return 0.0;
-    }
-    (a + b * cos as f64).min(0.0)
-}
-
 /// Fisher's combination of two independent tail probabilities, in log10:
 /// P(p₁·p₂ ≤ t) = t·(1 − ln t).
 pub fn fisher2(lp1: f64, lp2: f64) -> f64 {
@@ -114,28 +168,6 @@ pub fn pdq_score(d: u32) -> f64 {
 /// Score of a verification alone.
 pub fn keypoint_score(inliers: u32) -> f64 {
     from_log10_p(keypoint_log10_p(inliers))
-}
-
-/// Score of an embedding cosine similarity alone.
-pub fn embedding_score(cos: f32) -> f64 {
-    from_log10_p(embedding_log10_p(cos))
-}
-
-pub fn score(m: &Match, v: Option<&Verification>, similarity: Option<f32>) -> f64 {
-    let kp = v.map(|v| keypoint_log10_p(v.inliers)).unwrap_or(0.0);
-    let emb = similarity.map(embedding_log10_p).unwrap_or(0.0);
-    let mut best = pdq_log10_p(m.pdq_distance).min(kp).min(emb);
-    if combines_with_keypoints() {
-        best = best.min(fisher2(kp, emb));
-    }
-    from_log10_p(best)
-}
-
-/// The smallest cosine whose score reaches that of PDQ distance `d`.
-pub fn similarity_matching_pdq(d: u32) -> f32 {
-    let target = pdq_score(d);
-    let (a, b) = embedding_tail();
-    ((target * -10.0 - a) / b) as f32
 }
 
 /// The fewest inliers whose score reaches that of a PDQ distance of `d`:
@@ -189,13 +221,19 @@ mod tests {
             inliers: 3,
             affine: [0.0; 6],
         };
-        let alone = score(&m, Some(&v), None);
+        let cal = Calibration::default();
+        let alone = cal.score(&m, Some(&v), None);
         assert_eq!(alone, keypoint_score(3));
         // The built-in model (EfficientNet) does not combine: best single piece.
-        assert!(!combines_with_keypoints());
+        assert!(!cal.combines_with_keypoints());
         assert_eq!(
-            score(&m, Some(&v), Some(0.9)),
-            alone.max(embedding_score(0.9))
+            cal.score(&m, Some(&v), Some(0.9)),
+            alone.max(cal.embedding_score(0.9))
         );
+        // SSCD (by the index's recorded label) does, and has its own tail.
+        let sscd = Calibration::for_model(Some("sscd_disc_mixup@0123456789abcdef"));
+        assert!(sscd.combines_with_keypoints());
+        assert_ne!(sscd.embedding_tail(), cal.embedding_tail());
+        assert_eq!(Calibration::for_model(None), cal);
     }
 }

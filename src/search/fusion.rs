@@ -44,16 +44,30 @@ pub fn keypoint_scan(index: &Index) -> bool {
     index.live_count() <= KEYPOINT_SCAN_LIMIT
 }
 
-/// Verifies (unless `verify` is false) and rescores `pdq` (the first stage's top matches, best first);
-/// returns at most `top_k` candidates, best score first.
-pub fn fuse(
-    index: &Index,
-    q: &QueryDescriptors,
-    pdq: &[Match],
-    top_k: usize,
-    parallel: bool,
-    verify: bool,
-) -> Vec<Candidate> {
+/// How the second stage runs.
+#[derive(Clone, Copy, Debug)]
+pub struct FuseParams {
+    /// Candidates returned per query.
+    pub top_k: usize,
+    /// Spread one query's work over all cores (for a single query).
+    pub parallel: bool,
+    /// Verify candidates geometrically (off: PDQ and embedding evidence only).
+    pub verify: bool,
+    /// Segments with at least this many records search embeddings through
+    /// their HNSW graph, smaller ones by an exact scan ([`ANN_MIN_ROWS`]).
+    pub ann_min_rows: usize,
+    /// Maps evidence to scores (the index's recorded model).
+    pub calibration: calibrate::Calibration,
+}
+
+/// Segments with at least this many records are searched through their
+/// HNSW graph by default; smaller ones by an exact scan, which is as fast there.
+pub const ANN_MIN_ROWS: usize = 4096;
+
+/// Verifies (unless `p.verify` is false) and rescores `pdq` (the first stage's top matches, best first);
+/// returns at most `p.top_k` candidates, best score first.
+pub fn fuse(index: &Index, q: &QueryDescriptors, pdq: &[Match], p: &FuseParams) -> Vec<Candidate> {
+    let (top_k, parallel, verify) = (p.top_k, p.parallel, p.verify);
     let take = if verify { VERIFY_PDQ } else { 0 };
     let mut recs: Vec<RecordRef> = pdq.iter().take(take).map(|m| m.rec).collect();
     if verify && !q.keypoints.is_empty() && keypoint_scan(index) {
@@ -62,7 +76,15 @@ pub fn fuse(
     let nearest = q
         .embedding
         .as_ref()
-        .map(|e| nearest_embeddings(index, e, VERIFY_EMBEDDING.max(top_k), parallel))
+        .map(|e| {
+            nearest_embeddings(
+                index,
+                e,
+                VERIFY_EMBEDDING.max(top_k),
+                parallel,
+                p.ann_min_rows,
+            )
+        })
         .unwrap_or_default();
     recs.extend(nearest.iter().map(|&(_, r)| r));
     recs.sort_unstable();
@@ -96,7 +118,9 @@ pub fn fuse(
             .embedding
             .as_ref()
             .and_then(|e| similarity(index, e, c.m.rec));
-        c.score = calibrate::score(&c.m, c.verification.as_ref(), c.similarity);
+        c.score = p
+            .calibration
+            .score(&c.m, c.verification.as_ref(), c.similarity);
     }
     out.sort_by(|a, b| {
         b.score
@@ -114,25 +138,16 @@ fn similarity(index: &Index, q: &[f32], r: RecordRef) -> Option<f32> {
     (!e.is_none()).then(|| crate::descriptors::embedding::similarity(q, e))
 }
 
-/// Segments with at least this many records are searched through their
-/// HNSW graph; smaller ones by an exact scan, which is as fast there.
-/// `LOOKALIKE_ANN_MIN_ROWS` overrides it (tests force the graph with 0).
-pub fn ann_min_rows() -> usize {
-    std::env::var("LOOKALIKE_ANN_MIN_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4096)
-}
-
 /// The `k` live records most similar to the query embedding: per segment
-/// through its graph (approximate), or an exact scan.
+/// through its graph (approximate) when it has at least `min_rows` records,
+/// else an exact scan.
 pub fn nearest_embeddings(
     index: &Index,
     q: &[f32],
     k: usize,
     parallel: bool,
+    min_rows: usize,
 ) -> Vec<(f32, RecordRef)> {
-    let min_rows = ann_min_rows();
     let mut all: Vec<(f32, RecordRef)> = Vec::new();
     for (si, seg) in index.segments.iter().enumerate() {
         let Some(embs) = seg.embeddings() else {

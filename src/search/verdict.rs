@@ -78,9 +78,9 @@ pub fn match_score() -> f64 {
 }
 
 /// Embedding cosine that makes a match: the value whose calibrated score
-/// equals that of PDQ distance `MATCH_PDQ`.
-pub fn match_similarity() -> f32 {
-    super::calibrate::similarity_matching_pdq(MATCH_PDQ)
+/// (under `cal`) equals that of PDQ distance `MATCH_PDQ`.
+pub fn match_similarity(cal: &super::calibrate::Calibration) -> f32 {
+    cal.similarity_matching_pdq(MATCH_PDQ)
 }
 
 /// The hash verdict, raised to near-duplicate when geometric verification
@@ -90,9 +90,10 @@ pub fn combined(
     hash: Verdict,
     v: Option<&super::verify::Verification>,
     similarity: Option<f32>,
+    cal: &super::calibrate::Calibration,
 ) -> Verdict {
     let kp = v.is_some_and(|v| v.inliers >= match_inliers());
-    let emb = similarity.is_some_and(|s| s >= match_similarity());
+    let emb = similarity.is_some_and(|s| s >= match_similarity(cal));
     if kp || emb {
         hash.max(Verdict::NearDuplicate)
     } else {

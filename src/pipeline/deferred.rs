@@ -1,31 +1,28 @@
-//! Glue for the ingest pipeline: `process_batch` keeps the decoded pixels
-//! (`Deferred::Pixels`), then one GPU batch describes them all.
+//! Glue between the ingest batches and an engine: `process_batch` leaves
+//! each image's descriptors computed or its decoded pixels kept
+//! ([`Deferred`]); the kept pixels are then described in one engine batch.
 
 use std::sync::Arc;
 
 use image::RgbImage;
 
+use crate::engine::Deferred;
 use crate::ingest::{Outcome, Processed};
 
-#[derive(Clone)]
-pub enum Deferred<T> {
-    Ready(T),
-    Pixels(Arc<RgbImage>),
-}
-
 /// Replaces every `Pixels` with `describe`'s result for it (an image shared by
-/// exact duplicates is described once).
-pub fn resolve<T: Clone>(
+/// exact duplicates is described once). `describe` is not called when no
+/// pixels were kept.
+pub fn resolve<T: Clone, E>(
     results: Vec<Processed<Deferred<T>>>,
-    describe: impl FnOnce(&[RgbImage]) -> Vec<T>,
-) -> Vec<Processed<T>> {
+    describe: impl FnOnce(&[RgbImage]) -> Result<Vec<T>, E>,
+) -> Result<Vec<Processed<T>>, E> {
     let (imgs, slots) = gather(&results);
     let described = if imgs.is_empty() {
         Vec::new()
     } else {
-        describe(&imgs)
+        describe(&imgs)?
     };
-    apply(results, &slots, &described)
+    Ok(apply(results, &slots, &described))
 }
 
 /// Which image of the batch each `Pixels` is (images shared by exact

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use super::check::CheckReport;
+use crate::search::result::CheckReport;
 
 /// One ground-truth row: `expected` empty = negative query (nothing should match).
 #[derive(Clone, Debug)]

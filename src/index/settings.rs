@@ -1,0 +1,66 @@
+//! The compatibility policy: what an index records about how its
+//! descriptors were made, and which later runs may add to it. Hashes of
+//! images decoded differently, or embeddings of another model, would not be
+//! comparable with the ones already stored, so such a run is refused with a
+//! reason rather than allowed to mix them.
+
+use super::IndexWriter;
+use crate::error::IndexError;
+
+/// How a run of `index` would describe images.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexSettings {
+    /// The decode label (`DecodeMode::label`), e.g. "fast:512" or "exact".
+    pub decode: String,
+    /// The embedding model's label ("name@fingerprint"), `None` for hash-only.
+    pub embedding: Option<String>,
+    /// Whether to keep keypoints. Only a new index takes this; an existing
+    /// one keeps its own setting (asking to drop them is refused).
+    pub keypoints: bool,
+}
+
+impl IndexWriter {
+    /// Checks `s` against what the index records and records it: the
+    /// decode setting and the embedding model must be the index's (a new
+    /// index takes them). Returns whether keypoints are kept: the index's
+    /// setting unless this is its first run, since turning them off later
+    /// would leave the older images verifiable and the newer not.
+    pub fn apply_settings(&mut self, s: &IndexSettings) -> Result<bool, IndexError> {
+        let dir = self.dir().display().to_string();
+        if let Some(r) = self.decode_label().filter(|r| *r != s.decode) {
+            return Err(IndexError::Incompatible(format!(
+                "index {dir} was built with decode setting '{r}', this run asks for '{}': hashes would not be comparable. \
+                 Re-run without --exact/--thumb-side, or build a new index.",
+                s.decode
+            )));
+        }
+        if self.committed_records() > 0 && self.embedding_label() != s.embedding.as_deref() {
+            let none = "none (--hash-only)";
+            return Err(IndexError::Incompatible(format!(
+                "index {dir} holds embeddings of {}, this run would add {}: they would not be comparable. \
+                 Re-run {}, or build a new index.",
+                self.embedding_label().unwrap_or(none),
+                s.embedding.as_deref().unwrap_or(none),
+                if s.embedding.is_none() {
+                    "without --hash-only"
+                } else {
+                    "with --hash-only"
+                }
+            )));
+        }
+        let keypoints = if self.committed_records() == 0 {
+            s.keypoints
+        } else if !s.keypoints && self.keypoints() {
+            return Err(IndexError::Incompatible(format!(
+                "index {dir} keeps keypoints, --no-keypoints would leave the images added now without them. \
+                 Re-run without --no-keypoints, or build a new index."
+            )));
+        } else {
+            self.keypoints()
+        };
+        self.set_decode_label(s.decode.clone());
+        self.set_embedding_label(s.embedding.clone());
+        self.set_keypoints(keypoints);
+        Ok(keypoints)
+    }
+}

@@ -1,0 +1,288 @@
+//! Checking generated images against an index: read and decode them in
+//! batches, describe them (all orientations) on the engine, search, fuse
+//! the evidence and judge. Used by `query` (one image), `check` (a folder)
+//! and `eval`.
+
+use std::sync::Arc;
+
+use image::RgbImage;
+use indicatif::ProgressBar;
+use rayon::prelude::*;
+
+use super::deferred::resolve;
+use crate::descriptors::{Extras, QueryDescriptors};
+use crate::engine::{Engine, EngineError};
+use crate::index::Index;
+use crate::ingest::walk::WalkItem;
+use crate::ingest::{process_batch, DecodeMode, FileEntry, Limits, Outcome, Skipped, Walker, BATCH};
+use crate::search::calibrate::Calibration;
+use crate::search::fusion::{self, FuseParams};
+use crate::search::judge::{fill_corpus_copies, judge};
+use crate::search::result::{CheckReport, QueryResult, Thresholds, SCHEMA};
+use crate::search::{batch::batch_search, search, verdict, Match, SearchParams, Verdict};
+
+/// How `check` runs.
+#[derive(Clone)]
+pub struct CheckOptions {
+    /// How query files are decoded (as the index was, for comparable hashes).
+    pub mode: DecodeMode,
+    /// Size limits for query files.
+    pub limits: Limits,
+    /// Candidates reported per query.
+    pub top_k: usize,
+    /// Run the verification stage (`fusion`); off: PDQ evidence only.
+    pub verify: bool,
+    /// Embed queries and search the index's embeddings (the index has them).
+    pub embed: bool,
+    /// Describes queries (and, where it accepts, scans hashes in batches).
+    pub engine: Arc<dyn Engine>,
+    /// Segments with at least this many records search embeddings through
+    /// their HNSW graph ([`fusion::ANN_MIN_ROWS`] by default).
+    pub ann_min_rows: usize,
+}
+
+impl CheckOptions {
+    /// The defaults of `lookalike check` on `index`: queries decoded as the
+    /// index records, embeddings used when the index has those of the
+    /// model this process embeds with, verification on, top 10, CPU engine.
+    pub fn for_index(index: &Index) -> CheckOptions {
+        let (mode, side) = index
+            .manifest
+            .decode
+            .as_deref()
+            .and_then(DecodeMode::parse_label)
+            .unwrap_or((DecodeMode::Fast, crate::ingest::decode::FAST_MIN_SIDE));
+        let limits = Limits {
+            fast_min_side: side,
+            ..Limits::default()
+        };
+        CheckOptions {
+            embed: index.embedding_model()
+                == Some(crate::descriptors::embedding::model_label().as_str()),
+            ..CheckOptions::new(mode, limits)
+        }
+    }
+
+    /// The defaults of `lookalike check` for an index decoded with `mode`:
+    /// top 10, verification on, no embeddings, CPU engine.
+    pub fn new(mode: DecodeMode, limits: Limits) -> CheckOptions {
+        CheckOptions {
+            mode,
+            limits,
+            top_k: 10,
+            verify: true,
+            embed: false,
+            engine: Arc::new(crate::engine::CpuEngine),
+            ann_min_rows: fusion::ANN_MIN_ROWS,
+        }
+    }
+}
+
+/// Lists the image files under `root` (a folder or one file) in name order.
+pub fn collect_queries(root: &std::path::Path) -> (Vec<FileEntry>, Vec<Skipped>) {
+    let mut files = vec![];
+    let mut skipped = vec![];
+    if root.is_file() {
+        // A single file is checked whatever its extension.
+        match std::fs::metadata(root) {
+            Ok(md) => files.push(FileEntry {
+                path: root.to_path_buf(),
+                size: md.len(),
+                mtime_ns: crate::ingest::walk::mtime_ns(&md),
+            }),
+            Err(e) => skipped.push(Skipped {
+                path: root.display().to_string(),
+                reason: format!("cannot stat: {e}"),
+            }),
+        }
+        return (files, skipped);
+    }
+    if !root.exists() {
+        skipped.push(Skipped {
+            path: root.display().to_string(),
+            reason: "no such file or folder".into(),
+        });
+    }
+    for item in Walker::new(root) {
+        match item {
+            WalkItem::File(f) => files.push(f),
+            WalkItem::Skipped(s) => skipped.push(s),
+        }
+    }
+    (files, skipped)
+}
+
+/// Checks `files` against `index`; `skipped` (files the caller could not
+/// list) is carried into the report. `Err` only when the engine fails.
+pub fn check(
+    index: &Index,
+    files: Vec<FileEntry>,
+    mut skipped: Vec<Skipped>,
+    opts: &CheckOptions,
+    progress: &ProgressBar,
+) -> Result<CheckReport, EngineError> {
+    let run = Run::new(index, opts, files.len() == 1);
+    let engine = opts.engine.as_ref();
+    let mut results = Vec::with_capacity(files.len());
+    for chunk in files.chunks(BATCH) {
+        let processed = process_batch(
+            chunk.to_vec(),
+            opts.mode,
+            &opts.limits,
+            |_| None,
+            |d| engine.prepare_query(&d.rgb, run.extras),
+        );
+        let processed = resolve(processed, |imgs| engine.describe_queries(imgs, run.extras))?;
+        let described: Vec<(String, u128, QueryDescriptors)> = processed
+            .into_iter()
+            .filter_map(|p| match p.outcome {
+                Outcome::Done(q) | Outcome::Duplicate(q) => {
+                    Some((p.entry.path.display().to_string(), p.content_hash, q))
+                }
+                Outcome::Skipped(failure) => {
+                    skipped.push(Skipped {
+                        path: p.entry.path.display().to_string(),
+                        reason: failure.reason,
+                    });
+                    None
+                }
+            })
+            .collect();
+        results.extend(run.search(&described));
+        progress.inc(chunk.len() as u64);
+    }
+    Ok(run.report(results, skipped))
+}
+
+/// Checks images already decoded (a name for the report, and the upright
+/// RGB pixels), as `check` does files: for callers that hold pixels (the
+/// Python package, a service). No file bytes, so `same_bytes` is false.
+///
+/// ```no_run
+/// use lookalike::pipeline::check::{check_images, CheckOptions};
+/// let index = lookalike::index::Index::open("indexes/mymodel".as_ref())?;
+/// let img = image::open("out/0001.png")?.into_rgb8();
+/// let opts = CheckOptions::for_index(&index);
+/// let report = check_images(&index, &[("0001.png".into(), img)], &opts)?;
+/// println!("{}", serde_json::to_string_pretty(&report)?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn check_images(
+    index: &Index,
+    images: &[(String, RgbImage)],
+    opts: &CheckOptions,
+) -> Result<CheckReport, EngineError> {
+    let run = Run::new(index, opts, images.len() == 1);
+    let engine = opts.engine.as_ref();
+    let mut results = Vec::with_capacity(images.len());
+    for chunk in images.chunks(BATCH) {
+        let pixels: Vec<RgbImage> = chunk.iter().map(|(_, i)| i.clone()).collect();
+        let described = engine.describe_queries(&pixels, run.extras)?;
+        let described: Vec<(String, u128, QueryDescriptors)> = chunk
+            .iter()
+            .zip(described)
+            .map(|((name, _), q)| (name.clone(), 0, q))
+            .collect();
+        results.extend(run.search(&described));
+    }
+    Ok(run.report(results, vec![]))
+}
+
+/// One check's settings, resolved against its index.
+struct Run<'a> {
+    index: &'a Index,
+    opts: &'a CheckOptions,
+    extras: Extras,
+    search: SearchParams,
+    fuse: FuseParams,
+}
+
+impl<'a> Run<'a> {
+    fn new(index: &'a Index, opts: &'a CheckOptions, single: bool) -> Run<'a> {
+        // An index without keypoints (`index --no-keypoints`) has nothing to
+        // verify against: the query's keypoints would be extracted for nothing.
+        let verify = opts.verify && index.has_keypoints();
+        Run {
+            index,
+            opts,
+            extras: Extras {
+                embedding: opts.embed,
+                keypoints: verify,
+            },
+            search: SearchParams {
+                top_k: opts.top_k.max(fusion::VERIFY_PDQ),
+                max_distance: 256,
+                parallel: single,
+            },
+            fuse: FuseParams {
+                top_k: opts.top_k,
+                parallel: single,
+                verify,
+                ann_min_rows: opts.ann_min_rows,
+                calibration: Calibration::for_index(index),
+            },
+        }
+    }
+
+    /// Searches and judges a batch of described queries (path, content
+    /// hash, descriptors): on the engine's batch kernel where it accepts,
+    /// else by the CPU scan, one query per core.
+    fn search(&self, described: &[(String, u128, QueryDescriptors)]) -> Vec<QueryResult> {
+        let index = self.index;
+        let judge = |path: &str, ch: u128, q: &QueryDescriptors, found: &[Match]| {
+            let cands = fusion::fuse(index, q, found, &self.fuse);
+            judge(index, path, ch, q, &cands, &self.fuse.calibration)
+        };
+        let qs: Vec<&QueryDescriptors> = described.iter().map(|d| &d.2).collect();
+        let engine = self.opts.engine.as_ref();
+        match batch_search(index, engine, &qs, self.search.top_k) {
+            Some(hits) => described
+                .par_iter()
+                .zip(hits)
+                .map(|((path, ch, q), m)| judge(path, *ch, q, &m))
+                .collect(),
+            None => described
+                .par_iter()
+                .map(|(path, ch, q)| judge(path, *ch, q, &search(index, q, &self.search)))
+                .collect(),
+        }
+    }
+
+    /// The report of all results: counts, rate, thresholds.
+    fn report(&self, mut results: Vec<QueryResult>, skipped: Vec<Skipped>) -> CheckReport {
+        let index = self.index;
+        fill_corpus_copies(index, &mut results);
+        let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();
+        let (exact, near) = (count(Verdict::Exact), count(Verdict::NearDuplicate));
+        CheckReport {
+            schema: SCHEMA,
+            index: index.dir.display().to_string(),
+            index_records: index.live_count(),
+            images_checked: results.len(),
+            matched: exact + near,
+            exact,
+            near_duplicate: near,
+            replication_rate: if results.is_empty() {
+                0.0
+            } else {
+                (exact + near) as f64 / results.len() as f64
+            },
+            thresholds: Thresholds {
+                match_pdq_distance: verdict::MATCH_PDQ,
+                exact_pdq_distance: verdict::EXACT_PDQ,
+                exact_phash_distance: verdict::EXACT_PHASH,
+                min_quality: verdict::MIN_QUALITY,
+                match_inliers: verdict::match_inliers(),
+                match_score: verdict::match_score(),
+                match_similarity: verdict::match_similarity(&self.fuse.calibration),
+                embedding_model: self
+                    .opts
+                    .embed
+                    .then(crate::descriptors::embedding::model_label),
+                keypoint_scan: self.fuse.verify && fusion::keypoint_scan(index),
+            },
+            skipped,
+            results,
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The drivers: what `index`, `check`/`query` and `eval` do, end to end, on
+//! top of storage (`crate::index`), search (`crate::search`) and an engine
+//! (`crate::engine`). Each reads its inputs in bounded batches, so memory
+//! stays flat whatever the corpus size.
+//!
+//! * [`build`]: walk a folder, describe new or changed images, append them
+//!   to an index in crash-safe commits.
+//! * [`check`]: describe query images and search an index; the report that
+//!   `check --json` prints.
+//! * [`eval`]: score a check against ground truth.
+
+pub mod build;
+pub mod check;
+mod deferred;
+pub mod eval;
+
+pub use build::{build, update, BuildOptions, BuildStats};
+pub use check::{check, check_images, collect_queries, CheckOptions};

@@ -1,0 +1,137 @@
+//! What a check finds, as `check --json` prints it (schema
+//! `lookalike.check/1`): per query image its ranked training matches, each
+//! with its distances, evidence and verdict; and the batch's summary.
+
+use serde::Serialize;
+
+use super::Verdict;
+use crate::ingest::Skipped;
+
+/// The schema name `check --json` writes.
+pub const SCHEMA: &str = "lookalike.check/1";
+
+/// One training candidate of a query image.
+#[derive(Clone, Debug, Serialize)]
+pub struct MatchOut {
+    /// 1 = best.
+    pub rank: usize,
+    /// The training file's path.
+    pub candidate: String,
+    /// Calibrated score in [0, 1): equal scores, equal false-alarm rates.
+    pub score: f64,
+    /// exact / near-duplicate / none.
+    pub verdict: Verdict,
+    /// PDQ Hamming distance (best orientation and view).
+    pub pdq_distance: u32,
+    /// pHash Hamming distance.
+    pub phash_distance: u32,
+    /// Orientation of the query that matched: how the copy was turned.
+    pub orientation: &'static str,
+    /// Which views matched: "none", "query", "candidate" or "both" had their
+    /// borders / caption bars trimmed.
+    pub trimmed: &'static str,
+    /// The training image's PDQ quality (below 50: unreliable hash).
+    pub candidate_quality: u8,
+    /// Keypoint correspondences that passed the ratio test (null: not verified).
+    pub keypoint_matches: Option<u32>,
+    /// Of those, how many one affine map explains (null: not verified).
+    pub inliers: Option<u32>,
+    /// Cosine similarity of the learned embeddings (null: hash-only).
+    pub similarity: Option<f32>,
+    /// What the score rests on: the pieces of evidence ("pdq", "keypoints",
+    /// "embedding") that reach the match threshold, joined by "+"; when none
+    /// does, the strongest one.
+    pub evidence: String,
+    /// The query file has the same bytes as the training file.
+    pub same_bytes: bool,
+    /// Near copies of this training image elsewhere in the index (upright
+    /// PDQ ≤ 31, itself excluded); computed for matches only, else null.
+    pub corpus_copies: Option<u32>,
+    /// Where the candidate is in the index.
+    #[serde(skip)]
+    pub rec: crate::index::RecordRef,
+}
+
+/// One checked image and its candidates.
+#[derive(Clone, Debug, Serialize)]
+pub struct QueryResult {
+    /// The query file's path.
+    pub query: String,
+    /// The best verdict among its candidates.
+    pub verdict: Verdict,
+    /// The best candidate's score (0 without candidates).
+    pub best_score: f64,
+    /// The query's PDQ, ThreatExchange hex.
+    pub pdq: String,
+    /// The query's PDQ quality.
+    pub quality: u8,
+    /// The query's pHash, imagehash hex.
+    pub phash: String,
+    /// Ranked candidates, best first.
+    pub matches: Vec<MatchOut>,
+}
+
+/// The thresholds a check ran with (they decide the verdicts).
+#[derive(Clone, Debug, Serialize)]
+pub struct Thresholds {
+    /// PDQ distance at or below which images match.
+    pub match_pdq_distance: u32,
+    /// PDQ distance at or below which a match is exact (with pHash).
+    pub exact_pdq_distance: u32,
+    /// pHash distance at or below which a close PDQ match is exact.
+    pub exact_phash_distance: u32,
+    /// PDQ quality below which pHash must confirm a PDQ match.
+    pub min_quality: u8,
+    /// Verified keypoint inliers that make a match (same false-alarm rate
+    /// per comparison as the PDQ threshold).
+    pub match_inliers: u32,
+    /// The score of all thresholds.
+    pub match_score: f64,
+    /// Embedding cosine similarity that makes a match (same false-alarm rate).
+    pub match_similarity: f32,
+    /// The model whose embeddings were compared (null: hash-only).
+    pub embedding_model: Option<String>,
+    /// Whether keypoints of the query were compared with every indexed image
+    /// (indexes up to 20 000 images) or only with the PDQ candidates.
+    pub keypoint_scan: bool,
+}
+
+/// A whole check: what `check --json` prints.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckReport {
+    /// [`SCHEMA`].
+    pub schema: &'static str,
+    /// The index folder.
+    pub index: String,
+    /// Live images in the index.
+    pub index_records: usize,
+    /// Query images described and searched.
+    pub images_checked: usize,
+    /// Of those, how many matched (exact or near-duplicate).
+    pub matched: usize,
+    /// Exact matches.
+    pub exact: usize,
+    /// Near-duplicate matches.
+    pub near_duplicate: usize,
+    /// Share of checked images with a match (exact or near-duplicate).
+    pub replication_rate: f64,
+    /// The thresholds used.
+    pub thresholds: Thresholds,
+    /// Files that could not be checked, and why.
+    pub skipped: Vec<Skipped>,
+    /// One entry per checked image, in name order.
+    pub results: Vec<QueryResult>,
+}
+
+/// Names of the 8 query orientations, in the order of the PDQ variants.
+pub const ORIENTATIONS: [&str; 8] = [
+    "original",
+    "rot90",
+    "rot180",
+    "rot270",
+    "flip-x",
+    "flip-y",
+    "flip-diag",
+    "flip-antidiag",
+];
+
