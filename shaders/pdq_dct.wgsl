@@ -18,7 +18,7 @@ fn qstep(u: f32, v: f32) -> i32 {
 }
 
 // Row i's share of the gradient sum: vertical pairs (i, i+1) and horizontal pairs in row i.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn quality(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if (id >= P.n * 64u) { return; }
@@ -32,7 +32,7 @@ fn quality(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     qpart[id] = s;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn dct_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if (id >= P.n * 1024u) { return; }
@@ -44,7 +44,7 @@ fn dct_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     tmat[id] = s;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn dct_cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if (id >= P.n * 256u) { return; }
@@ -83,7 +83,7 @@ fn variant(v: u32, i: u32, j: u32, x: f32) -> vec2<u32> {
 
 // One invocation per (image, variant): the lower median (rank 127) by a
 // 32-step radix select on order keys, then bit = value > median.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn threshold(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if (id >= P.n * 8u) { return; }

@@ -112,7 +112,7 @@ fn box_line(mode: u32, img: u32, line: u32, n: u32) {
 
 fn passthrough(img: u32) -> bool { return (info[img * 8u + 6u] & 1u) != 0u; }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn rows1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if (id >= pref[P.n]) { return; }
@@ -121,7 +121,7 @@ fn rows1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     box_line(0u, img, id - pref[img], info[img * 8u + 1u]);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn cols1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     let cb = P.n + 1u;
@@ -131,7 +131,7 @@ fn cols1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     box_line(1u, img, id - pref[cb + img], info[img * 8u + 2u]);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn rows2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if (id >= pref[P.n]) { return; }
@@ -141,7 +141,7 @@ fn rows2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
 }
 
 // One invocation per (image, output column j); the line is source column dec_idx(j, width).
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn cols2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if (id >= P.n * 64u) { return; }

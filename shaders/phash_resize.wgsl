@@ -33,7 +33,7 @@ fn find_img(id: u32) -> u32 {
 }
 
 // Horizontal pass, one invocation per image row.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn resize_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if (id >= pref[P.n]) { return; }
@@ -58,7 +58,7 @@ fn resize_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 }
 
 // Vertical pass, one invocation per (image, output column).
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn resize_cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if (id >= P.n * 32u) { return; }

@@ -29,6 +29,7 @@ pub fn run(a: EvalArgs, quiet: bool) -> Result<i32> {
             verify: !a.no_verify,
             embed: super::use_embeddings(&idx, a.hash_only)?,
             gpu: None,
+            kernel: super::hamming_kernel(),
         },
         &pb,
     );

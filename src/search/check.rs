@@ -114,6 +114,8 @@ pub struct CheckOptions {
     pub embed: bool,
     /// Describe (and, for batches of >= GPU_MIN_BATCH images, search) on this GPU engine.
     pub gpu: Option<std::sync::Arc<crate::gpu::GpuEngine>>,
+    /// Copy of the CPU Hamming scan loop (`SearchParams::kernel`).
+    pub kernel: super::hamming::Kernel,
 }
 
 /// Below this many query images the CPU scan is as fast as a GPU round trip.
@@ -206,6 +208,7 @@ pub fn check(
             top_k: opts.top_k.max(fusion::VERIFY_PDQ),
             max_distance: 256,
             parallel: single,
+            kernel: opts.kernel,
         };
         let judge = |path: &str, ch: u128, q: &QueryDescriptors, found: &[Match]| {
             let cands = fusion::fuse(index, q, found, opts.top_k, single, verify);
@@ -297,10 +300,10 @@ pub fn gpu_search(
             ));
         }
         for (col, queries, flag) in runs {
-            for (acc, hits) in best
-                .iter_mut()
-                .zip(e.hamming_topk(col, live, queries, top_k))
-            {
+            let hits = e
+                .hamming_topk(col, live, queries, top_k)
+                .unwrap_or_else(|| super::hamming::column_topk(col, live, queries, top_k));
+            for (acc, hits) in best.iter_mut().zip(hits) {
                 for (row, d, o) in hits {
                     let cand = (d, o | flag);
                     acc.entry(row)
