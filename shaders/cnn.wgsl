@@ -1,10 +1,12 @@
-// CNN inference kernels (host side: src/gpu/cnn.rs). Feature maps are NCHW,
-// a batch of N same-size images; weights OIHW with BatchNorm folded. Both are
-// stored as `S`, which the host defines ahead of this file: `alias S = f32;`,
-// or `enable f16; alias S = f16;` where the device has SHADER_F16 (half the
-// memory traffic). Every value is widened with f32() on load and arithmetic
-// and accumulation are f32 in both; results are narrowed with S() on store.
-// Biases stay f32. Every entry point shares one binding layout:
+// CNN inference kernels. Host code: src/gpu/cnn.rs; CPU reference:
+// src/cnn/cpu.rs; the descriptor they compute: src/descriptors/embedding.rs.
+// Feature maps are NCHW, a batch of N same-size images; weights OIHW with
+// BatchNorm folded. Both are stored as `S`, which the host defines ahead of
+// this file: `alias S = f32;`, or `enable f16; alias S = f16;` where the
+// device has SHADER_F16 (half the memory traffic). Every value is widened
+// with f32() on load and arithmetic and accumulation are f32 in both; results
+// are narrowed with S() on store. Biases stay f32. Every entry point shares
+// one binding layout:
 //   src  = the layer input (add: a; gem: the feature map)
 //   wt   = weights (add: b; unused by gem)
 //   bias = per output channel (unused by add and gem)

@@ -2,6 +2,9 @@
 // matrix products (T = D*A, then B = T*D^T, each sum k = 0..63 from 0.0 as
 // the CPU), and per dihedral variant the median and the threshold bits.
 // Products go through keep() so no driver contracts them into FMAs.
+// CPU reference: src/descriptors/pdq/quality.rs and src/descriptors/pdq/dct.rs;
+// host code: src/gpu/describe.rs (the DCT matrix is uploaded by
+// src/gpu/pipelines.rs).
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> buf64: array<f32>;
@@ -63,7 +66,7 @@ fn order_key(x: f32) -> u32 {
 }
 
 // Variant v's value of coefficient (i, j) of the original, and its bit position
-// (pdq.rs dihedral_dcts: sign flips by index parity, transposes swap i and j).
+// (pdq/dct.rs dihedral_dcts: sign flips by index parity, transposes swap i and j).
 fn variant(v: u32, i: u32, j: u32, x: f32) -> vec2<u32> {
     var neg = false;
     var pos = i * 16u + j;

@@ -1,7 +1,9 @@
 // PDQ stage 1: Rec.601 luma + Jarosz downsample (2 x [row box, column box])
 // + decimation to 64x64, for a batch of images of any sizes. One invocation
 // per image row or column, each a sequential running sum in the CPU
-// reference's exact add/subtract order (see src/descriptors/pdq.rs).
+// reference's exact add/subtract order. CPU reference:
+// src/descriptors/pdq/luma.rs and src/descriptors/pdq/jarosz.rs; host code:
+// src/gpu/describe.rs.
 //
 // info (8 u32 per image): rgb byte offset, width, height, pixel offset into
 // buf_a/buf_b, taps x, taps y, flags (bit 0: 64x64 pass-through), pad.

@@ -1,6 +1,8 @@
 // pHash stage 1: Pillow's convert("L") and LANCZOS resize to 32x32 in 8-bit
-// fixed point (src/descriptors/phash.rs). Integer arithmetic only, so it is
-// exactly reproducible; the taps (f64 sin on the CPU) are uploaded.
+// fixed point. CPU reference: src/descriptors/phash.rs; host code:
+// src/gpu/describe.rs (the DCT and bits are then computed on the CPU).
+// Integer arithmetic only, so it is exactly reproducible; the taps (f64 sin
+// on the CPU) are uploaded.
 // taps record per distinct source size: [maxlen, start[32], count[32], weights[32*maxlen]].
 
 @group(0) @binding(0) var<uniform> P: Params;
