@@ -21,8 +21,16 @@ use lookalike::descriptors::{Descriptors, Extras, Hash256, QueryDescriptors};
 use lookalike::pipeline::{build, BuildOptions};
 use lookalike::index::{Index, IndexWriter};
 use lookalike::ingest::{DecodeMode, Limits};
+use lookalike::search::hamming::Kernel;
 use lookalike::search::{search, SearchParams};
 use rayon::prelude::*;
+
+/// `LOOKALIKE_HAMMING_KERNEL` (generic | avx2 | avx512) picks the CPU scan's
+/// copy to time; default the fastest this CPU has.
+fn hamming_kernel() -> Kernel {
+    let name = std::env::var("LOOKALIKE_HAMMING_KERNEL").unwrap_or_default();
+    Kernel::from_name(&name).unwrap_or_default()
+}
 
 fn xorshift(s: &mut u64) -> u64 {
     *s ^= *s << 13;
@@ -131,6 +139,7 @@ fn bench_check(dir: &Path, idx_dir: &Path) {
         let n = files.len();
         let opts = CheckOptions {
             verify,
+            kernel: hamming_kernel(),
             ..CheckOptions::new(DecodeMode::Fast, Limits::default())
         };
         let t = Instant::now();
@@ -246,6 +255,7 @@ fn bench_query(tmp: &Path, n: usize) {
         top_k: 10,
         max_distance: 256,
         parallel: true,
+        kernel: hamming_kernel(),
     };
     // A query whose own trimmed view differs compares 16 hashes instead of 8.
     let trimmed_q: Vec<QueryDescriptors> = queries
@@ -264,7 +274,7 @@ fn bench_query(tmp: &Path, n: usize) {
         .collect();
     println!(
         "hamming kernel: {} (LOOKALIKE_HAMMING_KERNEL picks another)",
-        lookalike::search::hamming::kernel().name()
+        p.kernel.resolve().name()
     );
     let _ = search(&idx, &queries[0], &p); // warm the page cache
     let lat = latencies(&idx, &queries, &p);

@@ -1,4 +1,6 @@
-// Shared helpers, prepended to every kernel file by src/gpu/pipelines.rs.
+// Shared helpers, prepended to every kernel file by src/gpu/pipelines.rs,
+// after its generated constants (WORKGROUP_SIZE: invocations per workgroup
+// of the 1-D kernels, from the Rust constant of the same name).
 
 struct Params {
     n: u32,          // images (or queries) in this dispatch
@@ -8,9 +10,9 @@ struct Params {
 };
 
 // Linear invocation index of a 1-D or 2-D dispatch (more than 65 535
-// workgroups spill into y); 64 invocations per workgroup.
+// workgroups spill into y); WORKGROUP_SIZE invocations per workgroup.
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 64u;
+    return gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
 }
 
 // Unit in the last place of a positive normal f32.

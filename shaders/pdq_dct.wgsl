@@ -2,6 +2,9 @@
 // matrix products (T = D*A, then B = T*D^T, each sum k = 0..63 from 0.0 as
 // the CPU), and per dihedral variant the median and the threshold bits.
 // Products go through keep() so no driver contracts them into FMAs.
+// CPU reference: src/descriptors/pdq/quality.rs and src/descriptors/pdq/dct.rs;
+// host code: src/gpu/describe.rs (the DCT matrix is uploaded by
+// src/gpu/pipelines.rs).
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> buf64: array<f32>;
@@ -18,7 +21,7 @@ fn qstep(u: f32, v: f32) -> i32 {
 }
 
 // Row i's share of the gradient sum: vertical pairs (i, i+1) and horizontal pairs in row i.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn quality(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if (id >= P.n * 64u) { return; }
@@ -32,7 +35,7 @@ fn quality(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     qpart[id] = s;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn dct_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if (id >= P.n * 1024u) { return; }
@@ -44,7 +47,7 @@ fn dct_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     tmat[id] = s;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn dct_cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if (id >= P.n * 256u) { return; }
@@ -63,7 +66,7 @@ fn order_key(x: f32) -> u32 {
 }
 
 // Variant v's value of coefficient (i, j) of the original, and its bit position
-// (pdq.rs dihedral_dcts: sign flips by index parity, transposes swap i and j).
+// (pdq/dct.rs dihedral_dcts: sign flips by index parity, transposes swap i and j).
 fn variant(v: u32, i: u32, j: u32, x: f32) -> vec2<u32> {
     var neg = false;
     var pos = i * 16u + j;
@@ -83,7 +86,7 @@ fn variant(v: u32, i: u32, j: u32, x: f32) -> vec2<u32> {
 
 // One invocation per (image, variant): the lower median (rank 127) by a
 // 32-step radix select on order keys, then bit = value > median.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn threshold(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if (id >= P.n * 8u) { return; }

@@ -1,7 +1,9 @@
 // PDQ stage 1: Rec.601 luma + Jarosz downsample (2 x [row box, column box])
 // + decimation to 64x64, for a batch of images of any sizes. One invocation
 // per image row or column, each a sequential running sum in the CPU
-// reference's exact add/subtract order (see src/descriptors/pdq.rs).
+// reference's exact add/subtract order. CPU reference:
+// src/descriptors/pdq/luma.rs and src/descriptors/pdq/jarosz.rs; host code:
+// src/gpu/describe.rs.
 //
 // info (8 u32 per image): rgb byte offset, width, height, pixel offset into
 // buf_a/buf_b, taps x, taps y, flags (bit 0: 64x64 pass-through), pad.
@@ -112,7 +114,7 @@ fn box_line(mode: u32, img: u32, line: u32, n: u32) {
 
 fn passthrough(img: u32) -> bool { return (info[img * 8u + 6u] & 1u) != 0u; }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn rows1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if (id >= pref[P.n]) { return; }
@@ -121,7 +123,7 @@ fn rows1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     box_line(0u, img, id - pref[img], info[img * 8u + 1u]);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn cols1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     let cb = P.n + 1u;
@@ -131,7 +133,7 @@ fn cols1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     box_line(1u, img, id - pref[cb + img], info[img * 8u + 2u]);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn rows2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if (id >= pref[P.n]) { return; }
@@ -141,7 +143,7 @@ fn rows2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
 }
 
 // One invocation per (image, output column j); the line is source column dec_idx(j, width).
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn cols2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if (id >= P.n * 64u) { return; }

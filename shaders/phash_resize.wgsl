@@ -1,6 +1,8 @@
 // pHash stage 1: Pillow's convert("L") and LANCZOS resize to 32x32 in 8-bit
-// fixed point (src/descriptors/phash.rs). Integer arithmetic only, so it is
-// exactly reproducible; the taps (f64 sin on the CPU) are uploaded.
+// fixed point. CPU reference: src/descriptors/phash.rs; host code:
+// src/gpu/describe.rs (the DCT and bits are then computed on the CPU).
+// Integer arithmetic only, so it is exactly reproducible; the taps (f64 sin
+// on the CPU) are uploaded.
 // taps record per distinct source size: [maxlen, start[32], count[32], weights[32*maxlen]].
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -33,7 +35,7 @@ fn find_img(id: u32) -> u32 {
 }
 
 // Horizontal pass, one invocation per image row.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn resize_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if (id >= pref[P.n]) { return; }
@@ -58,7 +60,7 @@ fn resize_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 }
 
 // Vertical pass, one invocation per (image, output column).
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn resize_cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if (id >= P.n * 32u) { return; }

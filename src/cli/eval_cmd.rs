@@ -27,6 +27,7 @@ pub fn run(a: EvalArgs, quiet: bool) -> Result<i32> {
             verify: !a.no_verify,
             embed: super::use_embeddings(&idx, a.hash_only)?,
             ann_min_rows: super::ann_min_rows(),
+            kernel: super::hamming_kernel(),
             ..CheckOptions::new(mode, limits)
         },
         &pb,

@@ -173,6 +173,13 @@ pub(crate) fn open_index(sel: &args::IndexSel) -> Result<Index> {
     Ok(Index::open(&dir)?)
 }
 
+/// Benchmark knob: `LOOKALIKE_HAMMING_KERNEL` (generic | avx2 | avx512) picks
+/// the CPU scan's copy; default (or unknown name) the fastest this CPU has.
+fn hamming_kernel() -> crate::search::hamming::Kernel {
+    let name = std::env::var("LOOKALIKE_HAMMING_KERNEL").unwrap_or_default();
+    crate::search::hamming::Kernel::from_name(&name).unwrap_or_default()
+}
+
 fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
     if !a.dir.is_dir() {
         bail!("{}: not a folder", a.dir.display());
@@ -323,6 +330,7 @@ fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
         verify: !a.no_verify,
         embed: use_embeddings(&idx, a.hash_only)?,
         ann_min_rows: ann_min_rows(),
+        kernel: hamming_kernel(),
         ..CheckOptions::new(mode, limits)
     };
     let r = check::check(
@@ -360,6 +368,7 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
         embed: use_embeddings(&idx, a.hash_only)?,
         engine,
         ann_min_rows: ann_min_rows(),
+        kernel: hamming_kernel(),
         ..CheckOptions::new(mode, limits)
     };
     let pb = progress(Some(files.len() as u64), "checking", quiet);

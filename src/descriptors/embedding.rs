@@ -10,6 +10,10 @@
 //! A user's model (SSCD, `--model PATH`) replaces it for the whole process
 //! through [`select`]. Its vectors (512 numbers) fill the first slots of the
 //! same fixed-width column, the rest zero, so dot products are unchanged.
+//!
+//! GPU: the network's layers are shaders/cnn.wgsl, host code src/gpu/cnn.rs
+//! (entered through `GpuEngine::embed_images`); the CPU engine
+//! (src/cnn/cpu.rs) is their reference.
 
 use std::sync::OnceLock;
 

@@ -15,6 +15,10 @@
 //! within that of the median. Coefficients that are zero by symmetry (flat
 //! fields, checkerboards, 1-D gradients: the median is then often 0) come out
 //! as exact zeros in both, which is what keeps those images exact.
+//!
+//! GPU: the two Pillow steps (luma, Lanczos resize to 32×32, with the taps
+//! computed here by [`lanczos_taps_32`]) are shaders/phash_resize.wgsl; host
+//! code src/gpu/describe.rs, which finishes with this module's DCT and bits.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};

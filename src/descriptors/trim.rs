@@ -4,6 +4,9 @@
 //! have near-uniform margins, and noise or colour changes make an image and its
 //! copy trim differently), so callers keep both descriptors and the best
 //! distance wins.
+//!
+//! CPU only, no shader of its own: the GPU engine trims on the CPU and hashes
+//! the trimmed views with the PDQ shaders like any image (src/gpu/mod.rs).
 
 use image::RgbImage;
 

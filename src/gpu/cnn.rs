@@ -48,8 +48,9 @@ const BUFFER_BUDGET: u64 = 256 << 20;
 /// the implicit GEMM `conv_gemm` (ResNet's 7×7 stem: 147; its 3×3: ≥ 576);
 /// the few-channel ones stay on `conv_direct`, whose tiles would be empty.
 const GEMM_MIN_REDUCTION: usize = 64;
-/// Output tile of `conv_pointwise` and `conv_gemm` (channels × batch-folded pixels), as in cnn.wgsl.
-const PW_TILE: usize = 64;
+/// Output tile of `conv_pointwise` and `conv_gemm` (channels × batch-folded
+/// pixels); cnn.wgsl gets it as `PT` and `CT` (pipelines.rs).
+pub(super) const PW_TILE: usize = 64;
 
 /// How the CNN stores weights and feature maps on the device (the `S` of
 /// cnn.wgsl). Arithmetic and accumulation are f32 in both.

@@ -1,12 +1,15 @@
-//! Host side of the Hamming top-k kernel: db chunks that fit one storage
-//! binding, query chunks, tile sizing, and the merge of per-tile lists.
+//! Host side of the Hamming top-k kernel (shaders/hamming.wgsl): db chunks
+//! that fit one storage binding, query chunks, tile sizing, and the merge of
+//! per-tile lists. The CPU scan it must equal is `search::hamming`
+//! (`column_topk`); where this kernel declines (k > [`KMAX`], or the device
+//! fails), the caller runs that scan instead.
 
-use super::pipelines::{storage, storage_init, uniform};
+use super::pipelines::{storage, storage_init, uniform, WORKGROUP_SIZE};
 use super::GpuEngine;
 use crate::descriptors::Hash256;
-use crate::search::hamming::min_distances;
 
-/// Per-(query, tile) list length in the kernel (`KMAX` in hamming.wgsl).
+/// Per-(query, tile) list length in the kernel: the largest k it serves.
+/// hamming.wgsl gets it as `KMAX` from a generated prelude (pipelines.rs).
 pub const KMAX: usize = 32;
 /// Queries per dispatch; bounds the result buffer.
 const QUERY_CHUNK: usize = 4096;
@@ -19,14 +22,14 @@ pub(crate) fn topk(
     live: &[bool],
     queries: &[[Hash256; 8]],
     k: usize,
-) -> Vec<Vec<(u32, u16, u8)>> {
+) -> Option<Vec<Vec<(u32, u16, u8)>>> {
     assert_eq!(db.len(), live.len(), "live mask does not match db");
-    if k == 0 || queries.is_empty() || db.is_empty() {
-        return vec![Vec::new(); queries.len()];
-    }
     if k > KMAX {
         // The kernel keeps KMAX per tile; larger k is the CPU scan's job.
-        return cpu_topk(db, live, queries, k);
+        return None;
+    }
+    if k == 0 || queries.is_empty() || db.is_empty() {
+        return Some(vec![Vec::new(); queries.len()]);
     }
     let mut out: Vec<Vec<(u32, u16, u8)>> = vec![Vec::new(); queries.len()];
     let max_rows = (e.max_binding_bytes() / 32) as usize & !31; // whole live words per chunk
@@ -51,7 +54,7 @@ pub(crate) fn topk(
                 k,
                 base as u32,
                 &mut cand,
-            );
+            )?;
         }
         for (j, mut c) in cand.into_iter().enumerate() {
             c.sort_by_key(|&(row, d, _)| (d, row));
@@ -59,9 +62,11 @@ pub(crate) fn topk(
             out[qc * QUERY_CHUNK + j] = c;
         }
     }
-    out
+    Some(out)
 }
 
+/// One db chunk's per-tile lists merged into `cand`; None if the device
+/// failed (nothing usable was read back).
 #[allow(clippy::too_many_arguments)]
 fn scan_chunk(
     e: &GpuEngine,
@@ -72,7 +77,7 @@ fn scan_chunk(
     k: usize,
     base: u32,
     cand: &mut [Vec<(u32, u16, u8)>],
-) {
+) -> Option<()> {
     let dev = &e.device;
     let n = db.len();
     // Enough tiles to fill the device, few enough that results stay small.
@@ -104,7 +109,8 @@ fn scan_chunk(
         pass.set_pipeline(fam.pipe("topk"));
         pass.set_bind_group(0, &group, &[]);
         let ty = tiles.min(65535) as u32;
-        pass.dispatch_workgroups(nq.div_ceil(64) as u32, ty, tiles.div_ceil(65535) as u32);
+        let tz = tiles.div_ceil(65535) as u32;
+        pass.dispatch_workgroups(nq.div_ceil(WORKGROUP_SIZE as usize) as u32, ty, tz);
     }
     enc.copy_buffer_to_buffer(&best, 0, &readback, 0, result_bytes);
     let sub = e.queue.submit([enc.finish()]);
@@ -114,9 +120,9 @@ fn scan_chunk(
             submission_index: Some(sub),
             timeout: None,
         })
-        .expect("GPU poll failed");
+        .ok()?;
     {
-        let view = readback.get_mapped_range(..).expect("mapped");
+        let view = readback.get_mapped_range(..).ok()?;
         let words: &[u32] = bytemuck::cast_slice(&view);
         for (q, c) in cand.iter_mut().enumerate() {
             let list = &words[q * tiles * KMAX * 2..(q + 1) * tiles * KMAX * 2];
@@ -135,30 +141,5 @@ fn scan_chunk(
         }
     }
     readback.unmap();
-}
-
-/// The CPU scan with the same output shape (used for k > KMAX and by tests).
-pub fn cpu_topk(
-    db: &[Hash256],
-    live: &[bool],
-    queries: &[[Hash256; 8]],
-    k: usize,
-) -> Vec<Vec<(u32, u16, u8)>> {
-    use rayon::prelude::*;
-    queries
-        .par_iter()
-        .map(|q| {
-            let mut dist = vec![0u16; db.len()];
-            let mut orient = vec![0u8; db.len()];
-            // The same column twice: no trimmed view, plain orientation codes.
-            min_distances(db, db, q, &mut dist, &mut orient);
-            let mut v: Vec<(u32, u16, u8)> = (0..db.len())
-                .filter(|&i| live[i])
-                .map(|i| (i as u32, dist[i], orient[i]))
-                .collect();
-            v.sort_by_key(|&(row, d, _)| (d, row));
-            v.truncate(k);
-            v
-        })
-        .collect()
+    Some(())
 }

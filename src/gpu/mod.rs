@@ -23,7 +23,7 @@ mod pipelines;
 pub use adapter::{AdapterReport, DeviceChoice};
 pub use cnn::{GpuNetwork, Precision};
 pub use describe::{Pending, PendingKind};
-pub use hamming::{cpu_topk, KMAX};
+pub use hamming::KMAX;
 
 use crate::descriptors::{Descriptors, QueryDescriptors};
 
@@ -308,8 +308,9 @@ impl GpuEngine {
 
     /// For each query (8 orientation variants), the `k` nearest live db rows:
     /// (row, distance, orientation) sorted by distance then row; the same as
-    /// the CPU scan (`search::hamming`). `None`: declined, because `k` is
-    /// over the kernel's list size [`KMAX`] (the CPU scan's job).
+    /// the CPU scan (`search::hamming::column_topk`). None where the kernel
+    /// declines: `k` > [`KMAX`] (its per-tile list length), or the device
+    /// failed; the caller then runs the CPU scan.
     pub fn hamming_topk(
         &self,
         db: &[crate::descriptors::Hash256],
@@ -317,7 +318,7 @@ impl GpuEngine {
         queries: &[[crate::descriptors::Hash256; 8]],
         k: usize,
     ) -> Option<Vec<Vec<(u32, u16, u8)>>> {
-        (k <= KMAX).then(|| hamming::topk(self, db, live, queries, k))
+        hamming::topk(self, db, live, queries, k)
     }
 }
 

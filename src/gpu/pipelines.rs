@@ -1,8 +1,22 @@
 //! Shader modules, bind group layouts and compute pipelines, built once.
+//!
+//! Each WGSL file is compiled as: its header (directives and constants
+//! generated here from the Rust values the host uses, so the two cannot
+//! drift), the shared prelude ([`prelude`] + shaders/common.wgsl), then the
+//! file itself.
 
 use wgpu::util::DeviceExt;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
+
+/// Invocations per workgroup of the 1-D kernels (`@workgroup_size`), which
+/// [`grid`] and the Hamming dispatch count in; WGSL `WORKGROUP_SIZE`.
+pub(crate) const WORKGROUP_SIZE: u32 = 64;
+
+/// Constants of every kernel file, from their Rust definitions.
+fn prelude() -> String {
+    format!("const WORKGROUP_SIZE: u32 = {WORKGROUP_SIZE}u;\n")
+}
 
 /// One WGSL file: its layout (every binding of the file, shared by its entry
 /// points) and one pipeline per entry point.
@@ -22,7 +36,7 @@ impl Family {
         Self::with_header(device, name, "", src, bindings, entries)
     }
 
-    /// `header` goes first, ahead of the shared helpers: WGSL wants
+    /// `header` goes first, ahead of the shared prelude: WGSL wants
     /// directives such as `enable f16;` before any declaration.
     fn with_header(
         device: &wgpu::Device,
@@ -34,7 +48,9 @@ impl Family {
     ) -> Family {
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(name),
-            source: wgpu::ShaderSource::Wgsl(format!("{header}{COMMON}\n{src}").into()),
+            source: wgpu::ShaderSource::Wgsl(
+                format!("{header}{}{COMMON}\n{src}", prelude()).into(),
+            ),
         });
         let layout_entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
             .iter()
@@ -152,9 +168,10 @@ impl Pipelines {
             &[Uniform, Read, Read, Read, Read, Write, Write],
             &["resize_rows", "resize_cols"],
         );
-        let hamming = Family::new(
+        let hamming = Family::with_header(
             device,
             "hamming",
+            &format!("const KMAX: u32 = {}u;\n", super::hamming::KMAX),
             include_str!("../../shaders/hamming.wgsl"),
             &[Uniform, Read, Read, Read, Write, Uniform],
             &["topk"],
@@ -188,18 +205,21 @@ impl Pipelines {
 }
 
 /// shaders/cnn.wgsl is written against a storage type `S`, defined here so
-/// both precisions compile from one source.
+/// both precisions compile from one source, and against the GEMM tile size
+/// the host dispatches for (`PT` columns × `CT` channels, both `PW_TILE`).
 fn cnn_family(device: &wgpu::Device, f16: bool) -> Family {
     use Binding::*;
-    let header = if f16 {
+    let storage = if f16 {
         "enable f16;\nalias S = f16;\n"
     } else {
         "alias S = f32;\n"
     };
+    let tile = super::cnn::PW_TILE;
+    let header = format!("{storage}const PT: u32 = {tile}u;\nconst CT: u32 = {tile}u;\n");
     Family::with_header(
         device,
         if f16 { "cnn f16" } else { "cnn" },
-        header,
+        &header,
         include_str!("../../shaders/cnn.wgsl"),
         &[Uniform, Read, Read, Read, Write],
         &[
@@ -213,10 +233,11 @@ fn cnn_family(device: &wgpu::Device, f16: bool) -> Family {
     )
 }
 
-/// Workgroup counts for `n` invocations of a 64-wide 1-D kernel, spilling
-/// into y past the per-dimension limit (kernels rebuild the linear index).
+/// Workgroup counts for `n` invocations of a 1-D kernel (`WORKGROUP_SIZE`
+/// wide), spilling into y past the per-dimension limit (kernels rebuild the
+/// linear index).
 pub(crate) fn grid(n: u32, max_dim: u32) -> (u32, u32) {
-    let groups = n.div_ceil(64).max(1);
+    let groups = n.div_ceil(WORKGROUP_SIZE).max(1);
     if groups <= max_dim {
         (groups, 1)
     } else {

@@ -132,10 +132,7 @@ fn decode_jpeg_turbo(_: &[u8], _: DecodeMode, _: &Limits) -> Result<Option<Decod
 }
 
 /// Pure-Rust scaled decode (jpeg-decoder's reduced IDCT) when libjpeg-turbo is absent.
-fn decode_jpeg_scaled_fallback(
-    data: &[u8],
-    limits: &Limits,
-) -> Result<Option<Decoded>, Failure> {
+fn decode_jpeg_scaled_fallback(data: &[u8], limits: &Limits) -> Result<Option<Decoded>, Failure> {
     let mut dec = jpeg_decoder::Decoder::new(data);
     dec.read_info().map_err(|e| format!("corrupt JPEG: {e}"))?;
     let info = dec.info().ok_or("corrupt JPEG: no header")?;

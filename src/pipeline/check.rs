@@ -17,6 +17,7 @@ use crate::ingest::walk::WalkItem;
 use crate::ingest::{process_batch, DecodeMode, FileEntry, Limits, Outcome, Skipped, Walker, BATCH};
 use crate::search::calibrate::Calibration;
 use crate::search::fusion::{self, FuseParams};
+use crate::search::hamming::Kernel;
 use crate::search::judge::{fill_corpus_copies, judge};
 use crate::search::result::{CheckReport, QueryResult, Thresholds, SCHEMA};
 use crate::search::{batch::batch_search, search, verdict, Match, SearchParams, Verdict};
@@ -39,6 +40,8 @@ pub struct CheckOptions {
     /// Segments with at least this many records search embeddings through
     /// their HNSW graph ([`fusion::ANN_MIN_ROWS`] by default).
     pub ann_min_rows: usize,
+    /// Which copy of the CPU Hamming scan loop runs (`SearchParams::kernel`).
+    pub kernel: Kernel,
 }
 
 impl CheckOptions {
@@ -74,6 +77,7 @@ impl CheckOptions {
             embed: false,
             engine: Arc::new(crate::engine::CpuEngine),
             ann_min_rows: fusion::ANN_MIN_ROWS,
+            kernel: Kernel::default(),
         }
     }
 }
@@ -213,6 +217,7 @@ impl<'a> Run<'a> {
                 top_k: opts.top_k.max(fusion::VERIFY_PDQ),
                 max_distance: 256,
                 parallel: single,
+                kernel: opts.kernel,
             },
             fuse: FuseParams {
                 top_k: opts.top_k,
