@@ -16,7 +16,7 @@ pub fn run(a: EvalArgs, quiet: bool) -> Result<i32> {
     let idx = open_index(&a.sel)?;
     super::note_unverifiable(&idx, a.no_verify, quiet);
     let (files, skipped) = check::collect_queries(&a.dir);
-    let (mode, limits) = decode_setting(&a.decode, idx.manifest.decode.as_deref());
+    let (mode, limits) = decode_setting(&a.decode, idx.manifest().decode.as_deref());
     let pb = progress(Some(files.len() as u64), "checking", quiet);
     let r = check::check(
         &idx,

@@ -39,7 +39,7 @@ pub fn run(a: DedupArgs) -> Result<i32> {
             limit: a.report.report_limit,
             limits: Limits::default(),
             decode: idx
-                .manifest
+                .manifest()
                 .decode
                 .clone()
                 .unwrap_or_else(|| "fast:512".into()),

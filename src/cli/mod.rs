@@ -155,14 +155,14 @@ pub fn progress(len: Option<u64>, what: &str, quiet: bool) -> ProgressBar {
 /// model and `--hash-only` was not given. Another model's embeddings are an
 /// error, not a silent downgrade.
 pub(crate) fn use_embeddings(idx: &Index, hash_only: bool) -> Result<bool> {
-    match idx.manifest.embedding.as_deref() {
+    match idx.manifest().embedding.as_deref() {
         None => Ok(false),
         Some(_) if hash_only => Ok(false),
         Some(m) if m == crate::descriptors::embedding::model_label() => Ok(true),
         Some(m) => bail!(
             "index {} holds embeddings of {m}, this run embeds with {}: queries would not be comparable \
              (pass the index's model with --model PATH, use --hash-only, or rebuild the index)",
-            idx.dir.display(),
+            idx.dir().display(),
             crate::descriptors::embedding::model_label()
         ),
     }
@@ -312,7 +312,7 @@ pub(crate) fn note_unverifiable(idx: &Index, no_verify: bool, quiet: bool) {
         eprintln!(
             "note: index {} has no keypoints (built with --no-keypoints): \
              no geometric verification, hash evidence only",
-            idx.dir.display()
+            idx.dir().display()
         );
     }
 }
@@ -324,7 +324,7 @@ fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
         bail!("{}: not a file", a.image.display());
     }
     let (files, skipped) = check::collect_queries(&a.image);
-    let (mode, limits) = decode_setting(&a.decode, idx.manifest.decode.as_deref());
+    let (mode, limits) = decode_setting(&a.decode, idx.manifest().decode.as_deref());
     let opts = CheckOptions {
         top_k: a.top_k,
         verify: !a.no_verify,
@@ -361,7 +361,7 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
     note_unverifiable(&idx, a.no_verify, quiet);
     let (files, skipped) = check::collect_queries(&a.dir);
     let engine = engine(a.device.device, quiet)?;
-    let (mode, limits) = decode_setting(&a.decode, idx.manifest.decode.as_deref());
+    let (mode, limits) = decode_setting(&a.decode, idx.manifest().decode.as_deref());
     let opts = CheckOptions {
         top_k: a.top_k,
         verify: !a.no_verify,
@@ -484,7 +484,7 @@ fn row(path: String, q: &QueryDescriptors) -> HashRow {
 fn cmd_info(a: args::InfoArgs) -> Result<i32> {
     let idx = open_index(&a.sel)?;
     let segs: Vec<_> = idx
-        .segments
+        .segments()
         .iter()
         .map(|s| serde_json::json!({ "id": s.info.id, "records": s.info.records, "path_bytes": s.info.path_bytes }))
         .collect();
@@ -492,7 +492,7 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
     let records = idx.record_count();
     let digest = format!("{:016x}", idx.content_digest());
     let with = |f: fn(&crate::index::segment::Segment) -> bool| {
-        idx.segments.iter().filter(|s| f(s)).count()
+        idx.segments().iter().filter(|s| f(s)).count()
     };
     let keypoint_segs = with(|s| s.keypoints().is_some());
     let graph_segs = with(|s| s.graph().is_some());
@@ -500,61 +500,61 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
     if keypoint_segs > 0 {
         descriptors.push("keypoints");
     }
-    if idx.manifest.embedding.is_some() {
+    if idx.manifest().embedding.is_some() {
         descriptors.push("embedding");
     }
     let mut out = std::io::stdout().lock();
     if a.json {
         let v = serde_json::json!({
-            "index": idx.dir.display().to_string(),
-            "format": idx.manifest.format,
-            "version": idx.manifest.version,
-            "generation": idx.manifest.generation,
-            "writer": idx.manifest.writer,
-            "decode": idx.manifest.decode,
+            "index": idx.dir().display().to_string(),
+            "format": idx.manifest().format,
+            "version": idx.manifest().version,
+            "generation": idx.manifest().generation,
+            "writer": idx.manifest().writer,
+            "decode": idx.manifest().decode,
             "segments": segs,
             "records": records,
             "live_images": live,
             "content_digest": digest,
             "descriptors": descriptors,
-            "embedding_model": idx.manifest.embedding,
-            "keypoints": idx.manifest.keypoints,
+            "embedding_model": idx.manifest().embedding,
+            "keypoints": idx.manifest().keypoints,
             "hnsw_segments": graph_segs,
         });
         serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
     } else {
-        writeln!(out, "index       {}", idx.dir.display())?;
+        writeln!(out, "index       {}", idx.dir().display())?;
         writeln!(
             out,
             "format      {} v{} (generation {}, written by {})",
-            idx.manifest.format, idx.manifest.version, idx.manifest.generation, idx.manifest.writer
+            idx.manifest().format, idx.manifest().version, idx.manifest().generation, idx.manifest().writer
         )?;
         writeln!(
             out,
             "images      {live} searchable ({records} records in {} segments)",
-            idx.segments.len()
+            idx.segments().len()
         )?;
         writeln!(
             out,
             "descriptors PDQ (256 bit) + quality, pHash (64 bit){}",
-            match (keypoint_segs > 0, idx.manifest.keypoints) {
+            match (keypoint_segs > 0, idx.manifest().keypoints) {
                 (true, _) => ", keypoints",
                 (false, false) => " (no keypoints: built with --no-keypoints)",
                 (false, true) => "",
             }
         )?;
-        if let Some(model) = &idx.manifest.embedding {
+        if let Some(model) = &idx.manifest().embedding {
             writeln!(
                 out,
                 "embedding   {model} (HNSW graph in {graph_segs} of {} segments)",
-                idx.segments.len()
+                idx.segments().len()
             )?;
         }
         writeln!(
             out,
             "decode      {}",
-            idx.manifest.decode.as_deref().unwrap_or("fast:512")
+            idx.manifest().decode.as_deref().unwrap_or("fast:512")
         )?;
         writeln!(
             out,

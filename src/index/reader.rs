@@ -17,10 +17,12 @@ pub struct RecordRef {
     pub row: u32,
 }
 
+/// An open index: its manifest and memory-mapped segments, validated, with
+/// which records are searchable. Read-only; `IndexWriter` appends.
 pub struct Index {
-    pub dir: PathBuf,
-    pub manifest: Manifest,
-    pub segments: Vec<Segment>,
+    dir: PathBuf,
+    manifest: Manifest,
+    segments: Vec<Segment>,
     /// Per segment, per row: searchable (latest for its path, decoded, not removed).
     live: Vec<Vec<bool>>,
 }
@@ -47,6 +49,27 @@ impl Index {
         })
     }
 
+    /// The index folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The committed manifest this reader opened.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The segments, in commit order (`RecordRef::seg` indexes this).
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// The manifest and segments, for the writer that continues this index.
+    pub(crate) fn into_parts(self) -> (Manifest, Vec<Segment>) {
+        (self.manifest, self.segments)
+    }
+
+    /// Whether record `r` is searchable.
     pub fn is_live(&self, r: RecordRef) -> bool {
         self.live[r.seg as usize][r.row as usize]
     }

@@ -62,14 +62,15 @@ impl IndexWriter {
             let mut by_path = HashMap::new();
             let mut by_content = HashMap::new();
             for (path, r) in idx.latest() {
-                let seg = &idx.segments[r.seg as usize];
+                let seg = &idx.segments()[r.seg as usize];
                 let rec = seg.files()[r.row as usize];
                 by_path.insert(path.to_vec(), rec);
                 if rec.flags & (flags::TOMBSTONE | flags::FAILED) == 0 {
                     by_content.insert(rec.content_hash(), (r.seg, r.row));
                 }
             }
-            (idx.manifest.clone(), by_path, by_content, idx.segments)
+            let (manifest, segments) = idx.into_parts();
+            (manifest, by_path, by_content, segments)
         } else {
             let entries: Vec<_> = std::fs::read_dir(dir)
                 .map_err(|e| IndexError::io(dir, e))?

@@ -50,7 +50,7 @@ impl CheckOptions {
     /// model this process embeds with, verification on, top 10, CPU engine.
     pub fn for_index(index: &Index) -> CheckOptions {
         let (mode, side) = index
-            .manifest
+            .manifest()
             .decode
             .as_deref()
             .and_then(DecodeMode::parse_label)
@@ -261,7 +261,7 @@ impl<'a> Run<'a> {
         let (exact, near) = (count(Verdict::Exact), count(Verdict::NearDuplicate));
         CheckReport {
             schema: SCHEMA,
-            index: index.dir.display().to_string(),
+            index: index.dir().display().to_string(),
             index_records: index.live_count(),
             images_checked: results.len(),
             matched: exact + near,

@@ -28,7 +28,7 @@ pub fn batch_search(
     let trimmed: Vec<[Hash256; 8]> = qs.iter().map(|q| q.pdq_trim.unwrap_or(q.pdq)).collect();
     let any_trim = qs.iter().any(|q| q.pdq_trim.is_some());
     let mut all: Vec<Vec<Match>> = vec![Vec::new(); qs.len()];
-    for (si, seg) in index.segments.iter().enumerate() {
+    for (si, seg) in index.segments().iter().enumerate() {
         let live = index.live_mask(si);
         let mut best: Vec<HashMap<u32, (u16, u8)>> = vec![HashMap::new(); qs.len()];
         let mut runs: Vec<(&[Hash256], &Vec<[Hash256; 8]>, u8)> = vec![
@@ -72,7 +72,7 @@ pub fn batch_search(
         ms.sort_by_key(|m| (m.pdq_distance, m.rec));
         ms.truncate(top_k);
         for m in ms.iter_mut() {
-            let ph = index.segments[m.rec.seg as usize].phash()[m.rec.row as usize];
+            let ph = index.segments()[m.rec.seg as usize].phash()[m.rec.row as usize];
             m.phash_distance = (ph ^ q.phash).count_ones();
         }
     }

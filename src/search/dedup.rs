@@ -65,7 +65,7 @@ impl Corpus {
             phash: Vec::with_capacity(n),
             content: Vec::with_capacity(n),
         };
-        for (si, seg) in index.segments.iter().enumerate() {
+        for (si, seg) in index.segments().iter().enumerate() {
             let (pdq, q, ph, files) = (seg.pdq(), seg.quality(), seg.phash(), seg.files());
             for (row, &live) in index.live_mask(si).iter().enumerate() {
                 if live {
@@ -318,7 +318,7 @@ pub fn dedup(index: &Index, max: u32) -> DedupReport {
     let images_in_groups = groups.iter().map(|g| g.size).sum::<usize>();
     DedupReport {
         schema: SCHEMA,
-        index: index.dir.display().to_string(),
+        index: index.dir().display().to_string(),
         index_records: c.len(),
         grouping: "clique",
         orientations: "upright",
@@ -340,7 +340,7 @@ pub fn dedup(index: &Index, max: u32) -> DedupReport {
 /// index for all of them, so it costs O(N · cands) popcounts, chunk-parallel.
 pub fn corpus_copies(index: &Index, cands: &[RecordRef]) -> Vec<u32> {
     let key = |r: RecordRef| {
-        let s = &index.segments[r.seg as usize];
+        let s = &index.segments()[r.seg as usize];
         let row = r.row as usize;
         (
             s.pdq()[row],
@@ -356,7 +356,7 @@ pub fn corpus_copies(index: &Index, cands: &[RecordRef]) -> Vec<u32> {
     if cands.is_empty() {
         return total;
     }
-    for (si, seg) in index.segments.iter().enumerate() {
+    for (si, seg) in index.segments().iter().enumerate() {
         let (pdq, live) = (seg.pdq(), index.live_mask(si));
         let counts = pdq
             .par_chunks(CHUNK)

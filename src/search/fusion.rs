@@ -134,7 +134,7 @@ pub fn fuse(index: &Index, q: &QueryDescriptors, pdq: &[Match], p: &FuseParams) 
 
 /// Cosine similarity of the query's embedding with one record's.
 fn similarity(index: &Index, q: &[f32], r: RecordRef) -> Option<f32> {
-    let e = &index.segments[r.seg as usize].embeddings()?[r.row as usize];
+    let e = &index.segments()[r.seg as usize].embeddings()?[r.row as usize];
     (!e.is_none()).then(|| crate::descriptors::embedding::similarity(q, e))
 }
 
@@ -149,7 +149,7 @@ pub fn nearest_embeddings(
     min_rows: usize,
 ) -> Vec<(f32, RecordRef)> {
     let mut all: Vec<(f32, RecordRef)> = Vec::new();
-    for (si, seg) in index.segments.iter().enumerate() {
+    for (si, seg) in index.segments().iter().enumerate() {
         let Some(embs) = seg.embeddings() else {
             continue;
         };
@@ -187,7 +187,7 @@ pub fn nearest_embeddings(
 }
 
 fn verify_record(index: &Index, q: &QueryDescriptors, r: RecordRef) -> Option<Verification> {
-    let kps = index.segments[r.seg as usize].keypoints()?[r.row as usize];
+    let kps = index.segments()[r.seg as usize].keypoints()?[r.row as usize];
     let pts = kps.points();
     (!pts.is_empty() && !q.keypoints.is_empty()).then(|| verify::verify(&q.keypoints, pts))
 }
@@ -195,7 +195,7 @@ fn verify_record(index: &Index, q: &QueryDescriptors, r: RecordRef) -> Option<Ve
 /// The live records with the most tentative keypoint matches.
 fn shortlist(index: &Index, q: &QueryDescriptors, parallel: bool) -> Vec<RecordRef> {
     let mut hits: Vec<(u32, RecordRef)> = Vec::new();
-    for (si, seg) in index.segments.iter().enumerate() {
+    for (si, seg) in index.segments().iter().enumerate() {
         let Some(kps) = seg.keypoints() else { continue };
         let live = index.live_mask(si);
         let count = |row: usize| -> Option<(u32, RecordRef)> {
@@ -231,7 +231,7 @@ fn shortlist(index: &Index, q: &QueryDescriptors, parallel: bool) -> Vec<RecordR
 
 /// The PDQ comparison of the query with one record, as the scan computes it.
 pub fn pdq_match(index: &Index, q: &QueryDescriptors, r: RecordRef) -> Match {
-    let seg = &index.segments[r.seg as usize];
+    let seg = &index.segments()[r.seg as usize];
     let row = r.row as usize;
     let trimmed: &[u32] = if seg.pdq_trim()[row] != seg.pdq()[row] {
         &[r.row]

@@ -22,7 +22,7 @@ pub fn judge(
         .enumerate()
         .map(|(i, c)| {
             let m = &c.m;
-            let seg = &index.segments[m.rec.seg as usize];
+            let seg = &index.segments()[m.rec.seg as usize];
             let rec = seg.files()[m.rec.row as usize];
             let dbq = seg.quality()[m.rec.row as usize];
             let same = rec.content_hash() == content_hash;

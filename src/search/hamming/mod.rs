@@ -96,7 +96,7 @@ const _: () = assert!(CHUNK.is_multiple_of(TRIM_BLOCK));
 pub fn search(index: &Index, q: &QueryDescriptors, p: &SearchParams) -> Vec<Match> {
     let hashes = q.hashes();
     let mut all: Vec<Match> = Vec::new();
-    for (si, seg) in index.segments.iter().enumerate() {
+    for (si, seg) in index.segments().iter().enumerate() {
         let (pdq, trim) = (seg.pdq(), seg.pdq_trim());
         let live = index.live_mask(si);
         let kern = p.kernel.resolve();
@@ -150,7 +150,7 @@ pub fn search(index: &Index, q: &QueryDescriptors, p: &SearchParams) -> Vec<Matc
     all.sort_by_key(|m| (m.pdq_distance, m.rec));
     all.truncate(p.top_k);
     for m in &mut all {
-        let ph = index.segments[m.rec.seg as usize].phash()[m.rec.row as usize];
+        let ph = index.segments()[m.rec.seg as usize].phash()[m.rec.row as usize];
         m.phash_distance = (ph ^ q.phash).count_ones();
     }
     all
