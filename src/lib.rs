@@ -10,4 +10,5 @@ pub mod gpu;
 pub mod index;
 pub mod ingest;
 pub mod report;
+pub mod resample;
 pub mod search;

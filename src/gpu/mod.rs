@@ -22,7 +22,7 @@ pub mod ingest;
 mod pipelines;
 
 pub use adapter::{AdapterReport, DeviceChoice};
-pub use cnn::{GpuNetwork, Precision};
+pub use cnn::{GpuNetwork, Precision, ReadbackError};
 pub use describe::{Pending, PendingKind};
 pub use hamming::{cpu_topk, KMAX};
 
@@ -268,7 +268,9 @@ impl GpuEngine {
     }
 
     /// Embeddings of the shipped network (`descriptors::embedding`) for a
-    /// batch: WGSL engine (see `embeds_on_gpu`) or the CPU engine.
+    /// batch: WGSL engine (see `embeds_on_gpu`) or the CPU engine. A GPU
+    /// run whose results cannot be read back is redone by the CPU engine
+    /// (the reference the GPU one is held to) rather than a panic.
     pub fn embed_images(&self, images: &[image::RgbImage]) -> Vec<Vec<f32>> {
         use crate::descriptors::embedding;
         let refs: Vec<&image::RgbImage> = images.iter().collect();
@@ -280,6 +282,7 @@ impl GpuEngine {
         self.embedder
             .get_or_init(|| self.upload_network(net))
             .embed(self, &x)
+            .unwrap_or_else(|_| embedding::embed_batch(&refs))
     }
 
     /// For each query (8 orientation variants), the `k` nearest live db rows:
