@@ -90,7 +90,7 @@ fn main() {
         println!("  weight upload: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
         let _ = gnet.embed(&e, &preprocess::input_batch(&net, &refs[..1])); // warm-up
         let t = Instant::now();
-        let g = gnet.embed(&e, &x);
+        let g = gnet.embed(&e, &x).expect("GPU readback");
         let gpu_s = t.elapsed().as_secs_f64();
         println!(
             "  gpu engine: {:8.2} embeddings/s ({gpu_s:.2} s)",

@@ -56,4 +56,5 @@ pub mod index;
 pub mod ingest;
 pub mod pipeline;
 pub mod report;
+pub mod resample;
 pub mod search;

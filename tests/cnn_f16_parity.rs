@@ -121,7 +121,7 @@ fn f16_storage_is_what_runs() {
     // 3 × 15 × 15 = 675 values an image, 3 images: odd counts, so f16
     // buffers need their 4-byte padding.
     let x = tensor(3, 3, 15, 15, 1);
-    let out = g.forward(e, &x);
+    let out = g.forward(e, &x).unwrap();
     let c = cpu::forward(&net, &x);
     assert!(
         out.data.iter().all(|&v| Precision::F16.round(v) == v),
@@ -192,7 +192,7 @@ fn convs_match_cpu_on_f16_inputs() {
         ),
     ];
     for (label, cv, x) in &cases {
-        let g = e.cnn_conv(cv, x);
+        let g = e.cnn_conv(cv, x).unwrap();
         let cq = Conv {
             weight: f16(&cv.weight),
             ..cv.clone()
@@ -216,7 +216,7 @@ fn add_max_pool_gem_match_cpu_on_f16_inputs() {
             f16_tensor(&tensor(n, 5, 7, 9, 41)),
             f16_tensor(&tensor(n, 5, 7, 9, 42)),
         );
-        let g = e.cnn_add(&a, &b);
+        let g = e.cnn_add(&a, &b).unwrap();
         assert_eq!(g.data.len(), a.data.len());
         // An f16 neighbour of the f32 sum (WGSL lets f16() round either way).
         for (i, (v, s)) in g
@@ -234,7 +234,7 @@ fn add_max_pool_gem_match_cpu_on_f16_inputs() {
     }
     for (h, w) in [(9, 8), (7, 7), (2, 3)] {
         let x = f16_tensor(&tensor(1, 5, h, w, (h * w) as u64));
-        let g = e.cnn_max_pool(&x, 3, 2, 1);
+        let g = e.cnn_max_pool(&x, 3, 2, 1).unwrap();
         let (want, _, _) = cpu::max_pool(&x.data, x.c, h, w, 3, 2, 1);
         assert_eq!(g.data, want, "max pool {h}x{w}");
     }
@@ -244,7 +244,7 @@ fn add_max_pool_gem_match_cpu_on_f16_inputs() {
         (tensor(2, 9, 5, 3, 53), 2.5, 1e-3),
     ] {
         let x = f16_tensor(&x);
-        let g = e.cnn_gem(&x, p, clamp);
+        let g = e.cnn_gem(&x, p, clamp).unwrap();
         for (a, b) in g.iter().zip(&gem_l2(&x, p, clamp)) {
             let d = rel_diff(a, b);
             assert!(d <= KERNEL_TOL, "gem p={p}: max rel diff {d}");
@@ -258,7 +258,7 @@ fn check_embedding(label: &str, net: &Network, x: &Tensor) -> Vec<f32> {
     let t = std::time::Instant::now();
     let g = e.upload_network(net);
     assert_eq!(g.precision(), Precision::F16);
-    let ge = g.embed(e, x);
+    let ge = g.embed(e, x).unwrap();
     let gpu_s = t.elapsed().as_secs_f64();
     let ce = cpu::embed(net, x);
     let cos: Vec<f32> = ge.iter().zip(&ce).map(|(a, b)| cosine(a, b)).collect();

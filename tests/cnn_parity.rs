@@ -89,7 +89,7 @@ fn conv(
 
 fn check_conv(label: &str, cv: &Conv, x: &Tensor) {
     let Some(e) = engine() else { return };
-    let g = e.cnn_conv(cv, x);
+    let g = e.cnn_conv(cv, x).unwrap();
     let c = cpu_conv(cv, x);
     assert_eq!((g.n, g.c, g.h, g.w), (c.n, c.c, c.h, c.w), "{label}: shape");
     let d = rel_diff(&g.data, &c.data);
@@ -184,7 +184,7 @@ fn add_matches_cpu() {
     let Some(e) = engine() else { return };
     let a = tensor(2, 5, 7, 9, 41);
     let b = tensor(2, 5, 7, 9, 42);
-    let g = e.cnn_add(&a, &b);
+    let g = e.cnn_add(&a, &b).unwrap();
     assert_eq!(g.data.len(), a.data.len());
     for (i, v) in g.data.iter().enumerate() {
         assert_eq!(*v, a.data[i] + b.data[i], "element {i}");
@@ -200,7 +200,7 @@ fn gem_matches_cpu() {
         (tensor(2, 17, 1, 1, 52), 3.0, 1e-6),
         (tensor(2, 9, 5, 3, 53), 2.5, 1e-3),
     ] {
-        let g = e.cnn_gem(&x, p, clamp);
+        let g = e.cnn_gem(&x, p, clamp).unwrap();
         let c = gem_l2(&x, p, clamp);
         assert_eq!(g.len(), c.len());
         for (a, b) in g.iter().zip(&c) {
@@ -224,12 +224,12 @@ fn lite0_random_weights_batch_matches_cpu() {
     let x = tensor(2, 3, 64, 64, 61);
     let gnet = e.upload_network(&net);
     let t = std::time::Instant::now();
-    let g = gnet.forward(e, &x);
+    let g = gnet.forward(e, &x).unwrap();
     let gpu_s = t.elapsed().as_secs_f64();
     let c = cpu::forward(&net, &x);
     assert_eq!((g.n, g.c, g.h, g.w), (c.n, c.c, c.h, c.w));
     let d = rel_diff(&g.data, &c.data);
-    let ge = gnet.embed(e, &x);
+    let ge = gnet.embed(e, &x).unwrap();
     let ce = gem_l2(&c, net.gem_p, net.gem_clamp);
     let cos: Vec<f32> = ge.iter().zip(&ce).map(|(a, b)| cosine(a, b)).collect();
     eprintln!(
@@ -250,7 +250,7 @@ fn lite0_shipped_weights_real_image_matches_cpu() {
     let x = preprocess::input_batch(&net, &[&img]);
     assert_eq!((x.h, x.w), (224, 224));
     let t = std::time::Instant::now();
-    let g = e.cnn_embed(&net, &x);
+    let g = e.cnn_embed(&net, &x).unwrap();
     let gpu_s = t.elapsed().as_secs_f64();
     let c = cpu::embed(&net, &x);
     let cos = cosine(&g[0], &c[0]);

@@ -46,7 +46,7 @@ fn max_pool_matches_cpu() {
     // Odd and even sides: the last window hangs over the padded edge.
     for (h, w) in [(9, 8), (7, 7), (2, 3)] {
         let x = tensor(2, 5, h, w, (h * w) as u64);
-        let g = e.cnn_max_pool(&x, 3, 2, 1);
+        let g = e.cnn_max_pool(&x, 3, 2, 1).unwrap();
         let per = x.c * h * w;
         let mut want = Vec::new();
         for i in 0..x.n {
@@ -68,7 +68,7 @@ fn small_resnet_with_shortcuts_and_projection_matches_cpu() {
         .any(|l| matches!(l, Layer::Conv(c) if c.from.is_some())));
     let x = tensor(3, 3, 45, 38, 3);
     let g = e.upload_network(&net);
-    let (gf, cf) = (g.forward(e, &x), cpu::forward(&net, &x));
+    let (gf, cf) = (g.forward(e, &x).unwrap(), cpu::forward(&net, &x));
     assert_eq!((gf.c, gf.h, gf.w), (cf.c, cf.h, cf.w));
     let scale = cf.data.iter().fold(1f32, |m, v| m.max(v.abs()));
     let d = gf
@@ -78,7 +78,7 @@ fn small_resnet_with_shortcuts_and_projection_matches_cpu() {
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
         / scale;
     assert!(d <= 1e-4, "feature maps differ: {d}");
-    let (ge, ce) = (g.embed(e, &x), cpu::embed(&net, &x));
+    let (ge, ce) = (g.embed(e, &x).unwrap(), cpu::embed(&net, &x));
     assert_eq!(ge[0].len(), 24);
     for (a, b) in ge.iter().zip(&ce) {
         let c = cosine(a, b);
@@ -95,7 +95,7 @@ fn resnet50_random_weights_match_cpu() {
     let net = architecture(RESNET50_BLOCKS, 64, 512).randomized(7);
     let x = tensor(2, 3, 64, 64, 9);
     let t = std::time::Instant::now();
-    let ge = e.upload_network(&net).embed(e, &x);
+    let ge = e.upload_network(&net).embed(e, &x).unwrap();
     let gpu_s = t.elapsed().as_secs_f64();
     let ce = cpu::embed(&net, &x);
     let cos: Vec<f32> = ge.iter().zip(&ce).map(|(a, b)| cosine(a, b)).collect();
@@ -137,7 +137,7 @@ fn implicit_gemm_convs_match_cpu() {
             from: None,
         };
         let x = tensor(2, cin, h, w, 300 + i as u64);
-        let g = e.cnn_conv(&cv, &x);
+        let g = e.cnn_conv(&cv, &x).unwrap();
         let per = cin * h * w;
         let mut want = Vec::new();
         for n in 0..x.n {

@@ -23,9 +23,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
+use crate::resample::{clip8, lanczos, pil_taps, Taps, LANCZOS_SUPPORT, PRECISION_BITS};
+
 const SIZE: usize = 32;
-/// Pillow's fixed-point precision for 8-bit resampling: 32 - 8 - 2 bits.
-pub(crate) const PRECISION_BITS: u32 = 22;
 
 /// PIL `convert("L")` for RGB: ITU-R 601-2 weights in 16-bit fixed point
 /// (19595, 38470, 7471 sum to 65536), rounded half up (Pillow's `L24` macro).
@@ -38,32 +38,6 @@ pub fn pil_luma(r: u8, g: u8, b: u8) -> u8 {
 #[inline(always)]
 fn pil_luma_u32(p: u32) -> u32 {
     ((p & 0xff) * 19595 + (p >> 8 & 0xff) * 38470 + (p >> 16 & 0xff) * 7471 + 0x8000) >> 16
-}
-
-/// Pillow's Lanczos kernel (a = 3): sinc(x)·sinc(x/3) on [-3, 3), f64.
-fn lanczos(x: f64) -> f64 {
-    fn sinc(x: f64) -> f64 {
-        if x == 0.0 {
-            1.0
-        } else {
-            let x = x * std::f64::consts::PI;
-            x.sin() / x
-        }
-    }
-    if (-3.0..3.0).contains(&x) {
-        sinc(x) * sinc(x / 3.0)
-    } else {
-        0.0
-    }
-}
-
-/// Resampling taps for one axis, as Pillow's `precompute_coeffs` followed by
-/// `normalize_coeffs_8bpc`: per output pixel the first source index and the
-/// integer weights (f64 weights normalised to sum 1, then scaled by 2^22 and
-/// rounded half away from zero).
-pub(crate) struct Taps {
-    pub start: Vec<usize>,
-    pub weights: Vec<Vec<i32>>,
 }
 
 /// `taps(in_size, 32)`, plus its weights zero-padded to one length `len`, a
@@ -117,60 +91,7 @@ pub fn lanczos_taps_32(in_size: usize) -> (Vec<usize>, Vec<Vec<i32>>) {
 }
 
 fn taps(in_size: usize, out_size: usize) -> Taps {
-    pil_taps(in_size, out_size, lanczos, 3.0)
-}
-
-/// Pillow's resampling taps for any of its filters (`kernel` on
-/// [−`support`, `support`]; bilinear is the triangle 1 − |x| on [−1, 1]).
-pub(crate) fn pil_taps(
-    in_size: usize,
-    out_size: usize,
-    kernel: fn(f64) -> f64,
-    support: f64,
-) -> Taps {
-    let scale = in_size as f64 / out_size as f64;
-    let filterscale = scale.max(1.0);
-    let support = support * filterscale;
-    let ss = 1.0 / filterscale;
-    let mut start = Vec::with_capacity(out_size);
-    let mut weights = Vec::with_capacity(out_size);
-    for xx in 0..out_size {
-        let center = (xx as f64 + 0.5) * scale;
-        // Pillow rounds the window ends with (int)(x + 0.5), i.e. truncation.
-        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
-        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
-        let n = xmax.saturating_sub(xmin);
-        let mut k: Vec<f64> = (0..n)
-            .map(|x| kernel(((x + xmin) as f64 - center + 0.5) * ss))
-            .collect();
-        let ww: f64 = k.iter().sum();
-        if ww != 0.0 {
-            k.iter_mut().for_each(|w| *w /= ww);
-        }
-        let one = (1u32 << PRECISION_BITS) as f64;
-        let ki = k
-            .iter()
-            .map(|&w| {
-                if w < 0.0 {
-                    (-0.5 + w * one) as i32
-                } else {
-                    (0.5 + w * one) as i32
-                }
-            })
-            .collect();
-        start.push(xmin);
-        weights.push(ki);
-    }
-    Taps { start, weights }
-}
-
-/// Pillow's `clip8`: drop the fraction (arithmetic shift) and clamp to 0..=255.
-/// The accumulator starts at 2^21 so that the shift rounds half up. It is an
-/// i32 as in Pillow: |acc| <= 255 · 2^22 · Σ|w| stays below 2^31 because the
-/// Lanczos-3 weights have Σ|w| < 1.3.
-#[inline]
-pub(crate) fn clip8(acc: i32) -> u8 {
-    (acc >> PRECISION_BITS).clamp(0, 255) as u8
+    pil_taps(in_size, out_size, lanczos, LANCZOS_SUPPORT)
 }
 
 /// PIL `Image.resize((32, 32), LANCZOS)` of an 8-bit grey image: horizontal

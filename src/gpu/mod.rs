@@ -21,7 +21,7 @@ mod hamming;
 mod pipelines;
 
 pub use adapter::{AdapterReport, DeviceChoice};
-pub use cnn::{GpuNetwork, Precision};
+pub use cnn::{GpuNetwork, Precision, ReadbackError};
 pub use describe::{Pending, PendingKind};
 pub use hamming::KMAX;
 
@@ -58,8 +58,8 @@ impl GpuEngine {
             return Ok(None);
         };
         let limits = adapter.limits();
-        // Asked for whenever offered, even if LOOKALIKE_CNN_F32 picks f32 as
-        // the default, so both precisions stay available (benches compare).
+        // Asked for whenever offered, even if the engine is told to store
+        // f32, so both precisions stay available (benches compare).
         let f16 = adapter.features().contains(wgpu::Features::SHADER_F16);
         let features = if f16 {
             wgpu::Features::SHADER_F16
@@ -81,7 +81,7 @@ impl GpuEngine {
             limits,
             pipes,
             f16,
-            cnn_precision: if f16 { Precision::F16 } else { Precision::F32 },
+            cnn_precision: Precision::default_for(f16),
             embedder: std::sync::OnceLock::new(),
             cnn_on_software: false,
         }))
@@ -292,7 +292,9 @@ impl GpuEngine {
     }
 
     /// Embeddings of the shipped network (`descriptors::embedding`) for a
-    /// batch: WGSL engine (see `embeds_on_gpu`) or the CPU engine.
+    /// batch: WGSL engine (see `embeds_on_gpu`) or the CPU engine. A GPU
+    /// run whose results cannot be read back is redone by the CPU engine
+    /// (the reference the GPU one is held to) rather than a panic.
     pub fn embed_images(&self, images: &[image::RgbImage]) -> Vec<Vec<f32>> {
         use crate::descriptors::embedding;
         let refs: Vec<&image::RgbImage> = images.iter().collect();
@@ -304,6 +306,7 @@ impl GpuEngine {
         self.embedder
             .get_or_init(|| self.upload_network(net))
             .embed(self, &x)
+            .unwrap_or_else(|_| embedding::embed_batch(&refs))
     }
 
     /// For each query (8 orientation variants), the `k` nearest live db rows:
