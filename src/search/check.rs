@@ -132,7 +132,7 @@ pub fn collect_queries(root: &std::path::Path) -> (Vec<FileEntry>, Vec<Skipped>)
                 mtime_ns: crate::ingest::walk::mtime_ns(&md),
             }),
             Err(e) => skipped.push(Skipped {
-                path: root.display().to_string(),
+                path: crate::report::path_text(root),
                 reason: format!("cannot stat: {e}"),
             }),
         }
@@ -140,7 +140,7 @@ pub fn collect_queries(root: &std::path::Path) -> (Vec<FileEntry>, Vec<Skipped>)
     }
     if !root.exists() {
         skipped.push(Skipped {
-            path: root.display().to_string(),
+            path: crate::report::path_text(root),
             reason: "no such file or folder".into(),
         });
     }
@@ -191,11 +191,11 @@ pub fn check(
             .into_iter()
             .filter_map(|p| match p.outcome {
                 Outcome::Done(q) | Outcome::Duplicate(q) => {
-                    Some((p.entry.path.display().to_string(), p.content_hash, q))
+                    Some((crate::report::path_text(&p.entry.path), p.content_hash, q))
                 }
                 Outcome::Skipped(failure) => {
                     skipped.push(Skipped {
-                        path: p.entry.path.display().to_string(),
+                        path: crate::report::path_text(&p.entry.path),
                         reason: failure.reason,
                     });
                     None
@@ -234,7 +234,7 @@ pub fn check(
     let (exact, near) = (count(Verdict::Exact), count(Verdict::NearDuplicate));
     CheckReport {
         schema: SCHEMA,
-        index: index.dir.display().to_string(),
+        index: crate::report::path_text(&index.dir),
         index_records: index.live_count(),
         images_checked: results.len(),
         matched: exact + near,
@@ -350,7 +350,7 @@ fn judge(
             let same = rec.content_hash() == content_hash;
             MatchOut {
                 rank: i + 1,
-                candidate: index.path(m.rec).display().to_string(),
+                candidate: crate::report::path_text(&index.path(m.rec)),
                 score: c.score,
                 verdict: verdict::combined(
                     verdict(m, q.quality, dbq, same),
