@@ -1,25 +1,53 @@
 //! Errors that reach the user. Index problems name the file and what is wrong
 //! so a corrupt or foreign index is never a panic.
+//!
+//! Every message is complete on its own: an `IndexError` never also returns
+//! the `io::Error` it quotes from `source()`, because the CLI prints the
+//! whole chain (`{:#}`) and the reason would be printed twice
+//! ("No space left on device (os error 28): No space left on device (os error 28)").
 
 use std::path::PathBuf;
 
+/// Why an index could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
+    /// Not an index this program wrote (wrong magic, not JSON, wrong format name).
     #[error("{path}: not a lookalike index ({why})")]
-    Foreign { path: PathBuf, why: String },
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// An index of another format version.
     #[error("{path}: index format version {found} is not supported (this build reads version {supported})")]
     Version {
+        /// The file.
         path: PathBuf,
+        /// The version it has.
         found: u32,
+        /// The version this build reads.
         supported: u32,
     },
+    /// A damaged, truncated or inconsistent file, or one that is not a
+    /// regular file within its size cap.
     #[error("{path}: index file is corrupt: {why}")]
-    Corrupt { path: PathBuf, why: String },
-    #[error("{path}: {source}")]
-    Io {
+    Corrupt {
+        /// The file.
         path: PathBuf,
-        source: std::io::Error,
+        /// What is wrong with it.
+        why: String,
     },
+    /// An I/O error on the file. The message quotes the `io::Error`; it is not
+    /// a `source()` as well (see the module doc).
+    #[error("{path}: {error}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error, quoted in the message.
+        error: std::io::Error,
+    },
+    /// No index at that path.
     #[error("no index at {0} (build one with `lookalike index DIR --index {0}`)")]
     Missing(PathBuf),
     /// A run that would mix incomparable descriptors into an index.
@@ -42,12 +70,14 @@ pub struct EngineError {
 }
 
 impl IndexError {
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         IndexError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
+    /// A damaged or inconsistent file: `why` says what is wrong.
     pub fn corrupt(path: impl Into<PathBuf>, why: impl Into<String>) -> Self {
         IndexError::Corrupt {
             path: path.into(),

@@ -420,3 +420,246 @@ fn no_keypoints_is_recorded_kept_and_matches_on_hashes_alone() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--no-keypoints"), "{}", stderr(&o));
 }
+
+/// Runs `info` and a hash-only `check` on `idx`; both must fail at once (a
+/// FIFO must not hang them) with every needle in the message.
+fn refused_at_once(idx: &Path, query: &Path, needles: &[&str]) {
+    for args in [
+        vec!["info", "--index", idx.to_str().unwrap()],
+        vec![
+            "check",
+            query.to_str().unwrap(),
+            "--index",
+            idx.to_str().unwrap(),
+            "--hash-only",
+            "-q",
+        ],
+    ] {
+        let mut child = bin()
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if t0.elapsed() > Duration::from_secs(60) {
+                child.kill().unwrap();
+                panic!("{args:?} hung on {}", idx.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let o = child.wait_with_output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        for n in needles {
+            assert!(
+                err.to_lowercase().contains(&n.to_lowercase()),
+                "{args:?}: expected '{n}' in: {err}"
+            );
+        }
+    }
+}
+
+fn copy_index(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.path().is_dir() {
+            copy_index(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[cfg(unix)]
+fn mkfifo(p: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let _ = std::fs::remove_file(p);
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+}
+
+/// The manifest is read strictly: a key out of the schema, a missing key or
+/// a value that does not parse is an error naming the key, never a silent
+/// default (a misspelt "embedding" used to turn the index hash-only).
+#[test]
+fn manifest_is_strict_and_bounded() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    make_corpus(&data, 3, 0);
+    let query = data.join("img_000.jpg");
+    let pristine = t.path().join("pristine");
+    index_json(&data, &pristine); // with embeddings: the manifest has "embedding"
+    let text = std::fs::read_to_string(pristine.join("MANIFEST.json")).unwrap();
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    let edited = |from: &str, to: &str| {
+        assert!(text.contains(from), "{from} not in {text}");
+        let d = t.path().join(format!(
+            "m{}",
+            n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        copy_index(&pristine, &d);
+        std::fs::write(d.join("MANIFEST.json"), text.replacen(from, to, 1)).unwrap();
+        d
+    };
+    // The issue's case: one letter of "embedding".
+    refused_at_once(
+        &edited("\"embedding\"", "\"embeddinf\""),
+        &query,
+        &["embeddinf"],
+    );
+    refused_at_once(
+        &edited("{", "{\"colour\": 1,"),
+        &query,
+        &["colour", "unknown"],
+    );
+    refused_at_once(
+        &edited("\"path_bytes\"", "\"path_bytez\""),
+        &query,
+        &["path_bytez"],
+    );
+    let generation = text.lines().find(|l| l.contains("\"generation\"")).unwrap();
+    refused_at_once(&edited(generation, ""), &query, &["missing", "generation"]);
+    refused_at_once(
+        &edited("\"generation\": ", "\"generation\": \"x\", \"_\": "),
+        &query,
+        &["generation"],
+    );
+    for bad in ["fasT:512", "fast:-1", "fast:", "fast:+512", "exact "] {
+        let d = edited("\"fast:512\"", &format!("\"{bad}\""));
+        refused_at_once(&d, &query, &["decode", bad]);
+    }
+    let model = text.lines().find(|l| l.contains("\"embedding\"")).unwrap();
+    let model = model.split('"').nth(3).unwrap();
+    refused_at_once(
+        &edited(model, "no-fingerprint"),
+        &query,
+        &["embedding", "no-fingerprint"],
+    );
+
+    // Not a regular file, or too big: refused before reading.
+    #[cfg(unix)]
+    {
+        let d = edited("{", "{");
+        mkfifo(&d.join("MANIFEST.json"));
+        refused_at_once(&d, &query, &["MANIFEST.json", "not a regular file (FIFO)"]);
+        let d = edited("{", "{");
+        std::fs::remove_file(d.join("MANIFEST.json")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", d.join("MANIFEST.json")).unwrap();
+        refused_at_once(&d, &query, &["MANIFEST.json", "character device"]);
+    }
+    let d = edited("{", "{");
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.join("MANIFEST.json"))
+        .unwrap();
+    f.set_len(65 << 20).unwrap(); // sparse: costs no disk
+    refused_at_once(&d, &query, &["MANIFEST.json", "more than the 67108864"]);
+
+    // Every manifest the writer writes still reads: with and without
+    // embeddings, with keypoints off, and an index that holds nothing yet.
+    let empty = t.path().join("empty-data");
+    std::fs::create_dir_all(&empty).unwrap();
+    for (dir, extra) in [
+        ("hash-only", &["--hash-only"][..]),
+        ("no-kp", &["--hash-only", "--no-keypoints"][..]),
+    ] {
+        index_json_with(&data, &t.path().join(dir), extra);
+        info_json(&t.path().join(dir));
+    }
+    index_json(&empty, &t.path().join("nothing"));
+    assert_eq!(info_json(&t.path().join("nothing"))["records"], 0);
+    assert!(info_json(&pristine)["embedding_model"].is_string());
+}
+
+/// Column files and the HNSW graph are opened only when they are regular
+/// files no larger than the manifest allows; paths.col damage is named as such.
+#[test]
+fn index_files_must_be_regular_and_within_their_size() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    make_corpus(&data, 3, 0);
+    let query = data.join("img_000.jpg");
+    let pristine = t.path().join("pristine");
+    index_json(&data, &pristine);
+    assert!(first_segment(&pristine).join("hnsw.col").exists());
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    let fresh = || {
+        let d = t.path().join(format!(
+            "c{}",
+            n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        copy_index(&pristine, &d);
+        d
+    };
+    #[cfg(unix)]
+    for file in ["files.col", "paths.col", "hnsw.col"] {
+        let d = fresh();
+        mkfifo(&first_segment(&d).join(file));
+        refused_at_once(&d, &query, &[file, "not a regular file (FIFO)"]);
+    }
+    #[cfg(unix)]
+    {
+        let d = fresh();
+        let f = first_segment(&d).join("pdq.col");
+        std::fs::remove_file(&f).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &f).unwrap();
+        refused_at_once(
+            &d,
+            &query,
+            &["pdq.col", "not a regular file (character device)"],
+        );
+    }
+    let d = fresh();
+    let f = first_segment(&d).join("quality.col");
+    std::fs::remove_file(&f).unwrap();
+    std::fs::create_dir(&f).unwrap();
+    refused_at_once(
+        &d,
+        &query,
+        &["quality.col", "not a regular file (directory)"],
+    );
+
+    // Longer than its records allow: refused from its size alone.
+    let d = fresh();
+    let f = first_segment(&d).join("phash.col");
+    let len = std::fs::metadata(&f).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(len + (1 << 30))
+        .unwrap();
+    refused_at_once(&d, &query, &["phash.col", "more than"]);
+
+    // paths.col holding one byte more than the manifest says, its header
+    // and checksum consistent: damage to the path names, not to records.
+    let d = fresh();
+    let f = first_segment(&d).join("paths.col");
+    let mut b = std::fs::read(&f).unwrap();
+    b.push(b'x');
+    let count = u64::from_le_bytes(b[32..40].try_into().unwrap()) + 1;
+    b[32..40].copy_from_slice(&count.to_le_bytes());
+    let sum = xxhash_rust::xxh3::xxh3_64(&b[64..]);
+    b[40..48].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&f, &b).unwrap();
+    refused_at_once(&d, &query, &["paths.col", "bytes of path names"]);
+    // And truncated.
+    let d = fresh();
+    let f = first_segment(&d).join("paths.col");
+    let len = std::fs::metadata(&f).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
+    refused_at_once(
+        &d,
+        &query,
+        &["paths.col", "bytes of path names", "truncated"],
+    );
+}

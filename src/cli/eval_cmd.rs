@@ -42,7 +42,7 @@ pub fn run(a: EvalArgs, quiet: bool) -> Result<i32> {
     let e = evaluate(&r, &gt);
     let mut out = std::io::stdout().lock();
     if a.json {
-        serde_json::to_writer_pretty(&mut out, &e)?;
+        report::json::write_pretty(&mut out, &e)?;
         writeln!(out)?;
         return Ok(EXIT_OK);
     }

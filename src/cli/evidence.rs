@@ -51,7 +51,7 @@ pub fn run(a: DedupArgs) -> Result<i32> {
     }
     let mut out = std::io::stdout().lock();
     if a.out.json {
-        serde_json::to_writer_pretty(&mut out, &r)?;
+        report::json::write_pretty(&mut out, &r)?;
         writeln!(out)?;
     } else if a.out.csv {
         report::dedup::write_csv(&mut out, &r)?;

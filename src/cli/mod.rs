@@ -217,7 +217,7 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
     let log = dir.join(crate::index::skipped::FILE);
     let mut out = std::io::stdout().lock();
     if a.json {
-        serde_json::to_writer_pretty(&mut out, &stats)?;
+        report::json::write_pretty(&mut out, &stats)?;
         writeln!(out)?;
         return Ok(EXIT_OK);
     }
@@ -226,7 +226,7 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
         out,
         "{} {}: {} images seen, {} new or changed, {} exact duplicates, {} unchanged, {} removed, {} skipped ({:.0} images/s)",
         st.bold("indexed"),
-        stats.root,
+        report::terminal(&stats.root),
         stats.seen,
         stats.described,
         stats.duplicates,
@@ -252,7 +252,12 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
     if !stats.skipped.is_empty() {
         writeln!(out, "skipped:")?;
         for s in stats.skipped.iter().take(20) {
-            writeln!(out, "  {}: {}", s.path, s.reason)?;
+            writeln!(
+                out,
+                "  {}: {}",
+                report::terminal(&s.path),
+                report::terminal(&s.reason)
+            )?;
         }
         if stats.skipped.len() > 20 {
             writeln!(out, "  ... and {} more", stats.skipped.len() - 20)?;
@@ -341,12 +346,12 @@ fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
         &progress(None, "querying", quiet),
     )?;
     if let Some(s) = r.skipped.first() {
-        bail!("{}: {}", s.path, s.reason);
+        bail!("{}: {}", report::terminal(&s.path), s.reason);
     }
     let q = &r.results[0];
     let mut out = std::io::stdout().lock();
     if a.out.json {
-        serde_json::to_writer_pretty(&mut out, q)?;
+        report::json::write_pretty(&mut out, q)?;
         writeln!(out)?;
     } else if a.out.csv {
         report::csv::write_check(&mut out, &r)?;
@@ -379,7 +384,7 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
     }
     let mut out = std::io::stdout().lock();
     if a.out.json {
-        serde_json::to_writer_pretty(&mut out, &r)?;
+        report::json::write_pretty(&mut out, &r)?;
         writeln!(out)?;
     } else if a.out.csv {
         report::csv::write_check(&mut out, &r)?;
@@ -425,7 +430,7 @@ fn cmd_hash(a: args::HashArgs, quiet: bool) -> Result<i32> {
             |_| None,
             |d| describe_query(&d.rgb),
         ) {
-            let path = p.entry.path.display().to_string();
+            let path = report::path_text(&p.entry.path);
             match p.outcome {
                 Outcome::Done(q) | Outcome::Duplicate(q) => rows.push(row(path, &q)),
                 Outcome::Skipped(f) => skipped.push(crate::ingest::Skipped {
@@ -439,7 +444,7 @@ fn cmd_hash(a: args::HashArgs, quiet: bool) -> Result<i32> {
     pb.finish_and_clear();
     let mut out = std::io::stdout().lock();
     if a.out.json {
-        serde_json::to_writer_pretty(
+        report::json::write_pretty(
             &mut out,
             &serde_json::json!({ "results": rows, "skipped": skipped }),
         )?;
@@ -447,23 +452,18 @@ fn cmd_hash(a: args::HashArgs, quiet: bool) -> Result<i32> {
     } else if a.out.csv {
         writeln!(out, "path,pdq,quality,phash")?;
         for r in &rows {
-            writeln!(
-                out,
-                "{},{},{},{}",
-                field(&r.path),
-                r.pdq,
-                r.quality,
-                r.phash
-            )?;
+            let line = format!("{},{},{},{}", field(&r.path), r.pdq, r.quality, r.phash);
+            report::csv::write_line(&mut out, &line)?;
         }
     } else {
         // ThreatExchange's hasher prints "hash,quality,filename"; we add pHash.
         for r in &rows {
-            writeln!(out, "{}  {:>3}  {}  {}", r.pdq, r.quality, r.phash, r.path)?;
+            let path = report::terminal(&r.path);
+            writeln!(out, "{}  {:>3}  {}  {}", r.pdq, r.quality, r.phash, path)?;
         }
     }
     for s in &skipped {
-        eprintln!("skipped {}: {}", s.path, s.reason);
+        eprintln!("skipped {}: {}", report::terminal(&s.path), s.reason);
     }
     Ok(if rows.is_empty() && !skipped.is_empty() {
         EXIT_ERROR
@@ -506,7 +506,7 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
     let mut out = std::io::stdout().lock();
     if a.json {
         let v = serde_json::json!({
-            "index": idx.dir().display().to_string(),
+            "index": report::path_text(idx.dir()),
             "format": idx.manifest().format,
             "version": idx.manifest().version,
             "generation": idx.manifest().generation,
@@ -521,7 +521,7 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
             "keypoints": idx.manifest().keypoints,
             "hnsw_segments": graph_segs,
         });
-        serde_json::to_writer_pretty(&mut out, &v)?;
+        report::json::write_pretty(&mut out, &v)?;
         writeln!(out)?;
     } else {
         writeln!(out, "index       {}", idx.dir().display())?;

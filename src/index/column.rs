@@ -13,7 +13,7 @@
 //! any record type we cast to.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use memmap2::Mmap;
@@ -21,8 +21,103 @@ use memmap2::Mmap;
 use super::FORMAT_VERSION;
 use crate::error::IndexError;
 
+/// First 8 bytes of every column file.
 pub const MAGIC: &[u8; 8] = b"LKLKCOL\0";
+/// Header length; the payload starts here.
 pub const HEADER: usize = 64;
+
+/// What kind of file `md` describes, for "not a regular file (…)".
+pub fn file_kind(md: &std::fs::Metadata) -> &'static str {
+    let t = md.file_type();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "FIFO";
+        } else if t.is_socket() {
+            return "socket";
+        } else if t.is_block_device() {
+            return "block device";
+        } else if t.is_char_device() {
+            return "character device";
+        }
+    }
+    if t.is_dir() {
+        "directory"
+    } else if t.is_file() {
+        "regular file"
+    } else {
+        "special file"
+    }
+}
+
+/// Opens an index file for reading only if it is a regular file of at most
+/// `max_len` bytes, and returns it with its length. A FIFO, socket, device
+/// or directory is refused from its `stat` before any open, and the open
+/// itself is non-blocking (a FIFO swapped in meanwhile cannot hang it), then
+/// re-checked on the open file. The cap comes from the manifest, so a
+/// damaged or hostile file is an error naming it, never a read of its claimed size.
+///
+/// `cap_for` says where the cap comes from, for the message.
+pub fn open_regular(path: &Path, max_len: u64, cap_for: &str) -> Result<(File, u64), IndexError> {
+    let io = |e| IndexError::io(path, e);
+    let check = |md: &std::fs::Metadata| {
+        if !md.is_file() {
+            return Err(IndexError::corrupt(
+                path,
+                format!("not a regular file ({})", file_kind(md)),
+            ));
+        }
+        if md.len() > max_len {
+            return Err(IndexError::corrupt(
+                path,
+                format!(
+                    "{} bytes, more than the {max_len} it may have ({cap_for})",
+                    md.len()
+                ),
+            ));
+        }
+        Ok(md.len())
+    };
+    check(&std::fs::metadata(path).map_err(io)?)?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = opts.open(path).map_err(io)?;
+    let len = check(&file.metadata().map_err(io)?)?;
+    Ok((file, len))
+}
+
+/// Reads a whole small file through [`open_regular`]: at most `max_len`
+/// bytes are ever read, whatever the file claims or grows to meanwhile.
+pub fn read_regular(path: &Path, max_len: u64, cap_for: &str) -> Result<Vec<u8>, IndexError> {
+    let (file, len) = open_regular(path, max_len, cap_for)?;
+    let mut buf = Vec::with_capacity(len as usize);
+    file.take(max_len.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(|e| IndexError::io(path, e))?;
+    if buf.len() as u64 > max_len {
+        return Err(IndexError::corrupt(
+            path,
+            format!("grew past {max_len} bytes while being read"),
+        ));
+    }
+    Ok(buf)
+}
+
+/// How many records a column must hold.
+#[derive(Clone, Copy, Debug)]
+pub enum Count {
+    /// Exactly this many (the manifest says so).
+    Exactly(u64),
+    /// Any number up to this (a file whose length its own header gives,
+    /// within a bound derived from the manifest).
+    AtMost(u64),
+}
 
 /// Writes a column file and fsyncs it.
 pub fn write(path: &Path, name: &str, width: u32, payload: &[u8]) -> Result<(), IndexError> {
@@ -44,20 +139,42 @@ pub fn write(path: &Path, name: &str, width: u32, payload: &[u8]) -> Result<(), 
 /// A validated, memory-mapped column.
 pub struct Column {
     map: Option<Mmap>, // None for an empty file (zero-length maps are not allowed everywhere)
+    /// Records in the column.
     pub count: u64,
 }
 
+/// What a column's records are, for messages: paths.col counts bytes.
+fn unit(name: &str) -> &'static str {
+    if name == "paths" {
+        "bytes of path names"
+    } else {
+        "records"
+    }
+}
+
 impl Column {
-    /// Maps and validates: magic, version, name, width, count, exact length and
-    /// checksum. Only a column that passes all of these is ever cast.
-    pub fn open(
-        path: &Path,
-        name: &str,
-        width: u32,
-        expect_count: Option<u64>,
-    ) -> Result<Column, IndexError> {
-        let file = File::open(path).map_err(|e| IndexError::io(path, e))?;
-        let len = file.metadata().map_err(|e| IndexError::io(path, e))?.len();
+    /// Maps and validates: regular file within the size `count` allows,
+    /// magic, version, name, width, count, exact length and checksum. Only a
+    /// column that passes all of these is ever cast.
+    pub fn open(path: &Path, name: &str, width: u32, count: Count) -> Result<Column, IndexError> {
+        let unit = unit(name);
+        let most = match count {
+            Count::Exactly(n) | Count::AtMost(n) => n,
+        };
+        let cap = most
+            .checked_mul(width as u64)
+            .and_then(|p| p.checked_add(HEADER as u64))
+            .ok_or_else(|| {
+                IndexError::corrupt(
+                    path,
+                    format!("the manifest's {most} {unit} of {width} bytes overflow a file size"),
+                )
+            })?;
+        let cap_for = match count {
+            Count::Exactly(n) => format!("the manifest's {n} {unit}"),
+            Count::AtMost(n) => format!("at most {n} {unit}"),
+        };
+        let (file, len) = open_regular(path, cap, &cap_for)?;
         if len < HEADER as u64 {
             return Err(IndexError::corrupt(
                 path,
@@ -95,15 +212,23 @@ impl Column {
                 ),
             ));
         }
-        let count = u64::from_le_bytes(h[32..40].try_into().unwrap());
-        if let Some(c) = expect_count {
-            if c != count {
+        let stored = u64::from_le_bytes(h[32..40].try_into().unwrap());
+        match count {
+            Count::Exactly(c) if c != stored => {
                 return Err(IndexError::corrupt(
                     path,
-                    format!("holds {count} records, the manifest says {c}"),
-                ));
+                    format!("its header says {stored} {unit}, the manifest says {c}"),
+                ))
             }
+            Count::AtMost(c) if stored > c => {
+                return Err(IndexError::corrupt(
+                    path,
+                    format!("its header says {stored} {unit}, more than the {c} allowed"),
+                ))
+            }
+            _ => {}
         }
+        let count = stored;
         let want = count
             .checked_mul(width as u64)
             .and_then(|p| p.checked_add(HEADER as u64));
@@ -111,7 +236,7 @@ impl Column {
             return Err(IndexError::corrupt(
                 path,
                 format!(
-                    "{len} bytes, expected {} for {count} records (truncated or appended to?)",
+                    "{len} bytes, expected {} for {count} {unit} (truncated or appended to?)",
                     want.map(|w| w.to_string()).unwrap_or("overflow".into())
                 ),
             ));
@@ -129,6 +254,7 @@ impl Column {
         })
     }
 
+    /// The payload.
     pub fn bytes(&self) -> &[u8] {
         self.map.as_ref().map(|m| &m[HEADER..]).unwrap_or(&[])
     }

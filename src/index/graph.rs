@@ -23,7 +23,7 @@ use std::path::Path;
 
 use hnsw_rs::prelude::{Distance, Hnsw};
 
-use super::column::{self, Column};
+use super::column::{self, Column, Count};
 use crate::descriptors::embedding::{dot_f16_f16, Embedding, EMBED_DIM};
 use crate::error::IndexError;
 
@@ -38,6 +38,20 @@ pub const M: usize = 24;
 pub const EF_CONSTRUCTION: usize = 200;
 /// hnsw_rs's layer limit (its dump needs 16; we keep the same ceiling).
 const MAX_LAYER: usize = 16;
+/// Most neighbour slots per node a graph file may declare (m0 and m).
+const MAX_SLOTS: usize = 1024;
+
+/// Most words a valid graph of `rows` rows can have, from the bounds `open`
+/// accepts: header, `rows × m0` slots on layer 0, and per upper layer a
+/// count plus up to `rows` nodes of `1 + m` words. A file claiming more is
+/// refused before it is mapped.
+pub fn max_words(rows: u64) -> u64 {
+    let layer = rows.saturating_mul(MAX_SLOTS as u64 + 1).saturating_add(1);
+    let upper = (MAX_LAYER as u64 - 1).saturating_mul(layer);
+    (HEADER_WORDS as u64)
+        .saturating_add(rows.saturating_mul(MAX_SLOTS as u64))
+        .saturating_add(upper)
+}
 
 /// hnsw_rs distance over f16 bits: 1 − cosine of unit vectors.
 struct CosineF16;
@@ -159,7 +173,7 @@ impl Graph {
     /// neighbours are rows of the segment, links above layer 0 stay in their
     /// layer, the entry node is on the top layer.
     pub fn open(path: &Path, rows: usize) -> Result<Graph, IndexError> {
-        let col = Column::open(path, NAME, 4, None)?;
+        let col = Column::open(path, NAME, 4, Count::AtMost(max_words(rows as u64)))?;
         let bad = |why: String| IndexError::corrupt(path, why);
         let w: &[u32] = col.cast();
         if w.len() < HEADER_WORDS {
@@ -176,7 +190,13 @@ impl Graph {
         if n != rows {
             return Err(bad(format!("graph of {n} rows, the segment has {rows}")));
         }
-        if m0 == 0 || m == 0 || m0 > 1024 || m > 1024 || levels > MAX_LAYER || dim > EMBED_DIM {
+        if m0 == 0
+            || m == 0
+            || m0 > MAX_SLOTS
+            || m > MAX_SLOTS
+            || levels > MAX_LAYER
+            || dim > EMBED_DIM
+        {
             return Err(bad(format!(
                 "implausible header (m0 {m0}, m {m}, levels {levels}, dim {dim})"
             )));

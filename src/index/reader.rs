@@ -158,24 +158,4 @@ fn latest_records(segments: &[Segment]) -> HashMap<&[u8], RecordRef> {
     latest
 }
 
-#[cfg(unix)]
-pub fn path_to_bytes(p: &Path) -> Vec<u8> {
-    use std::os::unix::ffi::OsStrExt;
-    p.as_os_str().as_bytes().to_vec()
-}
-
-#[cfg(unix)]
-pub fn bytes_to_path(b: &[u8]) -> PathBuf {
-    use std::os::unix::ffi::OsStrExt;
-    PathBuf::from(std::ffi::OsStr::from_bytes(b))
-}
-
-#[cfg(not(unix))]
-pub fn path_to_bytes(p: &Path) -> Vec<u8> {
-    p.to_string_lossy().into_owned().into_bytes()
-}
-
-#[cfg(not(unix))]
-pub fn bytes_to_path(b: &[u8]) -> PathBuf {
-    PathBuf::from(String::from_utf8_lossy(b).into_owned())
-}
+pub use crate::ingest::names::{bytes_to_path, path_to_bytes};

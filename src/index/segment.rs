@@ -17,7 +17,7 @@ use std::path::Path;
 
 use bytemuck::{Pod, Zeroable};
 
-use super::column::{self, Column};
+use super::column::{self, Column, Count};
 use super::graph::{self, Graph};
 use super::manifest::{sync_dir, SegmentInfo};
 use crate::descriptors::{Descriptors, Embedding, Hash256, IndexKeypoints};
@@ -209,7 +209,7 @@ impl Segment {
                 "segment listed in the manifest is missing",
             ));
         }
-        let n = Some(info.records);
+        let n = Count::Exactly(info.records);
         let col = |i: usize, count| {
             let (file, name, width) = COLUMNS[i];
             Column::open(&dir.join(file), name, width, count)
@@ -217,7 +217,7 @@ impl Segment {
         let seg = Segment {
             info: info.clone(),
             files: col(0, n)?,
-            paths: col(1, Some(info.path_bytes))?,
+            paths: col(1, Count::Exactly(info.path_bytes))?,
             pdq: col(2, n)?,
             quality: col(3, n)?,
             phash: col(4, n)?,

@@ -1,12 +1,14 @@
 //! `skipped.tsv`: the files the last `index` run could not index, with the
-//! reason, one per line (`path<TAB>reason`, tabs and newlines inside either
-//! replaced by spaces). Part of the index folder (see indexes/README.md);
+//! reason, one per line (`path<TAB>reason`; control characters, tabs and
+//! newlines included, and bytes that are not UTF-8 are escaped visibly, as
+//! `ingest::names::terminal` writes them). Part of the index folder (see indexes/README.md);
 //! rewritten by every run.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::IndexError;
+use crate::ingest::names::terminal;
 use crate::ingest::Skipped;
 
 /// The file's name inside an index folder.
@@ -22,8 +24,8 @@ pub fn write(index_dir: &Path, skipped: &[Skipped]) -> Result<PathBuf, IndexErro
         writeln!(
             f,
             "{}\t{}",
-            s.path.replace(['\t', '\n'], " "),
-            s.reason.replace(['\t', '\n'], " ")
+            terminal(&s.path),
+            terminal(&s.reason)
         )
         .map_err(io)?;
     }

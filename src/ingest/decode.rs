@@ -56,7 +56,26 @@ fn is_jpeg(data: &[u8]) -> bool {
     data.len() >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF
 }
 
+/// Most elongated image described: the long side at most this many times
+/// the short one. Real images stay well inside it (web banners 1:8 to 1:20,
+/// panoramas up to ~1:12, long scrolling screenshots and web-comic episodes
+/// 1:20 to 1:50); beyond 1:100 are strips, lines and decompression tricks
+/// (a 1×100 000 000 PNG compresses to 200 KB), whose resizes cost memory in
+/// proportion to the ratio and whose 64×64 hashes say nothing. Checked from
+/// the header, before any pixel is decoded.
+pub const MAX_ASPECT: u64 = 100;
+
+/// Header checks before decoding: pixel count and aspect ratio.
 fn check_pixels(w: u32, h: u32, limits: &Limits) -> Result<(), Failure> {
+    if w == 0 || h == 0 {
+        return Err("image with zero size".into());
+    }
+    let (long, short) = (w.max(h) as u64, w.min(h) as u64);
+    if long > MAX_ASPECT * short {
+        return Err(Failure::limit(format!(
+            "image too elongated: {w}x{h} is beyond the 1:{MAX_ASPECT} aspect ratio limit"
+        )));
+    }
     let px = w as u64 * h as u64;
     if px > limits.max_pixels {
         return Err(Failure::limit(format!(

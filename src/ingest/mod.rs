@@ -3,6 +3,7 @@
 
 pub mod decode;
 pub mod exif;
+pub mod names;
 pub mod batch;
 pub mod turbo;
 pub mod walk;

@@ -1,9 +1,14 @@
 //! Recursive, sorted, symlink-safe directory walk yielding candidate image files.
+//! Anything that is neither a folder nor a regular file (a FIFO, socket or
+//! device) is listed as skipped and never opened: opening a FIFO blocks
+//! until something writes to it.
 
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use super::Skipped;
+use crate::index::column::file_kind;
+use crate::ingest::names::path_text;
 
 /// Extensions we try to decode. Anything else in a dataset folder (captions,
 /// metadata) is counted as "not an image" rather than reported one by one.
@@ -59,10 +64,7 @@ impl Iterator for Walker {
             let entry = match self.inner.next()? {
                 Ok(e) => e,
                 Err(err) => {
-                    let path = err
-                        .path()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default();
+                    let path = err.path().map(path_text).unwrap_or_default();
                     let reason = if err.loop_ancestor().is_some() {
                         "symlink loop".to_string()
                     } else {
@@ -76,8 +78,18 @@ impl Iterator for Walker {
                     return Some(WalkItem::Skipped(Skipped { path, reason }));
                 }
             };
-            if !entry.file_type().is_file() {
+            if entry.file_type().is_dir() {
                 continue;
+            }
+            if !entry.file_type().is_file() {
+                let kind = match entry.metadata() {
+                    Ok(md) => file_kind(&md),
+                    Err(_) => "special file",
+                };
+                return Some(WalkItem::Skipped(Skipped {
+                    path: path_text(entry.path()),
+                    reason: format!("not a regular file ({kind})"),
+                }));
             }
             if !is_image_name(entry.path()) {
                 self.not_images += 1;
@@ -90,7 +102,7 @@ impl Iterator for Walker {
                     mtime_ns: mtime_ns(&md),
                 }),
                 Err(e) => WalkItem::Skipped(Skipped {
-                    path: entry.path().display().to_string(),
+                    path: path_text(entry.path()),
                     reason: format!("cannot stat: {e}"),
                 }),
             });

@@ -158,7 +158,7 @@ pub fn build(
     let start = Instant::now();
     let root: PathBuf = std::fs::canonicalize(root).map_err(|e| IndexError::io(root, e))?;
     let mut stats = BuildStats {
-        root: root.display().to_string(),
+        root: crate::ingest::names::path_text(&root),
         ..Default::default()
     };
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
@@ -323,7 +323,7 @@ fn finish_pending(
                     &Descriptors::default(),
                 );
                 stats.skipped.push(Skipped {
-                    path: p.entry.path.display().to_string(),
+                    path: crate::ingest::names::path_text(&p.entry.path),
                     reason: failure.reason,
                 });
             }

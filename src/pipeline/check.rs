@@ -13,6 +13,7 @@ use super::deferred::resolve;
 use crate::descriptors::{Extras, QueryDescriptors};
 use crate::engine::{Engine, EngineError};
 use crate::index::Index;
+use crate::ingest::names::path_text;
 use crate::ingest::walk::WalkItem;
 use crate::ingest::{process_batch, DecodeMode, FileEntry, Limits, Outcome, Skipped, Walker, BATCH};
 use crate::search::calibrate::Calibration;
@@ -95,7 +96,7 @@ pub fn collect_queries(root: &std::path::Path) -> (Vec<FileEntry>, Vec<Skipped>)
                 mtime_ns: crate::ingest::walk::mtime_ns(&md),
             }),
             Err(e) => skipped.push(Skipped {
-                path: root.display().to_string(),
+                path: path_text(root),
                 reason: format!("cannot stat: {e}"),
             }),
         }
@@ -103,7 +104,7 @@ pub fn collect_queries(root: &std::path::Path) -> (Vec<FileEntry>, Vec<Skipped>)
     }
     if !root.exists() {
         skipped.push(Skipped {
-            path: root.display().to_string(),
+            path: path_text(root),
             reason: "no such file or folder".into(),
         });
     }
@@ -141,11 +142,11 @@ pub fn check(
             .into_iter()
             .filter_map(|p| match p.outcome {
                 Outcome::Done(q) | Outcome::Duplicate(q) => {
-                    Some((p.entry.path.display().to_string(), p.content_hash, q))
+                    Some((path_text(&p.entry.path), p.content_hash, q))
                 }
                 Outcome::Skipped(failure) => {
                     skipped.push(Skipped {
-                        path: p.entry.path.display().to_string(),
+                        path: path_text(&p.entry.path),
                         reason: failure.reason,
                     });
                     None
@@ -261,7 +262,7 @@ impl<'a> Run<'a> {
         let (exact, near) = (count(Verdict::Exact), count(Verdict::NearDuplicate));
         CheckReport {
             schema: SCHEMA,
-            index: index.dir().display().to_string(),
+            index: path_text(index.dir()),
             index_records: index.live_count(),
             images_checked: results.len(),
             matched: exact + near,

@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use super::csv::field;
+use super::csv::{field, write_line};
 use super::table::display_path;
 use super::Style;
 use crate::search::dedup::DedupReport;
@@ -16,8 +16,7 @@ pub fn write_csv(w: &mut dyn Write, r: &DedupReport) -> io::Result<()> {
     writeln!(w, "{DEDUP_HEADER}")?;
     for g in &r.groups {
         for m in &g.members {
-            writeln!(
-                w,
+            let line = format!(
                 "{},{},{},{},{},{},{}",
                 g.group,
                 field(&m.path),
@@ -26,7 +25,8 @@ pub fn write_csv(w: &mut dyn Write, r: &DedupReport) -> io::Result<()> {
                 m.same_bytes,
                 m.representative,
                 g.size
-            )?;
+            );
+            write_line(w, &line)?;
         }
     }
     Ok(())
@@ -63,6 +63,6 @@ pub fn write_summary(w: &mut dyn Write, r: &DedupReport) -> io::Result<()> {
     writeln!(
         w,
         "{} images in {}: {} near-duplicate groups holding {} images ({} redundant); PDQ ≤ {}, clique grouping, upright only ({:.1} s)",
-        r.index_records, r.index, r.group_count, r.images_in_groups, r.redundant_images, r.thresholds.max_pdq_distance, r.seconds
+        r.index_records, super::terminal(&r.index), r.group_count, r.images_in_groups, r.redundant_images, r.thresholds.max_pdq_distance, r.seconds
     )
 }

@@ -4,8 +4,12 @@
 pub mod csv;
 pub mod dedup;
 pub mod html;
+pub mod json;
+
 pub mod table;
 pub mod thumbs;
+
+pub use crate::ingest::names::{self, path_text, terminal};
 
 /// Whether to colour output: only on a terminal, and never with NO_COLOR set
 /// (https://no-color.org).

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use super::Style;
+use super::{names, Style};
 use crate::search::result::{CheckReport, QueryResult};
 use crate::search::Verdict;
 
@@ -15,16 +15,15 @@ fn verdict_cell(st: &Style, v: Verdict) -> String {
     }
 }
 
-/// A path as the user would type it: relative to the working directory when inside it.
+/// A name text (`report::names`) as the user would type it: relative to the
+/// working directory when inside it, control characters and bytes that are
+/// not UTF-8 escaped (`\x1b`, `\xff`) so it is safe to print.
 pub fn display_path(p: &str) -> String {
-    let cwd = std::env::current_dir().ok();
-    cwd.and_then(|c| {
-        std::path::Path::new(p)
-            .strip_prefix(&c)
-            .ok()
-            .map(|r| r.display().to_string())
-    })
-    .unwrap_or_else(|| p.to_string())
+    let path = names::text_path(p);
+    let shown = std::env::current_dir()
+        .ok()
+        .and_then(|c| path.strip_prefix(&c).ok().map(names::path_text));
+    names::terminal(shown.as_deref().unwrap_or(p)).into_owned()
 }
 
 /// `check`: every flagged image with its best training match, then a summary.
@@ -126,7 +125,12 @@ pub fn write_summary(w: &mut dyn Write, r: &CheckReport, st: &Style) -> io::Resu
     if !r.skipped.is_empty() {
         writeln!(w, "skipped {} files:", r.skipped.len())?;
         for s in r.skipped.iter().take(20) {
-            writeln!(w, "  {}: {}", s.path, s.reason)?;
+            writeln!(
+                w,
+                "  {}: {}",
+                names::terminal(&s.path),
+                names::terminal(&s.reason)
+            )?;
         }
         if r.skipped.len() > 20 {
             writeln!(w, "  ... and {} more (see --json)", r.skipped.len() - 20)?;

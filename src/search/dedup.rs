@@ -281,7 +281,7 @@ pub fn dedup(index: &Index, max: u32) -> DedupReport {
     let t0 = std::time::Instant::now();
     let c = Corpus::from_index(index);
     let raw = group(&c, max);
-    let path = |i: usize| index.path(c.refs[i]).display().to_string();
+    let path = |i: usize| crate::ingest::names::path_text(&index.path(c.refs[i]));
     let mut groups: Vec<Group> = raw
         .into_iter()
         .map(|g| {
@@ -318,7 +318,7 @@ pub fn dedup(index: &Index, max: u32) -> DedupReport {
     let images_in_groups = groups.iter().map(|g| g.size).sum::<usize>();
     DedupReport {
         schema: SCHEMA,
-        index: index.dir().display().to_string(),
+        index: crate::ingest::names::path_text(index.dir()),
         index_records: c.len(),
         grouping: "clique",
         orientations: "upright",

@@ -28,7 +28,7 @@ pub fn judge(
             let same = rec.content_hash() == content_hash;
             MatchOut {
                 rank: i + 1,
-                candidate: index.path(m.rec).display().to_string(),
+                candidate: crate::ingest::names::path_text(&index.path(m.rec)),
                 score: c.score,
                 verdict: verdict::combined(
                     verdict::verdict(m, q.quality, dbq, same),
