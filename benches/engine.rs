@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use lookalike::descriptors::{Descriptors, Extras, Hash256, QueryDescriptors};
-use lookalike::pipeline::{build, BuildOptions};
 use lookalike::index::{Index, IndexWriter};
 use lookalike::ingest::{DecodeMode, Limits};
+use lookalike::pipeline::{build, BuildOptions};
 use lookalike::search::hamming::Kernel;
 use lookalike::search::{search, SearchParams};
 use rayon::prelude::*;

@@ -5,9 +5,9 @@ use std::io::Write;
 use anyhow::{Context, Result};
 
 use super::{args::EvalArgs, decode_setting, open_index, progress, stdout_style, EXIT_OK};
-use crate::report;
 use crate::pipeline::check::{self, CheckOptions};
 use crate::pipeline::eval::{evaluate, parse_truth, Metrics};
+use crate::report;
 
 pub fn run(a: EvalArgs, quiet: bool) -> Result<i32> {
     let text = std::fs::read_to_string(&a.truth)

@@ -9,8 +9,8 @@ use super::args::{CheckArgs, DedupArgs};
 use super::{open_index, stdout_style, EXIT_OK};
 use crate::ingest::Limits;
 use crate::report::{self, html};
-use crate::search::result::CheckReport;
 use crate::search::dedup;
+use crate::search::result::CheckReport;
 
 pub fn check_report(
     path: &Path,

@@ -528,7 +528,10 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
         writeln!(
             out,
             "format      {} v{} (generation {}, written by {})",
-            idx.manifest().format, idx.manifest().version, idx.manifest().generation, idx.manifest().writer
+            idx.manifest().format,
+            idx.manifest().version,
+            idx.manifest().generation,
+            idx.manifest().writer
         )?;
         writeln!(
             out,

@@ -57,7 +57,13 @@ impl Engine for CpuEngine {
             .collect())
     }
 
-    fn hamming_topk(&self, _: &[Hash256], _: &[bool], _: &[[Hash256; 8]], _: usize) -> Option<TopK> {
+    fn hamming_topk(
+        &self,
+        _: &[Hash256],
+        _: &[bool],
+        _: &[[Hash256; 8]],
+        _: usize,
+    ) -> Option<TopK> {
         None
     }
 }

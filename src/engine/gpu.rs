@@ -47,7 +47,8 @@ impl Engine for GpuEngine {
                 engine: self.describe(),
                 why: "a batch submitted to another engine".into(),
             })?;
-        self.finish_index_batch(*f).map_err(|e| self.engine_error(e))
+        self.finish_index_batch(*f)
+            .map_err(|e| self.engine_error(e))
     }
 
     fn describe_queries(

@@ -26,30 +26,7 @@ pub const MAGIC: &[u8; 8] = b"LKLKCOL\0";
 /// Header length; the payload starts here.
 pub const HEADER: usize = 64;
 
-/// What kind of file `md` describes, for "not a regular file (…)".
-pub fn file_kind(md: &std::fs::Metadata) -> &'static str {
-    let t = md.file_type();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if t.is_fifo() {
-            return "FIFO";
-        } else if t.is_socket() {
-            return "socket";
-        } else if t.is_block_device() {
-            return "block device";
-        } else if t.is_char_device() {
-            return "character device";
-        }
-    }
-    if t.is_dir() {
-        "directory"
-    } else if t.is_file() {
-        "regular file"
-    } else {
-        "special file"
-    }
-}
+use crate::ingest::walk::file_kind;
 
 /// Opens an index file for reading only if it is a regular file of at most
 /// `max_len` bytes, and returns it with its length. A FIFO, socket, device

@@ -21,13 +21,7 @@ pub fn write(index_dir: &Path, skipped: &[Skipped]) -> Result<PathBuf, IndexErro
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io)?);
     writeln!(f, "path\treason").map_err(io)?;
     for s in skipped {
-        writeln!(
-            f,
-            "{}\t{}",
-            terminal(&s.path),
-            terminal(&s.reason)
-        )
-        .map_err(io)?;
+        writeln!(f, "{}\t{}", terminal(&s.path), terminal(&s.reason)).map_err(io)?;
     }
     f.flush().map_err(io)?;
     Ok(path)

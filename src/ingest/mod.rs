@@ -1,15 +1,15 @@
 //! Ingest: find image files, read and decode them within limits, in parallel
 //! batches so memory stays flat whatever the corpus size.
 
+pub mod batch;
 pub mod decode;
 pub mod exif;
 pub mod names;
-pub mod batch;
 pub mod turbo;
 pub mod walk;
 
-pub use decode::{DecodeMode, Decoded, Limits};
 pub use batch::{process_batch, Outcome, Processed, BATCH};
+pub use decode::{DecodeMode, Decoded, Limits};
 pub use walk::{FileEntry, Walker};
 
 /// Why a file could not be described, and whose fault that was: it decides

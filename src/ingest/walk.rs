@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use super::Skipped;
-use crate::index::column::file_kind;
 use crate::ingest::names::path_text;
 
 /// Extensions we try to decode. Anything else in a dataset folder (captions,
@@ -116,4 +115,29 @@ pub fn mtime_ns(md: &std::fs::Metadata) -> i64 {
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
+}
+
+/// What kind of file `md` describes, for "not a regular file (…)".
+pub fn file_kind(md: &std::fs::Metadata) -> &'static str {
+    let t = md.file_type();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "FIFO";
+        } else if t.is_socket() {
+            return "socket";
+        } else if t.is_block_device() {
+            return "block device";
+        } else if t.is_char_device() {
+            return "character device";
+        }
+    }
+    if t.is_dir() {
+        "directory"
+    } else if t.is_file() {
+        "regular file"
+    } else {
+        "special file"
+    }
 }

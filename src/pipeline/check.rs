@@ -15,7 +15,9 @@ use crate::engine::{Engine, EngineError};
 use crate::index::Index;
 use crate::ingest::names::path_text;
 use crate::ingest::walk::WalkItem;
-use crate::ingest::{process_batch, DecodeMode, FileEntry, Limits, Outcome, Skipped, Walker, BATCH};
+use crate::ingest::{
+    process_batch, DecodeMode, FileEntry, Limits, Outcome, Skipped, Walker, BATCH,
+};
 use crate::search::calibrate::Calibration;
 use crate::search::fusion::{self, FuseParams};
 use crate::search::hamming::Kernel;

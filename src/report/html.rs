@@ -12,8 +12,8 @@ use rayon::prelude::*;
 use super::table::display_path;
 use super::thumbs;
 use crate::ingest::Limits;
-use crate::search::result::{CheckReport, MatchOut, QueryResult};
 use crate::search::dedup::{DedupReport, Group};
+use crate::search::result::{CheckReport, MatchOut, QueryResult};
 
 /// Training matches shown beside each flagged image.
 pub const MATCHES_SHOWN: usize = 3;

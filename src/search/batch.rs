@@ -37,11 +37,7 @@ pub fn batch_search(
         ];
         if any_trim {
             runs.push((seg.pdq(), &trimmed, 8));
-            runs.push((
-                seg.pdq_trim(),
-                &trimmed,
-                8 | CANDIDATE_TRIMMED,
-            ));
+            runs.push((seg.pdq_trim(), &trimmed, 8 | CANDIDATE_TRIMMED));
         }
         for (col, queries, flag) in runs {
             for (acc, hits) in best

@@ -114,9 +114,7 @@ impl Calibration {
     /// One candidate's score from all its evidence (see the module doc).
     pub fn score(&self, m: &Match, v: Option<&Verification>, similarity: Option<f32>) -> f64 {
         let kp = v.map(|v| keypoint_log10_p(v.inliers)).unwrap_or(0.0);
-        let emb = similarity
-            .map(|c| self.embedding_log10_p(c))
-            .unwrap_or(0.0);
+        let emb = similarity.map(|c| self.embedding_log10_p(c)).unwrap_or(0.0);
         let mut best = pdq_log10_p(m.pdq_distance).min(kp).min(emb);
         if self.combines_with_keypoints() {
             best = best.min(fisher2(kp, emb));

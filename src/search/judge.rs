@@ -1,9 +1,9 @@
 //! Judging a query's candidates: the verdict of each, the evidence it rests
 //! on, and how many near copies each matched training image has in the index.
 
+use super::calibrate::{self, Calibration};
 use super::fusion::Candidate;
 use super::result::{MatchOut, QueryResult, ORIENTATIONS};
-use super::calibrate::{self, Calibration};
 use super::{verdict, Match, Verdict};
 use crate::descriptors::QueryDescriptors;
 use crate::index::Index;
@@ -91,9 +91,7 @@ fn evidence(m: &Match, c: &Candidate, cal: &Calibration) -> String {
             "embedding",
             c.similarity
                 .is_some_and(|s| s >= verdict::match_similarity(cal)),
-            c.similarity
-                .map(|s| cal.embedding_score(s))
-                .unwrap_or(-1.0),
+            c.similarity.map(|s| cal.embedding_score(s)).unwrap_or(-1.0),
         ),
     ];
     let strong: Vec<&str> = parts.iter().filter(|p| p.1).map(|p| p.0).collect();

@@ -17,5 +17,5 @@ pub mod verdict;
 pub mod verify;
 
 pub use hamming::{search, Match, SearchParams};
-pub use verdict::{verdict, Verdict};
 pub use result::{CheckReport, MatchOut, QueryResult, Thresholds};
+pub use verdict::{verdict, Verdict};

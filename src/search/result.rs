@@ -134,4 +134,3 @@ pub const ORIENTATIONS: [&str; 8] = [
     "flip-diag",
     "flip-antidiag",
 ];
-
