@@ -26,6 +26,9 @@ pub const EXIT_ERROR: i32 = 2;
 
 pub fn main() -> i32 {
     quiet_wayland();
+    if let Ok(cwd) = std::env::current_dir() {
+        report::set_display_base(cwd);
+    }
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
         // Only fails if a pool exists already, which cannot happen this early.
@@ -38,7 +41,7 @@ pub fn main() -> i32 {
         Err(e) if is_broken_pipe(&e) => EXIT_OK, // `lookalike ... | head` is not an error
         Err(e) => {
             let st = Style {
-                color: report::use_color(std::io::stderr().is_terminal()),
+                color: use_color(std::io::stderr().is_terminal()),
             };
             eprintln!("{} {e:#}", st.red("error:"));
             EXIT_ERROR
@@ -80,9 +83,15 @@ fn run(cli: Cli) -> Result<i32> {
     }
 }
 
+/// Whether to colour output: only on a terminal, and never with NO_COLOR set
+/// (https://no-color.org).
+pub(crate) fn use_color(is_terminal: bool) -> bool {
+    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 pub(crate) fn stdout_style() -> Style {
     Style {
-        color: report::use_color(std::io::stdout().is_terminal()),
+        color: use_color(std::io::stdout().is_terminal()),
     }
 }
 
@@ -394,7 +403,7 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
     if a.out.json || a.out.csv {
         // Pipelines read stdout; people still want the headline.
         let st = Style {
-            color: report::use_color(std::io::stderr().is_terminal()),
+            color: use_color(std::io::stderr().is_terminal()),
         };
         report::table::write_summary(&mut std::io::stderr().lock(), &r, &st)?;
     }

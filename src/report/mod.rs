@@ -11,10 +11,20 @@ pub mod thumbs;
 
 pub use crate::ingest::names::{self, path_text, terminal};
 
-/// Whether to colour output: only on a terminal, and never with NO_COLOR set
-/// (https://no-color.org).
-pub fn use_color(is_terminal: bool) -> bool {
-    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+/// The folder that printed paths are shown relative to, when inside it: the
+/// CLI sets its working directory once at start ([`set_display_base`]);
+/// library callers that never set it get paths as given.
+static DISPLAY_BASE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Shows printed paths relative to `base` (the CLI's working directory).
+/// Only the first call counts.
+pub fn set_display_base(base: std::path::PathBuf) {
+    let _ = DISPLAY_BASE.set(base);
+}
+
+/// The folder set by [`set_display_base`], if any.
+pub fn display_base() -> Option<&'static std::path::Path> {
+    DISPLAY_BASE.get().map(|p| p.as_path())
 }
 
 pub struct Style {
