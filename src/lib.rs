@@ -46,6 +46,8 @@
 //! assert_eq!(d.pdq[0].to_hex().len(), 64);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod cnn;
 pub mod descriptors;

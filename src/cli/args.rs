@@ -1,9 +1,14 @@
 //! Command-line arguments. `--help` on each command teaches its use.
+//!
+//! The clap types carry `#[allow(missing_docs)]` instead of doc comments:
+//! clap turns `///` on a type into `--help` text, so their documentation is
+//! the help text on their fields and subcommands.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+#[allow(missing_docs)]
 #[derive(Parser, Debug)]
 #[command(
     name = "lookalike",
@@ -38,6 +43,7 @@ pub struct Cli {
     pub model: Option<PathBuf>,
 }
 
+#[allow(missing_docs)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Index a dataset folder (re-run it to add new or changed files only).
@@ -82,6 +88,7 @@ Use it to see how lookalike does on your own data before trusting a threshold."
     Eval(EvalArgs),
 }
 
+#[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Folder of query images named in the ground truth.
@@ -111,6 +118,7 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
+#[allow(missing_docs)]
 #[derive(Args, Debug, Clone)]
 pub struct IndexSel {
     /// Index name (stored in indexes/NAME) or path to an index folder.
@@ -124,6 +132,7 @@ pub struct IndexSel {
     pub index: String,
 }
 
+#[allow(missing_docs)]
 #[derive(Args, Debug, Clone)]
 pub struct DecodeArgs {
     /// Decode at full resolution (slower) instead of DCT-domain scaled JPEG
@@ -145,6 +154,7 @@ pub struct DecodeArgs {
     pub max_mib: u64,
 }
 
+#[allow(missing_docs)]
 #[derive(Args, Debug, Clone)]
 pub struct DeviceArgs {
     /// Where descriptors (and batch searches) run: auto = a hardware GPU if
@@ -159,6 +169,7 @@ pub struct DeviceArgs {
     pub device: crate::gpu::DeviceChoice,
 }
 
+#[allow(missing_docs)]
 #[derive(Args, Debug, Clone)]
 pub struct OutputArgs {
     /// Machine-readable JSON on stdout.
@@ -169,6 +180,7 @@ pub struct OutputArgs {
     pub csv: bool,
 }
 
+#[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct IndexArgs {
     /// Folder of training images.
@@ -198,6 +210,7 @@ pub struct IndexArgs {
     pub json: bool,
 }
 
+#[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct QueryArgs {
     /// The image to look up.
@@ -220,6 +233,7 @@ pub struct QueryArgs {
     pub out: OutputArgs,
 }
 
+#[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct CheckArgs {
     /// Folder (or file) of generated images.
@@ -252,6 +266,7 @@ pub struct CheckArgs {
     pub report: ReportArgs,
 }
 
+#[allow(missing_docs)]
 #[derive(Args, Debug, Clone)]
 pub struct ReportArgs {
     /// Also write a self-contained HTML report (thumbnails, differences) to this file.
@@ -262,6 +277,7 @@ pub struct ReportArgs {
     pub report_limit: usize,
 }
 
+#[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct DedupArgs {
     #[command(flatten)]
@@ -275,6 +291,7 @@ pub struct DedupArgs {
     pub report: ReportArgs,
 }
 
+#[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct HashArgs {
     /// An image file or a folder of images.
@@ -287,6 +304,7 @@ pub struct HashArgs {
     pub out: OutputArgs,
 }
 
+#[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct InfoArgs {
     #[command(flatten)]

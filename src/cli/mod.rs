@@ -20,10 +20,15 @@ use crate::pipeline::{update, BuildOptions};
 use crate::report::{self, csv::field, Style};
 use args::{Cli, Command, DecodeArgs};
 
+/// Exit code: success, or a check that found no match.
 pub const EXIT_OK: i32 = 0;
+/// Exit code: `--fail-on-match` was given and something matched.
 pub const EXIT_MATCH: i32 = 1;
+/// Exit code: an error (message on stderr).
 pub const EXIT_ERROR: i32 = 2;
 
+/// Runs the `lookalike` command line: parses arguments, runs the command and
+/// returns the process exit code.
 pub fn main() -> i32 {
     quiet_wayland();
     if let Ok(cwd) = std::env::current_dir() {

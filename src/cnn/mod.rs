@@ -18,14 +18,20 @@ pub use model::{Act, Layer, Network};
 /// A batch of feature maps, NCHW, f32.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
+    /// Images in the batch.
     pub n: usize,
+    /// Channels per image.
     pub c: usize,
+    /// Height of each map.
     pub h: usize,
+    /// Width of each map.
     pub w: usize,
+    /// The values, `n × c × h × w`, row-major.
     pub data: Vec<f32>,
 }
 
 impl Tensor {
+    /// A batch of the given shape filled with zeros.
     pub fn zeros(n: usize, c: usize, h: usize, w: usize) -> Tensor {
         Tensor {
             n,
@@ -70,6 +76,7 @@ pub fn gem_l2(t: &Tensor, p: f32, clamp_min: f32) -> Vec<Vec<f32>> {
     v
 }
 
+/// Scales `v` to unit length (left as is when it is all zeros).
 pub fn l2_normalize(v: &mut [f32]) {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if n > 0.0 {
@@ -77,6 +84,7 @@ pub fn l2_normalize(v: &mut [f32]) {
     }
 }
 
+/// Cosine similarity of two vectors (computed in f64; 0 if either is zero).
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
     for (&x, &y) in a.iter().zip(b) {

@@ -9,14 +9,19 @@ use serde_json::Value;
 
 use super::safetensors::{ModelError, SafeTensors};
 
+/// Activation applied after a convolution or residual sum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Act {
+    /// Identity.
     None,
+    /// max(x, 0).
     Relu,
+    /// min(max(x, 0), 6), as in MobileNet and EfficientNet-Lite.
     Relu6,
 }
 
 impl Act {
+    /// Applies the activation to one value.
     #[inline]
     pub fn apply(self, x: f32) -> f32 {
         match self {
@@ -72,37 +77,54 @@ impl Padding {
     }
 }
 
+/// A convolution with its weights, BatchNorm already folded in.
 #[derive(Clone, Debug)]
 pub struct Conv {
+    /// Layer name from the weight file, for error messages.
     pub name: String,
+    /// Input channels.
     pub cin: usize,
+    /// Output channels.
     pub cout: usize,
+    /// Kernel side (square kernels only).
     pub k: usize,
+    /// Stride along both axes.
     pub stride: usize,
+    /// Channel groups (`cin` for a depthwise convolution).
     pub groups: usize,
+    /// How the input is padded.
     pub padding: Padding,
+    /// Activation after the bias.
     pub act: Act,
     /// OIHW: cout × (cin / groups) × k × k, BatchNorm folded in.
     pub weight: Vec<f32>,
+    /// One bias per output channel.
     pub bias: Vec<f32>,
     /// Reads the output of layer `from` instead of the previous layer's
     /// (a ResNet shortcut's downsample convolution reads the block input).
     pub from: Option<usize>,
 }
 
+/// One layer of the feature network, in execution order.
 #[derive(Clone, Debug)]
 pub enum Layer {
+    /// A convolution.
     Conv(Conv),
     /// Residual: this layer's input plus the output of layer `from`, then
     /// `act` (ResNet applies ReLU after the sum; MobileNet-style nets none).
     Add {
+        /// Index of the earlier layer whose output is added.
         from: usize,
+        /// Activation after the sum.
         act: Act,
     },
     /// k×k max pooling, padded with −∞ on every side by `pad`.
     MaxPool {
+        /// Window side.
         k: usize,
+        /// Step between windows.
         stride: usize,
+        /// Padding on every side.
         pad: usize,
     },
 }
@@ -123,14 +145,20 @@ pub fn pool_out(n: usize, k: usize, stride: usize, pad: usize) -> usize {
     (n + 2 * pad).saturating_sub(k) / stride + 1
 }
 
+/// A fully connected layer: `weight` is `cout × cin`, row-major.
 #[derive(Clone, Debug)]
 pub struct Linear {
+    /// Input features.
     pub cin: usize,
+    /// Output features.
     pub cout: usize,
+    /// Weights, `cout × cin`, row-major.
     pub weight: Vec<f32>,
+    /// One bias per output.
     pub bias: Vec<f32>,
 }
 
+/// A whole embedding network: layers, input preprocessing and pooling.
 #[derive(Clone, Debug)]
 pub struct Network {
     /// e.g. "efficientnet-lite0".
@@ -139,10 +167,13 @@ pub struct Network {
     pub layers: Vec<Layer>,
     /// Input (width, height) in pixels, RGB.
     pub input: (usize, usize),
+    /// Per-channel mean subtracted from 0–255 RGB values.
     pub mean: [f32; 3],
+    /// Per-channel divisor applied after the mean.
     pub std: [f32; 3],
     /// GeM exponent and clamp of the embedding.
     pub gem_p: f32,
+    /// Lower clamp of activations before the GeM power.
     pub gem_clamp: f32,
     /// ImageNet classifier after global average pooling (sanity checks only).
     pub classifier: Option<Linear>,
@@ -155,11 +186,14 @@ pub struct Network {
 }
 
 impl Network {
+    /// Reads and parses a safetensors model file.
     pub fn load(path: &Path) -> Result<Network, ModelError> {
         let st = SafeTensors::open(path)?;
         Self::from_safetensors(&st)
     }
 
+    /// Builds the network from a parsed safetensors file, following the layer
+    /// list and preprocessing its metadata describe.
     pub fn from_safetensors(st: &SafeTensors) -> Result<Network, ModelError> {
         let bad = |why: String| ModelError::Invalid {
             path: st.path.clone(),

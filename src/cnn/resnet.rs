@@ -17,6 +17,7 @@ use super::safetensors::{ModelError, SafeTensors};
 pub const RESNET50_BLOCKS: [usize; 4] = [3, 4, 6, 3];
 /// SSCD's input: ImageNet mean and std, in 0–255 pixel units.
 pub const IMAGENET_MEAN: [f32; 3] = [123.675, 116.28, 103.53];
+/// SSCD's input std, in 0–255 pixel units (see [`IMAGENET_MEAN`]).
 pub const IMAGENET_STD: [f32; 3] = [58.395, 57.12, 57.375];
 /// The one resize policy of SSCD indexes and queries: the whole image to a
 /// 288 × 288 square (SSCD evaluates at short side 288; a fixed square keeps

@@ -7,22 +7,35 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// Why a model file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// The file could not be read.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The read error.
         source: std::io::Error,
     },
+    /// The file was read but is not a model this crate can run.
     #[error("{path}: not a usable model file: {why}")]
-    Invalid { path: PathBuf, why: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
+/// A parsed safetensors file held in memory: its tensors are read on demand.
 pub struct SafeTensors {
+    /// The file it was read from, for error messages.
     pub path: PathBuf,
     bytes: Vec<u8>,
     data_start: usize,
     tensors: HashMap<String, TensorInfo>,
+    /// The header's `__metadata__` strings (the model description).
     pub metadata: HashMap<String, String>,
 }
 
@@ -35,6 +48,7 @@ struct TensorInfo {
 }
 
 impl SafeTensors {
+    /// Reads and parses the file at `path`.
     pub fn open(path: &Path) -> Result<SafeTensors, ModelError> {
         let bytes = std::fs::read(path).map_err(|e| ModelError::Io {
             path: path.to_path_buf(),
@@ -43,6 +57,7 @@ impl SafeTensors {
         Self::parse(path, bytes)
     }
 
+    /// Parses `bytes` (the contents of `path`), checking every range and size.
     pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<SafeTensors, ModelError> {
         let bad = |why: String| ModelError::Invalid {
             path: path.to_path_buf(),
@@ -140,10 +155,12 @@ impl SafeTensors {
         Ok((t.shape.clone(), data))
     }
 
+    /// Whether a tensor of that name exists.
     pub fn has(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
     }
 
+    /// Byte offset of the tensor data in the file, after the header.
     pub fn data_offset(&self) -> usize {
         self.data_start
     }

@@ -23,6 +23,8 @@ use image::RgbImage;
 use crate::cnn::safetensors::{f16_to_f32, f32_to_f16, SafeTensors};
 use crate::cnn::{cpu, preprocess, Network};
 
+/// Dimensions of a stored embedding: the built-in EfficientNet-Lite0's 1280.
+/// Shorter vectors (SSCD's 512) are stored zero-padded.
 pub const EMBED_DIM: usize = 1280;
 
 static LITE0: &[u8] = include_bytes!("../../models/efficientnet_lite0/model.safetensors");
@@ -107,6 +109,7 @@ impl std::fmt::Debug for Embedding {
 }
 
 impl Embedding {
+    /// Stores `v` as f16, zero-padded or truncated to [`EMBED_DIM`].
     pub fn from_f32(v: &[f32]) -> Embedding {
         let mut e = Embedding::default();
         for (d, &x) in e.0.iter_mut().zip(v) {
@@ -115,10 +118,12 @@ impl Embedding {
         e
     }
 
+    /// Whether this is the all-zero "no embedding".
     pub fn is_none(&self) -> bool {
         self.0.iter().all(|&x| x == 0)
     }
 
+    /// The values as f32 (all [`EMBED_DIM`] of them, padding included).
     pub fn to_f32(&self) -> Vec<f32> {
         self.0.iter().map(|&h| f16_to_f32(h)).collect()
     }

@@ -6,27 +6,33 @@
 
 use bytemuck::{Pod, Zeroable};
 
+/// A 256-bit perceptual hash (PDQ), compared by Hamming distance.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Pod, Zeroable)]
 pub struct Hash256 {
+    /// Bit `k` is bit `k % 64` of `words[k / 64]`.
     pub words: [u64; 4],
 }
 
 impl Hash256 {
+    /// Whether bit `k` is set.
     pub fn bit(&self, k: usize) -> bool {
         (self.words[k / 64] >> (k % 64)) & 1 == 1
     }
 
+    /// Sets bit `k`.
     pub fn set_bit(&mut self, k: usize) {
         self.words[k / 64] |= 1 << (k % 64);
     }
 
+    /// Number of differing bits (0–256).
     pub fn hamming(&self, other: &Hash256) -> u32 {
         (0..4)
             .map(|i| (self.words[i] ^ other.words[i]).count_ones())
             .sum()
     }
 
+    /// 64 lowercase hex digits, ThreatExchange order (bits 255..0).
     pub fn to_hex(&self) -> String {
         let mut s = String::with_capacity(64);
         for w in self.words.iter().rev() {
@@ -35,6 +41,8 @@ impl Hash256 {
         s
     }
 
+    /// Parses 64 hex digits in ThreatExchange order (surrounding whitespace
+    /// allowed); None if malformed.
     pub fn from_hex(s: &str) -> Option<Hash256> {
         let s = s.trim();
         if s.len() != 64 || !s.is_ascii() {

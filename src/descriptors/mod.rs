@@ -15,9 +15,12 @@ pub use keypoints::{IndexKeypoints, KeyPoint};
 /// Everything the index stores for one image.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Descriptors {
+    /// PDQ hash of the upright image.
     pub pdq: Hash256,
     /// PDQ quality in 0..=100; below 50 the hash is unreliable (Meta's guidance).
     pub quality: u8,
+    /// pHash (64 bits, imagehash bit order): the second opinion when PDQ quality
+    /// is low.
     pub phash: u64,
     /// PDQ of the image with uniform borders and caption bars trimmed
     /// (`trim`); equal to `pdq` when there was nothing to trim.
@@ -107,7 +110,9 @@ fn trimmed_luma(img: &image::RgbImage, luma: &[f32]) -> Option<(Vec<f32>, usize,
 pub struct QueryDescriptors {
     /// [original, rot90, rot180, rot270, flipX, flipY, flipPlus1, flipMinus1]
     pub pdq: [Hash256; 8],
+    /// PDQ quality of the upright hash, 0..=100.
     pub quality: u8,
+    /// pHash of the upright image (imagehash bit order).
     pub phash: u64,
     /// The 8 variants of the trimmed view, when trimming removed something.
     pub pdq_trim: Option<[Hash256; 8]>,
@@ -130,6 +135,7 @@ impl QueryDescriptors {
     }
 }
 
+/// Query descriptors of a decoded image: hashes and keypoints, no embedding.
 pub fn describe_query(img: &image::RgbImage) -> QueryDescriptors {
     describe_query_with(img, Extras::HASHES_AND_KEYPOINTS)
 }

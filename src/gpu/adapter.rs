@@ -5,11 +5,15 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// Where descriptors (and batch searches) run: `--device auto|gpu|cpu`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DeviceChoice {
+    /// A hardware GPU if there is one, else the CPU.
     #[default]
     Auto,
+    /// Any wgpu adapter, software ones (lavapipe, llvmpipe) too.
     Gpu,
+    /// Never touch the GPU.
     Cpu,
 }
 
@@ -38,8 +42,11 @@ impl fmt::Display for DeviceChoice {
 /// Which adapter was taken.
 #[derive(Clone, Debug)]
 pub struct AdapterReport {
+    /// The adapter's name as the driver reports it.
     pub name: String,
+    /// Graphics API used (vulkan, metal, dx12, gl), lowercase.
     pub backend: String,
+    /// Integrated, discrete, virtual or CPU, as wgpu reports it.
     pub device_type: String,
     /// True for software rasterisers (lavapipe, llvmpipe, WARP).
     pub software: bool,

@@ -10,6 +10,7 @@ use super::pipelines::{grid, storage, storage_init, uniform};
 use super::{GpuEngine, GpuError};
 use crate::descriptors::{self, pdq, phash, Descriptors, Hash256, QueryDescriptors};
 
+/// Which descriptor semantics a submitted batch follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PendingKind {
     /// `describe_query` semantics: always filter (the dihedral path).
@@ -45,6 +46,8 @@ impl GpuEngine {
             .min(1 << 30)
     }
 
+    /// Uploads `images` and queues PDQ and pHash for them; returns at once.
+    /// Fetch the results with the matching `finish_*`.
     pub fn submit(&self, images: &[image::RgbImage], kind: PendingKind) -> Pending {
         let max_px = self.max_binding_bytes() / 4;
         // Pixel budget per part: bounded memory and keeps parts in flight short.

@@ -27,8 +27,11 @@ use super::column::{self, Column, Count};
 use crate::descriptors::embedding::{dot_f16_f16, Embedding, EMBED_DIM};
 use crate::error::IndexError;
 
+/// File name of the graph column in a segment folder.
 pub const FILE: &str = "hnsw.col";
+/// Column name recorded in the graph file's header.
 pub const NAME: &str = "hnsw";
+/// An empty neighbour slot.
 pub const NONE: u32 = u32::MAX;
 const HEADER_WORDS: usize = 6;
 
@@ -152,6 +155,8 @@ fn flatten(hnsw: &Hnsw<u16, CosineF16>, rows: usize, dim: usize) -> Vec<u32> {
     out
 }
 
+/// Writes a graph payload (header and layers, as built) as the `hnsw.col`
+/// column at `path`.
 pub fn write(path: &Path, words: &[u32]) -> Result<(), IndexError> {
     column::write(path, NAME, 4, bytemuck::cast_slice(words))
 }
@@ -159,10 +164,15 @@ pub fn write(path: &Path, words: &[u32]) -> Result<(), IndexError> {
 /// A validated graph over a mapped `hnsw.col`.
 pub struct Graph {
     col: Column,
+    /// Rows of the segment (one node slot each).
     pub rows: usize,
+    /// Neighbour slots per node on layer 0.
     pub m0: usize,
+    /// Neighbour slots per node above layer 0.
     pub m: usize,
+    /// Leading embedding values the graph was built on.
     pub dim: usize,
+    /// Entry node of the search (a member of the top layer).
     pub entry: u32,
     /// Per layer ≥ 1 (index l-1): word offset of its node ids, count.
     upper: Vec<(usize, usize)>,

@@ -13,7 +13,9 @@ use crate::error::IndexError;
 /// Address of one record: segment position in the manifest, row in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RecordRef {
+    /// Position of the segment in the manifest's list.
     pub seg: u32,
+    /// Row within the segment.
     pub row: u32,
 }
 
@@ -28,6 +30,8 @@ pub struct Index {
 }
 
 impl Index {
+    /// Opens the committed index in `dir`: loads the manifest, maps and validates
+    /// every segment it lists, and works out which records are live.
     pub fn open(dir: &Path) -> Result<Index, IndexError> {
         let manifest = Manifest::load(dir)?;
         let segments = manifest
@@ -74,6 +78,7 @@ impl Index {
         self.live[r.seg as usize][r.row as usize]
     }
 
+    /// Per row of segment `seg`: whether the record is live (searchable).
     pub fn live_mask(&self, seg: usize) -> &[bool] {
         &self.live[seg]
     }
@@ -90,6 +95,7 @@ impl Index {
         self.manifest.embedding.as_deref()
     }
 
+    /// Number of live records: what searches see.
     pub fn live_count(&self) -> usize {
         self.live
             .iter()
@@ -97,10 +103,12 @@ impl Index {
             .sum()
     }
 
+    /// Number of records in all segments, superseded and removed ones included.
     pub fn record_count(&self) -> usize {
         self.segments.iter().map(|s| s.len()).sum()
     }
 
+    /// The file path of record `r`, as stored.
     pub fn path(&self, r: RecordRef) -> PathBuf {
         bytes_to_path(self.segments[r.seg as usize].path_bytes(r.row as usize))
     }

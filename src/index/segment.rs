@@ -23,25 +23,33 @@ use super::manifest::{sync_dir, SegmentInfo};
 use crate::descriptors::{Descriptors, Embedding, Hash256, IndexKeypoints};
 use crate::error::IndexError;
 
+/// One file's record in files.col: what lets an update recognise unchanged
+/// files, and where its path is stored.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct FileRecord {
+    /// File size in bytes when it was indexed.
     pub size: u64,
+    /// Modification time in nanoseconds since the Unix epoch (0 if unknown).
     pub mtime_ns: i64,
     /// xxh3-128 of the file bytes, low word first.
     pub content_hash: [u64; 2],
     /// Byte range of the path in paths.col.
     pub path_off: u64,
+    /// Length of the path in bytes.
     pub path_len: u32,
+    /// Record flags ([`super::flags`]).
     pub flags: u32,
 }
 
 impl FileRecord {
+    /// The xxh3-128 content hash as one number.
     pub fn content_hash(&self) -> u128 {
         self.content_hash[0] as u128 | (self.content_hash[1] as u128) << 64
     }
 }
 
+/// Every column of a segment: (file name, column name, record width in bytes).
 pub const COLUMNS: [(&str, &str, u32); 8] = [
     (
         "files.col",
@@ -72,25 +80,36 @@ const EMBEDDING: usize = 7;
 /// Records being gathered for the next commit.
 #[derive(Default)]
 pub struct SegmentData {
+    /// One [`FileRecord`] per record.
     pub files: Vec<FileRecord>,
+    /// The records' path bytes, concatenated.
     pub paths: Vec<u8>,
+    /// Upright PDQ hash per record.
     pub pdq: Vec<Hash256>,
+    /// PDQ quality per record.
     pub quality: Vec<u8>,
+    /// pHash per record.
     pub phash: Vec<u64>,
+    /// PDQ of the trimmed view per record.
     pub pdq_trim: Vec<Hash256>,
+    /// Keypoints per record.
     pub keypoints: Vec<IndexKeypoints>,
+    /// Embedding per record.
     pub embedding: Vec<Embedding>,
 }
 
 impl SegmentData {
+    /// Number of records gathered.
     pub fn len(&self) -> usize {
         self.files.len()
     }
 
+    /// Whether no record has been gathered.
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }
 
+    /// Appends one record: its file facts, path and descriptors.
     pub fn push(
         &mut self,
         path: &[u8],
@@ -177,6 +196,7 @@ impl SegmentData {
 
 /// A committed segment, memory-mapped and validated.
 pub struct Segment {
+    /// The manifest's entry for this segment.
     pub info: SegmentInfo,
     files: Column,
     paths: Column,
@@ -201,6 +221,8 @@ pub struct Segment {
 pub const TRIM_BLOCK: usize = 4096;
 
 impl Segment {
+    /// Maps and validates the columns of a committed segment: record counts,
+    /// path ranges and quality values are checked before anything reads them.
     pub fn open(index_dir: &Path, info: &SegmentInfo) -> Result<Segment, IndexError> {
         let dir = index_dir.join(info.dir_name());
         if !dir.is_dir() {
@@ -283,26 +305,33 @@ impl Segment {
         })
     }
 
+    /// Number of records.
     pub fn len(&self) -> usize {
         self.info.records as usize
     }
 
+    /// Whether the segment has no records.
     pub fn is_empty(&self) -> bool {
         self.info.records == 0
     }
 
+    /// File record per row.
     pub fn files(&self) -> &[FileRecord] {
         self.files.cast()
     }
+    /// Upright PDQ hash per row.
     pub fn pdq(&self) -> &[Hash256] {
         self.pdq.cast()
     }
+    /// PDQ quality per row.
     pub fn quality(&self) -> &[u8] {
         self.quality.bytes()
     }
+    /// pHash per row.
     pub fn phash(&self) -> &[u64] {
         self.phash.cast()
     }
+    /// PDQ of the trimmed view per row (equal to `pdq` when nothing was trimmed).
     pub fn pdq_trim(&self) -> &[Hash256] {
         self.pdq_trim.cast()
     }
@@ -319,6 +348,7 @@ impl Segment {
     pub fn graph(&self) -> Option<&Graph> {
         self.graph.as_ref()
     }
+    /// Rows whose trimmed-view hash differs from the upright one, ascending.
     pub fn trimmed_rows(&self) -> &[u32] {
         &self.trimmed_rows
     }
@@ -334,11 +364,13 @@ impl Segment {
         &self.trimmed_rows[at(lo)..at(hi).max(at(lo))]
     }
 
+    /// The stored path bytes of `row`.
     pub fn path_bytes(&self, row: usize) -> &[u8] {
         let r = &self.files()[row];
         &self.paths.bytes()[r.path_off as usize..(r.path_off + r.path_len as u64) as usize]
     }
 
+    /// All descriptors of `row`; absent keypoints or embeddings read as defaults.
     pub fn descriptors(&self, row: usize) -> Descriptors {
         Descriptors {
             pdq: self.pdq()[row],

@@ -15,12 +15,17 @@ use super::segment::{FileRecord, Segment, SegmentData};
 use crate::descriptors::Descriptors;
 use crate::error::IndexError;
 
+/// The one writer of an index: gathers records and commits them as segments,
+/// holding the index's LOCK file for its lifetime.
 pub struct IndexWriter {
     dir: PathBuf,
     manifest: Manifest,
     pending: SegmentData,
     last_commit: Instant,
+    /// Commit once this many records are pending (default 50 000).
     pub flush_records: usize,
+    /// Commit pending records once this long has passed since the last commit
+    /// (default 30 s).
     pub flush_interval: Duration,
     /// Latest record per path (owned keys: pending records are added too).
     by_path: HashMap<Vec<u8>, FileRecord>,
@@ -113,14 +118,19 @@ impl IndexWriter {
         })
     }
 
+    /// The index folder.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// The latest record for `path` (committed or pending), to skip unchanged
+    /// files.
     pub fn existing(&self, path: &[u8]) -> Option<&FileRecord> {
         self.by_path.get(path)
     }
 
+    /// Descriptors of a live record with these file bytes, so an identical file
+    /// is recorded without decoding it again.
     pub fn by_content(&self, h: u128) -> Option<Descriptors> {
         let &(seg, row) = self.by_content.get(&h)?;
         Some(match self.segments.get(seg as usize) {
@@ -137,6 +147,8 @@ impl IndexWriter {
             .map(|(p, _)| p.as_slice())
     }
 
+    /// Adds one record to the pending segment (a tombstone or failure too, by
+    /// `flags_`); live records become findable by content hash.
     pub fn add(
         &mut self,
         path: &[u8],
@@ -161,6 +173,7 @@ impl IndexWriter {
         self.manifest.decode.as_deref()
     }
 
+    /// Records the decode setting in the manifest at the next commit.
     pub fn set_decode_label(&mut self, label: String) {
         if self.manifest.decode.as_deref() != Some(label.as_str()) {
             self.manifest.decode = Some(label);
@@ -173,6 +186,7 @@ impl IndexWriter {
         self.manifest.embedding.as_deref()
     }
 
+    /// Records the embedding model (None: hash-only) at the next commit.
     pub fn set_embedding_label(&mut self, label: Option<String>) {
         if self.manifest.embedding != label {
             self.manifest.embedding = label;
@@ -185,6 +199,7 @@ impl IndexWriter {
         self.manifest.keypoints
     }
 
+    /// Records whether the index keeps keypoints, at the next commit.
     pub fn set_keypoints(&mut self, keep: bool) {
         if self.manifest.keypoints != keep {
             self.manifest.keypoints = keep;
@@ -197,6 +212,7 @@ impl IndexWriter {
         self.manifest.segments.iter().map(|s| s.records).sum()
     }
 
+    /// Records not yet committed.
     pub fn pending(&self) -> usize {
         self.pending.len()
     }

@@ -11,17 +11,23 @@ use super::{decode, DecodeMode, Failure, FileEntry, Limits};
 /// Files per batch: enough to keep every core busy, small enough that memory stays flat.
 pub const BATCH: usize = 256;
 
+/// One file of a batch after `process_batch`.
 pub struct Processed<T> {
+    /// The file as the walk found it.
     pub entry: FileEntry,
     /// xxh3-128 of the file bytes (exact-duplicate detection), 0 when unreadable.
     pub content_hash: u128,
+    /// What became of it.
     pub outcome: Outcome<T>,
 }
 
+/// What `process_batch` made of one file.
 pub enum Outcome<T> {
+    /// Decoded and described.
     Done(T),
     /// Same bytes as a file already described: descriptors are copied, not recomputed.
     Duplicate(T),
+    /// Not described: unreadable, over a limit, or undecodable.
     Skipped(Failure),
 }
 

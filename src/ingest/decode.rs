@@ -8,6 +8,7 @@ use image::{DynamicImage, ImageDecoder, RgbImage};
 
 use super::{exif, turbo, Failure};
 
+/// How images are decoded: exactly, or fast via scaled JPEG decoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DecodeMode {
     /// Full-resolution decode, accurate IDCT: hashes comparable with the
@@ -29,7 +30,9 @@ pub const FAST_MIN_SIDE: u32 = 512;
 /// Guards against decompression bombs and absurd files.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
+    /// Skip files larger than this many bytes.
     pub max_bytes: u64,
+    /// Skip images with more pixels than this (decompression bombs).
     pub max_pixels: u64,
     /// Fast mode: smallest short side a scaled JPEG decode may produce.
     pub fast_min_side: u32,
@@ -45,10 +48,13 @@ impl Default for Limits {
     }
 }
 
+/// A decoded image: upright RGB, alpha flattened onto white.
 pub struct Decoded {
+    /// The pixels (possibly a scaled-down JPEG decode).
     pub rgb: RgbImage,
     /// Size of the image as stored (before scaled decoding), upright.
     pub width: u32,
+    /// Height of the image as stored, upright.
     pub height: u32,
 }
 

@@ -90,6 +90,8 @@ impl std::fmt::Display for Failure {
 /// A file that was not indexed or checked, and why. Reported, never fatal.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Skipped {
+    /// The file's path as text (see [`names::path_text`]).
     pub path: String,
+    /// Why it was skipped, for the user.
     pub reason: String,
 }

@@ -41,11 +41,15 @@ mod ffi {
     pub const TJCS_YCCK: c_int = 4;
 }
 
+/// Whether this build links libjpeg-turbo; without it fast mode uses a
+/// fallback scaled JPEG decoder.
 pub const AVAILABLE: bool = cfg!(has_turbojpeg);
 
 /// Header facts needed before decoding (bomb checks, scale choice).
 pub struct Header {
+    /// Width in pixels, as stored (before EXIF rotation).
     pub width: u32,
+    /// Height in pixels, as stored (before EXIF rotation).
     pub height: u32,
 }
 

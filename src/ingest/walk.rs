@@ -15,13 +15,18 @@ pub const IMAGE_EXTENSIONS: &[&str] = &[
     "jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "bmp", "tif", "tiff",
 ];
 
+/// A regular file the walk found, with what an index update compares.
 #[derive(Clone, Debug)]
 pub struct FileEntry {
+    /// Path as found under the walked root.
     pub path: PathBuf,
+    /// Size in bytes.
     pub size: u64,
+    /// Modification time in nanoseconds since the Unix epoch (0 if unknown).
     pub mtime_ns: i64,
 }
 
+/// Whether the file name has one of [`IMAGE_EXTENSIONS`] (any case).
 pub fn is_image_name(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
@@ -34,15 +39,20 @@ pub fn is_image_name(path: &Path) -> bool {
 /// we turn into `Skipped` entries instead of looping forever.
 pub struct Walker {
     inner: walkdir::IntoIter,
+    /// Regular files skipped so far for not having an image extension.
     pub not_images: u64,
 }
 
+/// What the walk yields.
 pub enum WalkItem {
+    /// A regular file with an image extension.
     File(FileEntry),
+    /// An entry that could not be read or is not a regular file.
     Skipped(Skipped),
 }
 
 impl Walker {
+    /// A walk over `root`; nothing is read until it is iterated.
     pub fn new(root: &Path) -> Walker {
         let inner = walkdir::WalkDir::new(root)
             .follow_links(true)
@@ -109,6 +119,8 @@ impl Iterator for Walker {
     }
 }
 
+/// Modification time of `md` in nanoseconds since the Unix epoch; 0 when the
+/// platform cannot tell or the time is before 1970.
 pub fn mtime_ns(md: &std::fs::Metadata) -> i64 {
     md.modified()
         .ok()

@@ -13,7 +13,9 @@ use crate::search::result::CheckReport;
 /// One ground-truth row: `expected` empty = negative query (nothing should match).
 #[derive(Clone, Debug)]
 pub struct Truth {
+    /// Basename of the training image it should match; empty for a negative.
     pub expected: String,
+    /// Edit applied to make the query (groups the per-transform table).
     pub transform: String,
 }
 
@@ -79,32 +81,48 @@ fn split_csv(line: &str) -> Vec<String> {
     out
 }
 
+/// Ranking metrics of one set of queries (all, or one transform).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Metrics {
+    /// Queries scored.
     pub queries: usize,
+    /// Queries with an expected match.
     pub positives: usize,
+    /// Queries that should match nothing.
     pub negatives: usize,
+    /// Share of positives whose expected image ranks first (ties count against).
     pub recall_at_1: f64,
+    /// Share of positives whose expected image is in the top 10.
     pub recall_at_10: f64,
+    /// DISC21 micro average precision over all (query, candidate) pairs.
     pub uap: f64,
+    /// Highest recall at which precision is still ≥ 90 %.
     pub recall_at_p90: f64,
+    /// Score threshold with the best F1 (None when nothing scored).
     pub best_threshold: Option<f64>,
+    /// F1 at `best_threshold`.
     pub best_f1: f64,
     /// Share of negative queries with a candidate scoring ≥ the threshold.
     pub false_alarm: f64,
 }
 
+/// Result of `lookalike eval`: how a check run scores against ground truth.
 #[derive(Clone, Debug, Serialize)]
 pub struct EvalReport {
+    /// Metrics over every query in the ground truth.
     pub overall: Metrics,
     /// Positive queries found top-1 above the threshold that lets ≤ 1 % of negatives through.
     pub recall_at_fa1: f64,
     /// At the tool's own verdict (any match = a hit): precision over flagged
     /// queries, recall over positives, false-alarm rate over negatives.
     pub verdict_precision: f64,
+    /// Share of positive queries flagged as a match with the expected image first.
     pub verdict_recall: f64,
+    /// Share of negative queries flagged as a match.
     pub verdict_false_alarm: f64,
+    /// Metrics per transform name, false alarms at the overall best threshold.
     pub per_transform: BTreeMap<String, Metrics>,
+    /// Checked images that the ground truth does not name.
     pub unknown_queries: usize,
 }
 
@@ -315,6 +333,8 @@ pub fn score(
     (overall, recall_at_fa(gt, by_q, 0.01), per_transform)
 }
 
+/// Scores a check report against ground truth: ranking metrics overall and
+/// per transform, plus the verdicts' precision, recall and false alarms.
 pub fn evaluate(r: &CheckReport, gt: &HashMap<String, Truth>) -> EvalReport {
     let by_q = predictions(r);
     let unknown_queries = by_q.keys().filter(|q| !gt.contains_key(*q)).count();

@@ -8,6 +8,7 @@ use super::table::display_path;
 use super::Style;
 use crate::search::dedup::DedupReport;
 
+/// Header row of the `dedup --csv` output.
 pub const DEDUP_HEADER: &str =
     "group,path,distance,phash_distance,same_bytes,representative,group_size";
 
@@ -32,6 +33,7 @@ pub fn write_csv(w: &mut dyn Write, r: &DedupReport) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes every group and its members for the terminal, then the summary.
 pub fn write_table(w: &mut dyn Write, r: &DedupReport, st: &Style) -> io::Result<()> {
     for g in &r.groups {
         writeln!(
@@ -59,6 +61,7 @@ pub fn write_table(w: &mut dyn Write, r: &DedupReport, st: &Style) -> io::Result
     write_summary(w, r)
 }
 
+/// Writes the one-line summary of a dedup run.
 pub fn write_summary(w: &mut dyn Write, r: &DedupReport) -> io::Result<()> {
     writeln!(
         w,

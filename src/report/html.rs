@@ -22,6 +22,7 @@ pub const MEMBERS_SHOWN: usize = 12;
 /// Rows whose images are decoded at once (rayon spreads them over the cores).
 const BATCH: usize = 32;
 
+/// Settings of an HTML report.
 pub struct HtmlOptions {
     /// Rows (flagged images, or groups) with thumbnails; the rest are text rows.
     pub limit: usize,
@@ -29,9 +30,11 @@ pub struct HtmlOptions {
     pub limits: Limits,
     /// Decode setting the hashes were computed with, e.g. "fast:512".
     pub decode: String,
+    /// Candidates kept per image in the run, shown in the report's settings.
     pub top_k: usize,
 }
 
+/// Escapes `s` for HTML text and attribute values.
 pub fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
@@ -356,6 +359,8 @@ fn text_row(q: &QueryResult) -> String {
     )
 }
 
+/// Writes the `check --report` page: flagged images strongest first, each
+/// beside its best training matches.
 pub fn write_check(w: &mut dyn Write, r: &CheckReport, o: &HtmlOptions) -> io::Result<()> {
     let mut flagged: Vec<&QueryResult> =
         r.results.iter().filter(|q| q.verdict.is_match()).collect();
@@ -518,6 +523,7 @@ fn group_row(g: &Group, limits: &Limits) -> String {
     s
 }
 
+/// Writes the `dedup --report` page: duplicate groups, largest first.
 pub fn write_dedup(w: &mut dyn Write, r: &DedupReport, o: &HtmlOptions) -> io::Result<()> {
     page_start(
         w,

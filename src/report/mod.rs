@@ -27,11 +27,14 @@ pub fn display_base() -> Option<&'static std::path::Path> {
     DISPLAY_BASE.get().map(|p| p.as_path())
 }
 
+/// How terminal output is painted.
 pub struct Style {
+    /// Whether to emit ANSI colour codes.
     pub color: bool,
 }
 
 impl Style {
+    /// Wraps `s` in the SGR colour `code` when colour is on.
     pub fn paint(&self, code: &str, s: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{s}\x1b[0m")
@@ -39,18 +42,23 @@ impl Style {
             s.to_string()
         }
     }
+    /// Bold.
     pub fn bold(&self, s: &str) -> String {
         self.paint("1", s)
     }
+    /// Bold red (exact copies, errors).
     pub fn red(&self, s: &str) -> String {
         self.paint("1;31", s)
     }
+    /// Yellow (near duplicates).
     pub fn yellow(&self, s: &str) -> String {
         self.paint("33", s)
     }
+    /// Green (a clean result).
     pub fn green(&self, s: &str) -> String {
         self.paint("32", s)
     }
+    /// Dim (secondary details).
     pub fn dim(&self, s: &str) -> String {
         self.paint("2", s)
     }

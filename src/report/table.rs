@@ -109,6 +109,8 @@ fn sim(m: &crate::search::result::MatchOut) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// Writes the closing lines of a check: counts, replication rate and the
+/// first skipped files.
 pub fn write_summary(w: &mut dyn Write, r: &CheckReport, st: &Style) -> io::Result<()> {
     let rate = format!("{:.1} %", 100.0 * r.replication_rate);
     let rate = if r.matched > 0 {

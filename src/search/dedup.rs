@@ -32,6 +32,7 @@ use super::verdict::{LOW_QUALITY_PHASH, MATCH_PDQ, MIN_QUALITY};
 use crate::descriptors::Hash256;
 use crate::index::{Index, RecordRef};
 
+/// Schema tag of the `dedup` JSON report.
 pub const SCHEMA: &str = "lookalike.dedup/1";
 
 /// Whether two images are near copies, given their PDQ distance `d`.
@@ -48,14 +49,20 @@ pub fn near_copy(d: u32, max: u32, a: (u8, u64, u128), b: (u8, u64, u128)) -> bo
 
 /// The live records of an index as flat columns.
 pub struct Corpus {
+    /// Where each record lives in the index.
     pub refs: Vec<RecordRef>,
+    /// Upright PDQ hash per record.
     pub pdq: Vec<Hash256>,
+    /// PDQ quality per record (0–100).
     pub quality: Vec<u8>,
+    /// pHash per record, the second opinion for low-quality PDQ hashes.
     pub phash: Vec<u64>,
+    /// Content hash of the file bytes, so byte-identical files always pair.
     pub content: Vec<u128>,
 }
 
 impl Corpus {
+    /// Copies the live records of every segment, in segment then row order.
     pub fn from_index(index: &Index) -> Corpus {
         let n = index.live_count();
         let mut c = Corpus {
@@ -83,10 +90,12 @@ impl Corpus {
         c
     }
 
+    /// Number of live records copied.
     pub fn len(&self) -> usize {
         self.refs.len()
     }
 
+    /// Whether the index had no live records.
     pub fn is_empty(&self) -> bool {
         self.refs.is_empty()
     }
@@ -177,7 +186,9 @@ pub fn near_copy_counts(c: &Corpus, max: u32) -> Vec<u32> {
 
 /// One group, as corpus indices; `members[0]` is the representative.
 pub struct RawGroup {
+    /// Corpus indices with their PDQ distance to the representative.
     pub members: Vec<(usize, u32)>,
+    /// Largest PDQ distance between any two members.
     pub max_pairwise: u32,
 }
 
@@ -229,54 +240,78 @@ pub fn group(c: &Corpus, max: u32) -> Vec<RawGroup> {
     groups
 }
 
+/// One image of a duplicate group, as reported.
 #[derive(Clone, Debug, Serialize)]
 pub struct Member {
+    /// The image's path as shown to the user.
     pub path: String,
     /// PDQ distance to the group's representative (0 for itself).
     pub distance: u32,
+    /// pHash distance to the representative.
     pub phash_distance: u32,
+    /// PDQ quality of this image's hash.
     pub quality: u8,
     /// Byte-identical to the representative.
     pub same_bytes: bool,
+    /// Whether this member is the group's representative.
     pub representative: bool,
 }
 
+/// A group of near copies, as reported.
 #[derive(Clone, Debug, Serialize)]
 pub struct Group {
+    /// 1-based group number, largest groups first.
     pub group: usize,
+    /// Number of members.
     pub size: usize,
+    /// Path of the member that seeded the group.
     pub representative: String,
     /// Largest PDQ distance between any two members (≤ max_distance: a clique).
     pub max_pairwise_distance: u32,
+    /// Members, the representative first, then by distance.
     pub members: Vec<Member>,
 }
 
+/// The pair rule's thresholds, echoed in the report.
 #[derive(Clone, Debug, Serialize)]
 pub struct DedupThresholds {
+    /// Largest upright PDQ distance between two members.
     pub max_pdq_distance: u32,
+    /// Below this PDQ quality the pHash must agree too.
     pub min_quality: u8,
+    /// Largest pHash distance allowed for low-quality pairs.
     pub low_quality_phash_distance: u32,
 }
 
+/// Result of `lookalike dedup`: the near-duplicate groups of an index.
 #[derive(Clone, Debug, Serialize)]
 pub struct DedupReport {
+    /// Always [`SCHEMA`].
     pub schema: &'static str,
+    /// The index folder.
     pub index: String,
+    /// Live records compared.
     pub index_records: usize,
     /// "clique": every member is within the threshold of every other member.
     pub grouping: &'static str,
     /// "upright": rotated/mirrored duplicates are not compared.
     pub orientations: &'static str,
+    /// Thresholds the groups were made with.
     pub thresholds: DedupThresholds,
+    /// Number of groups.
     pub group_count: usize,
     /// Images that belong to some group.
     pub images_in_groups: usize,
     /// Images that could be removed keeping one per group.
     pub redundant_images: usize,
+    /// Wall time of the grouping, in seconds.
     pub seconds: f64,
+    /// The groups, largest first.
     pub groups: Vec<Group>,
 }
 
+/// Groups the live records of `index` whose upright PDQ distance is at most
+/// `max` into cliques of near copies (module docs) and reports them.
 pub fn dedup(index: &Index, max: u32) -> DedupReport {
     let t0 = std::time::Instant::now();
     let c = Corpus::from_index(index);

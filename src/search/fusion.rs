@@ -30,6 +30,7 @@ const MIN_TENTATIVE: u32 = 5;
 /// One candidate with all its evidence.
 #[derive(Clone, Copy, Debug)]
 pub struct Candidate {
+    /// The hash evidence: which record, PDQ and pHash distances.
     pub m: Match,
     /// None: not verified (no keypoints, or not among the verified candidates).
     pub verification: Option<Verification>,

@@ -12,22 +12,31 @@ use serde::Serialize;
 
 use super::Match;
 
+/// Largest PDQ distance (of 256 bits) that counts as a match (Meta's guidance).
 pub const MATCH_PDQ: u32 = 31;
+/// Largest PDQ distance of an exact copy (with pHash ≤ [`EXACT_PHASH`]).
 pub const EXACT_PDQ: u32 = 8;
+/// Largest pHash distance of an exact copy.
 pub const EXACT_PHASH: u32 = 4;
+/// PDQ quality below which a hash is unreliable and pHash must agree too.
 pub const MIN_QUALITY: u8 = 50;
 /// pHash agreement needed to back a match when PDQ quality is low.
 pub const LOW_QUALITY_PHASH: u32 = 10;
 
+/// How close a copy is: the order is None < NearDuplicate < Exact.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
+    /// No match.
     None,
+    /// A match: the same picture, possibly edited (cropped, recoloured, turned).
     NearDuplicate,
+    /// The same bytes, or the same pixels re-encoded or resized.
     Exact,
 }
 
 impl Verdict {
+    /// The name used in every report: "exact", "near-duplicate" or "none".
     pub fn as_str(&self) -> &'static str {
         match self {
             Verdict::Exact => "exact",
@@ -36,6 +45,7 @@ impl Verdict {
         }
     }
 
+    /// Whether this is a match of any strength.
     pub fn is_match(&self) -> bool {
         *self != Verdict::None
     }

@@ -19,6 +19,7 @@ const ITERATIONS: usize = 400;
 /// Inlier tolerance in level-0 pixels of the candidate (long side 384).
 const TOLERANCE: f32 = 6.0;
 
+/// Outcome of geometric verification of a query against one candidate.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Verification {
     /// Tentative correspondences (passed the ratio test).
@@ -92,6 +93,9 @@ pub fn tentative_count(q: &[KeyPoint], c: &[KeyPoint]) -> u32 {
 /// Query keypoints used by the shortlist scan (all of them are verified).
 pub const SHORTLIST_QUERY_POINTS: usize = 128;
 
+/// Verifies a candidate against the query: ratio-tested keypoint matches,
+/// then RANSAC for the affine map most of them agree on, refitted on its
+/// inliers.
 pub fn verify(q: &[KeyPoint], c: &[KeyPoint]) -> Verification {
     let pairs = tentative(q, c);
     let mut v = Verification {
