@@ -20,8 +20,7 @@ fn verdict_cell(st: &Style, v: Verdict) -> String {
 /// not UTF-8 escaped (`\x1b`, `\xff`) so it is safe to print.
 pub fn display_path(p: &str) -> String {
     let path = names::text_path(p);
-    let shown = super::display_base()
-        .and_then(|c| path.strip_prefix(c).ok().map(names::path_text));
+    let shown = super::display_base().and_then(|c| path.strip_prefix(c).ok().map(names::path_text));
     names::terminal(shown.as_deref().unwrap_or(p)).into_owned()
 }
 
