@@ -306,7 +306,16 @@ impl GpuEngine {
         self.embedder
             .get_or_init(|| self.upload_network(net))
             .embed(self, &x)
-            .unwrap_or_else(|_| embedding::embed_batch(&refs))
+            .unwrap_or_else(|e| {
+                // A lost readback must not lose the batch: the CPU engine
+                // redoes it (close to the GPU's f16 result, not bit-equal),
+                // and says so.
+                eprintln!(
+                    "warning: GPU embedding failed on {} ({e}); this batch was embedded on the CPU",
+                    self.report.name
+                );
+                embedding::embed_batch(&refs)
+            })
     }
 
     /// For each query (8 orientation variants), the `k` nearest live db rows:
