@@ -53,6 +53,7 @@ pub mod cnn;
 pub mod descriptors;
 pub mod engine;
 pub mod error;
+pub mod fuzzing;
 pub mod gpu;
 pub mod index;
 pub mod ingest;

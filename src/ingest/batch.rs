@@ -121,11 +121,93 @@ enum Plan<T> {
 }
 
 fn read_file(e: &FileEntry, limits: &Limits) -> Result<Vec<u8>, Failure> {
-    if e.size > limits.max_bytes {
-        return Err(Failure::limit(format!(
+    use std::io::Read;
+    let too_big = || {
+        Failure::limit(format!(
             "file larger than the {} MiB limit",
             limits.max_bytes >> 20
+        ))
+    };
+    if e.size > limits.max_bytes {
+        return Err(too_big());
+    }
+    // The walk saw a regular file, but it may have been swapped since: open
+    // without blocking (a FIFO cannot hang the worker), check the open file
+    // itself, and never read past the limit whatever it grows to.
+    let cannot = |err: std::io::Error| Failure::io(format!("cannot read: {err}"));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = opts.open(&e.path).map_err(cannot)?;
+    let md = file.metadata().map_err(cannot)?;
+    if !md.is_file() {
+        return Err(Failure::content(format!(
+            "not a regular file ({})",
+            super::walk::file_kind(&md)
         )));
     }
-    std::fs::read(&e.path).map_err(|err| Failure::io(format!("cannot read: {err}")))
+    let mut buf = Vec::with_capacity(md.len().min(limits.max_bytes) as usize);
+    file.take(limits.max_bytes + 1)
+        .read_to_end(&mut buf)
+        .map_err(cannot)?;
+    if buf.len() as u64 > limits.max_bytes {
+        return Err(too_big());
+    }
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn entry(path: PathBuf, size: u64) -> FileEntry {
+        FileEntry {
+            path,
+            size,
+            mtime_ns: 0,
+        }
+    }
+
+    /// A FIFO put where the walk saw a file is refused at once (no hang
+    /// waiting for a writer), and is not the file's own fault to retry.
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_swapped_in_after_the_walk_is_refused_without_blocking() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("a.jpg");
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = read_file(&entry(p, 10), &Limits::default()).unwrap_err();
+        assert!(
+            err.reason.contains("not a regular file (FIFO)"),
+            "{}",
+            err.reason
+        );
+    }
+
+    /// A file that grew past the limit since it was listed is cut off at
+    /// the limit, never read whole.
+    #[test]
+    fn a_file_grown_past_the_limit_is_not_read_whole() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("a.jpg");
+        std::fs::write(&p, vec![7u8; 5000]).unwrap();
+        let limits = Limits {
+            max_bytes: 4096,
+            ..Limits::default()
+        };
+        let err = read_file(&entry(p.clone(), 100), &limits).unwrap_err();
+        assert!(err.reason.contains("larger than"), "{}", err.reason);
+        assert_eq!(
+            read_file(&entry(p, 5000), &Limits::default())
+                .unwrap()
+                .len(),
+            5000
+        );
+    }
 }
