@@ -194,6 +194,10 @@ pub struct IndexArgs {
     /// Keep records of files that are no longer in DIR.
     #[arg(long)]
     pub keep_missing: bool,
+    /// Accept a DIR with no image files (an empty index, or every record
+    /// marked removed) instead of failing with exit code 2.
+    #[arg(long)]
+    pub allow_empty: bool,
     /// Hashes and keypoints only, no learned embedding: several times faster
     /// on a CPU, finds fewer heavily edited copies. Recorded in the index.
     #[arg(long)]
@@ -256,6 +260,11 @@ pub struct CheckArgs {
     /// List images without a match in the table too.
     #[arg(long)]
     pub all: bool,
+    /// Accept an existing folder with no image (or none that could be
+    /// read): report 0 images checked and exit 0. Without it, checking 0
+    /// images fails with exit code 2. A path that does not exist always fails.
+    #[arg(long)]
+    pub allow_empty: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
     #[command(flatten)]

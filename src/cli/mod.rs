@@ -4,6 +4,7 @@
 pub mod args;
 mod eval_cmd;
 mod evidence;
+mod inputs;
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -195,6 +196,9 @@ fn hamming_kernel() -> crate::search::hamming::Kernel {
 }
 
 fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
+    if !a.dir.exists() || (!a.allow_empty && a.dir.is_dir() && !inputs::has_images(&a.dir)) {
+        return Err(inputs::no_images(&a.dir, &[], true));
+    }
     if !a.dir.is_dir() {
         bail!("{}: not a folder", a.dir.display());
     }
@@ -379,6 +383,9 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
     let idx = open_index(&a.sel)?;
     note_unverifiable(&idx, a.no_verify, quiet);
     let (files, skipped) = check::collect_queries(&a.dir);
+    if files.is_empty() && (!a.allow_empty || !a.dir.exists()) {
+        return Err(inputs::no_images(&a.dir, &skipped, true));
+    }
     let engine = engine(a.device.device, quiet)?;
     let (mode, limits) = decode_setting(&a.decode, idx.manifest().decode.as_deref());
     let opts = CheckOptions {
@@ -411,6 +418,9 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
             color: use_color(std::io::stderr().is_terminal()),
         };
         report::table::write_summary(&mut std::io::stderr().lock(), &r, &st)?;
+    }
+    if r.images_checked == 0 && !a.allow_empty {
+        return Err(inputs::none_readable(&a.dir, r.skipped.len()));
     }
     Ok(if a.fail_on_match && r.matched > 0 {
         EXIT_MATCH
