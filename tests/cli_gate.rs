@@ -126,3 +126,18 @@ fn indexing_an_empty_or_missing_folder_fails_unless_allowed() {
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+#[test]
+fn zero_candidates_is_rejected() {
+    let (_t, data, idx) = small_index(2);
+    let d = data.to_str().unwrap();
+    let o = run(&["check", d, "-i", &idx, "-k", "0", "--fail-on-match", "-q"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stderr(&o).contains("-k"), "{}", stderr(&o));
+    let img = format!("{d}/img_000.jpg");
+    let o = run(&["query", &img, "-i", &idx, "-k", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    // 1 is fine, and exact copies still fail the gate.
+    let o = run(&["check", d, "-i", &idx, "-k", "1", "--fail-on-match", "-q"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}

@@ -88,6 +88,11 @@ Use it to see how lookalike does on your own data before trusting a threshold."
     Eval(EvalArgs),
 }
 
+/// `-k`: a count of candidates, 1 or more (0 would turn detection off).
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+}
+
 #[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -99,7 +104,7 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub sel: IndexSel,
     /// Candidates kept per query.
-    #[arg(long, short = 'k', default_value_t = 10)]
+    #[arg(long, short = 'k', default_value_t = 10, value_parser = at_least_one())]
     pub top_k: usize,
     /// Skip geometric verification (keypoints + RANSAC): PDQ evidence only.
     /// Faster; misses crops, odd-angle rotations, pastes and perspective copies.
@@ -222,7 +227,7 @@ pub struct QueryArgs {
     #[command(flatten)]
     pub sel: IndexSel,
     /// How many candidates to list.
-    #[arg(long, short = 'k', default_value_t = 10)]
+    #[arg(long, short = 'k', default_value_t = 10, value_parser = at_least_one())]
     pub top_k: usize,
     /// Skip geometric verification (keypoints + RANSAC): PDQ evidence only.
     /// Faster; misses crops, odd-angle rotations, pastes and perspective copies.
@@ -245,7 +250,7 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub sel: IndexSel,
     /// Candidates kept per image (rows per image in --csv).
-    #[arg(long, short = 'k', default_value_t = 10)]
+    #[arg(long, short = 'k', default_value_t = 10, value_parser = at_least_one())]
     pub top_k: usize,
     /// Skip geometric verification (keypoints + RANSAC): PDQ evidence only.
     /// Faster; misses crops, odd-angle rotations, pastes and perspective copies.

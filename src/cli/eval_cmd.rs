@@ -13,6 +13,9 @@ pub fn run(a: EvalArgs, quiet: bool) -> Result<i32> {
     let text = std::fs::read_to_string(&a.truth)
         .with_context(|| format!("reading {}", a.truth.display()))?;
     let gt = parse_truth(&text).map_err(|e| anyhow::anyhow!("{}: {e}", a.truth.display()))?;
+    if let Some(p) = &a.save_csv {
+        super::inputs::writable_output(p)?;
+    }
     let idx = open_index(&a.sel)?;
     super::note_unverifiable(&idx, a.no_verify, quiet);
     let (files, skipped) = check::collect_queries(&a.dir);

@@ -53,3 +53,34 @@ pub(crate) fn none_readable(path: &Path, skipped: usize) -> anyhow::Error {
 pub(crate) fn has_images(dir: &Path) -> bool {
     Walker::new(dir).any(|i| matches!(i, WalkItem::File(_)))
 }
+
+/// Fails before any work when `path` cannot be written (its folder is
+/// missing, it is a folder, no permission), so a long run is not lost at
+/// the end. A file that exists is opened for appending (not changed); one
+/// that does not is created and removed again.
+pub(crate) fn writable_output(path: &Path) -> anyhow::Result<()> {
+    let shown = path.display();
+    if path.is_dir() {
+        anyhow::bail!("{shown}: is a folder, not a file to write");
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        anyhow::bail!(
+            "{shown}: cannot write there: folder {} does not exist",
+            parent.display()
+        );
+    }
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("{shown}: cannot write there: {e}"))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
