@@ -126,7 +126,11 @@ pub struct EvalArgs {
 #[allow(missing_docs)]
 #[derive(Args, Debug, Clone)]
 pub struct IndexSel {
-    /// Index name (stored in indexes/NAME) or path to an index folder.
+    /// Index name or path. A value with a '/' or starting with '.' is a
+    /// path. A name is ./NAME if that is an index folder, else
+    /// $LOOKALIKE_HOME/indexes/NAME ($LOOKALIKE_HOME defaults to
+    /// $XDG_DATA_HOME/lookalike, i.e. ~/.local/share/lookalike), so it
+    /// finds the same index from any folder.
     #[arg(
         long,
         short = 'i',

@@ -4,6 +4,7 @@
 pub mod args;
 mod eval_cmd;
 mod evidence;
+mod index_name;
 mod inputs;
 
 use std::io::{IsTerminal, Write};
@@ -14,7 +15,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::descriptors::{describe_query, QueryDescriptors};
-use crate::index::{resolve_index_path, Index};
+use crate::index::Index;
 use crate::ingest::{process_batch, DecodeMode, Limits, Outcome, BATCH};
 use crate::pipeline::check::{self, CheckOptions};
 use crate::pipeline::{update, BuildOptions};
@@ -229,9 +230,36 @@ pub(crate) fn use_embeddings(idx: &Index, hash_only: bool) -> Result<bool> {
     }
 }
 
+/// The folder that holds named indexes (`HOME/indexes/NAME`):
+/// `$LOOKALIKE_HOME`, else `$XDG_DATA_HOME/lookalike` (when absolute, as
+/// the XDG spec asks), else `$HOME/.local/share/lookalike`.
+fn lookalike_home() -> Option<std::path::PathBuf> {
+    let var = |n: &str| {
+        std::env::var_os(n)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+    };
+    var("LOOKALIKE_HOME")
+        .or_else(|| {
+            var("XDG_DATA_HOME")
+                .filter(|p| p.is_absolute())
+                .map(|p| p.join("lookalike"))
+        })
+        .or_else(|| var("HOME").map(|h| h.join(".local/share/lookalike")))
+}
+
+/// Where `--index` points (see `index_name`).
+pub(crate) fn index_ref(sel: &args::IndexSel) -> Result<index_name::IndexRef> {
+    index_name::resolve(&sel.index, lookalike_home().as_deref())
+}
+
 pub(crate) fn open_index(sel: &args::IndexSel) -> Result<Index> {
-    let dir = resolve_index_path(&sel.index);
-    Ok(Index::open(&dir)?)
+    let r = index_ref(sel)?;
+    match Index::open(r.dir()) {
+        Ok(idx) => Ok(idx),
+        Err(crate::error::IndexError::Missing(_)) => bail!(index_name::missing(&r)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Benchmark knob: `LOOKALIKE_HAMMING_KERNEL` (generic | avx2 | avx512) picks
@@ -248,7 +276,7 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
     if !a.dir.is_dir() {
         bail!("{}: not a folder", a.dir.display());
     }
-    let dir = resolve_index_path(&a.sel.index);
+    let dir = index_ref(&a.sel)?.dir().to_path_buf();
     // Without --exact/--thumb-side, the decode setting the index records.
     let recorded = crate::index::Manifest::load(&dir)
         .ok()
