@@ -6,7 +6,13 @@ cd "$(dirname "$0")/.."
 cargo build --release --quiet
 # Where cargo put it (CARGO_TARGET_DIR may move the target folder).
 bin="${CARGO_TARGET_DIR:-target}/release/lookalike"
-rm -rf indexes/sample
+# A fresh index named "sample", where `-i sample` finds it from any folder
+# (README, "Index location"): $LOOKALIKE_HOME/indexes/sample.
+if [ -n "${LOOKALIKE_HOME:-}" ]; then home="$LOOKALIKE_HOME"
+elif [ "${XDG_DATA_HOME:-}" = "/${XDG_DATA_HOME#/}" ]; then home="$XDG_DATA_HOME/lookalike"
+else home="$HOME/.local/share/lookalike"
+fi
+rm -rf "$home/indexes/sample"
 "$bin" index examples/sample/training --index sample
 echo
 "$bin" check examples/sample/generated --index sample --all

@@ -88,6 +88,11 @@ Use it to see how lookalike does on your own data before trusting a threshold."
     Eval(EvalArgs),
 }
 
+/// `-k`: a count of candidates, 1 or more (0 would turn detection off).
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+}
+
 #[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -99,7 +104,7 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub sel: IndexSel,
     /// Candidates kept per query.
-    #[arg(long, short = 'k', default_value_t = 10)]
+    #[arg(long, short = 'k', default_value_t = 10, value_parser = at_least_one())]
     pub top_k: usize,
     /// Skip geometric verification (keypoints + RANSAC): PDQ evidence only.
     /// Faster; misses crops, odd-angle rotations, pastes and perspective copies.
@@ -121,7 +126,11 @@ pub struct EvalArgs {
 #[allow(missing_docs)]
 #[derive(Args, Debug, Clone)]
 pub struct IndexSel {
-    /// Index name (stored in indexes/NAME) or path to an index folder.
+    /// Index name or path. A value with a '/' or starting with '.' is a
+    /// path. A name is ./NAME if that is an index folder, else
+    /// $LOOKALIKE_HOME/indexes/NAME ($LOOKALIKE_HOME defaults to
+    /// $XDG_DATA_HOME/lookalike, i.e. ~/.local/share/lookalike), so it
+    /// finds the same index from any folder.
     #[arg(
         long,
         short = 'i',
@@ -194,6 +203,10 @@ pub struct IndexArgs {
     /// Keep records of files that are no longer in DIR.
     #[arg(long)]
     pub keep_missing: bool,
+    /// Accept a DIR with no image files (an empty index, or every record
+    /// marked removed) instead of failing with exit code 2.
+    #[arg(long)]
+    pub allow_empty: bool,
     /// Hashes and keypoints only, no learned embedding: several times faster
     /// on a CPU, finds fewer heavily edited copies. Recorded in the index.
     #[arg(long)]
@@ -218,7 +231,7 @@ pub struct QueryArgs {
     #[command(flatten)]
     pub sel: IndexSel,
     /// How many candidates to list.
-    #[arg(long, short = 'k', default_value_t = 10)]
+    #[arg(long, short = 'k', default_value_t = 10, value_parser = at_least_one())]
     pub top_k: usize,
     /// Skip geometric verification (keypoints + RANSAC): PDQ evidence only.
     /// Faster; misses crops, odd-angle rotations, pastes and perspective copies.
@@ -241,7 +254,7 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub sel: IndexSel,
     /// Candidates kept per image (rows per image in --csv).
-    #[arg(long, short = 'k', default_value_t = 10)]
+    #[arg(long, short = 'k', default_value_t = 10, value_parser = at_least_one())]
     pub top_k: usize,
     /// Skip geometric verification (keypoints + RANSAC): PDQ evidence only.
     /// Faster; misses crops, odd-angle rotations, pastes and perspective copies.
@@ -256,6 +269,11 @@ pub struct CheckArgs {
     /// List images without a match in the table too.
     #[arg(long)]
     pub all: bool,
+    /// Accept an existing folder with no image (or none that could be
+    /// read): report 0 images checked and exit 0. Without it, checking 0
+    /// images fails with exit code 2. A path that does not exist always fails.
+    #[arg(long)]
+    pub allow_empty: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
     #[command(flatten)]

@@ -13,9 +13,15 @@ pub fn run(a: EvalArgs, quiet: bool) -> Result<i32> {
     let text = std::fs::read_to_string(&a.truth)
         .with_context(|| format!("reading {}", a.truth.display()))?;
     let gt = parse_truth(&text).map_err(|e| anyhow::anyhow!("{}: {e}", a.truth.display()))?;
+    if let Some(p) = &a.save_csv {
+        super::inputs::writable_output(p)?;
+    }
     let idx = open_index(&a.sel)?;
     super::note_unverifiable(&idx, a.no_verify, quiet);
     let (files, skipped) = check::collect_queries(&a.dir);
+    if files.is_empty() {
+        return Err(super::inputs::no_images(&a.dir, &skipped, false));
+    }
     let (mode, limits) = decode_setting(&a.decode, idx.manifest().decode.as_deref());
     let pb = progress(Some(files.len() as u64), "checking", quiet);
     let r = check::check(

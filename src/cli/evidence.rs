@@ -32,8 +32,28 @@ pub fn check_report(
 }
 
 pub fn run(a: DedupArgs) -> Result<i32> {
+    if let Some(path) = &a.report.report {
+        super::inputs::writable_output(path)?;
+    }
     let idx = open_index(&a.sel)?;
     let r = dedup::dedup(&idx, a.max_distance);
+    // Results first: a report that fails to write late must not lose them.
+    super::ignore_broken_pipe((|| {
+        let mut out = std::io::stdout().lock();
+        if a.out.json {
+            report::json::write_pretty(&mut out, &r)?;
+            writeln!(out)?;
+        } else if a.out.csv {
+            report::dedup::write_csv(&mut out, &r)?;
+        } else {
+            report::dedup::write_table(&mut out, &r, &stdout_style())?;
+        }
+        out.flush()?;
+        Ok(())
+    })())?;
+    if a.out.json || a.out.csv {
+        report::dedup::write_summary(&mut std::io::stderr().lock(), &r)?;
+    }
     if let Some(path) = &a.report.report {
         let o = html::HtmlOptions {
             limit: a.report.report_limit,
@@ -48,18 +68,6 @@ pub fn run(a: DedupArgs) -> Result<i32> {
         html::save(path, |w| html::write_dedup(w, &r, &o))
             .with_context(|| format!("writing report {}", path.display()))?;
         eprintln!("report written to {}", path.display());
-    }
-    let mut out = std::io::stdout().lock();
-    if a.out.json {
-        report::json::write_pretty(&mut out, &r)?;
-        writeln!(out)?;
-    } else if a.out.csv {
-        report::dedup::write_csv(&mut out, &r)?;
-    } else {
-        report::dedup::write_table(&mut out, &r, &stdout_style())?;
-    }
-    if a.out.json || a.out.csv {
-        report::dedup::write_summary(&mut std::io::stderr().lock(), &r)?;
     }
     Ok(EXIT_OK)
 }

@@ -4,6 +4,8 @@
 pub mod args;
 mod eval_cmd;
 mod evidence;
+mod index_name;
+mod inputs;
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -13,7 +15,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::descriptors::{describe_query, QueryDescriptors};
-use crate::index::{resolve_index_path, Index};
+use crate::index::Index;
 use crate::ingest::{process_batch, DecodeMode, Limits, Outcome, BATCH};
 use crate::pipeline::check::{self, CheckOptions};
 use crate::pipeline::{update, BuildOptions};
@@ -48,7 +50,7 @@ pub fn main() -> i32 {
             let st = Style {
                 color: use_color(std::io::stderr().is_terminal()),
             };
-            eprintln!("{} {e:#}", st.red("error:"));
+            eprintln!("{} {}", st.red("error:"), error_text(&e));
             EXIT_ERROR
         }
     }
@@ -65,17 +67,63 @@ fn quiet_wayland() {
     }
 }
 
+/// The error and its causes joined by ": ", leaving out a cause whose text
+/// is already in the message (error types that quote their source and also
+/// return it would print "Permission denied (os error 13): Permission
+/// denied (os error 13)").
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if s.is_empty() || text.contains(&s) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&s);
+    }
+    text
+}
+
+/// Whether `e` is a write to a closed pipe (`lookalike ... | head`): the
+/// reader has what it wanted, so this is not an error.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        let kind = c
+            .downcast_ref::<std::io::Error>()
+            .map(|io| io.kind())
+            .or_else(|| c.downcast_ref::<serde_json::Error>()?.io_error_kind());
+        kind == Some(std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// Output to stdout whose reader went away counts as written: the run goes
+/// on to its exit code (a gate still fails on a match under `| head`).
+fn ignore_broken_pipe(r: Result<()>) -> Result<()> {
+    match r {
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        r => r,
+    }
+}
+
+/// Loads `--model` for a command that computes embeddings (only those: a
+/// broken model file must not stop `hash`, `info` or `dedup`).
+fn load_model(model: Option<&std::path::Path>) -> Result<()> {
+    if let Some(path) = model {
+        crate::descriptors::embedding::select(path)?;
+    }
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<i32> {
     let quiet = cli.quiet;
-    if let Some(path) = &cli.model {
-        crate::descriptors::embedding::select(path)?;
+    let model = cli.model.as_deref();
+    if matches!(
+        cli.command,
+        Command::Index(_) | Command::Query(_) | Command::Check(_) | Command::Eval(_)
+    ) {
+        load_model(model)?;
     }
     match cli.command {
         Command::Index(a) => cmd_index(a, quiet),
@@ -182,9 +230,36 @@ pub(crate) fn use_embeddings(idx: &Index, hash_only: bool) -> Result<bool> {
     }
 }
 
+/// The folder that holds named indexes (`HOME/indexes/NAME`):
+/// `$LOOKALIKE_HOME`, else `$XDG_DATA_HOME/lookalike` (when absolute, as
+/// the XDG spec asks), else `$HOME/.local/share/lookalike`.
+fn lookalike_home() -> Option<std::path::PathBuf> {
+    let var = |n: &str| {
+        std::env::var_os(n)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+    };
+    var("LOOKALIKE_HOME")
+        .or_else(|| {
+            var("XDG_DATA_HOME")
+                .filter(|p| p.is_absolute())
+                .map(|p| p.join("lookalike"))
+        })
+        .or_else(|| var("HOME").map(|h| h.join(".local/share/lookalike")))
+}
+
+/// Where `--index` points (see `index_name`).
+pub(crate) fn index_ref(sel: &args::IndexSel) -> Result<index_name::IndexRef> {
+    index_name::resolve(&sel.index, lookalike_home().as_deref())
+}
+
 pub(crate) fn open_index(sel: &args::IndexSel) -> Result<Index> {
-    let dir = resolve_index_path(&sel.index);
-    Ok(Index::open(&dir)?)
+    let r = index_ref(sel)?;
+    match Index::open(r.dir()) {
+        Ok(idx) => Ok(idx),
+        Err(crate::error::IndexError::Missing(_)) => bail!(index_name::missing(&r)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Benchmark knob: `LOOKALIKE_HAMMING_KERNEL` (generic | avx2 | avx512) picks
@@ -195,10 +270,13 @@ fn hamming_kernel() -> crate::search::hamming::Kernel {
 }
 
 fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
+    if !a.dir.exists() || (!a.allow_empty && a.dir.is_dir() && !inputs::has_images(&a.dir)) {
+        return Err(inputs::no_images(&a.dir, &[], true));
+    }
     if !a.dir.is_dir() {
         bail!("{}: not a folder", a.dir.display());
     }
-    let dir = resolve_index_path(&a.sel.index);
+    let dir = index_ref(&a.sel)?.dir().to_path_buf();
     // Without --exact/--thumb-side, the decode setting the index records.
     let recorded = crate::index::Manifest::load(&dir)
         .ok()
@@ -378,7 +456,13 @@ fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
 fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
     let idx = open_index(&a.sel)?;
     note_unverifiable(&idx, a.no_verify, quiet);
+    if let Some(path) = &a.report.report {
+        inputs::writable_output(path)?;
+    }
     let (files, skipped) = check::collect_queries(&a.dir);
+    if files.is_empty() && (!a.allow_empty || !a.dir.exists()) {
+        return Err(inputs::no_images(&a.dir, &skipped, true));
+    }
     let engine = engine(a.device.device, quiet)?;
     let (mode, limits) = decode_setting(&a.decode, idx.manifest().decode.as_deref());
     let opts = CheckOptions {
@@ -393,24 +477,32 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
     let pb = progress(Some(files.len() as u64), "checking", quiet);
     let r = check::check(&idx, files, skipped, &opts, &pb)?;
     pb.finish_and_clear();
-    if let Some(path) = &a.report.report {
-        evidence::check_report(path, &r, &a, mode.label(&limits), limits)?;
-    }
-    let mut out = std::io::stdout().lock();
-    if a.out.json {
-        report::json::write_pretty(&mut out, &r)?;
-        writeln!(out)?;
-    } else if a.out.csv {
-        report::csv::write_check(&mut out, &r)?;
-    } else {
-        report::table::write_check(&mut out, &r, &stdout_style(), a.all)?;
-    }
+    // Results first: a report that fails to write late must not lose them.
+    ignore_broken_pipe((|| {
+        let mut out = std::io::stdout().lock();
+        if a.out.json {
+            report::json::write_pretty(&mut out, &r)?;
+            writeln!(out)?;
+        } else if a.out.csv {
+            report::csv::write_check(&mut out, &r)?;
+        } else {
+            report::table::write_check(&mut out, &r, &stdout_style(), a.all)?;
+        }
+        out.flush()?;
+        Ok(())
+    })())?;
     if a.out.json || a.out.csv {
         // Pipelines read stdout; people still want the headline.
         let st = Style {
             color: use_color(std::io::stderr().is_terminal()),
         };
         report::table::write_summary(&mut std::io::stderr().lock(), &r, &st)?;
+    }
+    if let Some(path) = &a.report.report {
+        evidence::check_report(path, &r, &a, mode.label(&limits), limits)?;
+    }
+    if r.images_checked == 0 && !a.allow_empty {
+        return Err(inputs::none_readable(&a.dir, r.skipped.len()));
     }
     Ok(if a.fail_on_match && r.matched > 0 {
         EXIT_MATCH

@@ -105,10 +105,12 @@ pub fn collect_queries(root: &std::path::Path) -> (Vec<FileEntry>, Vec<Skipped>)
         return (files, skipped);
     }
     if !root.exists() {
+        // Listed once: the walk below would report the same path again.
         skipped.push(Skipped {
             path: path_text(root),
             reason: "no such file or folder".into(),
         });
+        return (files, skipped);
     }
     for item in Walker::new(root) {
         match item {
