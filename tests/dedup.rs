@@ -126,6 +126,14 @@ fn dedup_finds_planted_groups_and_mixes_nothing() {
 
     let text = std::fs::read_to_string(&html).unwrap();
     assert_eq!(text.matches("<article class=\"row").count(), 3);
+    // Each copy shows its resolution and file size; one per group is marked
+    // as the one with the most pixels.
+    assert_eq!(
+        text.matches(" KB</figcaption>").count() + text.matches(" KB · <b>most pixels").count(),
+        8
+    );
+    assert_eq!(text.matches("most pixels</b>").count(), 3);
+    assert!(text.contains("copy_<wbr>001_<wbr>resized.<wbr>jpg"));
     let Some(chromium) = browser::require() else {
         return;
     };

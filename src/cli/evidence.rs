@@ -24,6 +24,7 @@ pub fn check_report(
         limits,
         decode,
         top_k: a.top_k,
+        link_base: html::link_base(path),
     };
     html::save(path, |w| html::write_check(w, r, &o))
         .with_context(|| format!("writing report {}", path.display()))?;
@@ -64,6 +65,7 @@ pub fn run(a: DedupArgs) -> Result<i32> {
                 .clone()
                 .unwrap_or_else(|| "fast:512".into()),
             top_k: 0,
+            link_base: html::link_base(path),
         };
         html::save(path, |w| html::write_dedup(w, &r, &o))
             .with_context(|| format!("writing report {}", path.display()))?;

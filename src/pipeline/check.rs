@@ -268,6 +268,7 @@ impl<'a> Run<'a> {
             schema: SCHEMA,
             index: path_text(index.dir()),
             index_records: index.live_count(),
+            device: self.opts.engine.label(),
             images_checked: results.len(),
             matched: exact + near,
             exact,

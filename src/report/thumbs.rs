@@ -15,9 +15,21 @@ use crate::ingest::{decode, DecodeMode, Limits};
 pub const THUMB_SIDE: u32 = 160;
 const JPEG_QUALITY: u8 = 78;
 
+/// A thumbnail and what the report says about its file.
+pub struct Thumb {
+    /// The image scaled down to at most [`THUMB_SIDE`] on its longest side.
+    pub img: RgbImage,
+    /// Width of the image as stored (upright), before any scaling.
+    pub width: u32,
+    /// Height of the image as stored (upright).
+    pub height: u32,
+    /// File size in bytes.
+    pub bytes: u64,
+}
+
 /// Decodes a file for display: upright (EXIF applied), scaled down so its
 /// longest side is at most `THUMB_SIDE`. `Err` is the reason, for the report.
-pub fn load(path: &str, limits: &Limits) -> Result<RgbImage, String> {
+pub fn load(path: &str, limits: &Limits) -> Result<Thumb, String> {
     let path = super::names::text_path(path);
     let md = std::fs::metadata(&path).map_err(|e| format!("cannot read: {e}"))?;
     if !md.is_file() {
@@ -37,7 +49,12 @@ pub fn load(path: &str, limits: &Limits) -> Result<RgbImage, String> {
         ..*limits
     };
     let d = decode::decode(&bytes, DecodeMode::Fast, &lim)?;
-    Ok(fit(&d.rgb, THUMB_SIDE))
+    Ok(Thumb {
+        img: fit(&d.rgb, THUMB_SIDE),
+        width: d.width,
+        height: d.height,
+        bytes: bytes.len() as u64,
+    })
 }
 
 /// Scales `img` down (never up) so that its longest side is at most `side`.

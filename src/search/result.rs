@@ -105,6 +105,10 @@ pub struct CheckReport {
     pub index: String,
     /// Live images in the index.
     pub index_records: usize,
+    /// The engine that described the queries (`Engine::label`), for the
+    /// HTML report's settings; not part of the JSON schema.
+    #[serde(skip)]
+    pub device: String,
     /// Query images described and searched.
     pub images_checked: usize,
     /// Of those, how many matched (exact or near-duplicate).

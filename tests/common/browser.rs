@@ -60,6 +60,19 @@ pub struct Loaded {
     pub console: Vec<String>,
 }
 
+/// Loads a copy of `html` (beside it, so relative links still resolve) with
+/// `script` appended to its body: a test's interactions, which add their own
+/// `key=number` pairs to the self-test line.
+#[allow(dead_code)] // used by some of the test crates that include this file
+pub fn load_with(browser: &str, html: &Path, script: &str) -> Loaded {
+    let text = std::fs::read_to_string(html).unwrap();
+    let at = text.rfind("</body>").expect("no </body> in the report");
+    let copy = html.with_extension("test.html");
+    let page = format!("{}<script>{script}</script>{}", &text[..at], &text[at..]);
+    std::fs::write(&copy, page).unwrap();
+    load(browser, &copy)
+}
+
 /// Loads `html` headless, lets its scripts run, and returns the self-test counts.
 pub fn load(browser: &str, html: &Path) -> Loaded {
     let profile = tempfile::tempdir().unwrap();
