@@ -60,3 +60,4 @@ pub mod pipeline;
 pub mod report;
 pub mod resample;
 pub mod search;
+pub mod serve;

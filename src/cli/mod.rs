@@ -4,6 +4,7 @@
 pub mod args;
 mod eval_cmd;
 mod evidence;
+mod serve_cmd;
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -85,6 +86,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Info(a) => cmd_info(a),
         Command::Eval(a) => eval_cmd::run(a, quiet),
         Command::Dedup(a) => evidence::run(a),
+        Command::Serve(a) => serve_cmd::run(a, quiet),
     }
 }
 
