@@ -61,3 +61,4 @@ pub mod pipeline;
 pub mod report;
 pub mod resample;
 pub mod search;
+pub mod serve;

@@ -86,6 +86,21 @@ precision/recall/false-alarm rate of the verdicts at the default thresholds, and
 Use it to see how lookalike does on your own data before trusting a threshold."
     )]
     Eval(EvalArgs),
+    /// Serve checks over HTTP: POST an image, get its result (see README, "serve").
+    #[command(
+        long_about = "Runs an HTTP service that checks posted images against the index, so a pipeline pays \
+for the index and model once, not per image. Listens on loopback (127.0.0.1:8080) unless --addr says \
+otherwise.\n\nRoutes: POST /v1/check (the image as the raw body, or the multipart field \"image\"; query \
+parameters k, hash_only, verify, name) answers the lookalike.check/1 result object that `check --json` \
+gives for the image; POST /v1/check/batch (multipart, one image per part); GET /v1/info; GET /healthz; \
+GET /metrics (Prometheus); GET /v1/openapi.json.\n\nBad uploads (empty, truncated, not an image, over \
+--max-mib or --max-pixels) get a 4xx with a JSON message; more than --max-concurrent checks in flight \
+get 503 with Retry-After. New segments that `index` commits to the same index are served without a \
+restart. SIGTERM or Ctrl-C stops it after the requests in flight.\n\nExample:\n  lookalike serve -i mymodel \
+--token-file token.txt &\n  curl -H \"Authorization: Bearer $(cat token.txt)\" --data-binary @out/0001.png \\\n    \
+'http://127.0.0.1:8080/v1/check?k=5'"
+    )]
+    Serve(ServeArgs),
 }
 
 /// `-k`: a count of candidates, 1 or more (0 would turn detection off).
@@ -330,4 +345,49 @@ pub struct InfoArgs {
     /// JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[allow(missing_docs)]
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub sel: IndexSel,
+    /// Address to listen on (port 0: any free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "IP:PORT")]
+    pub addr: std::net::SocketAddr,
+    /// Require `Authorization: Bearer <token>` on every route but /healthz,
+    /// the token being this file's content (surrounding whitespace ignored).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Refuse request bodies larger than this many MiB (413).
+    #[arg(long, default_value_t = 32, value_name = "MIB")]
+    pub max_mib: u64,
+    /// Refuse images with more pixels than this, read from the header
+    /// before decoding (413; decompression bombs).
+    #[arg(long, default_value_t = 128_000_000, value_name = "PIXELS")]
+    pub max_pixels: u64,
+    /// Decode at full resolution; default: the setting the index was built with.
+    #[arg(long, conflicts_with = "thumb_side")]
+    pub exact: bool,
+    /// Fast mode's smallest short side; default: the index's setting.
+    #[arg(long, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(32..=8192))]
+    pub thumb_side: Option<u32>,
+    /// Longest a request may take, upload included (then 503).
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub timeout_secs: f64,
+    /// Check requests admitted at once (running or waiting for a worker);
+    /// more get 503 with Retry-After.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub max_concurrent: usize,
+    /// Checks running at once (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// How often to look for a new index generation, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub reload_ms: u64,
+    /// One line per request on stderr.
+    #[arg(long)]
+    pub log_requests: bool,
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }

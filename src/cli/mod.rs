@@ -6,6 +6,7 @@ mod eval_cmd;
 mod evidence;
 mod index_name;
 mod inputs;
+mod serve_cmd;
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -133,6 +134,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Info(a) => cmd_info(a),
         Command::Eval(a) => eval_cmd::run(a, quiet),
         Command::Dedup(a) => evidence::run(a),
+        Command::Serve(a) => serve_cmd::run(a, quiet),
     }
 }
 

@@ -181,16 +181,53 @@ pub fn check_images(
     images: &[(String, RgbImage)],
     opts: &CheckOptions,
 ) -> Result<CheckReport, EngineError> {
-    let run = Run::new(index, opts, images.len() == 1);
+    check_pixels(
+        index,
+        images.len(),
+        |i| (&images[i].0, 0, &images[i].1),
+        opts,
+    )
+}
+
+/// As [`check_images`], with each image's content hash (xxh3-128 of the
+/// bytes it was decoded from, as [`crate::ingest::process_batch`] computes
+/// it), so `same_bytes` is reported as `check` reports it for files: for
+/// callers that decode bytes they hold in memory (`lookalike serve`).
+pub fn check_decoded(
+    index: &Index,
+    images: &[(String, u128, RgbImage)],
+    opts: &CheckOptions,
+) -> Result<CheckReport, EngineError> {
+    check_pixels(
+        index,
+        images.len(),
+        |i| (&images[i].0, images[i].1, &images[i].2),
+        opts,
+    )
+}
+
+/// The `n` images `get(i)` names (name, content hash, pixels), checked in
+/// engine batches.
+fn check_pixels<'a>(
+    index: &Index,
+    n: usize,
+    get: impl Fn(usize) -> (&'a String, u128, &'a RgbImage),
+    opts: &CheckOptions,
+) -> Result<CheckReport, EngineError> {
+    let run = Run::new(index, opts, n == 1);
     let engine = opts.engine.as_ref();
-    let mut results = Vec::with_capacity(images.len());
-    for chunk in images.chunks(BATCH) {
-        let pixels: Vec<RgbImage> = chunk.iter().map(|(_, i)| i.clone()).collect();
+    let mut results = Vec::with_capacity(n);
+    let all: Vec<usize> = (0..n).collect();
+    for chunk in all.chunks(BATCH) {
+        let pixels: Vec<RgbImage> = chunk.iter().map(|&i| get(i).2.clone()).collect();
         let described = engine.describe_queries(&pixels, run.extras)?;
         let described: Vec<(String, u128, QueryDescriptors)> = chunk
             .iter()
             .zip(described)
-            .map(|((name, _), q)| (name.clone(), 0, q))
+            .map(|(&i, q)| {
+                let (name, hash, _) = get(i);
+                (name.clone(), hash, q)
+            })
             .collect();
         results.extend(run.search(&described));
     }

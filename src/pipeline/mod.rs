@@ -15,4 +15,4 @@ mod deferred;
 pub mod eval;
 
 pub use build::{build, update, BuildOptions, BuildStats};
-pub use check::{check, check_images, collect_queries, CheckOptions};
+pub use check::{check, check_decoded, check_images, collect_queries, CheckOptions};
