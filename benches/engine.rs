@@ -256,6 +256,8 @@ fn bench_query(tmp: &Path, n: usize) {
         max_distance: 256,
         parallel: true,
         kernel: hamming_kernel(),
+        // This bench measures the scan (benches/scale.rs the PDQ table).
+        pdq_index: false,
     };
     // A query whose own trimmed view differs compares 16 hashes instead of 8.
     let trimmed_q: Vec<QueryDescriptors> = queries

@@ -69,6 +69,14 @@ checked images with a match. --csv writes one row per (image, candidate) for pip
     Hash(HashArgs),
     /// Describe an index: format version, segments, records; validates every file.
     Info(InfoArgs),
+    /// Merge every segment of an index into one (also done gradually after `index`).
+    #[command(
+        long_about = "Merges all segments of the index into one: superseded records and records of removed files \
+are dropped, descriptors are copied (not recomputed), and one HNSW graph and one PDQ table are built over the \
+result. Crash-safe: the old segments are removed only after the new manifest is committed; an interrupted run \
+loses nothing and a rerun finishes. `check` runs meanwhile keep reading the segments they opened."
+    )]
+    Compact(CompactArgs),
     /// Find near-duplicate groups inside the indexed training set.
     #[command(
         long_about = "Groups the indexed images that are near copies of each other: same bytes, or upright PDQ \
@@ -335,6 +343,16 @@ pub struct HashArgs {
     pub fast: bool,
     #[command(flatten)]
     pub out: OutputArgs,
+}
+
+#[allow(missing_docs)]
+#[derive(Args, Debug)]
+pub struct CompactArgs {
+    #[command(flatten)]
+    pub sel: IndexSel,
+    /// JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[allow(missing_docs)]

@@ -132,6 +132,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Check(a) => cmd_check(a, quiet),
         Command::Hash(a) => cmd_hash(a, quiet),
         Command::Info(a) => cmd_info(a),
+        Command::Compact(a) => cmd_compact(a),
         Command::Eval(a) => eval_cmd::run(a, quiet),
         Command::Dedup(a) => evidence::run(a),
         Command::Serve(a) => serve_cmd::run(a, quiet),
@@ -589,6 +590,29 @@ fn row(path: String, q: &QueryDescriptors) -> HashRow {
     }
 }
 
+fn cmd_compact(a: args::CompactArgs) -> Result<i32> {
+    let dir = index_ref(&a.sel)?.dir().to_path_buf();
+    let s = crate::pipeline::compact(&dir, None)?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        report::json::write_pretty(&mut out, &s)?;
+    } else {
+        write!(
+            out,
+            "compacted {}: {} segments ({} records) -> {} ({} records), {} images searchable ({:.1} s)",
+            dir.display(),
+            s.segments_before,
+            s.records_before,
+            s.segments_after,
+            s.records_after,
+            s.live_images,
+            s.seconds
+        )?;
+    }
+    writeln!(out)?;
+    Ok(EXIT_OK)
+}
+
 fn cmd_info(a: args::InfoArgs) -> Result<i32> {
     let idx = open_index(&a.sel)?;
     let segs: Vec<_> = idx
@@ -621,6 +645,8 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
             "writer": idx.manifest().writer,
             "decode": idx.manifest().decode,
             "segments": segs,
+            "segment_count": idx.segments().len(),
+            "pdq_table_segments": with(|s| s.mih().is_some()),
             "records": records,
             "live_images": live,
             "content_digest": digest,

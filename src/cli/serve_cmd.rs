@@ -36,7 +36,7 @@ pub(crate) fn run(a: ServeArgs, quiet: bool) -> Result<i32> {
             .unwrap_or(1)
     });
     let config = crate::serve::Config {
-        index_dir: crate::index::resolve_index_path(&a.sel.index),
+        index_dir: super::index_ref(&a.sel)?.dir().to_path_buf(),
         addr: a.addr,
         engine: super::engine(a.device.device, quiet)?,
         decode,

@@ -113,6 +113,64 @@ pub fn write(path: &Path, name: &str, width: u32, payload: &[u8]) -> Result<(), 
     f.sync_all().map_err(io)
 }
 
+/// Writes a column file in pieces, for payloads too large to gather in
+/// memory (a merge streams rows from the mapped source segments): the header
+/// is written last, with the checksum of everything appended, then the file
+/// is fsynced. Same bytes as [`write`] for the same payload.
+pub struct ColumnWriter {
+    file: std::io::BufWriter<File>,
+    hasher: xxhash_rust::xxh3::Xxh3,
+    path: std::path::PathBuf,
+    name: String,
+    width: u32,
+    len: u64,
+}
+
+impl ColumnWriter {
+    /// Creates `path` (replacing any file there) for a column of `width`-byte records.
+    pub fn create(path: &Path, name: &str, width: u32) -> Result<ColumnWriter, IndexError> {
+        assert!(name.len() <= 16 && width > 0);
+        let mut file = File::create(path).map_err(|e| IndexError::io(path, e))?;
+        file.write_all(&[0u8; HEADER])
+            .map_err(|e| IndexError::io(path, e))?;
+        Ok(ColumnWriter {
+            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            hasher: xxhash_rust::xxh3::Xxh3::new(),
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            width,
+            len: 0,
+        })
+    }
+
+    /// Appends payload bytes (any split; whole records in the end).
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), IndexError> {
+        self.hasher.update(bytes);
+        self.len += bytes.len() as u64;
+        self.file
+            .write_all(bytes)
+            .map_err(|e| IndexError::io(&self.path, e))
+    }
+
+    /// Writes the header, flushes and fsyncs the file.
+    pub fn finish(self) -> Result<(), IndexError> {
+        use std::io::{Seek, SeekFrom};
+        let io = |e| IndexError::io(&self.path, e);
+        assert!(self.len % self.width as u64 == 0, "whole records");
+        let mut h = [0u8; HEADER];
+        h[0..8].copy_from_slice(MAGIC);
+        h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        h[12..16].copy_from_slice(&self.width.to_le_bytes());
+        h[16..16 + self.name.len()].copy_from_slice(self.name.as_bytes());
+        h[32..40].copy_from_slice(&(self.len / self.width as u64).to_le_bytes());
+        h[40..48].copy_from_slice(&self.hasher.digest().to_le_bytes());
+        let mut f = self.file.into_inner().map_err(|e| io(e.into_error()))?;
+        f.seek(SeekFrom::Start(0)).map_err(io)?;
+        f.write_all(&h).map_err(io)?;
+        f.sync_all().map_err(io)
+    }
+}
+
 /// A validated, memory-mapped column.
 pub struct Column {
     map: Option<Mmap>, // None for an empty file (zero-length maps are not allowed everywhere)

@@ -5,6 +5,8 @@
 pub mod column;
 pub mod graph;
 pub mod manifest;
+pub mod merge;
+pub mod mih;
 pub mod reader;
 pub mod segment;
 pub mod settings;

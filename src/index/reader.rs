@@ -32,13 +32,33 @@ pub struct Index {
 impl Index {
     /// Opens the committed index in `dir`: loads the manifest, maps and validates
     /// every segment it lists, and works out which records are live.
+    ///
+    /// A writer may commit a merge meanwhile and remove the segments the
+    /// manifest just read names: when opening them fails and the manifest
+    /// has moved on to a new generation, the open starts over from the new
+    /// one (a few times), so a reader never fails on a consistent index.
+    /// Segments once mapped stay readable after their files are unlinked.
     pub fn open(dir: &Path) -> Result<Index, IndexError> {
-        let manifest = Manifest::load(dir)?;
-        let segments = manifest
-            .segments
-            .iter()
-            .map(|s| Segment::open(dir, s))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut tries = 0;
+        let (manifest, segments) = loop {
+            let manifest = Manifest::load(dir)?;
+            let opened = manifest
+                .segments
+                .iter()
+                .map(|s| Segment::open(dir, s))
+                .collect::<Result<Vec<_>, _>>();
+            match opened {
+                Ok(segments) => break (manifest, segments),
+                Err(e) => {
+                    tries += 1;
+                    let moved =
+                        Manifest::load(dir).is_ok_and(|m| m.generation != manifest.generation);
+                    if !moved || tries >= 16 {
+                        return Err(e);
+                    }
+                }
+            }
+        };
         let latest = latest_records(&segments);
         let mut live: Vec<Vec<bool>> = segments.iter().map(|s| vec![false; s.len()]).collect();
         for r in latest.values() {
@@ -150,7 +170,8 @@ impl Index {
     }
 }
 
-fn latest_records(segments: &[Segment]) -> HashMap<&[u8], RecordRef> {
+/// Latest record per path over `segments` (later ones supersede earlier).
+pub(crate) fn latest_records(segments: &[Segment]) -> HashMap<&[u8], RecordRef> {
     let mut latest = HashMap::with_capacity(segments.iter().map(|s| s.len()).sum());
     for (si, s) in segments.iter().enumerate() {
         for row in 0..s.len() {

@@ -12,6 +12,7 @@
 //! |               |       | segments written before it have none      |
 //! | embedding.col | 2560  | 1280 × f16 embedding; optional (hash-only) |
 //! | hnsw.col      | 4     | HNSW graph over embedding.col (`graph`)   |
+//! | pdq_mih.col   | 4     | multi-index hash table over pdq (`mih`)   |
 
 use std::path::Path;
 
@@ -20,6 +21,7 @@ use bytemuck::{Pod, Zeroable};
 use super::column::{self, Column, Count};
 use super::graph::{self, Graph};
 use super::manifest::{sync_dir, SegmentInfo};
+use super::mih::{self, Mih};
 use crate::descriptors::{Descriptors, Embedding, Hash256, IndexKeypoints};
 use crate::error::IndexError;
 
@@ -184,14 +186,22 @@ impl SegmentData {
                 graph::write(&tmp.join(graph::FILE), &words)?;
             }
         }
-        sync_dir(&tmp)?;
-        if final_dir.exists() {
-            // Left by a crash after rename but before the manifest commit: not referenced, safe to replace.
-            std::fs::remove_dir_all(&final_dir).map_err(|e| IndexError::io(&final_dir, e))?;
-        }
-        std::fs::rename(&tmp, &final_dir).map_err(|e| IndexError::io(&final_dir, e))?;
-        sync_dir(index_dir)
+        mih::write(&tmp.join(mih::FILE), &self.files, &self.pdq, &self.pdq_trim)?;
+        publish(index_dir, &tmp, &final_dir)
     }
+}
+
+/// The last steps of writing a segment folder: fsync the temporary folder,
+/// rename it into place (replacing an unreferenced leftover of a crash) and
+/// fsync the index folder. Not visible to readers until a manifest names it.
+pub(crate) fn publish(index_dir: &Path, tmp: &Path, final_dir: &Path) -> Result<(), IndexError> {
+    sync_dir(tmp)?;
+    if final_dir.exists() {
+        // Left by a crash after rename but before the manifest commit: not referenced, safe to replace.
+        std::fs::remove_dir_all(final_dir).map_err(|e| IndexError::io(final_dir, e))?;
+    }
+    std::fs::rename(tmp, final_dir).map_err(|e| IndexError::io(final_dir, e))?;
+    sync_dir(index_dir)
 }
 
 /// A committed segment, memory-mapped and validated.
@@ -208,6 +218,8 @@ pub struct Segment {
     embedding: Option<Column>,
     /// HNSW graph over the embeddings (None: hash-only, or written before graphs).
     graph: Option<Graph>,
+    /// Multi-index hash table over the PDQ hashes (None: written before it).
+    mih: Option<Mih>,
     /// Rows whose trimmed view differs from the upright hash, ascending:
     /// derived once here so every search scans only these for trimmed views.
     trimmed_rows: Vec<u32>,
@@ -253,6 +265,7 @@ impl Segment {
                 false => None,
             },
             graph: None,
+            mih: None,
             trimmed_rows: vec![],
             trimmed_starts: vec![],
         };
@@ -297,9 +310,15 @@ impl Segment {
             }
             _ => None,
         };
+        let mpath = dir.join(mih::FILE);
+        let mih = match mpath.exists() {
+            true => Some(Mih::open(&mpath, seg.len())?),
+            false => None,
+        };
         Ok(Segment {
             trimmed_rows,
             graph,
+            mih,
             trimmed_starts,
             ..seg
         })
@@ -347,6 +366,14 @@ impl Segment {
     /// The HNSW graph over `embeddings()`, if the segment has one.
     pub fn graph(&self) -> Option<&Graph> {
         self.graph.as_ref()
+    }
+    /// The multi-index hash table over the PDQ hashes, if the segment has one.
+    pub fn mih(&self) -> Option<&Mih> {
+        self.mih.as_ref()
+    }
+    /// The columns' folder of this segment in `index_dir`.
+    pub fn dir(&self, index_dir: &Path) -> std::path::PathBuf {
+        index_dir.join(self.info.dir_name())
     }
     /// Rows whose trimmed-view hash differs from the upright one, ascending.
     pub fn trimmed_rows(&self) -> &[u32] {

@@ -5,12 +5,14 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::flags;
-use super::manifest::{self, Manifest, SegmentInfo};
-use super::reader::Index;
+use super::manifest::{self, sync_dir, Manifest, SegmentInfo};
+use super::merge::{self, MergePolicy, StopAt};
+use super::reader::{latest_records, Index};
 use super::segment::{FileRecord, Segment, SegmentData};
 use crate::descriptors::Descriptors;
 use crate::error::IndexError;
@@ -63,18 +65,8 @@ impl IndexWriter {
             Err(std::fs::TryLockError::Error(e)) => return Err(IndexError::io(&lock_path, e)),
         }
         let (manifest, by_path, by_content, segments) = if dir.join(manifest::FILE).exists() {
-            let idx = Index::open(dir)?;
-            let mut by_path = HashMap::new();
-            let mut by_content = HashMap::new();
-            for (path, r) in idx.latest() {
-                let seg = &idx.segments()[r.seg as usize];
-                let rec = seg.files()[r.row as usize];
-                by_path.insert(path.to_vec(), rec);
-                if rec.flags & (flags::TOMBSTONE | flags::FAILED) == 0 {
-                    by_content.insert(rec.content_hash(), (r.seg, r.row));
-                }
-            }
-            let (manifest, segments) = idx.into_parts();
+            let (manifest, segments) = Index::open(dir)?.into_parts();
+            let (by_path, by_content) = lookups(&segments);
             (manifest, by_path, by_content, segments)
         } else {
             let entries: Vec<_> = std::fs::read_dir(dir)
@@ -261,6 +253,110 @@ impl IndexWriter {
         self.manifest_changed = false;
         Ok(())
     }
+
+    /// Number of committed segments.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Commits what is pending, then merges segments as `policy` says (see
+    /// [`merge`]) until it asks for nothing more. Returns the merges made.
+    pub fn merge(&mut self, policy: &MergePolicy) -> Result<usize, IndexError> {
+        self.commit()?;
+        let mut merges = 0;
+        loop {
+            let sizes: Vec<u64> = self.segments.iter().map(|s| s.info.records).collect();
+            let Some(run) = policy.plan(&sizes) else {
+                return Ok(merges);
+            };
+            self.merge_run(run, None)?;
+            merges += 1;
+        }
+    }
+
+    /// Commits what is pending, then merges every segment into one (also a
+    /// lone segment without the PDQ table, written by an older build).
+    /// `stop` ends it early as a crash there would (tests only).
+    pub fn compact(&mut self, stop: Option<StopAt>) -> Result<(), IndexError> {
+        self.commit()?;
+        let n = self.segments.len();
+        if n > 1 || (n == 1 && self.segments[0].mih().is_none()) {
+            self.merge_run(0..n, stop)?;
+        }
+        Ok(())
+    }
+
+    /// Merges the adjacent segments `run` into one, crash-safely: the new
+    /// segment is written and fsynced, then a manifest naming it instead of
+    /// them is committed, and only then are their folders removed. A crash
+    /// before the commit leaves the old state (the new folder is debris the
+    /// next writer removes); after it, the new state (the old folders are).
+    fn merge_run(&mut self, run: Range<usize>, stop: Option<StopAt>) -> Result<(), IndexError> {
+        let id = self
+            .manifest
+            .segments
+            .iter()
+            .map(|s| s.id)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let info = merge::write_merged(&self.dir, &self.segments[run.clone()], run.start == 0, id)?;
+        // Validated like any committed segment before a manifest names it.
+        let opened = info
+            .as_ref()
+            .map(|i| Segment::open(&self.dir, i))
+            .transpose()?;
+        if stop == Some(StopAt::SegmentWritten) {
+            return Err(stopped(&self.dir));
+        }
+        let mut next = self.manifest.clone();
+        let old: Vec<SegmentInfo> = next.segments.splice(run.clone(), info).collect();
+        next.generation += 1;
+        next.writer = manifest::writer_id();
+        next.commit(&self.dir)?;
+        self.manifest = next;
+        self.segments.splice(run, opened);
+        (self.by_path, self.by_content) = lookups(&self.segments);
+        if stop == Some(StopAt::ManifestCommitted) {
+            return Err(stopped(&self.dir));
+        }
+        // Readers that mapped the old segments keep reading them (an unlinked
+        // file stays readable while mapped); new readers see the new manifest.
+        for s in old {
+            let p = self.dir.join(s.dir_name());
+            match std::fs::remove_dir_all(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(IndexError::io(&p, e))
+                }
+                _ => {}
+            }
+        }
+        sync_dir(&self.dir)
+    }
+}
+
+/// The error a merge stopped by [`StopAt`] returns.
+fn stopped(dir: &Path) -> IndexError {
+    IndexError::io(
+        dir,
+        std::io::Error::other("merge stopped on purpose (simulated crash)"),
+    )
+}
+
+/// The writer's lookups over committed segments: latest record per path,
+/// and where a live record of each content hash is.
+#[allow(clippy::type_complexity)]
+fn lookups(segments: &[Segment]) -> (HashMap<Vec<u8>, FileRecord>, HashMap<u128, (u32, u32)>) {
+    let mut by_path = HashMap::new();
+    let mut by_content = HashMap::new();
+    for (path, r) in latest_records(segments) {
+        let rec = segments[r.seg as usize].files()[r.row as usize];
+        by_path.insert(path.to_vec(), rec);
+        if rec.flags & (flags::TOMBSTONE | flags::FAILED) == 0 {
+            by_content.insert(rec.content_hash(), (r.seg, r.row));
+        }
+    }
+    (by_path, by_content)
 }
 
 /// Segment folders not named by the manifest are leftovers of a crash between

@@ -75,7 +75,8 @@ impl BuildOptions {
 /// compatibility policy decides first (a run with another decode setting or
 /// embedding model is refused; an existing index keeps its keypoint
 /// setting); then new and changed files are described and committed, and
-/// `skipped.tsv` lists the files that failed. The summary counts what was
+/// `skipped.tsv` lists the files that failed; segments are merged by the
+/// default policy (`index::merge`). The summary counts what was
 /// done, with `live_records` after the run.
 ///
 /// ```no_run
@@ -105,6 +106,8 @@ pub fn update(
         ..opts.clone()
     };
     let mut stats = build(&mut writer, root, &opts, progress)?;
+    // Keeps the segment count logarithmic in the index size (see index::merge).
+    writer.merge(&crate::index::merge::MergePolicy::default())?;
     drop(writer);
     stats.live_records = crate::index::Index::open(dir)?.live_count() as u64;
     crate::index::skipped::write(dir, &stats.skipped)?;

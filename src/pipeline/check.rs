@@ -260,6 +260,7 @@ impl<'a> Run<'a> {
                 max_distance: 256,
                 parallel: single,
                 kernel: opts.kernel,
+                pdq_index: true,
             },
             fuse: FuseParams {
                 top_k: opts.top_k,

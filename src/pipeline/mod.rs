@@ -7,12 +7,15 @@
 //!   to an index in crash-safe commits.
 //! * [`check`]: describe query images and search an index; the report that
 //!   `check --json` prints.
+//! * [`compact`]: merge every segment of an index into one.
 //! * [`eval`]: score a check against ground truth.
 
 pub mod build;
 pub mod check;
+pub mod compact;
 mod deferred;
 pub mod eval;
 
 pub use build::{build, update, BuildOptions, BuildStats};
 pub use check::{check, check_decoded, check_images, collect_queries, CheckOptions};
+pub use compact::{compact, CompactStats};

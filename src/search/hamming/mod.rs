@@ -8,6 +8,11 @@
 //! fastest the CPU has runs unless [`SearchParams::kernel`] names another
 //! (see [`Kernel`]).
 //!
+//! A segment with a multi-index hash table (`index::mih`) answers a radius
+//! query ≤ 31 through it instead, with the same matches; a top-k query
+//! goes through it too when the segment has k live rows within 31, and
+//! falls back to the scan otherwise.
+//!
 //! This module holds the public API: [`search`] (chunks, top-k, segments),
 //! [`min_distances`] and [`column_topk`] for callers with their own columns,
 //! and the dispatch to a kernel.
@@ -22,6 +27,7 @@ use crate::index::{Index, RecordRef};
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod mih;
 mod scalar;
 #[cfg(test)]
 mod tests;
@@ -40,6 +46,9 @@ pub struct SearchParams {
     /// Which copy of the scan loop runs (same results; benchmarks compare
     /// them). Default [`Kernel::Auto`]: the fastest this CPU has.
     pub kernel: Kernel,
+    /// Use segments' PDQ tables (`index::mih`) where they answer the query
+    /// exactly (default); off: always scan (benchmarks and tests compare).
+    pub pdq_index: bool,
 }
 
 impl Default for SearchParams {
@@ -49,6 +58,7 @@ impl Default for SearchParams {
             max_distance: 256,
             parallel: true,
             kernel: Kernel::Auto,
+            pdq_index: true,
         }
     }
 }
@@ -87,6 +97,7 @@ impl Match {
 pub const CANDIDATE_TRIMMED: u8 = 16;
 
 const CHUNK: usize = 8192;
+const MIH_RADIUS: u32 = crate::index::mih::RADIUS;
 // Chunks start on TRIM_BLOCK boundaries: `trimmed_in` is then a lookup.
 const _: () = assert!(CHUNK.is_multiple_of(TRIM_BLOCK));
 
@@ -99,6 +110,24 @@ pub fn search(index: &Index, q: &QueryDescriptors, p: &SearchParams) -> Vec<Matc
     for (si, seg) in index.segments().iter().enumerate() {
         let (pdq, trim) = (seg.pdq(), seg.pdq_trim());
         let live = index.live_mask(si);
+        if let Some(table) = seg.mih().filter(|_| p.pdq_index) {
+            let radius = p.max_distance.min(256);
+            let hits = mih::radius_keys(seg, table, live, &hashes, radius.min(MIH_RADIUS));
+            // Exact when the radius is within reach, or when k rows are
+            // within 31: every row not found is farther than all of them.
+            if radius <= MIH_RADIUS || hits.len() >= p.top_k {
+                all.extend(hits.into_iter().take(p.top_k).map(|(k, row)| Match {
+                    rec: RecordRef {
+                        seg: si as u32,
+                        row,
+                    },
+                    pdq_distance: (k >> CODE_BITS) as u32,
+                    variant: (k & ((1 << CODE_BITS) - 1)) as u8,
+                    phash_distance: 0,
+                }));
+                continue;
+            }
+        }
         let kern = p.kernel.resolve();
         // Keys at or above this fail max_distance (every key passes at 256).
         let key_limit = (p.max_distance.min(256) + 1) << CODE_BITS;

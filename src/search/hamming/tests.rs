@@ -190,8 +190,15 @@ fn search_matches_naive_topk() {
     }
     drop(w);
     let index = Index::open(dir.path()).unwrap();
-    for (top_k, max_distance, parallel) in [(10, 256, true), (500, 256, false), (10_000, 90, true)]
-    {
+    let cases = [
+        (10, 256, true),
+        (500, 256, false),
+        (10_000, 90, true),
+        (10_000, 31, false),
+        (10_000, 12, true),
+        (3, 0, false),
+    ];
+    for (top_k, max_distance, parallel) in cases {
         let mut want: Vec<(u32, RecordRef, u8)> = db
             .iter()
             .filter(|r| r.3)
@@ -204,19 +211,24 @@ fn search_matches_naive_topk() {
         want.sort_by_key(|r| (r.0, r.1));
         want.truncate(top_k);
         assert!(!want.is_empty());
-        for kernel in [Kernel::Auto, Kernel::Generic, Kernel::Avx2, Kernel::Avx512] {
+        let kernels = [Kernel::Auto, Kernel::Generic, Kernel::Avx2, Kernel::Avx512];
+        for (kernel, pdq_index) in kernels.into_iter().flat_map(|k| [(k, false), (k, true)]) {
             let p = SearchParams {
                 top_k,
                 max_distance,
                 parallel,
                 kernel,
+                pdq_index,
             };
             let got: Vec<(u32, RecordRef, u8)> = search(&index, &q, &p)
                 .iter()
                 .map(|m| (m.pdq_distance, m.rec, m.variant))
                 .collect();
             let k = kernel.name();
-            assert_eq!(got, want, "top_k {top_k} max_distance {max_distance} {k}");
+            assert_eq!(
+                got, want,
+                "top_k {top_k} max_distance {max_distance} {k} table {pdq_index}"
+            );
         }
     }
 }
@@ -252,4 +264,100 @@ fn kernel_names_round_trip_and_resolve_to_supported() {
     }
     assert_eq!(Kernel::from_name("sse"), None);
     assert_eq!(SearchParams::default().kernel, Kernel::Auto);
+}
+
+/// Flips `d` distinct bits of `h`, chosen from `seed`.
+fn flip_bits(h: &Hash256, d: u32, seed: &mut u64) -> Hash256 {
+    let mut out = *h;
+    let mut flipped = std::collections::HashSet::new();
+    while (flipped.len() as u32) < d {
+        let b = (rand_hash(seed).words[0] % 256) as usize;
+        if flipped.insert(b) {
+            out.words[b / 64] ^= 1 << (b % 64);
+        }
+    }
+    out
+}
+
+#[test]
+fn pdq_table_gives_the_scans_answers_on_planted_near_copies() {
+    use crate::descriptors::Descriptors;
+    use crate::index::{flags, IndexWriter};
+    let mut s = 0x0123_4567_89AB_CDEF;
+    let queries: Vec<QueryDescriptors> = (0..6)
+        .map(|i| QueryDescriptors {
+            pdq: std::array::from_fn(|_| rand_hash(&mut s)),
+            quality: 100,
+            phash: 0,
+            pdq_trim: (i % 2 == 1).then(|| std::array::from_fn(|_| rand_hash(&mut s))),
+            keypoints: vec![],
+            embedding: None,
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = IndexWriter::open(dir.path()).unwrap();
+    w.flush_records = usize::MAX;
+    let mut row = 0u64;
+    let mut add = |w: &mut IndexWriter, pdq: Hash256, pdq_trim: Hash256, flag: u32| {
+        let d = Descriptors {
+            pdq,
+            quality: 100,
+            phash: 0,
+            pdq_trim,
+            keypoints: Default::default(),
+            embedding: Default::default(),
+        };
+        w.add(format!("{row}").as_bytes(), 1, 1, row as u128, flag, &d);
+        row += 1;
+    };
+    for seg in 0..3 {
+        for i in 0..[20_000, 700, 3][seg] {
+            let r = rand_hash(&mut s);
+            add(&mut w, r, r, 0);
+            if i % 10 == 0 {
+                // A near copy of a query hash, at every distance 0..=40,
+                // upright or only in the trimmed view; some removed or failed.
+                let pick = rand_hash(&mut s).words;
+                let q = &queries[pick[0] as usize % queries.len()];
+                let hs = q.hashes();
+                let h = hs[pick[1] as usize % hs.len()];
+                let near = flip_bits(&h, (pick[2] % 41) as u32, &mut s);
+                let flag = [0, 0, 0, flags::TOMBSTONE, flags::FAILED][pick[3] as usize % 5];
+                match i / 10 % 3 {
+                    0 => add(&mut w, near, near, flag),
+                    1 => add(&mut w, rand_hash(&mut s), near, flag),
+                    _ => add(&mut w, near, rand_hash(&mut s), flag),
+                }
+            }
+        }
+        w.commit().unwrap();
+    }
+    drop(w);
+    let index = Index::open(dir.path()).unwrap();
+    assert!(index.segments().iter().all(|g| g.mih().is_some()));
+    for q in &queries {
+        for (top_k, max_distance) in [
+            (100_000, 31),
+            (100_000, 17),
+            (5, 0),
+            (10, 256),
+            (50, 256),
+            (3, 31),
+        ] {
+            let run = |pdq_index| {
+                let p = SearchParams {
+                    top_k,
+                    max_distance,
+                    pdq_index,
+                    ..SearchParams::default()
+                };
+                search(&index, q, &p)
+            };
+            let (scan, table) = (run(false), run(true));
+            assert_eq!(table, scan, "top_k {top_k} max_distance {max_distance}");
+            if max_distance == 31 && top_k > 10 {
+                assert!(scan.len() > 20, "planted copies are found");
+            }
+        }
+    }
 }

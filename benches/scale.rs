@@ -1,0 +1,277 @@
+//! PDQ search at scale: a synthetic index built through the real writer
+//! (`IndexWriter`: commits every `--commit-every` entries, then `compact`
+//! merges them into one segment with its PDQ table), then radius-31 and
+//! top-10 queries through the table against the exact scan of the same
+//! index, in the same run. Every query's answers are checked equal.
+//!
+//!     cargo bench --bench scale -- --entries 10000000 [--queries 200]
+//!         [--commit-every 250000] [--dir PATH] [--keep]
+//!
+//! Entries are random 256-bit hashes, one in ten with a differing trimmed
+//! view; each query (8 random orientation hashes) has `--planted` (5) near
+//! copies at distances 0..=40 of a random orientation, upright or trimmed.
+//! Reports build rate, bytes per entry, open time, peak RSS (VmHWM, reset
+//! through /proc/self/clear_refs before the query phase, with the anonymous
+//! part, i.e. beyond mapped pages) and query p50/p99.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use lookalike::descriptors::{Descriptors, Hash256, QueryDescriptors};
+use lookalike::index::{Index, IndexWriter};
+use lookalike::search::{search, SearchParams};
+
+struct Args {
+    entries: usize,
+    queries: usize,
+    planted: usize,
+    commit_every: usize,
+    dir: Option<PathBuf>,
+    keep: bool,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        entries: 1_000_000,
+        queries: 200,
+        planted: 5,
+        commit_every: 250_000,
+        dir: None,
+        keep: false,
+    };
+    let v: Vec<String> = std::env::args().collect();
+    let num = |i: usize| -> usize {
+        v.get(i + 1)
+            .and_then(|s| s.replace('_', "").parse().ok())
+            .unwrap_or_else(|| panic!("{} needs a number", v[i]))
+    };
+    for i in 0..v.len() {
+        match v[i].as_str() {
+            "--entries" => a.entries = num(i),
+            "--queries" => a.queries = num(i),
+            "--planted" => a.planted = num(i),
+            "--commit-every" => a.commit_every = num(i).max(1),
+            "--dir" => a.dir = v.get(i + 1).map(PathBuf::from),
+            "--keep" => a.keep = true,
+            _ => {}
+        }
+    }
+    a
+}
+
+struct Rng(u64);
+impl Rng {
+    fn u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn hash(&mut self) -> Hash256 {
+        Hash256 {
+            words: [self.u64(), self.u64(), self.u64(), self.u64()],
+        }
+    }
+    fn near(&mut self, h: &Hash256, d: u32) -> Hash256 {
+        let mut out = *h;
+        let mut n = 0;
+        while n < d {
+            let b = (self.u64() % 256) as usize;
+            if out.bit(b) == h.bit(b) {
+                out.words[b / 64] ^= 1 << (b % 64);
+                n += 1;
+            }
+        }
+        out
+    }
+}
+
+/// (VmHWM, RssAnon) in MiB from /proc/self/status.
+fn rss() -> (f64, f64) {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = |key: &str| -> f64 {
+        s.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|x| x.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (kb("VmHWM:"), kb("RssAnon:"))
+}
+
+fn dir_bytes(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn pct(v: &mut [f64], p: usize) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[(v.len() * p / 100).min(v.len() - 1)]
+}
+
+fn main() {
+    let a = args();
+    let base = a
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scale-bench"));
+    let _ = std::fs::remove_dir_all(&base);
+    let dir = base.join("idx");
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let queries: Vec<QueryDescriptors> = (0..a.queries)
+        .map(|_| QueryDescriptors {
+            pdq: std::array::from_fn(|_| rng.hash()),
+            quality: 100,
+            phash: 0,
+            pdq_trim: None,
+            keypoints: vec![],
+            embedding: None,
+        })
+        .collect();
+    // Rows of the planted copies: spread evenly over the index.
+    let planted = a.queries * a.planted;
+    let stride = (a.entries / planted.max(1)).max(1);
+    println!(
+        "scale bench: {} entries ({} planted near copies), {} queries, commit every {}",
+        a.entries, planted, a.queries, a.commit_every
+    );
+
+    let t = Instant::now();
+    let mut w = IndexWriter::open(&dir).expect("open writer");
+    w.flush_records = a.commit_every;
+    w.flush_interval = std::time::Duration::from_secs(u64::MAX / 4);
+    let mut d = Descriptors {
+        quality: 100,
+        ..Descriptors::default()
+    };
+    for i in 0..a.entries {
+        let p = i / stride;
+        if i % stride == 0 && p < planted {
+            let q = &queries[p % a.queries];
+            let dist = (rng.u64() % 41) as u32;
+            let h = q.pdq[(rng.u64() % 8) as usize];
+            let near = rng.near(&h, dist);
+            (d.pdq, d.pdq_trim) = match rng.u64() % 3 {
+                0 => (rng.hash(), near),
+                _ => (near, near),
+            };
+        } else {
+            d.pdq = rng.hash();
+            d.pdq_trim = if i % 10 == 0 { rng.hash() } else { d.pdq };
+        }
+        d.phash = rng.u64();
+        let path = format!("/data/shard{:04}/img{i:09}.jpg", i / 100_000);
+        w.add(
+            path.as_bytes(),
+            1000 + i as u64,
+            i as i64,
+            i as u128 + 1,
+            0,
+            &d,
+        );
+        w.maybe_commit().expect("commit");
+    }
+    w.commit().expect("commit");
+    let segs = w.segment_count();
+    drop(w);
+    let written = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let c = lookalike::pipeline::compact(&dir, None).expect("compact");
+    let merged = t.elapsed().as_secs_f64();
+    let (hwm_build, _) = rss();
+    let bytes = dir_bytes(&dir);
+    println!(
+        "build: {segs} segments written in {written:.1} s ({:.0} entries/s), compacted to {} in {merged:.1} s; \
+         overall {:.0} entries/s",
+        a.entries as f64 / written,
+        c.segments_after,
+        a.entries as f64 / (written + merged)
+    );
+    let seg = dir.join(
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with("seg-"))
+            .unwrap()
+            .file_name(),
+    );
+    let col = |f: &str| {
+        std::fs::metadata(seg.join(f)).map(|m| m.len()).unwrap_or(0) as f64 / a.entries as f64
+    };
+    println!(
+        "size: {:.1} MB = {:.1} bytes/entry (pdq {:.1}, pdq_trim {:.1}, files {:.1}, paths {:.1}, phash {:.1}, pdq_mih {:.1}); peak RSS while building {:.0} MiB",
+        bytes as f64 / 1e6,
+        bytes as f64 / a.entries as f64,
+        col("pdq.col"),
+        col("pdq_trim.col"),
+        col("files.col"),
+        col("paths.col"),
+        col("phash.col"),
+        col("pdq_mih.col"),
+        hwm_build
+    );
+
+    // Query phase: reset the peak, open, query.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let t = Instant::now();
+    let index = Index::open(&dir).expect("open");
+    println!(
+        "open: {:.2} s (maps and checksums every column, validates the PDQ table)",
+        t.elapsed().as_secs_f64()
+    );
+    let mut run = |name: &str, top_k: usize, max_distance: u32| {
+        let p = |pdq_index| SearchParams {
+            top_k,
+            max_distance,
+            pdq_index,
+            ..SearchParams::default()
+        };
+        let (mut tab, mut scan) = (vec![], vec![]);
+        let mut found = 0;
+        for q in &queries {
+            let t = Instant::now();
+            let a = search(&index, q, &p(true));
+            tab.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            let b = search(&index, q, &p(false));
+            scan.push(t.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(a, b, "the table's answers equal the scan's");
+            found += a.len();
+        }
+        let (t50, t99, s50, s99) = (
+            pct(&mut tab, 50),
+            pct(&mut tab, 99),
+            pct(&mut scan, 50),
+            pct(&mut scan, 99),
+        );
+        println!(
+            "{name}: table p50 {t50:.3} ms p99 {t99:.3} ms | scan p50 {s50:.2} ms p99 {s99:.2} ms | \
+             p50 speed-up {:.1}x; {:.1} matches/query, identical",
+            s50 / t50,
+            found as f64 / queries.len() as f64
+        );
+    };
+    run("radius 31 (8 orientations)", usize::MAX, 31);
+    run(
+        "top-10 (falls back to the scan unless 10 within 31)",
+        10,
+        256,
+    );
+    let (hwm, anon) = rss();
+    println!(
+        "peak RSS during open + queries: {hwm:.0} MiB (anonymous now {anon:.0} MiB; the rest is mapped index pages)"
+    );
+    if !a.keep {
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}
