@@ -38,7 +38,7 @@ for _ in $(seq 100); do
 done
 addr=$(grep -o 'http://[0-9.:]*' "$tmp/serve.log" | head -1)
 [ -n "$addr" ] || { cat "$tmp/serve.log" >&2; exit 2; }
-head -1 "$tmp/serve.log"
+grep -m1 "listening on" "$tmp/serve.log"
 echo "image: $IMAGE ($(stat -c %s "$IMAGE") bytes), $(nproc) cores, wrk -t$THREADS -d$DURATION"
 
 cat >"$tmp/post.lua" <<'LUA'
