@@ -1,5 +1,5 @@
 //! Routes and the middleware around them. From the outside in: metrics and
-//! the request log (every route), the per-request timeout, the body limit,
+//! the request log (every route), the per-request timeout, the body limits,
 //! the bearer token (every route but `/healthz`), and on the check routes
 //! the admission limit that answers 503 instead of queueing without bound.
 
@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State as With};
+use axum::http::header;
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -79,9 +80,24 @@ pub fn router(state: Shared) -> Router {
         .merge(guarded)
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(from_fn_with_state(state.clone(), announced_size))
         .layer(from_fn_with_state(state.clone(), timeout))
         .layer(from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// 413 at once for a body whose `Content-Length` is over the limit, before
+/// a byte of it is read (the body limit alone would wait for it to arrive).
+async fn announced_size(With(st): With<Shared>, req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > st.config.max_bytes) {
+        return ApiError::too_large(st.config.max_bytes).into_response();
+    }
+    next.run(req).await
 }
 
 /// 401 unless the configured bearer token is presented.
