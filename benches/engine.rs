@@ -258,6 +258,7 @@ fn bench_query(tmp: &Path, n: usize) {
         kernel: hamming_kernel(),
         // This bench measures the scan (benches/scale.rs the PDQ table).
         pdq_index: false,
+        pdq_table_min_rows: usize::MAX,
     };
     // A query whose own trimmed view differs compares 16 hashes instead of 8.
     let trimmed_q: Vec<QueryDescriptors> = queries

@@ -229,7 +229,7 @@ fn main() {
         "open: {:.2} s (maps and checksums every column, validates the PDQ table)",
         t.elapsed().as_secs_f64()
     );
-    let mut run = |name: &str, top_k: usize, max_distance: u32| {
+    let run = |name: &str, top_k: usize, max_distance: u32| {
         let p = |pdq_index| SearchParams {
             top_k,
             max_distance,

@@ -39,7 +39,14 @@ fn check(queries: &str, idx: &Path, extra: &[&str]) -> Value {
         "-q",
     ];
     a.extend_from_slice(extra);
-    let mut v = ok(&a);
+    // Every segment tries its PDQ table first, however small.
+    let o = bin()
+        .env("LOOKALIKE_PDQ_TABLE_MIN_ROWS", "0")
+        .args(&a)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{a:?}: {}", stderr(&o));
+    let mut v: Value = serde_json::from_slice(&o.stdout).unwrap();
     v.as_object_mut().unwrap().remove("index");
     v
 }

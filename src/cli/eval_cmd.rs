@@ -34,6 +34,7 @@ pub fn run(a: EvalArgs, quiet: bool) -> Result<i32> {
             embed: super::use_embeddings(&idx, a.hash_only)?,
             ann_min_rows: super::ann_min_rows(),
             kernel: super::hamming_kernel(),
+            pdq_table_min_rows: super::pdq_table_min_rows(),
             ..CheckOptions::new(mode, limits)
         },
         &pb,

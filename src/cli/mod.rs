@@ -272,6 +272,16 @@ fn hamming_kernel() -> crate::search::hamming::Kernel {
     crate::search::hamming::Kernel::from_name(&name).unwrap_or_default()
 }
 
+/// Test knob: `LOOKALIKE_PDQ_TABLE_MIN_ROWS` overrides from how many rows
+/// a segment's PDQ table is tried before the scan for top-k queries (tests
+/// force it with 0 to compare the table's answers with the scan's).
+pub(crate) fn pdq_table_min_rows() -> usize {
+    std::env::var("LOOKALIKE_PDQ_TABLE_MIN_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(crate::search::hamming::PDQ_TABLE_MIN_ROWS)
+}
+
 fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
     if !a.dir.exists() || (!a.allow_empty && a.dir.is_dir() && !inputs::has_images(&a.dir)) {
         return Err(inputs::no_images(&a.dir, &[], true));
@@ -431,6 +441,7 @@ fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
         embed: use_embeddings(&idx, a.hash_only)?,
         ann_min_rows: ann_min_rows(),
         kernel: hamming_kernel(),
+        pdq_table_min_rows: pdq_table_min_rows(),
         ..CheckOptions::new(mode, limits)
     };
     let r = check::check(
@@ -475,6 +486,7 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
         engine,
         ann_min_rows: ann_min_rows(),
         kernel: hamming_kernel(),
+        pdq_table_min_rows: pdq_table_min_rows(),
         ..CheckOptions::new(mode, limits)
     };
     let pb = progress(Some(files.len() as u64), "checking", quiet);

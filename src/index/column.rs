@@ -156,7 +156,7 @@ impl ColumnWriter {
     pub fn finish(self) -> Result<(), IndexError> {
         use std::io::{Seek, SeekFrom};
         let io = |e| IndexError::io(&self.path, e);
-        assert!(self.len % self.width as u64 == 0, "whole records");
+        assert!(self.len.is_multiple_of(self.width as u64), "whole records");
         let mut h = [0u8; HEADER];
         h[0..8].copy_from_slice(MAGIC);
         h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());

@@ -45,6 +45,9 @@ pub struct CheckOptions {
     pub ann_min_rows: usize,
     /// Which copy of the CPU Hamming scan loop runs (`SearchParams::kernel`).
     pub kernel: Kernel,
+    /// Segments with at least this many records try their PDQ table
+    /// before the scan (`SearchParams::pdq_table_min_rows`).
+    pub pdq_table_min_rows: usize,
 }
 
 impl CheckOptions {
@@ -81,6 +84,7 @@ impl CheckOptions {
             engine: Arc::new(crate::engine::CpuEngine),
             ann_min_rows: fusion::ANN_MIN_ROWS,
             kernel: Kernel::default(),
+            pdq_table_min_rows: crate::search::hamming::PDQ_TABLE_MIN_ROWS,
         }
     }
 }
@@ -261,6 +265,7 @@ impl<'a> Run<'a> {
                 parallel: single,
                 kernel: opts.kernel,
                 pdq_index: true,
+                pdq_table_min_rows: opts.pdq_table_min_rows,
             },
             fuse: FuseParams {
                 top_k: opts.top_k,

@@ -21,6 +21,7 @@ pub(super) fn radius_keys(
     live: &[bool],
     q: &[Hash256],
     radius: u32,
+    kernel: super::Kernel,
 ) -> Vec<(u16, u32)> {
     debug_assert!(radius <= mih::RADIUS);
     let mut cands: Vec<u32> = Vec::new();
@@ -48,35 +49,23 @@ pub(super) fn radius_keys(
         cands.sort_unstable();
         cands.dedup();
     }
+    // Verify with the scan's own kernel on the gathered candidate rows:
+    // the same keys by construction.
+    cands.retain(|&r| live[r as usize]);
     let (pdq, trim) = (seg.pdq(), seg.pdq_trim());
+    let up: Vec<Hash256> = cands.iter().map(|&r| pdq[r as usize]).collect();
+    let tr: Vec<Hash256> = cands.iter().map(|&r| trim[r as usize]).collect();
+    let trimmed: Vec<u32> = (0..up.len() as u32)
+        .filter(|&i| up[i as usize] != tr[i as usize])
+        .collect();
+    let mut keys = vec![0u16; up.len()];
+    super::min_keys_rows(kernel, &up, &tr, &trimmed, 0, q, &mut keys);
     let limit = (radius + 1) << CODE_BITS;
-    let mut hits: Vec<(u16, u32)> = cands
+    let mut hits: Vec<(u16, u32)> = keys
         .into_iter()
-        .filter(|&r| live[r as usize])
-        .filter_map(|r| {
-            let k = row_key(q, &pdq[r as usize], &trim[r as usize]);
-            ((k as u32) < limit).then_some((k, r))
-        })
+        .zip(cands)
+        .filter(|&(k, _)| (k as u32) < limit)
         .collect();
     hits.sort_unstable_by_key(|&(k, r)| (k >> CODE_BITS, r));
     hits
-}
-
-/// The scan's key of one row: the smallest (distance << 5 | code) over the
-/// query hashes against the upright hash and, if it differs, the trimmed one.
-#[inline]
-fn row_key(q: &[Hash256], up: &Hash256, trim: &Hash256) -> u16 {
-    let d = |a: &Hash256, b: &Hash256| -> u32 {
-        (0..4).map(|i| (a.words[i] ^ b.words[i]).count_ones()).sum()
-    };
-    let mut best = u32::MAX;
-    for (v, h) in q.iter().enumerate() {
-        best = best.min(d(h, up) << CODE_BITS | v as u32);
-    }
-    if trim != up {
-        for (v, h) in q.iter().enumerate() {
-            best = best.min(d(h, trim) << CODE_BITS | super::CANDIDATE_TRIMMED as u32 | v as u32);
-        }
-    }
-    best as u16
 }

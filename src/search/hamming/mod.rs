@@ -49,7 +49,17 @@ pub struct SearchParams {
     /// Use segments' PDQ tables (`index::mih`) where they answer the query
     /// exactly (default); off: always scan (benchmarks and tests compare).
     pub pdq_index: bool,
+    /// A top-k query (radius > 31) probes a segment's table first only when
+    /// the segment has at least this many rows ([`PDQ_TABLE_MIN_ROWS`]):
+    /// below, the probe costs about what the scan does, and is wasted when
+    /// fewer than k rows lie within 31. Radius queries use every table.
+    pub pdq_table_min_rows: usize,
 }
+
+/// Default of [`SearchParams::pdq_table_min_rows`]: from 2^16 rows a bucket
+/// holds more than one entry on average and the probe reads a few percent
+/// of the rows at most.
+pub const PDQ_TABLE_MIN_ROWS: usize = 1 << 16;
 
 impl Default for SearchParams {
     fn default() -> Self {
@@ -59,6 +69,7 @@ impl Default for SearchParams {
             parallel: true,
             kernel: Kernel::Auto,
             pdq_index: true,
+            pdq_table_min_rows: PDQ_TABLE_MIN_ROWS,
         }
     }
 }
@@ -110,9 +121,11 @@ pub fn search(index: &Index, q: &QueryDescriptors, p: &SearchParams) -> Vec<Matc
     for (si, seg) in index.segments().iter().enumerate() {
         let (pdq, trim) = (seg.pdq(), seg.pdq_trim());
         let live = index.live_mask(si);
-        if let Some(table) = seg.mih().filter(|_| p.pdq_index) {
-            let radius = p.max_distance.min(256);
-            let hits = mih::radius_keys(seg, table, live, &hashes, radius.min(MIH_RADIUS));
+        let radius = p.max_distance.min(256);
+        let use_table = p.pdq_index && (radius <= MIH_RADIUS || seg.len() >= p.pdq_table_min_rows);
+        if let Some(table) = seg.mih().filter(|_| use_table) {
+            let r = radius.min(MIH_RADIUS);
+            let hits = mih::radius_keys(seg, table, live, &hashes, r, p.kernel);
             // Exact when the radius is within reach, or when k rows are
             // within 31: every row not found is farther than all of them.
             if radius <= MIH_RADIUS || hits.len() >= p.top_k {

@@ -219,6 +219,7 @@ fn search_matches_naive_topk() {
                 parallel,
                 kernel,
                 pdq_index,
+                pdq_table_min_rows: 0,
             };
             let got: Vec<(u32, RecordRef, u8)> = search(&index, &q, &p)
                 .iter()
@@ -349,6 +350,7 @@ fn pdq_table_gives_the_scans_answers_on_planted_near_copies() {
                     top_k,
                     max_distance,
                     pdq_index,
+                    pdq_table_min_rows: 0,
                     ..SearchParams::default()
                 };
                 search(&index, q, &p)
