@@ -207,7 +207,10 @@ pub fn require_score(report: &mut CheckReport, min_score: f64) {
 /// One image's part of [`require_score`]: its candidates scoring under
 /// `min_score` are no match, and its verdict is the best that remains.
 pub fn demote_below(q: &mut QueryResult, min_score: f64) {
-    for m in q.matches.iter_mut().filter(|m| m.score < min_score) {
+    // Scores as printed (JSON rounds to 6 decimals): a bar copied from a
+    // report keeps the match it was copied from.
+    let bar = min_score - 0.5e-6;
+    for m in q.matches.iter_mut().filter(|m| m.score < bar) {
         m.verdict = Verdict::None;
         m.corpus_copies = None;
     }
