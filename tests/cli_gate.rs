@@ -141,3 +141,76 @@ fn zero_candidates_is_rejected() {
     let o = run(&["check", d, "-i", &idx, "-k", "1", "--fail-on-match", "-q"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
 }
+
+/// Queries: exact copies of the first `copies` training images plus
+/// `novel` unrelated images, in a new folder under `t`.
+fn queries(t: &std::path::Path, train: &std::path::Path, copies: usize, novel: usize) -> String {
+    let q = t.join("queries");
+    make_corpus(&q, novel, 500);
+    for i in 0..copies {
+        let name = format!("img_{i:03}.jpg");
+        std::fs::copy(train.join(&name), q.join(format!("copy_{name}"))).unwrap();
+    }
+    q.display().to_string()
+}
+
+#[test]
+fn max_replication_rate_gates_on_the_rate() {
+    let (t, data, idx) = small_index(4);
+    let q = queries(t.path(), &data, 2, 2); // rate 0.5
+    let gate = |r: &str| run(&["check", &q, "-i", &idx, "-q", "--max-replication-rate", r]);
+    let o = gate("0.6");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(gate("50%").status.code(), Some(0), "at the rate passes");
+    let o = gate("40%");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("above --max-replication-rate"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(gate("1.5").status.code(), Some(2), "out of range");
+    assert_eq!(gate("lots").status.code(), Some(2));
+}
+
+#[test]
+fn min_score_raises_the_bar_for_a_match() {
+    let (t, data, idx) = small_index(4);
+    let q = queries(t.path(), &data, 2, 1);
+    let o = run(&["check", &q, "-i", &idx, "-q", "--json", "--fail-on-match"]);
+    assert_eq!(o.status.code(), Some(1));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["matched"], 2);
+    let best = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["best_score"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    // A bar above every score: nothing counts, the gate passes.
+    let o = run(&[
+        "check",
+        &q,
+        "-i",
+        &idx,
+        "-q",
+        "--json",
+        "--fail-on-match",
+        "--min-score",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["matched"], 0);
+    assert_eq!(r["replication_rate"], 0.0);
+    assert_eq!(r["thresholds"]["match_score"], 1.0);
+    // A bar at the best score keeps that match.
+    let s = format!("{best}");
+    let o = run(&["check", &q, "-i", &idx, "-q", "--json", "--min-score", &s]);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(r["matched"].as_u64().unwrap() >= 1, "{r}");
+    // A bar under the default thresholds changes nothing.
+    let o = run(&["check", &q, "-i", &idx, "-q", "--json", "--min-score", "0"]);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["matched"], 2);
+}

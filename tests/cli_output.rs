@@ -126,3 +126,71 @@ fn a_broken_model_breaks_only_the_commands_that_embed() {
     // The reason is given once, not "...(os error 2): ...(os error 2)".
     assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
 }
+
+#[test]
+fn json_lines_streams_one_object_per_image() {
+    let (_t, data, idx) = small_index(3);
+    let d = data.to_str().unwrap();
+    let o = run(&[
+        "check",
+        d,
+        "-i",
+        &idx,
+        "-q",
+        "--json-lines",
+        "--fail-on-match",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for l in lines {
+        let q: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(q["verdict"], "exact", "{q}");
+        assert!(q["matches"][0]["corpus_copies"].is_u64(), "{q}");
+    }
+    // The summary goes to stderr.
+    assert!(stderr(&o).contains("checked 3 images"), "{}", stderr(&o));
+    let o = run(&["check", d, "-i", &idx, "--json-lines", "--json"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// Every number in `json` with more than `max` decimals.
+fn long_decimals(json: &str, max: usize) -> Vec<String> {
+    let mut bad = vec![];
+    let b = json.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'.' && i > 0 && b[i - 1].is_ascii_digit() {
+            let n = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if n > max {
+                bad.push(json[i.saturating_sub(3)..i + 1 + n].to_string());
+            }
+            i += n;
+        }
+        i += 1;
+    }
+    bad
+}
+
+#[test]
+fn json_floats_are_rounded_and_counts_have_plurals() {
+    let (t, data, idx) = small_index(3);
+    let d = data.to_str().unwrap();
+    // Unrelated images: candidates with all kinds of scores.
+    let q = t.path().join("q");
+    make_corpus(&q, 3, 700);
+    let o = run(&["check", q.to_str().unwrap(), "-i", &idx, "-q", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bad = long_decimals(&stdout(&o), 6);
+    assert!(bad.is_empty(), "{bad:?}");
+    let one = format!("{d}/img_001.jpg");
+    let o = run(&["check", &one, "-i", &idx, "-q"]);
+    assert!(
+        stdout(&o).contains("checked 1 image against"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&["info", "-i", &idx]);
+    assert!(stdout(&o).contains("in 1 segment)"), "{}", stdout(&o));
+}

@@ -18,8 +18,14 @@ use clap::{Args, Parser, Subcommand};
 then checks generated images against it: ranked training matches with scores, a verdict, and a \
 replication rate you can gate CI on.\n\n\
 Typical use:\n  lookalike index data/train --index mymodel\n  lookalike check outputs/ --index mymodel --fail-on-match\n  lookalike query outputs/0001.png --index mymodel",
-    after_help = "Exit codes: 0 success (or no match), 1 a match was found and --fail-on-match was given, 2 error.\n\
-Set NO_COLOR to disable colours. Progress bars go to stderr, results to stdout."
+    after_help = "Exit codes: 0 success (check: no match, or a replication rate within --max-replication-rate); \
+1 the gate failed (--fail-on-match and something matched, or the replication rate is above \
+--max-replication-rate); 2 error (bad arguments, no index, a path that does not exist, 0 images checked \
+without --allow-empty, an output file that cannot be written).\n\
+Index names (-i NAME) live in $LOOKALIKE_HOME/indexes/NAME (default ~/.local/share/lookalike); a value with \
+a '/' or starting with '.' is a path.\n\
+Set NO_COLOR to disable colours. Progress bars go to stderr, results to stdout.\n\
+Shell completions: `lookalike completions bash` (zsh, fish, elvish, powershell); a man page: `lookalike man`."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -48,26 +54,41 @@ pub struct Cli {
 pub enum Command {
     /// Index a dataset folder (re-run it to add new or changed files only).
     #[command(
-        long_about = "Walks DIR recursively (JPEG, PNG, WebP, GIF, BMP, TIFF), computes PDQ and pHash for every \
-image and appends them to the index. Re-running on a grown folder processes only new or changed files; \
+        long_about = "Walks DIR recursively (JPEG, PNG, WebP, GIF, BMP, TIFF) and describes every image: PDQ and \
+pHash (plus PDQ of the image with borders and caption bars trimmed), 128 keypoints for geometric verification \
+(unless --no-keypoints) and a learned embedding (unless --hash-only; EfficientNet-Lite0, or --model), appended to \
+the index. Re-running on a grown folder processes only new or changed files; \
 identical files are recorded without decoding again; files gone from DIR are marked removed. Unreadable, \
 corrupt, truncated, empty and oversized files are skipped and listed (also in INDEX/skipped.tsv). Work is \
-committed every 50 000 images or 30 s, so an interrupted run loses little and a rerun finishes the job."
+committed every 50 000 images or 30 s, so an interrupted run loses little and a rerun finishes the job.",
+        after_help = "Example:\n  lookalike index data/train --index mymodel\n  \
+lookalike index data/train --index ./idx --hash-only   # faster on a CPU, no embeddings"
     )]
     Index(IndexArgs),
     /// Find the training images closest to one image.
+    #[command(after_help = "Example:\n  lookalike query outputs/0001.png --index mymodel -k 20")]
     Query(QueryArgs),
     /// Check a folder of generated images: matches, verdicts, replication rate.
     #[command(
         long_about = "Checks every image under DIR against the index and prints each match with its training \
 image, distances and verdict (exact / near-duplicate / none), then the replication rate: the share of \
 checked images with a match. --csv writes one row per (image, candidate) for pipelines and scorers; \
---json the full report. --fail-on-match exits with code 1 if anything matched, for CI gates."
+--json the full report, --json-lines one JSON object per image as it finishes. For CI gates: \
+--fail-on-match exits with code 1 if anything matched, --max-replication-rate R if more than R of the images \
+matched; --min-score S counts only matches scoring at least S. Checking 0 images is an error (exit 2) unless \
+--allow-empty.",
+        after_help = "Example:\n  lookalike check outputs/ --index mymodel --fail-on-match\n  \
+lookalike check outputs/ -i mymodel --max-replication-rate 2% --report report.html\n\n\
+Exit codes: 0 passed, 1 the gate failed, 2 error."
     )]
     Check(CheckArgs),
     /// Print PDQ (hex, ThreatExchange format), PDQ quality and pHash (hex, imagehash format) of images.
+    #[command(
+        after_help = "Example:\n  lookalike hash photo.jpg\n  lookalike hash images/ --csv > hashes.csv"
+    )]
     Hash(HashArgs),
     /// Describe an index: format version, segments, records; validates every file.
+    #[command(after_help = "Example:\n  lookalike info --index mymodel --json")]
     Info(InfoArgs),
     /// Merge every segment of an index into one (also done gradually after `index`).
     #[command(
@@ -82,7 +103,8 @@ loses nothing and a rerun finishes. `check` runs meanwhile keep reading the segm
         long_about = "Groups the indexed images that are near copies of each other: same bytes, or upright PDQ \
 distance <= --max-distance (low-quality hashes also need pHash to agree). Every member of a group is within the \
 threshold of every other member (clique grouping, no chaining through intermediate images). Rotated or mirrored \
-duplicates are not grouped: the index keeps one upright hash per image. Exact brute force over all pairs, on all cores."
+duplicates are not grouped: the index keeps one upright hash per image. Exact brute force over all pairs, on all cores.",
+        after_help = "Example:\n  lookalike dedup --index mymodel --report dedup.html"
     )]
     Dedup(DedupArgs),
     /// Check a folder with known answers and score the run (recall, µAP, false alarms).
@@ -91,7 +113,8 @@ duplicates are not grouped: the index keeps one upright hash per image. Exact br
 query,expected,transform (expected empty = a negative query that should match nothing): recall@1/@10, \
 µAP (DISC21 micro-AP, negatives included), recall at ≤ 1 % false alarms on negative queries, the \
 precision/recall/false-alarm rate of the verdicts at the default thresholds, and a per-transform table. \
-Use it to see how lookalike does on your own data before trusting a threshold."
+Use it to see how lookalike does on your own data before trusting a threshold.",
+        after_help = "Example:\n  lookalike eval queries/ --truth truth.csv --index mymodel"
     )]
     Eval(EvalArgs),
     /// Serve checks over HTTP: POST an image, get its result (see README, "serve").
@@ -109,6 +132,39 @@ restart. SIGTERM or Ctrl-C stops it after the requests in flight.\n\nExample:\n 
 'http://127.0.0.1:8080/v1/check?k=5'"
     )]
     Serve(ServeArgs),
+    /// Print a shell completion script (generated from these definitions).
+    #[command(
+        after_help = "Example:\n  lookalike completions bash > ~/.local/share/bash-completion/completions/lookalike\n  \
+lookalike completions zsh > ~/.zfunc/_lookalike"
+    )]
+    Completions(CompletionsArgs),
+    /// Print a man page in roff (generated from these definitions).
+    #[command(after_help = "Example:\n  lookalike man > lookalike.1 && man ./lookalike.1")]
+    Man,
+}
+
+#[allow(missing_docs)]
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// A fraction in [0, 1], written as such (0.05) or as a percentage (5%).
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    let (num, scale) = match s.strip_suffix('%') {
+        Some(p) => (p.trim(), 100.0),
+        None => (s.trim(), 1.0),
+    };
+    let v: f64 = num.parse().map_err(|_| {
+        format!("{s:?} is not a number (a fraction like 0.05 or a percentage like 5%)")
+    })?;
+    let v = v / scale;
+    if !(0.0..=1.0).contains(&v) {
+        return Err(format!("{s} is outside 0 to 1 (0 % to 100 %)"));
+    }
+    Ok(v)
 }
 
 /// `-k`: a count of candidates, 1 or more (0 would turn detection off).
@@ -136,6 +192,8 @@ pub struct EvalArgs {
     /// Ignore the index's learned embeddings: hashes and keypoints only.
     #[arg(long)]
     pub hash_only: bool,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     #[command(flatten)]
     pub decode: DecodeArgs,
     /// Write the check run's CSV here too (for other scorers).
@@ -169,9 +227,13 @@ pub struct IndexSel {
 pub struct DecodeArgs {
     /// Decode at full resolution (slower) instead of DCT-domain scaled JPEG
     /// decoding; hashes then match the reference tools (Meta's PDQ, imagehash).
-    /// Default: the setting the index was built with.
-    #[arg(long, conflicts_with = "thumb_side")]
+    /// Default: the setting the index was built with; `check`, `query` and
+    /// `eval` refuse a setting other than the index's.
+    #[arg(long, conflicts_with = "thumb_side", overrides_with = "fast")]
     pub exact: bool,
+    /// Fast mode at the default --thumb-side (512): the opposite of --exact.
+    #[arg(long, overrides_with = "exact")]
+    pub fast: bool,
     /// Fast mode: JPEGs are decoded at 1/2, 1/4 or 1/8 scale keeping the short
     /// side at least this many pixels. 512 (the default) keeps PDQ within 8
     /// bits of the full-resolution hash; 128 is ~3x faster, finds copies as
@@ -253,6 +315,11 @@ pub struct QueryArgs {
     pub image: PathBuf,
     #[command(flatten)]
     pub sel: IndexSel,
+    /// Exit with code 1 when the image matched (as `check --fail-on-match`).
+    #[arg(long)]
+    pub fail_on_match: bool,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// How many candidates to list.
     #[arg(long, short = 'k', default_value_t = 10, value_parser = at_least_one())]
     pub top_k: usize,
@@ -289,6 +356,20 @@ pub struct CheckArgs {
     /// Exit with code 1 when any image matched (for CI gates).
     #[arg(long)]
     pub fail_on_match: bool,
+    /// Exit with code 1 when the replication rate (matched / checked) is
+    /// above R: a fraction (0.02) or a percentage (2%). Matches at or under
+    /// that rate exit 0.
+    #[arg(long, value_name = "R", value_parser = parse_fraction, conflicts_with = "fail_on_match")]
+    pub max_replication_rate: Option<f64>,
+    /// A match counts only when its score is at least S (0 to 1): the bar
+    /// for verdicts, counts, the rate and the gates. A value under the
+    /// default threshold (thresholds.match_score in --json) changes nothing.
+    #[arg(long, value_name = "S", value_parser = parse_fraction)]
+    pub min_score: Option<f64>,
+    /// One JSON object per image on stdout as it finishes (the per-image
+    /// entries of --json's "results"), nothing else; the summary goes to stderr.
+    #[arg(long, conflicts_with_all = ["json", "csv"])]
+    pub json_lines: bool,
     /// List images without a match in the table too.
     #[arg(long)]
     pub all: bool,
@@ -337,10 +418,18 @@ pub struct DedupArgs {
 pub struct HashArgs {
     /// An image file or a folder of images.
     pub path: PathBuf,
+    /// Decode at full resolution (the default here): hashes match the
+    /// reference tools (Meta's PDQ, imagehash).
+    #[arg(long, overrides_with = "fast")]
+    pub exact: bool,
     /// Use the fast scaled JPEG decode (what `index` uses by default) instead
     /// of full-resolution decoding.
-    #[arg(long)]
+    #[arg(long, overrides_with = "exact")]
     pub fast: bool,
+    /// Fast mode keeping the short side at least this many pixels (as
+    /// `index --thumb-side`); implies --fast.
+    #[arg(long, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(32..=8192), conflicts_with = "exact")]
+    pub thumb_side: Option<u32>,
     #[command(flatten)]
     pub out: OutputArgs,
 }

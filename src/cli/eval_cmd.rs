@@ -22,6 +22,7 @@ pub fn run(a: EvalArgs, quiet: bool) -> Result<i32> {
     if files.is_empty() {
         return Err(super::inputs::no_images(&a.dir, &skipped, false));
     }
+    super::same_decode_as_index(&a.decode, &idx)?;
     let (mode, limits) = decode_setting(&a.decode, idx.manifest().decode.as_deref());
     let pb = progress(Some(files.len() as u64), "checking", quiet);
     let r = check::check(
@@ -31,7 +32,8 @@ pub fn run(a: EvalArgs, quiet: bool) -> Result<i32> {
         &CheckOptions {
             top_k: a.top_k,
             verify: !a.no_verify,
-            embed: super::use_embeddings(&idx, a.hash_only)?,
+            embed: super::use_embeddings(&idx, a.hash_only, quiet)?,
+            engine: super::engine(a.device.device, quiet)?,
             ann_min_rows: super::ann_min_rows(),
             kernel: super::hamming_kernel(),
             pdq_table_min_rows: super::pdq_table_min_rows(),

@@ -7,6 +7,7 @@ mod evidence;
 mod index_name;
 mod inputs;
 mod serve_cmd;
+mod output;
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -25,7 +26,8 @@ use args::{Cli, Command, DecodeArgs};
 
 /// Exit code: success, or a check that found no match.
 pub const EXIT_OK: i32 = 0;
-/// Exit code: `--fail-on-match` was given and something matched.
+/// Exit code: a gate failed (`--fail-on-match` and something matched, or
+/// a replication rate above `--max-replication-rate`).
 pub const EXIT_MATCH: i32 = 1;
 /// Exit code: an error (message on stderr).
 pub const EXIT_ERROR: i32 = 2;
@@ -136,6 +138,17 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Eval(a) => eval_cmd::run(a, quiet),
         Command::Dedup(a) => evidence::run(a),
         Command::Serve(a) => serve_cmd::run(a, quiet),
+        Command::Completions(a) => {
+            use clap::CommandFactory;
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(a.shell, &mut Cli::command(), "lookalike", &mut out);
+            Ok(EXIT_OK)
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout().lock())?;
+            Ok(EXIT_OK)
+        }
     }
 }
 
@@ -153,11 +166,41 @@ pub(crate) fn stdout_style() -> Style {
 
 /// The decode setting asked for on the command line, if any.
 fn requested_decode(d: &DecodeArgs) -> Option<(DecodeMode, u32)> {
+    let fast_default = (DecodeMode::Fast, crate::ingest::decode::FAST_MIN_SIDE);
     if d.exact {
         Some((DecodeMode::Exact, crate::ingest::decode::FAST_MIN_SIDE))
     } else {
-        d.thumb_side.map(|n| (DecodeMode::Fast, n))
+        d.thumb_side
+            .map(|n| (DecodeMode::Fast, n))
+            .or(d.fast.then_some(fast_default))
     }
+}
+
+/// Queries are decoded as the index was: a setting on the command line
+/// that differs from the index's is an error, not a silent override
+/// (`--thumb-side 128` against a 512 index hashes queries differently and
+/// finds fewer copies).
+pub(crate) fn same_decode_as_index(d: &DecodeArgs, idx: &Index) -> Result<()> {
+    let (Some(asked), Some(label)) = (requested_decode(d), idx.manifest().decode.as_deref()) else {
+        return Ok(());
+    };
+    let Some(built) = DecodeMode::parse_label(label) else {
+        return Ok(());
+    };
+    if asked.0 == built.0 && (asked.0 == DecodeMode::Exact || asked.1 == built.1) {
+        return Ok(());
+    }
+    let limits = Limits {
+        fast_min_side: asked.1,
+        ..Limits::default()
+    };
+    bail!(
+        "index {} was built with decode {label}; this run asks for {}, which hashes the \
+         queries unlike the corpus and misses copies. Leave out --exact/--fast/--thumb-side \
+         (the index's setting is the default)",
+        idx.dir().display(),
+        asked.0.label(&limits)
+    )
 }
 
 /// Decode mode and limits: the command line's choice, else the one the index
@@ -190,14 +233,19 @@ pub fn progress(len: Option<u64>, what: &str, quiet: bool) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
+    // "13.9/s", not indicatif's "13.9551/s".
+    let rate = |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+        let _ = write!(w, "{:.1}/s", s.per_sec());
+    };
     let pb = match len {
         Some(n) => {
             let pb = ProgressBar::new(n);
             pb.set_style(
                 ProgressStyle::with_template(
-                    "{msg} [{bar:30}] {pos}/{len} images, {per_sec}, ETA {eta}",
+                    "{msg} [{bar:30}] {pos}/{len} images, {rate}, ETA {eta}",
                 )
                 .unwrap()
+                .with_key("rate", rate)
                 .progress_chars("=> "),
             );
             pb
@@ -205,8 +253,9 @@ pub fn progress(len: Option<u64>, what: &str, quiet: bool) -> ProgressBar {
         None => {
             let pb = ProgressBar::new_spinner();
             pb.set_style(
-                ProgressStyle::with_template("{spinner} {msg} {pos} images, {per_sec}, {elapsed}")
-                    .unwrap(),
+                ProgressStyle::with_template("{spinner} {msg} {pos} images, {rate}, {elapsed}")
+                    .unwrap()
+                    .with_key("rate", rate),
             );
             pb
         }
@@ -219,9 +268,18 @@ pub fn progress(len: Option<u64>, what: &str, quiet: bool) -> ProgressBar {
 /// Whether queries get embedded: the index has embeddings of the built-in
 /// model and `--hash-only` was not given. Another model's embeddings are an
 /// error, not a silent downgrade.
-pub(crate) fn use_embeddings(idx: &Index, hash_only: bool) -> Result<bool> {
+pub(crate) fn use_embeddings(idx: &Index, hash_only: bool, quiet: bool) -> Result<bool> {
     match idx.manifest().embedding.as_deref() {
-        None => Ok(false),
+        None => {
+            if !hash_only && !quiet {
+                eprintln!(
+                    "note: index {} is hash-only (built with --hash-only): no embeddings, \
+                     hashes and keypoints only",
+                    idx.dir().display()
+                );
+            }
+            Ok(false)
+        }
         Some(_) if hash_only => Ok(false),
         Some(m) if m == crate::descriptors::embedding::model_label() => Ok(true),
         Some(m) => bail!(
@@ -317,8 +375,16 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
             .count() as u64
     });
     let pb = progress(total, "indexing", quiet);
+    let started = std::time::Instant::now();
     let stats = update(&dir, &a.dir, &opts, &pb)?;
     pb.finish_and_clear();
+    if !quiet && !a.json {
+        eprintln!(
+            "done in {}; index size on disk {}",
+            output::seconds(started.elapsed()),
+            output::bytes(output::disk_size(&dir))
+        );
+    }
     let log = dir.join(crate::index::skipped::FILE);
     let mut out = std::io::stdout().lock();
     if a.json {
@@ -329,10 +395,10 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
     let st = stdout_style();
     writeln!(
         out,
-        "{} {}: {} images seen, {} new or changed, {} exact duplicates, {} unchanged, {} removed, {} skipped ({:.0} images/s)",
+        "{} {}: {} seen, {} new or changed, {} exact duplicates, {} unchanged, {} removed, {} skipped ({:.0} images/s)",
         st.bold("indexed"),
         report::terminal(&stats.root),
-        stats.seen,
+        output::count(stats.seen, "image"),
         stats.described,
         stats.duplicates,
         stats.unchanged,
@@ -342,9 +408,9 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
     )?;
     writeln!(
         out,
-        "index {} now holds {} images",
+        "index {} now holds {}",
         dir.display(),
-        stats.live_records
+        output::count(stats.live_records, "image")
     )?;
     if stats.previously_failed > 0 {
         writeln!(
@@ -433,12 +499,14 @@ fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
     if !a.image.is_file() {
         bail!("{}: not a file", a.image.display());
     }
+    same_decode_as_index(&a.decode, &idx)?;
     let (files, skipped) = check::collect_queries(&a.image);
     let (mode, limits) = decode_setting(&a.decode, idx.manifest().decode.as_deref());
     let opts = CheckOptions {
         top_k: a.top_k,
         verify: !a.no_verify,
-        embed: use_embeddings(&idx, a.hash_only)?,
+        embed: use_embeddings(&idx, a.hash_only, quiet)?,
+        engine: engine(a.device.device, quiet)?,
         ann_min_rows: ann_min_rows(),
         kernel: hamming_kernel(),
         pdq_table_min_rows: pdq_table_min_rows(),
@@ -455,16 +523,24 @@ fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
         bail!("{}: {}", report::terminal(&s.path), s.reason);
     }
     let q = &r.results[0];
-    let mut out = std::io::stdout().lock();
-    if a.out.json {
-        report::json::write_pretty(&mut out, q)?;
-        writeln!(out)?;
-    } else if a.out.csv {
-        report::csv::write_check(&mut out, &r)?;
+    ignore_broken_pipe((|| {
+        let mut out = std::io::stdout().lock();
+        if a.out.json {
+            report::json::write_pretty(&mut out, q)?;
+            writeln!(out)?;
+        } else if a.out.csv {
+            report::csv::write_check(&mut out, &r)?;
+        } else {
+            report::table::write_query(&mut out, q, &stdout_style())?;
+        }
+        out.flush()?;
+        Ok(())
+    })())?;
+    Ok(if a.fail_on_match && q.verdict.is_match() {
+        EXIT_MATCH
     } else {
-        report::table::write_query(&mut out, q, &stdout_style())?;
-    }
-    Ok(EXIT_OK)
+        EXIT_OK
+    })
 }
 
 fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
@@ -477,12 +553,13 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
     if files.is_empty() && (!a.allow_empty || !a.dir.exists()) {
         return Err(inputs::no_images(&a.dir, &skipped, true));
     }
+    same_decode_as_index(&a.decode, &idx)?;
     let engine = engine(a.device.device, quiet)?;
     let (mode, limits) = decode_setting(&a.decode, idx.manifest().decode.as_deref());
     let opts = CheckOptions {
         top_k: a.top_k,
         verify: !a.no_verify,
-        embed: use_embeddings(&idx, a.hash_only)?,
+        embed: use_embeddings(&idx, a.hash_only, quiet)?,
         engine,
         ann_min_rows: ann_min_rows(),
         kernel: hamming_kernel(),
@@ -490,12 +567,24 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
         ..CheckOptions::new(mode, limits)
     };
     let pb = progress(Some(files.len() as u64), "checking", quiet);
-    let r = check::check(&idx, files, skipped, &opts, &pb)?;
+    let started = std::time::Instant::now();
+    let mut lines = a.json_lines.then(|| output::JsonLines::new(a.min_score));
+    let mut r = match &mut lines {
+        Some(l) => check::check_streaming(&idx, files, skipped, &opts, &pb, &mut |q| l.write(q))?,
+        None => check::check(&idx, files, skipped, &opts, &pb)?,
+    };
     pb.finish_and_clear();
+    if let Some(s) = a.min_score {
+        check::require_score(&mut r, s);
+    }
+    if let Some(l) = lines {
+        l.finish()?;
+    }
     // Results first: a report that fails to write late must not lose them.
     ignore_broken_pipe((|| {
         let mut out = std::io::stdout().lock();
-        if a.out.json {
+        if a.json_lines {
+        } else if a.out.json {
             report::json::write_pretty(&mut out, &r)?;
             writeln!(out)?;
         } else if a.out.csv {
@@ -506,18 +595,34 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
         out.flush()?;
         Ok(())
     })())?;
-    if a.out.json || a.out.csv {
+    if a.out.json || a.out.csv || a.json_lines {
         // Pipelines read stdout; people still want the headline.
         let st = Style {
             color: use_color(std::io::stderr().is_terminal()),
         };
         report::table::write_summary(&mut std::io::stderr().lock(), &r, &st)?;
+    } else if !quiet {
+        eprintln!(
+            "done in {} ({:.1} images/s)",
+            output::seconds(started.elapsed()),
+            r.images_checked as f64 / started.elapsed().as_secs_f64().max(1e-9)
+        );
     }
     if let Some(path) = &a.report.report {
         evidence::check_report(path, &r, &a, mode.label(&limits), limits)?;
     }
     if r.images_checked == 0 && !a.allow_empty {
         return Err(inputs::none_readable(&a.dir, r.skipped.len()));
+    }
+    if let Some(max) = a.max_replication_rate {
+        if r.replication_rate > max {
+            eprintln!(
+                "gate failed: replication rate {:.1} % is above --max-replication-rate {:.1} %",
+                100.0 * r.replication_rate,
+                100.0 * max
+            );
+            return Ok(EXIT_MATCH);
+        }
     }
     Ok(if a.fail_on_match && r.matched > 0 {
         EXIT_MATCH
@@ -541,12 +646,16 @@ fn cmd_hash(a: args::HashArgs, quiet: bool) -> Result<i32> {
         "hashing",
         quiet || files.len() < 2,
     );
-    let limits = Limits::default();
+    let limits = Limits {
+        fast_min_side: a.thumb_side.unwrap_or(crate::ingest::decode::FAST_MIN_SIDE),
+        ..Limits::default()
+    };
+    let fast = a.fast || a.thumb_side.is_some();
     let mut rows = Vec::with_capacity(files.len());
     for chunk in files.chunks(BATCH) {
         for p in process_batch(
             chunk.to_vec(),
-            mode(!a.fast),
+            mode(!fast),
             &limits,
             |_| None,
             |d| describe_query(&d.rgb),
@@ -681,8 +790,9 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
         )?;
         writeln!(
             out,
-            "images      {live} searchable ({records} records in {} segments)",
-            idx.segments().len()
+            "images      {live} searchable ({} in {})",
+            output::count(records as u64, "record"),
+            output::count(idx.segments().len() as u64, "segment")
         )?;
         writeln!(
             out,
@@ -696,8 +806,8 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
         if let Some(model) = &idx.manifest().embedding {
             writeln!(
                 out,
-                "embedding   {model} (HNSW graph in {graph_segs} of {} segments)",
-                idx.segments().len()
+                "embedding   {model} (HNSW graph in {graph_segs} of {})",
+                output::count(idx.segments().len() as u64, "segment")
             )?;
         }
         writeln!(

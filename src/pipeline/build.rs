@@ -204,7 +204,7 @@ pub fn build(
         if batch.len() >= batch_size || (end && !batch.is_empty()) {
             // With a GPU, batch N runs there while batch N+1 is read and
             // decoded here (double buffering); records stay in walk order.
-            let next = run_batch(writer, std::mem::take(&mut batch), opts);
+            let next = run_batch(writer, std::mem::take(&mut batch), opts, progress);
             if let Some(prev) = in_flight.take() {
                 finish_pending(writer, prev, opts.engine.as_ref(), &mut stats, progress)?;
             }
@@ -246,6 +246,7 @@ struct Pending {
     results: Vec<Processed<Deferred<Descriptors>>>,
     slots: Slots,
     in_flight: Option<InFlight>,
+    /// Files of the batch the progress bar has not counted yet.
     n: u64,
 }
 
@@ -256,16 +257,26 @@ fn run_batch(
     writer: &IndexWriter,
     entries: Vec<crate::ingest::FileEntry>,
     opts: &BuildOptions,
+    progress: &ProgressBar,
 ) -> Pending {
     let n = entries.len() as u64;
     let engine = opts.engine.as_ref();
+    // The bar moves per image as it is decoded and described, not only
+    // when a batch is recorded; the rest is counted then.
+    let counted = std::sync::atomic::AtomicU64::new(0);
     let results = process_batch(
         entries,
         opts.mode,
         &opts.limits,
         |h| writer.by_content(h).map(Deferred::Ready),
-        |d| engine.prepare_index(&d.rgb, opts.extras),
+        |d| {
+            let r = engine.prepare_index(&d.rgb, opts.extras);
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            progress.inc(1);
+            r
+        },
     );
+    let n = n - counted.into_inner().min(n);
     let (imgs, slots) = gather(&results);
     let in_flight = (!imgs.is_empty()).then(|| engine.submit_index(&imgs, opts.extras));
     Pending {

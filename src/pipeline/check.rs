@@ -130,11 +130,26 @@ pub fn collect_queries(root: &std::path::Path) -> (Vec<FileEntry>, Vec<Skipped>)
 pub fn check(
     index: &Index,
     files: Vec<FileEntry>,
-    mut skipped: Vec<Skipped>,
+    skipped: Vec<Skipped>,
     opts: &CheckOptions,
     progress: &ProgressBar,
 ) -> Result<CheckReport, EngineError> {
+    check_streaming(index, files, skipped, opts, progress, &mut |_| {})
+}
+
+/// [`check`], handing each image's result to `each` as soon as its batch is
+/// searched (complete: corpus copies filled in), in file order. The
+/// progress bar moves per image as it is decoded and described.
+pub fn check_streaming(
+    index: &Index,
+    files: Vec<FileEntry>,
+    mut skipped: Vec<Skipped>,
+    opts: &CheckOptions,
+    progress: &ProgressBar,
+    each: &mut dyn FnMut(&QueryResult),
+) -> Result<CheckReport, EngineError> {
     let run = Run::new(index, opts, files.len() == 1);
+    let mut done = progress.position();
     let engine = opts.engine.as_ref();
     let mut results = Vec::with_capacity(files.len());
     for chunk in files.chunks(BATCH) {
@@ -143,7 +158,11 @@ pub fn check(
             opts.mode,
             &opts.limits,
             |_| None,
-            |d| engine.prepare_query(&d.rgb, run.extras),
+            |d| {
+                let q = engine.prepare_query(&d.rgb, run.extras);
+                progress.inc(1);
+                q
+            },
         );
         let processed = resolve(processed, |imgs| engine.describe_queries(imgs, run.extras))?;
         let described: Vec<(String, u128, QueryDescriptors)> = processed
@@ -161,10 +180,65 @@ pub fn check(
                 }
             })
             .collect();
-        results.extend(run.search(&described));
-        progress.inc(chunk.len() as u64);
+        let mut found = run.search(&described);
+        fill_corpus_copies(index, &mut found);
+        for r in &found {
+            each(r);
+        }
+        results.extend(found);
+        // Files that failed to decode were never counted above.
+        done += chunk.len() as u64;
+        progress.set_position(done);
     }
-    Ok(run.report(results, skipped))
+    Ok(run.report(results, skipped, true))
+}
+
+/// Raises the score a match needs to `min_score` (`check --min-score`): a
+/// candidate scoring less is no match, and the image verdicts, counts and
+/// rate follow; `thresholds.match_score` records the bar. A value at or
+/// under the default bar changes nothing (the other thresholds stay).
+pub fn require_score(report: &mut CheckReport, min_score: f64) {
+    if min_score <= report.thresholds.match_score {
+        return;
+    }
+    report.thresholds.match_score = min_score;
+    for q in &mut report.results {
+        demote_below(q, min_score);
+    }
+    count_verdicts(report);
+}
+
+/// One image's part of [`require_score`]: its candidates scoring under
+/// `min_score` are no match, and its verdict is the best that remains.
+pub fn demote_below(q: &mut QueryResult, min_score: f64) {
+    // Scores as printed (JSON rounds to 6 decimals): a bar copied from a
+    // report keeps the match it was copied from.
+    let bar = min_score - 0.5e-6;
+    for m in q.matches.iter_mut().filter(|m| m.score < bar) {
+        m.verdict = Verdict::None;
+        m.corpus_copies = None;
+    }
+    q.verdict = q
+        .matches
+        .iter()
+        .map(|m| m.verdict)
+        .max()
+        .unwrap_or(Verdict::None);
+}
+
+/// Sets the counts and the replication rate from the results' verdicts.
+fn count_verdicts(r: &mut CheckReport) {
+    let count = |v: Verdict| r.results.iter().filter(|q| q.verdict == v).count();
+    let (exact, near) = (count(Verdict::Exact), count(Verdict::NearDuplicate));
+    r.images_checked = r.results.len();
+    r.exact = exact;
+    r.near_duplicate = near;
+    r.matched = exact + near;
+    r.replication_rate = if r.results.is_empty() {
+        0.0
+    } else {
+        r.matched as f64 / r.results.len() as f64
+    };
 }
 
 /// Checks images already decoded (a name for the report, and the upright
@@ -235,7 +309,7 @@ fn check_pixels<'a>(
             .collect();
         results.extend(run.search(&described));
     }
-    Ok(run.report(results, vec![]))
+    Ok(run.report(results, vec![], false))
 }
 
 /// One check's settings, resolved against its index.
@@ -301,26 +375,28 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// The report of all results: counts, rate, thresholds.
-    fn report(&self, mut results: Vec<QueryResult>, skipped: Vec<Skipped>) -> CheckReport {
+    /// The report of all results: counts, rate, thresholds. `copies_filled`:
+    /// the results' corpus copies are set already.
+    fn report(
+        &self,
+        mut results: Vec<QueryResult>,
+        skipped: Vec<Skipped>,
+        copies_filled: bool,
+    ) -> CheckReport {
         let index = self.index;
-        fill_corpus_copies(index, &mut results);
-        let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();
-        let (exact, near) = (count(Verdict::Exact), count(Verdict::NearDuplicate));
-        CheckReport {
+        if !copies_filled {
+            fill_corpus_copies(index, &mut results);
+        }
+        let mut r = CheckReport {
             schema: SCHEMA,
             index: path_text(index.dir()),
             index_records: index.live_count(),
             device: self.opts.engine.label(),
-            images_checked: results.len(),
-            matched: exact + near,
-            exact,
-            near_duplicate: near,
-            replication_rate: if results.is_empty() {
-                0.0
-            } else {
-                (exact + near) as f64 / results.len() as f64
-            },
+            images_checked: 0,
+            matched: 0,
+            exact: 0,
+            near_duplicate: 0,
+            replication_rate: 0.0,
             thresholds: Thresholds {
                 match_pdq_distance: verdict::MATCH_PDQ,
                 exact_pdq_distance: verdict::EXACT_PDQ,
@@ -337,6 +413,8 @@ impl<'a> Run<'a> {
             },
             skipped,
             results,
-        }
+        };
+        count_verdicts(&mut r);
+        r
     }
 }

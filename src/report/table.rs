@@ -108,6 +108,15 @@ fn sim(m: &crate::search::result::MatchOut) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// "1 image", "2 images".
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Writes the closing lines of a check: counts, replication rate and the
 /// first skipped files.
 pub fn write_summary(w: &mut dyn Write, r: &CheckReport, st: &Style) -> io::Result<()> {
@@ -119,11 +128,11 @@ pub fn write_summary(w: &mut dyn Write, r: &CheckReport, st: &Style) -> io::Resu
     };
     writeln!(
         w,
-        "checked {} images against {} indexed: {} matched ({} exact, {} near-duplicate); replication rate {}",
-        r.images_checked, r.index_records, r.matched, r.exact, r.near_duplicate, rate
+        "checked {} against {} indexed: {} matched ({} exact, {} near-duplicate); replication rate {}",
+        plural(r.images_checked, "image"), r.index_records, r.matched, r.exact, r.near_duplicate, rate
     )?;
     if !r.skipped.is_empty() {
-        writeln!(w, "skipped {} files:", r.skipped.len())?;
+        writeln!(w, "skipped {}:", plural(r.skipped.len(), "file"))?;
         for s in r.skipped.iter().take(20) {
             writeln!(
                 w,
