@@ -6,8 +6,8 @@ mod eval_cmd;
 mod evidence;
 mod index_name;
 mod inputs;
-mod serve_cmd;
 mod output;
+mod serve_cmd;
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
