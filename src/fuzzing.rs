@@ -12,7 +12,7 @@
 //!   section is zeros of the size it declares, so mutations explore the
 //!   header's structure instead of breaking its length prefix.
 //! * [`IndexTemplate::run`]: one file of a real index replaced by the bytes,
-//!   then open, validate and search it.
+//!   then open, validate and search it (PDQ tables, scan, HNSW graph, verification).
 
 use std::fs;
 use std::io;
@@ -191,11 +191,20 @@ impl IndexTemplate {
                 let _ = (index.path(r), index.is_live(r));
             }
         }
+        // Every segment's PDQ table (pdq_mih.col) is probed: by a radius
+        // query, and by a top-k query that tries tables on any segment size.
         let params = hamming::SearchParams {
             top_k: 16,
-            max_distance: 256,
+            max_distance: 31,
             parallel: false,
             kernel: Default::default(),
+            pdq_index: true,
+            pdq_table_min_rows: 0,
+        };
+        let _ = hamming::search(&index, &self.query, &params);
+        let params = hamming::SearchParams {
+            max_distance: 256,
+            ..params
         };
         let found = hamming::search(&index, &self.query, &params);
         let cal = Calibration::for_index(&index);
