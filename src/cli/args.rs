@@ -183,8 +183,14 @@ pub struct OutputArgs {
 #[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct IndexArgs {
-    /// Folder of training images.
-    pub dir: PathBuf,
+    /// Folder of training images, a WebDataset .tar shard, a folder of
+    /// shards, or a brace pattern such as 'shards/{00000..00999}.tar'.
+    #[arg(required_unless_present = "files_from")]
+    pub dir: Option<PathBuf>,
+    /// Also read the paths listed in FILE, one per line (images, folders or
+    /// .tar shards; `-` reads standard input; blank lines are ignored).
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<PathBuf>,
     #[command(flatten)]
     pub sel: IndexSel,
     #[command(flatten)]
@@ -236,8 +242,14 @@ pub struct QueryArgs {
 #[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// Folder (or file) of generated images.
-    pub dir: PathBuf,
+    /// Folder (or file) of generated images, a .tar shard, a folder of
+    /// shards, or a brace pattern such as 'out/{00000..00009}.tar'.
+    #[arg(required_unless_present = "files_from")]
+    pub dir: Option<PathBuf>,
+    /// Also read the paths listed in FILE, one per line (images, folders or
+    /// .tar shards; `-` reads standard input; blank lines are ignored).
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<PathBuf>,
     #[command(flatten)]
     pub sel: IndexSel,
     /// Candidates kept per image (rows per image in --csv).

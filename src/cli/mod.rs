@@ -4,6 +4,7 @@
 pub mod args;
 mod eval_cmd;
 mod evidence;
+mod inputs;
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -16,7 +17,7 @@ use crate::descriptors::{describe_query, QueryDescriptors};
 use crate::index::{resolve_index_path, Index};
 use crate::ingest::{process_batch, DecodeMode, Limits, Outcome, BATCH};
 use crate::pipeline::check::{self, CheckOptions};
-use crate::pipeline::{update, BuildOptions};
+use crate::pipeline::{update_from, BuildOptions};
 use crate::report::{self, csv::field, Style};
 use args::{Cli, Command, DecodeArgs};
 
@@ -195,8 +196,11 @@ fn hamming_kernel() -> crate::search::hamming::Kernel {
 }
 
 fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
-    if !a.dir.is_dir() {
-        bail!("{}: not a folder", a.dir.display());
+    let inputs = inputs::inputs(a.dir.as_deref(), a.files_from.as_deref())?;
+    if let (Some(d), None, [p]) = (&a.dir, &a.files_from, inputs.paths.as_slice()) {
+        if !p.exists() {
+            bail!("{}: no such file or folder", d.display());
+        }
     }
     let dir = resolve_index_path(&a.sel.index);
     // Without --exact/--thumb-side, the decode setting the index records.
@@ -220,13 +224,12 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
     // only), done only when the bar is shown. Embedding makes indexing slow on
     // a CPU, so the ETA is worth it.
     let shown = !quiet && std::io::stderr().is_terminal();
-    let total = shown.then(|| {
-        crate::ingest::Walker::new(&a.dir)
-            .filter(|i| matches!(i, crate::ingest::walk::WalkItem::File(_)))
-            .count() as u64
-    });
+    // Shard members are not counted ahead (that would read every shard).
+    let total = shown
+        .then(|| inputs.count())
+        .and_then(|(n, shards)| (!shards).then_some(n));
     let pb = progress(total, "indexing", quiet);
-    let stats = update(&dir, &a.dir, &opts, &pb)?;
+    let stats = update_from(&dir, &inputs, &opts, &pb)?;
     pb.finish_and_clear();
     let log = dir.join(crate::index::skipped::FILE);
     let mut out = std::io::stdout().lock();
@@ -378,7 +381,7 @@ fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
 fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
     let idx = open_index(&a.sel)?;
     note_unverifiable(&idx, a.no_verify, quiet);
-    let (files, skipped) = check::collect_queries(&a.dir);
+    let inputs = inputs::inputs(a.dir.as_deref(), a.files_from.as_deref())?;
     let engine = engine(a.device.device, quiet)?;
     let (mode, limits) = decode_setting(&a.decode, idx.manifest().decode.as_deref());
     let opts = CheckOptions {
@@ -390,8 +393,9 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
         kernel: hamming_kernel(),
         ..CheckOptions::new(mode, limits)
     };
-    let pb = progress(Some(files.len() as u64), "checking", quiet);
-    let r = check::check(&idx, files, skipped, &opts, &pb)?;
+    let (n, shards) = inputs.count();
+    let pb = progress((!shards).then_some(n), "checking", quiet);
+    let r = check::check_inputs(&idx, &inputs, &opts, &pb)?;
     pb.finish_and_clear();
     if let Some(path) = &a.report.report {
         evidence::check_report(path, &r, &a, mode.label(&limits), limits)?;

@@ -48,8 +48,13 @@ where
 {
     let read: Vec<(FileEntry, Result<(Vec<u8>, u128), Failure>)> = entries
         .into_par_iter()
-        .map(|e| {
-            let r = read_file(&e, limits).map(|bytes| {
+        .map(|mut e| {
+            // A streamed tar member comes with its bytes; a file is read here.
+            let r = match e.bytes.take() {
+                Some(r) => r,
+                None => read_file(&e, limits),
+            };
+            let r = r.map(|bytes| {
                 let h = xxhash_rust::xxh3::xxh3_128(&bytes);
                 (bytes, h)
             });
@@ -120,12 +125,19 @@ enum Plan<T> {
     Decode,
 }
 
-fn read_file(e: &FileEntry, limits: &Limits) -> Result<Vec<u8>, Failure> {
-    if e.size > limits.max_bytes {
+/// `Err` when a file of `size` bytes is over the `--max-mib` limit (it is
+/// then not read at all: a tar member's bytes are skipped in the stream).
+pub fn check_size(size: u64, limits: &Limits) -> Result<(), Failure> {
+    if size > limits.max_bytes {
         return Err(Failure::limit(format!(
             "file larger than the {} MiB limit",
             limits.max_bytes >> 20
         )));
     }
+    Ok(())
+}
+
+fn read_file(e: &FileEntry, limits: &Limits) -> Result<Vec<u8>, Failure> {
+    check_size(e.size, limits)?;
     std::fs::read(&e.path).map_err(|err| Failure::io(format!("cannot read: {err}")))
 }

@@ -14,5 +14,5 @@ pub mod check;
 mod deferred;
 pub mod eval;
 
-pub use build::{build, update, BuildOptions, BuildStats};
-pub use check::{check, check_images, collect_queries, CheckOptions};
+pub use build::{build, build_from, update, update_from, BuildOptions, BuildStats};
+pub use check::{check, check_images, check_inputs, collect_queries, CheckOptions};
