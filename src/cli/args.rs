@@ -52,7 +52,11 @@ pub enum Command {
 image and appends them to the index. Re-running on a grown folder processes only new or changed files; \
 identical files are recorded without decoding again; files gone from DIR are marked removed. Unreadable, \
 corrupt, truncated, empty and oversized files are skipped and listed (also in INDEX/skipped.tsv). Work is \
-committed every 50 000 images or 30 s, so an interrupted run loses little and a rerun finishes the job."
+committed every 50 000 images or 30 s, so an interrupted run loses little and a rerun finishes the job.",
+        after_long_help = "Tar shards (WebDataset, img2dataset): DIR may be a .tar file, a folder of them or a brace \
+pattern, read as a stream without extracting; each image member is recorded as SHARD.tar/MEMBER. A rerun \
+skips shards whose size and mtime are unchanged. Examples:\n  lookalike index 'shards/{00000..00999}.tar' -i laion\n  \
+find data -name '*.jpg' | lookalike index --files-from - -i mymodel"
     )]
     Index(IndexArgs),
     /// Find the training images closest to one image.
@@ -62,7 +66,10 @@ committed every 50 000 images or 30 s, so an interrupted run loses little and a 
         long_about = "Checks every image under DIR against the index and prints each match with its training \
 image, distances and verdict (exact / near-duplicate / none), then the replication rate: the share of \
 checked images with a match. --csv writes one row per (image, candidate) for pipelines and scorers; \
---json the full report. --fail-on-match exits with code 1 if anything matched, for CI gates."
+--json the full report. --fail-on-match exits with code 1 if anything matched, for CI gates.",
+        after_long_help = "DIR may also be a .tar shard, a folder of shards or a brace pattern such as \
+'out/{00000..00009}.tar' (members are reported as SHARD.tar/MEMBER), and --files-from FILE (- for standard \
+input) adds paths listed one per line."
     )]
     Check(CheckArgs),
     /// Print PDQ (hex, ThreatExchange format), PDQ quality and pHash (hex, imagehash format) of images.
