@@ -4,7 +4,7 @@
 pub mod args;
 mod eval_cmd;
 mod evidence;
-mod inputs;
+mod sources;
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -196,7 +196,7 @@ fn hamming_kernel() -> crate::search::hamming::Kernel {
 }
 
 fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
-    let inputs = inputs::inputs(a.dir.as_deref(), a.files_from.as_deref())?;
+    let inputs = sources::inputs(a.dir.as_deref(), a.files_from.as_deref())?;
     if let (Some(d), None, [p]) = (&a.dir, &a.files_from, inputs.paths.as_slice()) {
         if !p.exists() {
             bail!("{}: no such file or folder", d.display());
@@ -381,7 +381,7 @@ fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
 fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
     let idx = open_index(&a.sel)?;
     note_unverifiable(&idx, a.no_verify, quiet);
-    let inputs = inputs::inputs(a.dir.as_deref(), a.files_from.as_deref())?;
+    let inputs = sources::inputs(a.dir.as_deref(), a.files_from.as_deref())?;
     let engine = engine(a.device.device, quiet)?;
     let (mode, limits) = decode_setting(&a.decode, idx.manifest().decode.as_deref());
     let opts = CheckOptions {
