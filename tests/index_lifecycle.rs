@@ -570,7 +570,7 @@ fn manifest_is_strict_and_bounded() {
         index_json_with(&data, &t.path().join(dir), extra);
         info_json(&t.path().join(dir));
     }
-    index_json(&empty, &t.path().join("nothing"));
+    index_json_with(&empty, &t.path().join("nothing"), &["--allow-empty"]);
     assert_eq!(info_json(&t.path().join("nothing"))["records"], 0);
     assert!(info_json(&pristine)["embedding_model"].is_string());
 }

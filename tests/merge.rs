@@ -127,7 +127,7 @@ fn twenty_incremental_runs_leave_few_segments_and_compact_keeps_check_results() 
     assert_eq!(s["unchanged"], before["live_images"].as_u64().unwrap() + 1);
     // The text of `info` names the count too.
     let o = run(&["info", "-i", idx.to_str().unwrap()]);
-    assert!(stdout(&o).contains("in 1 segments"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("in 1 segment)"), "{}", stdout(&o));
 }
 
 /// Three default-mode runs (keypoints, embeddings, graphs): three segments.
