@@ -9,7 +9,7 @@ bin="${CARGO_TARGET_DIR:-target}/release/lookalike"
 # A fresh index named "sample", where `-i sample` finds it from any folder
 # (README, "Index location"): $LOOKALIKE_HOME/indexes/sample.
 if [ -n "${LOOKALIKE_HOME:-}" ]; then home="$LOOKALIKE_HOME"
-elif [ "${XDG_DATA_HOME:-}" = "/${XDG_DATA_HOME#/}" ]; then home="$XDG_DATA_HOME/lookalike"
+elif [[ "${XDG_DATA_HOME:-}" == /* ]]; then home="$XDG_DATA_HOME/lookalike"
 else home="$HOME/.local/share/lookalike"
 fi
 rm -rf "$home/indexes/sample"
