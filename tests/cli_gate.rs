@@ -5,25 +5,6 @@ mod common;
 
 use common::*;
 
-/// A hash-only index of `n` synthetic images in a fresh temp folder:
-/// (guard, training folder, index path).
-fn small_index(n: usize) -> (tempfile::TempDir, std::path::PathBuf, String) {
-    let t = tempfile::tempdir().unwrap();
-    let data = t.path().join("train");
-    make_corpus(&data, n, 0);
-    let idx = t.path().join("idx").display().to_string();
-    let o = run(&[
-        "index",
-        data.to_str().unwrap(),
-        "-i",
-        &idx,
-        "-q",
-        "--hash-only",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    (t, data, idx)
-}
-
 #[test]
 fn a_missing_folder_fails_the_gate_and_is_named_once() {
     let (t, _, idx) = small_index(2);

@@ -7,24 +7,6 @@ use std::process::Stdio;
 
 use common::*;
 
-/// A hash-only index of `n` synthetic images: (guard, training folder, index path).
-fn small_index(n: usize) -> (tempfile::TempDir, std::path::PathBuf, String) {
-    let t = tempfile::tempdir().unwrap();
-    let data = t.path().join("train");
-    make_corpus(&data, n, 0);
-    let idx = t.path().join("idx").display().to_string();
-    let o = run(&[
-        "index",
-        data.to_str().unwrap(),
-        "-i",
-        &idx,
-        "-q",
-        "--hash-only",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    (t, data, idx)
-}
-
 /// Runs lookalike with its stdout closed before it writes anything (what
 /// `| head -1` does once it has its line): (exit code, stderr).
 fn run_closed_stdout(args: &[&str]) -> (Option<i32>, String) {

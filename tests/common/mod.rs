@@ -35,6 +35,25 @@ pub fn index_sample() -> (tempfile::TempDir, String) {
     (t, idx)
 }
 
+/// A hash-only index of `n` synthetic images in a fresh temp folder:
+/// (guard, training folder, index path).
+pub fn small_index(n: usize) -> (tempfile::TempDir, PathBuf, String) {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("train");
+    make_corpus(&data, n, 0);
+    let idx = t.path().join("idx").display().to_string();
+    let o = run(&[
+        "index",
+        data.to_str().unwrap(),
+        "-i",
+        &idx,
+        "-q",
+        "--hash-only",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (t, data, idx)
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
