@@ -57,15 +57,8 @@ pub fn open_regular(path: &Path, max_len: u64, cap_for: &str) -> Result<(File, u
         Ok(md.len())
     };
     check(&std::fs::metadata(path).map_err(io)?)?;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = opts.open(path).map_err(io)?;
-    let len = check(&file.metadata().map_err(io)?)?;
+    let (file, md) = crate::ingest::walk::open_nonblocking(path).map_err(io)?;
+    let len = check(&md)?;
     Ok((file, len))
 }
 

@@ -135,15 +135,7 @@ fn read_file(e: &FileEntry, limits: &Limits) -> Result<Vec<u8>, Failure> {
     // without blocking (a FIFO cannot hang the worker), check the open file
     // itself, and never read past the limit whatever it grows to.
     let cannot = |err: std::io::Error| Failure::io(format!("cannot read: {err}"));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = opts.open(&e.path).map_err(cannot)?;
-    let md = file.metadata().map_err(cannot)?;
+    let (file, md) = super::walk::open_nonblocking(&e.path).map_err(cannot)?;
     if !md.is_file() {
         return Err(Failure::content(format!(
             "not a regular file ({})",

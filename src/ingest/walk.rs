@@ -129,6 +129,22 @@ pub fn mtime_ns(md: &std::fs::Metadata) -> i64 {
         .unwrap_or(0)
 }
 
+/// Opens `path` for reading without blocking (a FIFO swapped in for a file
+/// cannot hang the open) and returns it with the open file's own metadata,
+/// which callers check ([`file_kind`]) before reading.
+pub fn open_nonblocking(path: &Path) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = opts.open(path)?;
+    let md = file.metadata()?;
+    Ok((file, md))
+}
+
 /// What kind of file `md` describes, for "not a regular file (…)".
 pub fn file_kind(md: &std::fs::Metadata) -> &'static str {
     let t = md.file_type();
