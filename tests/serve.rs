@@ -488,7 +488,10 @@ fn over_the_concurrency_limit_answers_503_with_retry_after() {
         .unwrap()
         .contains("lookalike_requests_in_flight 1")
     {
-        assert!(Instant::now() < deadline, "the slow upload was never admitted");
+        assert!(
+            Instant::now() < deadline,
+            "the slow upload was never admitted"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let deadline = Instant::now() + Duration::from_secs(4);

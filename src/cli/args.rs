@@ -61,8 +61,14 @@ the index. Re-running on a grown folder processes only new or changed files; \
 identical files are recorded without decoding again; files gone from DIR are marked removed. Unreadable, \
 corrupt, truncated, empty and oversized files are skipped and listed (also in INDEX/skipped.tsv). Work is \
 committed every 50 000 images or 30 s, so an interrupted run loses little and a rerun finishes the job.",
-        after_help = "Example:\n  lookalike index data/train --index mymodel\n  \
-lookalike index data/train --index ./idx --hash-only   # faster on a CPU, no embeddings"
+        after_help = "Tar shards (WebDataset, img2dataset): DIR may be a .tar file, a folder of them or a brace \
+pattern, read as a stream without extracting; each image member is recorded as SHARD.tar/MEMBER. A rerun \
+skips shards whose size and mtime are unchanged. --files-from FILE (- for standard input) adds paths listed \
+one per line.\n\n\
+Example:\n  lookalike index data/train --index mymodel\n  \
+lookalike index data/train --index ./idx --hash-only   # faster on a CPU, no embeddings\n  \
+lookalike index 'shards/{00000..00999}.tar' -i laion\n  \
+find data -name '*.jpg' | lookalike index --files-from - -i mymodel"
     )]
     Index(IndexArgs),
     /// Find the training images closest to one image.
@@ -77,7 +83,10 @@ checked images with a match. --csv writes one row per (image, candidate) for pip
 --fail-on-match exits with code 1 if anything matched, --max-replication-rate R if more than R of the images \
 matched; --min-score S counts only matches scoring at least S. Checking 0 images is an error (exit 2) unless \
 --allow-empty.",
-        after_help = "Example:\n  lookalike check outputs/ --index mymodel --fail-on-match\n  \
+        after_help = "DIR may also be a .tar shard, a folder of shards or a brace pattern such as \
+'out/{00000..00009}.tar' (members are reported as SHARD.tar/MEMBER), and --files-from FILE (- for standard \
+input) adds paths listed one per line.\n\n\
+Example:\n  lookalike check outputs/ --index mymodel --fail-on-match\n  \
 lookalike check outputs/ -i mymodel --max-replication-rate 2% --report report.html\n\n\
 Exit codes: 0 passed, 1 the gate failed, 2 error."
     )]
@@ -277,8 +286,14 @@ pub struct OutputArgs {
 #[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct IndexArgs {
-    /// Folder of training images.
-    pub dir: PathBuf,
+    /// Folder of training images, a WebDataset .tar shard, a folder of
+    /// shards, or a brace pattern such as 'shards/{00000..00999}.tar'.
+    #[arg(required_unless_present = "files_from")]
+    pub dir: Option<PathBuf>,
+    /// Also read the paths listed in FILE, one per line (images, folders or
+    /// .tar shards; `-` reads standard input; blank lines are ignored).
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<PathBuf>,
     #[command(flatten)]
     pub sel: IndexSel,
     #[command(flatten)]
@@ -339,8 +354,14 @@ pub struct QueryArgs {
 #[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// Folder (or file) of generated images.
-    pub dir: PathBuf,
+    /// Folder (or file) of generated images, a .tar shard, a folder of
+    /// shards, or a brace pattern such as 'out/{00000..00009}.tar'.
+    #[arg(required_unless_present = "files_from")]
+    pub dir: Option<PathBuf>,
+    /// Also read the paths listed in FILE, one per line (images, folders or
+    /// .tar shards; `-` reads standard input; blank lines are ignored).
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<PathBuf>,
     #[command(flatten)]
     pub sel: IndexSel,
     /// Candidates kept per image (rows per image in --csv).

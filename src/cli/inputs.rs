@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::ingest::walk::WalkItem;
-use crate::ingest::{Skipped, Walker};
+use crate::ingest::{Inputs, Skipped, Walker};
 use crate::report;
 
 /// The image types the walk picks up, for messages.
@@ -20,6 +20,23 @@ pub(crate) fn no_images(path: &Path, skipped: &[Skipped], allow_hint: bool) -> a
     if !path.exists() {
         return anyhow::anyhow!("{shown}: no such file or folder");
     }
+    empty(&shown, skipped, allow_hint)
+}
+
+/// [`no_images`] for all of a command's inputs (a brace pattern, a file
+/// list): one path is judged as itself, several by their label.
+pub(crate) fn no_images_among(
+    srcs: &Inputs,
+    skipped: &[Skipped],
+    allow_hint: bool,
+) -> anyhow::Error {
+    match srcs.paths.as_slice() {
+        [p] => no_images(p, skipped, allow_hint),
+        _ => empty(&report::terminal(&srcs.label), skipped, allow_hint),
+    }
+}
+
+fn empty(shown: &str, skipped: &[Skipped], allow_hint: bool) -> anyhow::Error {
     for s in skipped {
         eprintln!(
             "skipped {}: {}",
@@ -41,17 +58,42 @@ pub(crate) fn no_images(path: &Path, skipped: &[Skipped], allow_hint: bool) -> a
 }
 
 /// The error for a check in which every image file failed to decode.
-pub(crate) fn none_readable(path: &Path, skipped: usize) -> anyhow::Error {
+pub(crate) fn none_readable(label: &str, skipped: usize) -> anyhow::Error {
     anyhow::anyhow!(
         "{}: 0 images checked, all {skipped} files were skipped (listed in the output); \
          pass --allow-empty to accept that",
-        report::terminal(&report::path_text(path))
+        report::terminal(label)
     )
 }
 
-/// Whether the walk of `dir` finds at least one image file (stops at the first).
-pub(crate) fn has_images(dir: &Path) -> bool {
-    Walker::new(dir).any(|i| matches!(i, WalkItem::File(_)))
+/// Whether the inputs hold at least one image file or tar shard (the walk
+/// stops at the first), and what could not be read on the way: all of it
+/// when there is none, for the message.
+pub(crate) fn find_images(srcs: &Inputs) -> (bool, Vec<Skipped>) {
+    let mut skipped = Vec::new();
+    for p in &srcs.paths {
+        if p.is_dir() {
+            for item in Walker::new(p).with_shards() {
+                match item {
+                    WalkItem::File(_) | WalkItem::Shard(_) => return (true, skipped),
+                    WalkItem::Skipped(s) => skipped.push(s),
+                }
+            }
+        } else if p.is_file() {
+            return (true, skipped);
+        } else {
+            let reason = if p.exists() {
+                "not a regular file"
+            } else {
+                "no such file or folder"
+            };
+            skipped.push(Skipped {
+                path: report::path_text(p),
+                reason: reason.into(),
+            });
+        }
+    }
+    (false, skipped)
 }
 
 /// Fails before any work when `path` cannot be written (its folder is

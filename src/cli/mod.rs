@@ -8,6 +8,7 @@ mod index_name;
 mod inputs;
 mod output;
 mod serve_cmd;
+mod sources;
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -20,7 +21,7 @@ use crate::descriptors::{describe_query, QueryDescriptors};
 use crate::index::Index;
 use crate::ingest::{process_batch, DecodeMode, Limits, Outcome, BATCH};
 use crate::pipeline::check::{self, CheckOptions};
-use crate::pipeline::{update, BuildOptions};
+use crate::pipeline::{update_from, BuildOptions};
 use crate::report::{self, csv::field, Style};
 use args::{Cli, Command, DecodeArgs};
 
@@ -341,11 +342,11 @@ pub(crate) fn pdq_table_min_rows() -> usize {
 }
 
 fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
-    if !a.dir.exists() || (!a.allow_empty && a.dir.is_dir() && !inputs::has_images(&a.dir)) {
-        return Err(inputs::no_images(&a.dir, &[], true));
-    }
-    if !a.dir.is_dir() {
-        bail!("{}: not a folder", a.dir.display());
+    let srcs = sources::inputs(a.dir.as_deref(), a.files_from.as_deref())?;
+    let (any, _) = inputs::find_images(&srcs);
+    let missing = matches!(srcs.paths.as_slice(), [p] if !p.exists());
+    if missing || (!any && !a.allow_empty) {
+        return Err(inputs::no_images_among(&srcs, &[], true));
     }
     let dir = index_ref(&a.sel)?.dir().to_path_buf();
     // Without --exact/--thumb-side, the decode setting the index records.
@@ -369,14 +370,13 @@ fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
     // only), done only when the bar is shown. Embedding makes indexing slow on
     // a CPU, so the ETA is worth it.
     let shown = !quiet && std::io::stderr().is_terminal();
-    let total = shown.then(|| {
-        crate::ingest::Walker::new(&a.dir)
-            .filter(|i| matches!(i, crate::ingest::walk::WalkItem::File(_)))
-            .count() as u64
-    });
+    // Shard members are not counted ahead (that would read every shard).
+    let total = shown
+        .then(|| srcs.count())
+        .and_then(|(n, shards)| (!shards).then_some(n));
     let pb = progress(total, "indexing", quiet);
     let started = std::time::Instant::now();
-    let stats = update(&dir, &a.dir, &opts, &pb)?;
+    let stats = update_from(&dir, &srcs, &opts, &pb)?;
     pb.finish_and_clear();
     if !quiet && !a.json {
         eprintln!(
@@ -549,9 +549,11 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
     if let Some(path) = &a.report.report {
         inputs::writable_output(path)?;
     }
-    let (files, skipped) = check::collect_queries(&a.dir);
-    if files.is_empty() && (!a.allow_empty || !a.dir.exists()) {
-        return Err(inputs::no_images(&a.dir, &skipped, true));
+    let srcs = sources::inputs(a.dir.as_deref(), a.files_from.as_deref())?;
+    let (any, skipped) = inputs::find_images(&srcs);
+    let missing = matches!(srcs.paths.as_slice(), [p] if !p.exists());
+    if missing || (!any && !a.allow_empty) {
+        return Err(inputs::no_images_among(&srcs, &skipped, true));
     }
     same_decode_as_index(&a.decode, &idx)?;
     let engine = engine(a.device.device, quiet)?;
@@ -566,13 +568,16 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
         pdq_table_min_rows: pdq_table_min_rows(),
         ..CheckOptions::new(mode, limits)
     };
-    let pb = progress(Some(files.len() as u64), "checking", quiet);
+    let (n, shards) = srcs.count();
+    let pb = progress((!shards).then_some(n), "checking", quiet);
     let started = std::time::Instant::now();
     let mut lines = a.json_lines.then(|| output::JsonLines::new(a.min_score));
-    let mut r = match &mut lines {
-        Some(l) => check::check_streaming(&idx, files, skipped, &opts, &pb, &mut |q| l.write(q))?,
-        None => check::check(&idx, files, skipped, &opts, &pb)?,
+    let mut each = |q: &crate::search::result::QueryResult| {
+        if let Some(l) = &mut lines {
+            l.write(q)
+        }
     };
+    let mut r = check::check_inputs(&idx, &srcs, &opts, &pb, &mut each)?;
     pb.finish_and_clear();
     if let Some(s) = a.min_score {
         check::require_score(&mut r, s);
@@ -612,7 +617,7 @@ fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
         evidence::check_report(path, &r, &a, mode.label(&limits), limits)?;
     }
     if r.images_checked == 0 && !a.allow_empty {
-        return Err(inputs::none_readable(&a.dir, r.skipped.len()));
+        return Err(inputs::none_readable(&srcs.label, r.skipped.len()));
     }
     if let Some(max) = a.max_replication_rate {
         if r.replication_rate > max {

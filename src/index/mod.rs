@@ -36,6 +36,13 @@ pub mod flags {
     /// With FAILED: the file's own bytes are bad, so an unchanged file is not
     /// retried.
     pub const CORRUPT: u32 = 8;
+    /// The record of a tar shard itself (path, size and mtime of the
+    /// `.tar` file; its images are recorded as `SHARD.tar/MEMBER`), written
+    /// after all its members so that a rerun skips an unchanged shard
+    /// unread. Always with FAILED, so it is never live (and readers that
+    /// predate this flag see a failed file); with CORRUPT when the shard was
+    /// truncated (what was read is kept, the shard is not read again).
+    pub const SHARD: u32 = 16;
 }
 
 /// Resolves `--index`: a bare name means `indexes/<name>`, anything with a

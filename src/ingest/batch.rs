@@ -48,8 +48,13 @@ where
 {
     let read: Vec<(FileEntry, Result<(Vec<u8>, u128), Failure>)> = entries
         .into_par_iter()
-        .map(|e| {
-            let r = read_file(&e, limits).map(|bytes| {
+        .map(|mut e| {
+            // A streamed tar member comes with its bytes; a file is read here.
+            let r = match e.bytes.take() {
+                Some(r) => r,
+                None => read_file(&e, limits),
+            };
+            let r = r.map(|bytes| {
                 let h = xxhash_rust::xxh3::xxh3_128(&bytes);
                 (bytes, h)
             });
@@ -120,22 +125,39 @@ enum Plan<T> {
     Decode,
 }
 
-fn read_file(e: &FileEntry, limits: &Limits) -> Result<Vec<u8>, Failure> {
-    use std::io::Read;
-    let too_big = || {
-        Failure::limit(format!(
-            "file larger than the {} MiB limit",
-            limits.max_bytes >> 20
-        ))
-    };
-    if e.size > limits.max_bytes {
-        return Err(too_big());
+/// `Err` when a file of `size` bytes is over the `--max-mib` limit (it is
+/// then not read at all: a tar member's bytes are skipped in the stream).
+pub fn check_size(size: u64, limits: &Limits) -> Result<(), Failure> {
+    if size > limits.max_bytes {
+        return Err(too_big(limits));
     }
-    // The walk saw a regular file, but it may have been swapped since: open
-    // without blocking (a FIFO cannot hang the worker), check the open file
-    // itself, and never read past the limit whatever it grows to.
+    Ok(())
+}
+
+fn too_big(limits: &Limits) -> Failure {
+    Failure::limit(format!(
+        "file larger than the {} MiB limit",
+        limits.max_bytes >> 20
+    ))
+}
+
+fn read_file(e: &FileEntry, limits: &Limits) -> Result<Vec<u8>, Failure> {
+    read_regular(&e.path, e.size, limits)
+}
+
+/// The bytes of the regular file at `path`, listed at `size` bytes. It may
+/// have been swapped since it was listed: open without blocking (a FIFO
+/// cannot hang the worker), check the open file itself, and never read past
+/// the limit whatever it grows to.
+pub fn read_regular(
+    path: &std::path::Path,
+    size: u64,
+    limits: &Limits,
+) -> Result<Vec<u8>, Failure> {
+    use std::io::Read;
+    check_size(size, limits)?;
     let cannot = |err: std::io::Error| Failure::io(format!("cannot read: {err}"));
-    let (file, md) = super::walk::open_nonblocking(&e.path).map_err(cannot)?;
+    let (file, md) = super::walk::open_nonblocking(path).map_err(cannot)?;
     if !md.is_file() {
         return Err(Failure::content(format!(
             "not a regular file ({})",
@@ -147,7 +169,7 @@ fn read_file(e: &FileEntry, limits: &Limits) -> Result<Vec<u8>, Failure> {
         .read_to_end(&mut buf)
         .map_err(cannot)?;
     if buf.len() as u64 > limits.max_bytes {
-        return Err(too_big());
+        return Err(too_big(limits));
     }
     Ok(buf)
 }
@@ -158,11 +180,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn entry(path: PathBuf, size: u64) -> FileEntry {
-        FileEntry {
-            path,
-            size,
-            mtime_ns: 0,
-        }
+        FileEntry::on_disk(path, size, 0)
     }
 
     /// A FIFO put where the walk saw a file is refused at once (no hang

@@ -2,14 +2,18 @@
 //! batches so memory stays flat whatever the corpus size.
 
 pub mod batch;
+pub mod braces;
 pub mod decode;
 pub mod exif;
 pub mod names;
+pub mod shard;
+pub mod source;
 pub mod turbo;
 pub mod walk;
 
 pub use batch::{process_batch, Outcome, Processed, BATCH};
 pub use decode::{DecodeMode, Decoded, Limits};
+pub use source::{Inputs, Visit};
 pub use walk::{FileEntry, Walker};
 
 /// Why a file could not be described, and whose fault that was: it decides

@@ -18,12 +18,33 @@ pub const IMAGE_EXTENSIONS: &[&str] = &[
 /// A regular file the walk found, with what an index update compares.
 #[derive(Clone, Debug)]
 pub struct FileEntry {
-    /// Path as found under the walked root.
+    /// Path as found under the walked root; a tar member's is `SHARD.tar/MEMBER`.
     pub path: PathBuf,
     /// Size in bytes.
     pub size: u64,
     /// Modification time in nanoseconds since the Unix epoch (0 if unknown).
     pub mtime_ns: i64,
+    /// The bytes, when they were read already (a tar member streamed out of
+    /// its shard) or could not be; `None`: a file on disk that the batch reads.
+    pub bytes: Option<Result<Vec<u8>, super::Failure>>,
+}
+
+impl FileEntry {
+    /// A file on disk, read when its batch runs.
+    pub fn on_disk(path: PathBuf, size: u64, mtime_ns: i64) -> FileEntry {
+        FileEntry {
+            path,
+            size,
+            mtime_ns,
+            bytes: None,
+        }
+    }
+}
+
+/// Whether the file name ends in `.tar` (any case): a WebDataset shard.
+pub fn is_shard_name(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.to_str().is_some_and(|e| e.eq_ignore_ascii_case("tar")))
 }
 
 /// Whether the file name has one of [`IMAGE_EXTENSIONS`] (any case).
@@ -41,6 +62,8 @@ pub struct Walker {
     inner: walkdir::IntoIter,
     /// Regular files skipped so far for not having an image extension.
     pub not_images: u64,
+    /// Yield `.tar` files as [`WalkItem::Shard`] (off: they are not images).
+    shards: bool,
 }
 
 /// What the walk yields.
@@ -49,6 +72,8 @@ pub enum WalkItem {
     File(FileEntry),
     /// An entry that could not be read or is not a regular file.
     Skipped(Skipped),
+    /// A `.tar` file, with [`Walker::with_shards`].
+    Shard(FileEntry),
 }
 
 impl Walker {
@@ -61,7 +86,14 @@ impl Walker {
         Walker {
             inner,
             not_images: 0,
+            shards: false,
         }
+    }
+
+    /// Also yield the `.tar` files found ([`WalkItem::Shard`]).
+    pub fn with_shards(mut self) -> Walker {
+        self.shards = true;
+        self
     }
 }
 
@@ -100,16 +132,20 @@ impl Iterator for Walker {
                     reason: format!("not a regular file ({kind})"),
                 }));
             }
-            if !is_image_name(entry.path()) {
+            let shard = self.shards && is_shard_name(entry.path());
+            if !shard && !is_image_name(entry.path()) {
                 self.not_images += 1;
                 continue;
             }
             return Some(match entry.metadata() {
-                Ok(md) => WalkItem::File(FileEntry {
-                    path: entry.into_path(),
-                    size: md.len(),
-                    mtime_ns: mtime_ns(&md),
-                }),
+                Ok(md) => {
+                    let e = FileEntry::on_disk(entry.into_path(), md.len(), mtime_ns(&md));
+                    if shard {
+                        WalkItem::Shard(e)
+                    } else {
+                        WalkItem::File(e)
+                    }
+                }
                 Err(e) => WalkItem::Skipped(Skipped {
                     path: path_text(entry.path()),
                     reason: format!("cannot stat: {e}"),

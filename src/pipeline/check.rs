@@ -14,7 +14,8 @@ use crate::descriptors::{Extras, QueryDescriptors};
 use crate::engine::{Engine, EngineError};
 use crate::index::Index;
 use crate::ingest::names::path_text;
-use crate::ingest::walk::WalkItem;
+use crate::ingest::source::{visit, Inputs, Visit};
+use crate::ingest::walk::{is_shard_name, WalkItem};
 use crate::ingest::{
     process_batch, DecodeMode, FileEntry, Limits, Outcome, Skipped, Walker, BATCH,
 };
@@ -96,11 +97,11 @@ pub fn collect_queries(root: &std::path::Path) -> (Vec<FileEntry>, Vec<Skipped>)
     if root.is_file() {
         // A single file is checked whatever its extension.
         match std::fs::metadata(root) {
-            Ok(md) => files.push(FileEntry {
-                path: root.to_path_buf(),
-                size: md.len(),
-                mtime_ns: crate::ingest::walk::mtime_ns(&md),
-            }),
+            Ok(md) => files.push(FileEntry::on_disk(
+                root.to_path_buf(),
+                md.len(),
+                crate::ingest::walk::mtime_ns(&md),
+            )),
             Err(e) => skipped.push(Skipped {
                 path: path_text(root),
                 reason: format!("cannot stat: {e}"),
@@ -120,6 +121,7 @@ pub fn collect_queries(root: &std::path::Path) -> (Vec<FileEntry>, Vec<Skipped>)
         match item {
             WalkItem::File(f) => files.push(f),
             WalkItem::Skipped(s) => skipped.push(s),
+            WalkItem::Shard(_) => {} // not yielded without `with_shards`
         }
     }
     (files, skipped)
@@ -143,54 +145,150 @@ pub fn check(
 pub fn check_streaming(
     index: &Index,
     files: Vec<FileEntry>,
-    mut skipped: Vec<Skipped>,
+    skipped: Vec<Skipped>,
     opts: &CheckOptions,
     progress: &ProgressBar,
     each: &mut dyn FnMut(&QueryResult),
 ) -> Result<CheckReport, EngineError> {
     let run = Run::new(index, opts, files.len() == 1);
-    let mut done = progress.position();
-    let engine = opts.engine.as_ref();
-    let mut results = Vec::with_capacity(files.len());
-    for chunk in files.chunks(BATCH) {
+    let mut c = Checker::new(index, run, skipped, progress, each);
+    for f in files {
+        c.file(f)?;
+    }
+    c.report()
+}
+
+/// Checks every image of `inputs` against `index`: folders, image files
+/// and tar shards, whose members are streamed in batches and reported as
+/// `SHARD.tar/MEMBER`. What cannot be read is listed in the report's
+/// `skipped`; `each` gets every image's result as in [`check_streaming`].
+/// `Err` only when the engine fails.
+///
+/// ```no_run
+/// use lookalike::ingest::Inputs;
+/// use lookalike::pipeline::check::{check_inputs, CheckOptions};
+/// let index = lookalike::index::Index::open("indexes/mymodel".as_ref())?;
+/// let inputs = Inputs::pattern("out/{00000..00009}.tar".as_ref())?;
+/// let opts = CheckOptions::for_index(&index);
+/// let bar = indicatif::ProgressBar::hidden();
+/// let report = check_inputs(&index, &inputs, &opts, &bar, &mut |_| {})?;
+/// println!("{} of {} matched", report.matched, report.images_checked);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn check_inputs(
+    index: &Index,
+    inputs: &Inputs,
+    opts: &CheckOptions,
+    progress: &ProgressBar,
+    each: &mut dyn FnMut(&QueryResult),
+) -> Result<CheckReport, EngineError> {
+    let single = match inputs.paths.as_slice() {
+        [p] => p.is_file() && !is_shard_name(p),
+        _ => false,
+    };
+    let run = Run::new(index, opts, single);
+    let mut c = Checker::new(index, run, vec![], progress, each);
+    visit(inputs, &opts.limits, &mut c)?;
+    c.report()
+}
+
+/// Query files gathered into batches, checked a batch at a time.
+struct Checker<'a, 'e> {
+    index: &'a Index,
+    run: Run<'a>,
+    batch: Vec<FileEntry>,
+    results: Vec<QueryResult>,
+    skipped: Vec<Skipped>,
+    progress: &'a ProgressBar,
+    /// Images done before this batch (the bar moves per image within it).
+    done: u64,
+    each: &'e mut dyn FnMut(&QueryResult),
+}
+
+impl<'a, 'e> Checker<'a, 'e> {
+    fn new(
+        index: &'a Index,
+        run: Run<'a>,
+        skipped: Vec<Skipped>,
+        progress: &'a ProgressBar,
+        each: &'e mut dyn FnMut(&QueryResult),
+    ) -> Checker<'a, 'e> {
+        Checker {
+            index,
+            run,
+            batch: Vec::with_capacity(BATCH),
+            results: Vec::new(),
+            skipped,
+            progress,
+            done: progress.position(),
+            each,
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), EngineError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::take(&mut self.batch);
+        let n = chunk.len() as u64;
+        let (opts, extras, progress) = (self.run.opts, self.run.extras, self.progress);
+        let engine = opts.engine.as_ref();
         let processed = process_batch(
-            chunk.to_vec(),
+            chunk,
             opts.mode,
             &opts.limits,
             |_| None,
             |d| {
-                let q = engine.prepare_query(&d.rgb, run.extras);
+                let q = engine.prepare_query(&d.rgb, extras);
                 progress.inc(1);
                 q
             },
         );
-        let processed = resolve(processed, |imgs| engine.describe_queries(imgs, run.extras))?;
-        let described: Vec<(String, u128, QueryDescriptors)> = processed
-            .into_iter()
-            .filter_map(|p| match p.outcome {
+        let processed = resolve(processed, |imgs| engine.describe_queries(imgs, extras))?;
+        let mut described: Vec<(String, u128, QueryDescriptors)> = Vec::new();
+        for p in processed {
+            match p.outcome {
                 Outcome::Done(q) | Outcome::Duplicate(q) => {
-                    Some((path_text(&p.entry.path), p.content_hash, q))
+                    described.push((path_text(&p.entry.path), p.content_hash, q))
                 }
-                Outcome::Skipped(failure) => {
-                    skipped.push(Skipped {
-                        path: path_text(&p.entry.path),
-                        reason: failure.reason,
-                    });
-                    None
-                }
-            })
-            .collect();
-        let mut found = run.search(&described);
-        fill_corpus_copies(index, &mut found);
-        for r in &found {
-            each(r);
+                Outcome::Skipped(failure) => self.skipped.push(Skipped {
+                    path: path_text(&p.entry.path),
+                    reason: failure.reason,
+                }),
+            }
         }
-        results.extend(found);
+        let mut found = self.run.search(&described);
+        fill_corpus_copies(self.index, &mut found);
+        for r in &found {
+            (self.each)(r);
+        }
+        self.results.extend(found);
         // Files that failed to decode were never counted above.
-        done += chunk.len() as u64;
-        progress.set_position(done);
+        self.done += n;
+        self.progress.set_position(self.done);
+        Ok(())
     }
-    Ok(run.report(results, skipped, true))
+
+    fn report(mut self) -> Result<CheckReport, EngineError> {
+        self.flush()?;
+        Ok(self.run.report(self.results, self.skipped, true))
+    }
+}
+
+impl Visit for Checker<'_, '_> {
+    type Error = EngineError;
+
+    fn file(&mut self, e: FileEntry) -> Result<(), EngineError> {
+        self.batch.push(e);
+        if self.batch.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn skipped(&mut self, s: Skipped) {
+        self.skipped.push(s);
+    }
 }
 
 /// Raises the score a match needs to `min_score` (`check --min-score`): a

@@ -16,6 +16,6 @@ pub mod compact;
 mod deferred;
 pub mod eval;
 
-pub use build::{build, update, BuildOptions, BuildStats};
-pub use check::{check, check_decoded, check_images, collect_queries, CheckOptions};
+pub use build::{build, build_from, update, update_from, BuildOptions, BuildStats};
+pub use check::{check, check_decoded, check_images, check_inputs, collect_queries, CheckOptions};
 pub use compact::{compact, CompactStats};

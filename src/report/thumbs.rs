@@ -27,22 +27,13 @@ pub struct Thumb {
     pub bytes: u64,
 }
 
-/// Decodes a file for display: upright (EXIF applied), scaled down so its
-/// longest side is at most `THUMB_SIDE`. `Err` is the reason, for the report.
+/// Decodes a file (or a tar shard member, `SHARD.tar/MEMBER`) for display:
+/// upright (EXIF applied), scaled down so its longest side is at most
+/// `THUMB_SIDE`. `Err` is the reason, for the report.
 pub fn load(path: &str, limits: &Limits) -> Result<Thumb, String> {
-    let path = super::names::text_path(path);
-    let md = std::fs::metadata(&path).map_err(|e| format!("cannot read: {e}"))?;
-    if !md.is_file() {
-        // A FIFO put there since indexing would block the read.
-        return Err("not a regular file".into());
-    }
-    if md.len() > limits.max_bytes {
-        return Err(format!(
-            "file larger than the {} MiB limit",
-            limits.max_bytes >> 20
-        ));
-    }
-    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read: {e}"))?;
+    // Refuses a FIFO put there since indexing: it would block the read.
+    let bytes = crate::ingest::source::read(&super::names::text_path(path), limits)
+        .map_err(|f| f.reason)?;
     // A scaled JPEG decode only needs to stay above the thumbnail size.
     let lim = Limits {
         fast_min_side: THUMB_SIDE,
