@@ -1,7 +1,8 @@
 //! Writes the generated part of the fuzz seed corpus (fuzz/seeds/, see
 //! fuzz/README.md): small images in every format the decoder reads, JPEGs
 //! with EXIF orientations and the header corruptions of issue 17, and the
-//! safetensors seeds.
+//! safetensors seeds and the tar shards (WebDataset layout, long names,
+//! a link and a folder entry, a shard cut short).
 //!
 //! ```text
 //! cargo run --example fuzz_seeds -- fuzz/seeds
@@ -105,8 +106,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     lookalike::cnn::safetensors::write_f32(&tmp, &[("conv1.weight", vec![8, 3, 3, 3], &w)])?;
     std::fs::copy(&tmp, st.join("small.safetensors"))?;
     std::fs::remove_file(&tmp)?;
+
+    let tars = out.join("tar");
+    std::fs::create_dir_all(&tars)?;
+    let shard = webdataset_shard(&jpeg)?;
+    std::fs::write(tars.join("webdataset.tar"), &shard)?;
+    // Cut inside the second member's data, and at an entry boundary.
+    std::fs::write(tars.join("cut.tar"), &shard[..shard.len() / 2])?;
+    std::fs::write(tars.join("no_end_marker.tar"), &shard[..shard.len() - 1024])?;
     println!("seeds written under {}", out.display());
     Ok(())
+}
+
+/// A shard as img2dataset writes them (`key.jpg`, `key.txt`, `key.json`),
+/// plus a GNU long-name member, a folder entry and a symlink named `.jpg`.
+fn webdataset_shard(jpeg: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, data: &[u8]| -> std::io::Result<()> {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        b.append_data(&mut h, name, data)
+    };
+    add("00000.jpg", jpeg)?;
+    add("00000.txt", b"a caption")?;
+    add("00000.json", br#"{"key": "00000", "status": "success"}"#)?;
+    let long = format!("{}/00001.jpg", "deep".repeat(40));
+    add(&long, jpeg)?;
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_size(0);
+    dir.set_mode(0o755);
+    b.append_data(&mut dir, "sub/", std::io::empty())?;
+    let mut link = tar::Header::new_gnu();
+    link.set_entry_type(tar::EntryType::Symlink);
+    link.set_size(0);
+    link.set_mode(0o777);
+    b.append_link(&mut link, "sub/link.jpg", "../00000.jpg")?;
+    b.into_inner()
 }
 
 /// Writes `out/NN` for each file of the template index at `template`.

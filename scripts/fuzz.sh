@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default 60 s, all)
 #   scripts/fuzz.sh 1200 decode index                    (20 minutes each)
 #
-# Targets: decode onnx safetensors index (see fuzz/README.md). Findings land
+# Targets: decode onnx safetensors index tar (see fuzz/README.md). Findings land
 # in fuzz/artifacts/TARGET/; the corpus grows in fuzz/corpus/TARGET/ (both
 # ignored by git; copy a finding's minimised input into fuzz/seeds/TARGET/
 # once it is fixed, so tests/fuzz_seeds.rs keeps it fixed).
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(decode onnx safetensors index)
+[ ${#targets[@]} -gt 0 ] || targets=(decode onnx safetensors index tar)
 export RUSTC_BOOTSTRAP=1
 sanitizer="${FUZZ_SANITIZER:-address}"
 

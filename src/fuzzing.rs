@@ -13,6 +13,8 @@
 //!   header's structure instead of breaking its length prefix.
 //! * [`IndexTemplate::run`]: one file of a real index replaced by the bytes,
 //!   then open, validate and search it (PDQ tables, scan, HNSW graph, verification).
+//! * [`tar`]: bytes → a tar shard streamed as `index` and `check` read it,
+//!   then each image member re-read by its recorded name as reports do.
 
 use std::fs;
 use std::io;
@@ -24,7 +26,61 @@ use crate::cnn::{self, safetensors::SafeTensors, Network};
 use crate::descriptors::{self, embedding::EMBED_DIM, Extras, QueryDescriptors};
 use crate::index::{Index, RecordRef};
 use crate::ingest::decode::{self as dec, DecodeMode, Limits};
+use crate::ingest::source::{self, Inputs, Visit};
+use crate::ingest::{FileEntry, Skipped};
 use crate::search::{calibrate::Calibration, fusion, hamming, judge};
+
+/// Streams `data` as a tar shard (image members read within a 1 MiB limit),
+/// then re-reads up to 16 of the image members by their recorded names
+/// (`SHARD.tar/MEMBER`), as the HTML report does. A member handed out with
+/// bytes must have exactly the size its header declares. Returns how many
+/// image members were handed out and how many re-reads matched them.
+pub fn tar(data: &[u8]) -> (usize, usize) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static RUN: AtomicU64 = AtomicU64::new(0);
+    // A fresh name per input: reports cache a shard's member table by path,
+    // size and mtime, and a rewrite within one mtime tick would look unchanged.
+    let dir = std::env::temp_dir().join(format!("lookalike-fuzz-tar-{}", std::process::id()));
+    let shard = dir.join(format!("{}.tar", RUN.fetch_add(1, Ordering::Relaxed)));
+    if fs::create_dir_all(&dir).is_err() || fs::write(&shard, data).is_err() {
+        return (0, 0);
+    }
+    let limits = Limits {
+        max_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    let mut members = Members(Vec::new());
+    let Ok(()) = source::visit(&Inputs::path(&shard), &limits, &mut members);
+    let same = members.0.iter().take(16).filter(|(p, streamed)| {
+        let again = source::read(p, &limits).ok();
+        again.is_some() && again == *streamed
+    });
+    let counts = (members.0.len(), same.count());
+    let _ = fs::remove_file(&shard);
+    let _ = fs::remove_dir(&dir); // only when no other thread's shard is there
+    counts
+}
+
+/// The image members a shard hands out: recorded name, streamed bytes.
+struct Members(Vec<(PathBuf, Option<Vec<u8>>)>);
+
+impl Visit for Members {
+    type Error = std::convert::Infallible;
+
+    fn file(&mut self, e: FileEntry) -> Result<(), Self::Error> {
+        let bytes = match e.bytes {
+            Some(Ok(b)) => Some(b),
+            _ => None,
+        };
+        if let Some(b) = &bytes {
+            assert_eq!(b.len() as u64, e.size, "{}", e.path.display());
+        }
+        self.0.push((e.path, bytes));
+        Ok(())
+    }
+
+    fn skipped(&mut self, _: Skipped) {}
+}
 
 /// Largest data section [`safetensors`] makes for a header-only input.
 const MAX_ZERO_DATA: u64 = 32 << 20;

@@ -81,6 +81,20 @@ fn onnx_seeds_and_mutants() {
 }
 
 #[test]
+fn tar_seeds_and_mutants() {
+    // The WebDataset seed really is a shard: its two image members (the
+    // symlink named .jpg is not one) stream and re-read by name alike.
+    let (_, shard) = seeds("tar")
+        .into_iter()
+        .find(|(n, _)| n.ends_with("/webdataset.tar"))
+        .unwrap();
+    assert_eq!(fuzzing::tar(&shard), (2, 2));
+    run_all("tar", 60, |d| {
+        fuzzing::tar(d);
+    });
+}
+
+#[test]
 fn safetensors_seeds_and_mutants() {
     run_all("safetensors", 40, fuzzing::safetensors);
 }
