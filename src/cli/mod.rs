@@ -2,8 +2,10 @@
 //! message on stderr and exit code 2.
 
 pub mod args;
+mod check_cmd;
 mod eval_cmd;
 mod evidence;
+mod index_cmd;
 mod index_name;
 mod inputs;
 mod output;
@@ -20,8 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::descriptors::{describe_query, QueryDescriptors};
 use crate::index::Index;
 use crate::ingest::{process_batch, DecodeMode, Limits, Outcome, BATCH};
-use crate::pipeline::check::{self, CheckOptions};
-use crate::pipeline::{update_from, BuildOptions};
+use crate::pipeline::check;
 use crate::report::{self, csv::field, Style};
 use args::{Cli, Command, DecodeArgs};
 
@@ -130,9 +131,9 @@ fn run(cli: Cli) -> Result<i32> {
         load_model(model)?;
     }
     match cli.command {
-        Command::Index(a) => cmd_index(a, quiet),
-        Command::Query(a) => cmd_query(a, quiet),
-        Command::Check(a) => cmd_check(a, quiet),
+        Command::Index(a) => index_cmd::cmd_index(a, quiet),
+        Command::Query(a) => check_cmd::cmd_query(a, quiet),
+        Command::Check(a) => check_cmd::cmd_check(a, quiet),
         Command::Hash(a) => cmd_hash(a, quiet),
         Command::Info(a) => cmd_info(a),
         Command::Compact(a) => cmd_compact(a),
@@ -341,103 +342,6 @@ pub(crate) fn pdq_table_min_rows() -> usize {
         .unwrap_or(crate::search::hamming::PDQ_TABLE_MIN_ROWS)
 }
 
-fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
-    let srcs = sources::inputs(a.dir.as_deref(), a.files_from.as_deref())?;
-    let (any, _) = inputs::find_images(&srcs);
-    let missing = matches!(srcs.paths.as_slice(), [p] if !p.exists());
-    if missing || (!any && !a.allow_empty) {
-        return Err(inputs::no_images_among(&srcs, &[], true));
-    }
-    let dir = index_ref(&a.sel)?.dir().to_path_buf();
-    // Without --exact/--thumb-side, the decode setting the index records.
-    let recorded = crate::index::Manifest::load(&dir)
-        .ok()
-        .and_then(|m| m.decode);
-    let (mode, limits) = decode_setting(&a.decode, recorded.as_deref());
-    let opts = BuildOptions {
-        mode,
-        limits,
-        prune: !a.keep_missing,
-        engine: engine(a.device.device, quiet)?,
-        extras: crate::descriptors::Extras {
-            embedding: !a.hash_only,
-            keypoints: !a.no_keypoints,
-        },
-        batch_size: env_number("LOOKALIKE_BATCH").unwrap_or(crate::ingest::BATCH),
-        commit_every: env_number("LOOKALIKE_COMMIT_EVERY"),
-    };
-    // A bar with an ETA needs the total: a quick extra walk (names and sizes
-    // only), done only when the bar is shown. Embedding makes indexing slow on
-    // a CPU, so the ETA is worth it.
-    let shown = !quiet && std::io::stderr().is_terminal();
-    // Shard members are not counted ahead (that would read every shard).
-    let total = shown
-        .then(|| srcs.count())
-        .and_then(|(n, shards)| (!shards).then_some(n));
-    let pb = progress(total, "indexing", quiet);
-    let started = std::time::Instant::now();
-    let stats = update_from(&dir, &srcs, &opts, &pb)?;
-    pb.finish_and_clear();
-    if !quiet && !a.json {
-        eprintln!(
-            "done in {}; index size on disk {}",
-            output::seconds(started.elapsed()),
-            output::bytes(output::disk_size(&dir))
-        );
-    }
-    let log = dir.join(crate::index::skipped::FILE);
-    let mut out = std::io::stdout().lock();
-    if a.json {
-        report::json::write_pretty(&mut out, &stats)?;
-        writeln!(out)?;
-        return Ok(EXIT_OK);
-    }
-    let st = stdout_style();
-    writeln!(
-        out,
-        "{} {}: {} seen, {} new or changed, {} exact duplicates, {} unchanged, {} removed, {} skipped ({:.0} images/s)",
-        st.bold("indexed"),
-        report::terminal(&stats.root),
-        output::count(stats.seen, "image"),
-        stats.described,
-        stats.duplicates,
-        stats.unchanged,
-        stats.removed,
-        stats.skipped.len(),
-        stats.images_per_second
-    )?;
-    writeln!(
-        out,
-        "index {} now holds {}",
-        dir.display(),
-        output::count(stats.live_records, "image")
-    )?;
-    if stats.previously_failed > 0 {
-        writeln!(
-            out,
-            "{} unchanged files failed before and were not retried (see {})",
-            stats.previously_failed,
-            log.display()
-        )?;
-    }
-    if !stats.skipped.is_empty() {
-        writeln!(out, "skipped:")?;
-        for s in stats.skipped.iter().take(20) {
-            writeln!(
-                out,
-                "  {}: {}",
-                report::terminal(&s.path),
-                report::terminal(&s.reason)
-            )?;
-        }
-        if stats.skipped.len() > 20 {
-            writeln!(out, "  ... and {} more", stats.skipped.len() - 20)?;
-        }
-        writeln!(out, "all skipped files with reasons: {}", log.display())?;
-    }
-    Ok(EXIT_OK)
-}
-
 /// The engine for `--device`; says on stderr which one runs. The GPU
 /// engine's test knobs come from `LOOKALIKE_CNN_F32=1` (f32 CNN storage) and
 /// `LOOKALIKE_GPU_CNN=1` (the CNN on a software adapter too).
@@ -491,149 +395,6 @@ pub(crate) fn note_unverifiable(idx: &Index, no_verify: bool, quiet: bool) {
             idx.dir().display()
         );
     }
-}
-
-fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
-    let idx = open_index(&a.sel)?;
-    note_unverifiable(&idx, a.no_verify, quiet);
-    if !a.image.is_file() {
-        bail!("{}: not a file", a.image.display());
-    }
-    same_decode_as_index(&a.decode, &idx)?;
-    let (files, skipped) = check::collect_queries(&a.image);
-    let (mode, limits) = decode_setting(&a.decode, idx.manifest().decode.as_deref());
-    let opts = CheckOptions {
-        top_k: a.top_k,
-        verify: !a.no_verify,
-        embed: use_embeddings(&idx, a.hash_only, quiet)?,
-        engine: engine(a.device.device, quiet)?,
-        ann_min_rows: ann_min_rows(),
-        kernel: hamming_kernel(),
-        pdq_table_min_rows: pdq_table_min_rows(),
-        ..CheckOptions::new(mode, limits)
-    };
-    let r = check::check(
-        &idx,
-        files,
-        skipped,
-        &opts,
-        &progress(None, "querying", quiet),
-    )?;
-    if let Some(s) = r.skipped.first() {
-        bail!("{}: {}", report::terminal(&s.path), s.reason);
-    }
-    let q = &r.results[0];
-    ignore_broken_pipe((|| {
-        let mut out = std::io::stdout().lock();
-        if a.out.json {
-            report::json::write_pretty(&mut out, q)?;
-            writeln!(out)?;
-        } else if a.out.csv {
-            report::csv::write_check(&mut out, &r)?;
-        } else {
-            report::table::write_query(&mut out, q, &stdout_style())?;
-        }
-        out.flush()?;
-        Ok(())
-    })())?;
-    Ok(if a.fail_on_match && q.verdict.is_match() {
-        EXIT_MATCH
-    } else {
-        EXIT_OK
-    })
-}
-
-fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
-    let idx = open_index(&a.sel)?;
-    note_unverifiable(&idx, a.no_verify, quiet);
-    if let Some(path) = &a.report.report {
-        inputs::writable_output(path)?;
-    }
-    let srcs = sources::inputs(a.dir.as_deref(), a.files_from.as_deref())?;
-    let (any, skipped) = inputs::find_images(&srcs);
-    let missing = matches!(srcs.paths.as_slice(), [p] if !p.exists());
-    if missing || (!any && !a.allow_empty) {
-        return Err(inputs::no_images_among(&srcs, &skipped, true));
-    }
-    same_decode_as_index(&a.decode, &idx)?;
-    let engine = engine(a.device.device, quiet)?;
-    let (mode, limits) = decode_setting(&a.decode, idx.manifest().decode.as_deref());
-    let opts = CheckOptions {
-        top_k: a.top_k,
-        verify: !a.no_verify,
-        embed: use_embeddings(&idx, a.hash_only, quiet)?,
-        engine,
-        ann_min_rows: ann_min_rows(),
-        kernel: hamming_kernel(),
-        pdq_table_min_rows: pdq_table_min_rows(),
-        ..CheckOptions::new(mode, limits)
-    };
-    let (n, shards) = srcs.count();
-    let pb = progress((!shards).then_some(n), "checking", quiet);
-    let started = std::time::Instant::now();
-    let mut lines = a.json_lines.then(|| output::JsonLines::new(a.min_score));
-    let mut each = |q: &crate::search::result::QueryResult| {
-        if let Some(l) = &mut lines {
-            l.write(q)
-        }
-    };
-    let mut r = check::check_inputs(&idx, &srcs, &opts, &pb, &mut each)?;
-    pb.finish_and_clear();
-    if let Some(s) = a.min_score {
-        check::require_score(&mut r, s);
-    }
-    if let Some(l) = lines {
-        l.finish()?;
-    }
-    // Results first: a report that fails to write late must not lose them.
-    ignore_broken_pipe((|| {
-        let mut out = std::io::stdout().lock();
-        if a.json_lines {
-        } else if a.out.json {
-            report::json::write_pretty(&mut out, &r)?;
-            writeln!(out)?;
-        } else if a.out.csv {
-            report::csv::write_check(&mut out, &r)?;
-        } else {
-            report::table::write_check(&mut out, &r, &stdout_style(), a.all)?;
-        }
-        out.flush()?;
-        Ok(())
-    })())?;
-    if a.out.json || a.out.csv || a.json_lines {
-        // Pipelines read stdout; people still want the headline.
-        let st = Style {
-            color: use_color(std::io::stderr().is_terminal()),
-        };
-        report::table::write_summary(&mut std::io::stderr().lock(), &r, &st)?;
-    } else if !quiet {
-        eprintln!(
-            "done in {} ({:.1} images/s)",
-            output::seconds(started.elapsed()),
-            r.images_checked as f64 / started.elapsed().as_secs_f64().max(1e-9)
-        );
-    }
-    if let Some(path) = &a.report.report {
-        evidence::check_report(path, &r, &a, mode.label(&limits), limits)?;
-    }
-    if r.images_checked == 0 && !a.allow_empty {
-        return Err(inputs::none_readable(&srcs.label, r.skipped.len()));
-    }
-    if let Some(max) = a.max_replication_rate {
-        if r.replication_rate > max {
-            eprintln!(
-                "gate failed: replication rate {:.1} % is above --max-replication-rate {:.1} %",
-                100.0 * r.replication_rate,
-                100.0 * max
-            );
-            return Ok(EXIT_MATCH);
-        }
-    }
-    Ok(if a.fail_on_match && r.matched > 0 {
-        EXIT_MATCH
-    } else {
-        EXIT_OK
-    })
 }
 
 #[derive(serde::Serialize)]
