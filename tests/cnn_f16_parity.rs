@@ -64,8 +64,7 @@ fn engine() -> Option<&'static GpuEngine> {
     .as_ref()
 }
 
-/// Uniform in [-1, 1), xorshift (as the other parity tests).
-
+/// `v` rounded to f16 and back, as the GPU stores it.
 fn f16(v: &[f32]) -> Vec<f32> {
     v.iter().map(|&x| Precision::F16.round(x)).collect()
 }

@@ -64,7 +64,7 @@ pub(super) fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
     let st = stdout_style();
     writeln!(
         out,
-        "{} {}: {} seen, {} new or changed, {} exact duplicates, {} unchanged, {} removed, {} skipped ({:.0} images/s)",
+        "{} {}: {} seen, {} new or changed, {} exact duplicates, {} unchanged, {} removed, {} skipped{}",
         st.bold("indexed"),
         report::terminal(&stats.root),
         output::count(stats.seen, "image"),
@@ -73,7 +73,12 @@ pub(super) fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
         stats.unchanged,
         stats.removed,
         stats.skipped.len(),
-        stats.images_per_second
+        // A rerun with nothing new has no rate to speak of.
+        if stats.described + stats.duplicates > 0 {
+            format!(" ({:.0} images/s)", stats.images_per_second)
+        } else {
+            String::new()
+        }
     )?;
     writeln!(
         out,

@@ -365,7 +365,7 @@ mod tests {
             }
         }
         // The rest of the network is missing: a clear error, not a panic.
-        let err = from_torchvision(&st).err().expect("incomplete file");
+        let err = from_torchvision(&st).expect_err("incomplete file");
         assert!(err.to_string().contains("layer1.0.conv1.weight"), "{err}");
     }
 

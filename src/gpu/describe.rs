@@ -41,7 +41,8 @@ const WORDS_PER_IMAGE: usize = 64 + 64 + 1024;
 impl GpuEngine {
     /// Largest single storage binding we create (bytes).
     pub(crate) fn max_binding_bytes(&self) -> u64 {
-        (self.limits.max_storage_buffer_binding_size as u64)
+        self.limits
+            .max_storage_buffer_binding_size
             .min(self.limits.max_buffer_size)
             .min(1 << 30)
     }

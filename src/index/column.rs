@@ -91,7 +91,7 @@ pub enum Count {
 
 /// Writes a column file and fsyncs it.
 pub fn write(path: &Path, name: &str, width: u32, payload: &[u8]) -> Result<(), IndexError> {
-    assert!(name.len() <= 16 && width > 0 && payload.len() % width as usize == 0);
+    assert!(name.len() <= 16 && width > 0 && payload.len().is_multiple_of(width as usize));
     let mut h = [0u8; HEADER];
     h[0..8].copy_from_slice(MAGIC);
     h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());

@@ -119,6 +119,32 @@ pub fn terminal(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A path's raw OS bytes (what the index stores).
+#[cfg(unix)]
+pub fn path_to_bytes(p: &Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    p.as_os_str().as_bytes().to_vec()
+}
+
+/// The path whose raw OS bytes are `b`.
+#[cfg(unix)]
+pub fn bytes_to_path(b: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    PathBuf::from(std::ffi::OsStr::from_bytes(b))
+}
+
+/// A path's bytes (UTF-8 off Unix).
+#[cfg(not(unix))]
+pub fn path_to_bytes(p: &Path) -> Vec<u8> {
+    p.to_string_lossy().into_owned().into_bytes()
+}
+
+/// The path of these bytes (UTF-8 off Unix).
+#[cfg(not(unix))]
+pub fn bytes_to_path(b: &[u8]) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(b).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,30 +186,4 @@ mod tests {
         assert_eq!(terminal("a\u{202e}b\u{85}"), "a\\u{202e}b\\u{0085}");
         assert_eq!(terminal("dir/Éé 日本.png"), "dir/Éé 日本.png");
     }
-}
-
-/// A path's raw OS bytes (what the index stores).
-#[cfg(unix)]
-pub fn path_to_bytes(p: &Path) -> Vec<u8> {
-    use std::os::unix::ffi::OsStrExt;
-    p.as_os_str().as_bytes().to_vec()
-}
-
-/// The path whose raw OS bytes are `b`.
-#[cfg(unix)]
-pub fn bytes_to_path(b: &[u8]) -> PathBuf {
-    use std::os::unix::ffi::OsStrExt;
-    PathBuf::from(std::ffi::OsStr::from_bytes(b))
-}
-
-/// A path's bytes (UTF-8 off Unix).
-#[cfg(not(unix))]
-pub fn path_to_bytes(p: &Path) -> Vec<u8> {
-    p.to_string_lossy().into_owned().into_bytes()
-}
-
-/// The path of these bytes (UTF-8 off Unix).
-#[cfg(not(unix))]
-pub fn bytes_to_path(b: &[u8]) -> PathBuf {
-    PathBuf::from(String::from_utf8_lossy(b).into_owned())
 }

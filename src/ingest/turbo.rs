@@ -151,8 +151,8 @@ pub fn decode<E: From<String>>(
             return Ok(None);
         }
         let denom = pick_denom(&header)?;
-        let sw = (header.width + denom - 1) / denom;
-        let sh = (header.height + denom - 1) / denom;
+        let sw = header.width.div_ceil(denom);
+        let sh = header.height.div_ceil(denom);
         let mut px = vec![0u8; sw as usize * sh as usize * 3];
         let flags = if accurate {
             ffi::TJFLAG_ACCURATEDCT

@@ -47,6 +47,8 @@ pub(super) fn fast_corners(p: &Plane, level: u8, out: &mut Vec<Candidate>) {
     // Luma is non-negative: +0.5 and truncation rounds (no libm call).
     // In the usual range the same value comes from `floor_small`, which
     // vectorises; anything else (NaN included) takes the saturating cast.
+    // `&` of two comparisons, not `contains` (`&&`): no branch, so it vectorises.
+    #[allow(clippy::manual_range_contains)]
     let in_range =
         p.px.iter()
             .fold(true, |ok, &v| ok & (v >= 0.0) & (v < 32767.0));
