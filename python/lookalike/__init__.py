@@ -88,7 +88,7 @@ def _items(images: Any, names: Optional[Sequence[str]]) -> List[Tuple]:
         names = list(names)
         if len(names) != len(seq):
             raise ValueError(f"names: {len(names)} names for {len(seq)} images")
-    out = []
+    out: List[Tuple[Any, ...]] = []
     for i, x in enumerate(seq):
         name = names[i] if names is not None else None
         if isinstance(x, (str, os.PathLike)):

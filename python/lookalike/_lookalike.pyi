@@ -1,6 +1,7 @@
 # Type stubs of the native module (python/src/lib.rs). Use the wrappers in
 # lookalike/__init__.py; these take pre-tagged inputs and return JSON text.
 from os import PathLike
+from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 __version__: str
@@ -14,7 +15,7 @@ Item = Tuple[Any, ...]  # ("path", p) | ("bytes", name, data) | ("pixels", name,
 class NativeIndex:
     def __init__(self, path: Union[str, PathLike[str]], device: str = "auto") -> None: ...
     @property
-    def path(self) -> str: ...
+    def path(self) -> Path: ...
     @property
     def images(self) -> int: ...
     @property
