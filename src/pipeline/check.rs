@@ -324,8 +324,9 @@ pub fn demote_below(q: &mut QueryResult, min_score: f64) {
         .unwrap_or(Verdict::None);
 }
 
-/// Sets the counts and the replication rate from the results' verdicts.
-fn count_verdicts(r: &mut CheckReport) {
+/// Sets the counts and the replication rate from the results' verdicts
+/// (for callers that assemble a report from several checks).
+pub fn count_verdicts(r: &mut CheckReport) {
     let count = |v: Verdict| r.results.iter().filter(|q| q.verdict == v).count();
     let (exact, near) = (count(Verdict::Exact), count(Verdict::NearDuplicate));
     r.images_checked = r.results.len();

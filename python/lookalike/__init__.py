@@ -1,0 +1,337 @@
+"""lookalike from Python: did this generated image copy something from the
+training set?
+
+    import lookalike
+    lookalike.build("indexes/mymodel", "data/train")     # as `lookalike index`
+    idx = lookalike.Index("indexes/mymodel")
+    report = idx.check(["out/0001.png", pil_image, numpy_array, png_bytes])
+    print(report["replication_rate"], report["results"][0]["verdict"])
+
+The package calls the same Rust library as the `lookalike` command line:
+they read and write the same index, and `Index.check` returns the report
+`lookalike check --json` prints (schema ``lookalike.check/1``), as dicts and
+lists. Images are paths (a folder stands for the images in it), the bytes of
+an image file, PIL images, or uint8 numpy arrays of shape H×W×3 (RGB) or
+H×W×4 (RGBA, flattened onto white as files are). Work runs without the GIL.
+
+Errors of the library (a missing or corrupt index, an image that cannot be
+decoded) raise :class:`LookalikeError` with the CLI's message; arguments of
+the wrong type or shape raise ``TypeError`` / ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+from . import _lookalike
+from ._lookalike import EMBEDDING_MODEL, LookalikeError
+
+__all__ = ["Index", "LookalikeError", "build", "hash", "EMBEDDING_MODEL", "__version__"]
+__version__: str = _lookalike.__version__
+
+Progress = Union[bool, Callable[[int, int], Any], None]
+
+
+def _is_numpy(x: Any) -> bool:
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(x, np.ndarray)
+
+
+def _is_pil(x: Any) -> bool:
+    pil = sys.modules.get("PIL.Image")
+    return pil is not None and isinstance(x, pil.Image)
+
+
+def _array_item(a: Any, name: str) -> Tuple:
+    if a.dtype.name != "uint8":
+        raise TypeError(f"{name}: numpy array of dtype {a.dtype}, expected uint8 (0..255)")
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise ValueError(
+            f"{name}: numpy array of shape {a.shape}, expected (height, width, 3) RGB "
+            "or (height, width, 4) RGBA"
+        )
+    h, w, c = a.shape
+    if h == 0 or w == 0:
+        raise ValueError(f"{name}: numpy array of shape {a.shape} has no pixels")
+    # tobytes() copies in C order, whatever the array's strides.
+    return ("pixels", name, int(w), int(h), int(c), a.tobytes())
+
+
+def _pil_item(img: Any, name: str) -> Tuple:
+    if img.mode not in ("RGB", "RGBA"):
+        transparent = img.mode in ("LA", "PA", "La") or "transparency" in img.info
+        img = img.convert("RGBA" if transparent else "RGB")
+    w, h = img.size
+    if w == 0 or h == 0:
+        raise ValueError(f"{name}: PIL image of size {img.size} has no pixels")
+    return ("pixels", name, w, h, len(img.mode), img.tobytes())
+
+
+def _items(images: Any, names: Optional[Sequence[str]]) -> List[Tuple]:
+    """Tags each image for the native module: ("path", p), ("bytes", name,
+    data) or ("pixels", name, w, h, channels, data)."""
+    single = isinstance(images, (str, bytes, bytearray, memoryview, os.PathLike)) or (
+        _is_numpy(images) or _is_pil(images)
+    )
+    if single:
+        seq = [images]
+    elif isinstance(images, (list, tuple)) or (
+        _iterable(images) and not isinstance(images, (dict, set, frozenset))
+    ):
+        seq = list(images)
+    else:
+        raise TypeError(_type_text(images))
+    if names is not None:
+        names = list(names)
+        if len(names) != len(seq):
+            raise ValueError(f"names: {len(names)} names for {len(seq)} images")
+    out: List[Tuple[Any, ...]] = []
+    for i, x in enumerate(seq):
+        name = names[i] if names is not None else None
+        if isinstance(x, (str, os.PathLike)):
+            out.append(("path", os.fspath(x)))
+        elif isinstance(x, (bytes, bytearray, memoryview)):
+            out.append(("bytes", name or f"<bytes {i}>", bytes(x)))
+        elif _is_numpy(x):
+            out.append(_array_item(x, name or f"<array {i}>"))
+        elif _is_pil(x):
+            default = getattr(x, "filename", "") or f"<image {i}>"
+            out.append(_pil_item(x, name or default))
+        else:
+            raise TypeError(_type_text(x))
+    return out
+
+
+def _iterable(x: Any) -> bool:
+    try:
+        iter(x)
+    except TypeError:
+        return False
+    return True
+
+
+def _type_text(x: Any) -> str:
+    return (
+        f"cannot read an image from {type(x).__name__}: expected a path (str or "
+        "os.PathLike), the bytes of an image file, a PIL image, a uint8 numpy array "
+        "(H×W×3), or a list of these"
+    )
+
+
+def _quiet_wayland(device: str) -> None:
+    """The Vulkan loader's Linux WSI loads libwayland, which prints an
+    "error:" line when XDG_RUNTIME_DIR is unset (servers, CI, containers)
+    although nothing here needs a display; the CLI points it at the temp
+    dir before probing adapters, and so does this."""
+    if device != "cpu" and sys.platform.startswith("linux") and not os.environ.get("XDG_RUNTIME_DIR"):
+        import tempfile
+
+        os.environ["XDG_RUNTIME_DIR"] = tempfile.gettempdir()
+
+
+def _progress(progress: Progress, what: str) -> Optional[Callable[[int, int], Any]]:
+    if progress is None or progress is False:
+        return None
+    if progress is True:
+        return _StderrBar(what)
+    if not callable(progress):
+        raise TypeError("progress: expected a callable progress(done, total), True or None")
+    return progress
+
+
+class _StderrBar:
+    """A one-line progress bar on stderr: ``indexing [=====>   ] 120/300``."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __call__(self, done: int, total: int) -> None:
+        width = 30
+        filled = width * done // total if total else width
+        bar = "=" * filled + (">" if filled < width else "") + " " * (width - filled - 1)
+        end = "\n" if done >= total else ""
+        sys.stderr.write(f"\r{self.what} [{bar[:width]}] {done}/{total} images{end}")
+        sys.stderr.flush()
+
+
+class Index:
+    """An index built by ``lookalike index`` or :func:`build`, open for checks.
+
+    ``path`` is the index folder. ``device`` is ``--device``: ``"auto"`` (a
+    hardware GPU if there is one, else the CPU), ``"cpu"`` or ``"gpu"``.
+    The index is read as it was when opened: open it again to see what a
+    later build added.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], device: str = "auto") -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path: expected a str or os.PathLike, not {type(path).__name__}")
+        _quiet_wayland(device)
+        self._native = _lookalike.NativeIndex(os.fspath(path), device)
+
+    @property
+    def path(self) -> str:
+        """The index folder, as given."""
+        return str(self._native.path)
+
+    @property
+    def images(self) -> int:
+        """How many images the index holds (searchable)."""
+        return self._native.images
+
+    def __len__(self) -> int:
+        return self._native.images
+
+    @property
+    def decode(self) -> Optional[str]:
+        """The decode setting queries follow (``fast:512``, ``exact``, ...)."""
+        return self._native.decode
+
+    @property
+    def embedding_model(self) -> Optional[str]:
+        """The model of the index's embeddings; ``None`` for a hash-only index."""
+        return self._native.embedding_model
+
+    @property
+    def keypoints(self) -> bool:
+        """Whether the index holds keypoints (geometric verification)."""
+        return self._native.keypoints
+
+    def __repr__(self) -> str:
+        return f"lookalike.Index({self.path!r}, images={self.images})"
+
+    def check(
+        self,
+        images: Any,
+        k: int = 10,
+        *,
+        hash_only: bool = False,
+        verify: bool = True,
+        min_score: Optional[float] = None,
+        names: Optional[Sequence[str]] = None,
+        skip_bad: bool = False,
+        progress: Progress = None,
+    ) -> Dict[str, Any]:
+        """Checks images against the index: the report ``check --json`` prints.
+
+        ``images``: one image or a list (paths, folders, file bytes, PIL
+        images, uint8 numpy arrays). ``k``: candidates per image (``-k``);
+        ``hash_only``, ``verify=False`` and ``min_score`` are ``--hash-only``,
+        ``--no-verify`` and ``--min-score``. ``names``: what the report calls
+        each image (default: the path; ``<array N>``, ``<bytes N>``, a PIL
+        image's file name or ``<image N>``). An image you name that cannot
+        be read raises :class:`LookalikeError` (``"name: reason"``) unless
+        ``skip_bad``, which lists it under ``skipped`` as files found in a
+        folder always are. ``progress``: ``True`` for a bar on stderr, or a
+        callable ``progress(done, total)`` called after each batch.
+        """
+        k = _positive_int(k, "k")
+        items = _items(images, names)
+        text = self._native.check(
+            items, k, bool(hash_only), bool(verify),
+            None if min_score is None else float(min_score),
+            bool(skip_bad), _progress(progress, "checking"),
+        )
+        return json.loads(text)
+
+    def query(
+        self,
+        image: Any,
+        k: int = 10,
+        *,
+        hash_only: bool = False,
+        verify: bool = True,
+        name: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Top-``k`` training images for one image: the result object
+        ``query --json`` prints (``query``, ``verdict``, ``best_score``,
+        ``matches``, ...)."""
+        if isinstance(image, (list, tuple)):
+            raise TypeError("query takes one image; use check() for several")
+        if isinstance(image, (str, os.PathLike)) and os.path.isdir(image):
+            raise LookalikeError(f"{os.fspath(image)}: not a file")
+        report = self.check(
+            image, k, hash_only=hash_only, verify=verify,
+            names=None if name is None else [name],
+        )
+        return report["results"][0]
+
+
+def _positive_int(v: Any, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{what}: expected an int, not {type(v).__name__}")
+    if v < 1:
+        raise ValueError(f"{what} must be at least 1, not {v}")
+    return v
+
+
+def hash(
+    image: Any,
+    *,
+    fast: bool = False,
+    thumb_side: Optional[int] = None,
+    names: Optional[Sequence[str]] = None,
+) -> Union[Dict[str, Any], List[Dict[str, Any]]]:
+    """PDQ, its quality and pHash of an image, as ``hash --json`` lists them:
+    ``{"path", "pdq", "quality", "phash"}``. One image gives one dict; a
+    list or a folder gives a list. Decoded at full resolution unless
+    ``fast`` / ``thumb_side`` (as ``hash --fast`` / ``--thumb-side``). An
+    image that cannot be read raises :class:`LookalikeError`."""
+    one = not isinstance(image, (list, tuple)) and not (
+        isinstance(image, (str, os.PathLike)) and os.path.isdir(image)
+    )
+    if thumb_side is not None:
+        thumb_side = _positive_int(thumb_side, "thumb_side")
+    out = json.loads(_lookalike.hash(_items(image, names), bool(fast), thumb_side, False))
+    rows = out["results"]
+    return rows[0] if one else rows
+
+
+def build(
+    path: Union[str, os.PathLike],
+    sources: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
+    *,
+    hash_only: bool = False,
+    keypoints: bool = True,
+    keep_missing: bool = False,
+    exact: bool = False,
+    thumb_side: Optional[int] = None,
+    max_pixels: int = 128_000_000,
+    max_mib: int = 256,
+    allow_empty: bool = False,
+    device: str = "auto",
+    progress: Progress = None,
+) -> Dict[str, Any]:
+    """Builds or updates the index in folder ``path`` from ``sources`` (a
+    folder of training images, or a list of them), as ``lookalike index``
+    does: new or changed files are described, vanished ones marked removed
+    (unless ``keep_missing``). The options are ``index``'s flags
+    (``--hash-only``, ``--no-keypoints`` as ``keypoints=False``, ...).
+    Returns what ``index --json`` prints (``seen``, ``described``,
+    ``skipped``, ``live_records``, ...). ``progress``: ``True`` for a bar on
+    stderr, or a callable ``progress(done, total)``, called about ten times a
+    second while the build runs without the GIL; an exception it raises is
+    re-raised when the build has finished (commits are atomic, so
+    interrupting is safe but not immediate)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a str or os.PathLike, not {type(path).__name__}")
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    srcs = []
+    for s in sources:
+        if not isinstance(s, (str, os.PathLike)):
+            raise TypeError(f"sources: expected paths, not {type(s).__name__}")
+        srcs.append(os.fspath(s))
+    if thumb_side is not None:
+        thumb_side = _positive_int(thumb_side, "thumb_side")
+    _quiet_wayland(device)
+    text = _lookalike.build(
+        os.fspath(path), srcs, bool(hash_only), bool(keypoints), bool(keep_missing),
+        bool(exact), thumb_side, _positive_int(max_pixels, "max_pixels"),
+        _positive_int(max_mib, "max_mib"), bool(allow_empty), device,
+        _progress(progress, "indexing"),
+    )
+    return json.loads(text)

@@ -1,0 +1,195 @@
+//! `lookalike.build`: build or update an index as `lookalike index` does,
+//! with the same defaults, checks and messages, and progress reported to a
+//! Python callback.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indicatif::ProgressBar;
+use lookalike::descriptors::Extras;
+use lookalike::ingest::walk::WalkItem;
+use lookalike::ingest::{DecodeMode, Limits, Walker, BATCH};
+use lookalike::pipeline::{update, BuildOptions, BuildStats};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::{choose_engine, device_choice, lib_error, to_json, LookalikeError};
+
+/// How often the progress callback is offered the count.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// Builds or updates the index in folder `index` from `sources` (folders
+/// of images); returns what `index --json` prints, as JSON text. Options
+/// are `index`'s flags; `progress(done, total)` is called from this thread
+/// with the GIL while the build runs on another without it.
+#[pyfunction]
+#[pyo3(signature = (index, sources, hash_only = false, keypoints = true, keep_missing = false, exact = false, thumb_side = None, max_pixels = 128_000_000, max_mib = 256, allow_empty = false, device = "auto", progress = None))]
+#[allow(clippy::too_many_arguments)]
+pub fn build(
+    py: Python<'_>,
+    index: PathBuf,
+    sources: Vec<PathBuf>,
+    hash_only: bool,
+    keypoints: bool,
+    keep_missing: bool,
+    exact: bool,
+    thumb_side: Option<u32>,
+    max_pixels: u64,
+    max_mib: u64,
+    allow_empty: bool,
+    device: &str,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<String> {
+    let device = device_choice(device)?;
+    if sources.is_empty() {
+        return Err(PyValueError::new_err("sources: no folder given"));
+    }
+    if thumb_side == Some(0) {
+        return Err(PyValueError::new_err("thumb_side must be at least 1"));
+    }
+    for s in &sources {
+        check_source(s, allow_empty)?;
+    }
+    // Without exact/thumb_side, the decode setting the index records.
+    let recorded = lookalike::index::Manifest::load(&index)
+        .ok()
+        .and_then(|m| m.decode)
+        .and_then(|l| DecodeMode::parse_label(&l));
+    let (mode, side) = if exact {
+        (DecodeMode::Exact, lookalike::ingest::decode::FAST_MIN_SIDE)
+    } else if let Some(n) = thumb_side {
+        (DecodeMode::Fast, n)
+    } else {
+        recorded.unwrap_or((DecodeMode::Fast, lookalike::ingest::decode::FAST_MIN_SIDE))
+    };
+    let opts = BuildOptions {
+        mode,
+        limits: Limits {
+            max_bytes: max_mib.saturating_mul(1 << 20),
+            max_pixels,
+            fast_min_side: side,
+        },
+        prune: !keep_missing,
+        engine: choose_engine(py, device)?,
+        extras: Extras {
+            embedding: !hash_only,
+            keypoints,
+        },
+        batch_size: BATCH,
+        commit_every: None,
+    };
+    let stats = py.detach(|| match &progress {
+        None => run(&index, &sources, &opts, &ProgressBar::hidden()),
+        Some(cb) => with_progress(cb, &sources, |pb| run(&index, &sources, &opts, pb)),
+    })?;
+    to_json(&stats)
+}
+
+/// What `lookalike index` refuses before it starts, in its words.
+fn check_source(s: &Path, allow_empty: bool) -> PyResult<()> {
+    let shown = s.display();
+    if !s.exists() {
+        return Err(LookalikeError::new_err(format!(
+            "{shown}: no such file or folder"
+        )));
+    }
+    if !s.is_dir() {
+        return Err(LookalikeError::new_err(format!("{shown}: not a folder")));
+    }
+    let has_images = Walker::new(s).any(|i| matches!(i, WalkItem::File(_)));
+    if !has_images && !allow_empty {
+        return Err(LookalikeError::new_err(format!(
+            "{shown}: no image files in it (JPEG, PNG, WebP, GIF, BMP, TIFF); \
+             pass allow_empty=True to accept an empty folder"
+        )));
+    }
+    Ok(())
+}
+
+/// Updates the index from each source in turn (each prunes only what lies
+/// under it) and adds up the counts.
+// TODO(tar shards): one `update_from` call over all sources once the
+// library's multi-input build is merged.
+fn run(
+    index: &Path,
+    sources: &[PathBuf],
+    opts: &BuildOptions,
+    pb: &ProgressBar,
+) -> PyResult<BuildStats> {
+    let mut all: Option<BuildStats> = None;
+    for s in sources {
+        let st = update(index, s, opts, pb).map_err(lib_error)?;
+        all = Some(match all {
+            None => st,
+            Some(mut a) => {
+                a.root = format!("{}, {}", a.root, st.root);
+                a.seen += st.seen;
+                a.unchanged += st.unchanged;
+                a.described += st.described;
+                a.duplicates += st.duplicates;
+                a.removed += st.removed;
+                a.not_images += st.not_images;
+                a.skipped.extend(st.skipped);
+                a.previously_failed += st.previously_failed;
+                a.seconds += st.seconds;
+                a.images_per_second = (a.described + a.duplicates) as f64 / a.seconds.max(1e-9);
+                a.live_records = st.live_records;
+                a
+            }
+        });
+    }
+    Ok(all.expect("at least one source"))
+}
+
+/// Runs `work` on another thread with a hidden progress bar and offers its
+/// position to `cb(done, total)` every [`PROGRESS_EVERY`], once at the
+/// start and once at the end. The first exception the callback raises
+/// stops the calls and is raised when the build is done (a build is not
+/// interrupted half-way; its commits are crash-safe anyway).
+fn with_progress(
+    cb: &Py<PyAny>,
+    sources: &[PathBuf],
+    work: impl FnOnce(&ProgressBar) -> PyResult<BuildStats> + Send,
+) -> PyResult<BuildStats> {
+    // The total, as the CLI's bar gets it: a quick walk, names only.
+    let total: usize = sources
+        .iter()
+        .map(|s| {
+            Walker::new(s)
+                .filter(|i| matches!(i, WalkItem::File(_)))
+                .count()
+        })
+        .sum();
+    let pb = ProgressBar::hidden();
+    pb.set_length(total as u64);
+    let mut failed: Option<PyErr> = None;
+    let mut offer = |done: u64| {
+        if failed.is_none() {
+            let r = Python::attach(|py| cb.call1(py, (done as usize, total)).map(drop));
+            failed = r.err();
+        }
+    };
+    offer(0);
+    let stats = std::thread::scope(|s| {
+        let worker = s.spawn(|| work(&pb));
+        let mut last = 0;
+        while !worker.is_finished() {
+            std::thread::sleep(PROGRESS_EVERY);
+            let now = pb.position();
+            if now != last {
+                last = now;
+                offer(now);
+            }
+        }
+        worker.join().unwrap_or_else(|_| {
+            Err(LookalikeError::new_err(
+                "internal error: the build panicked",
+            ))
+        })
+    })?;
+    offer(pb.position());
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(stats),
+    }
+}
