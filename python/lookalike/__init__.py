@@ -306,13 +306,15 @@ def build(
     progress: Progress = None,
 ) -> Dict[str, Any]:
     """Builds or updates the index in folder ``path`` from ``sources`` (a
-    folder of training images, or a list of them), as ``lookalike index``
+    folder of training images, a WebDataset tar shard, an image file, or a
+    list of these), as ``lookalike index``
     does: new or changed files are described, vanished ones marked removed
     (unless ``keep_missing``). The options are ``index``'s flags
     (``--hash-only``, ``--no-keypoints`` as ``keypoints=False``, ...).
     Returns what ``index --json`` prints (``seen``, ``described``,
     ``skipped``, ``live_records``, ...). ``progress``: ``True`` for a bar on
-    stderr, or a callable ``progress(done, total)``, called about ten times a
+    stderr, or a callable ``progress(done, total)`` (``total`` 0 when a tar
+    shard is among the sources: its members are not counted ahead), called about ten times a
     second while the build runs without the GIL; an exception it raises is
     re-raised when the build has finished (commits are atomic, so
     interrupting is safe but not immediate)."""

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use indicatif::ProgressBar;
 use lookalike::descriptors::Extras;
-use lookalike::ingest::walk::WalkItem;
-use lookalike::ingest::{DecodeMode, Limits, Walker, BATCH};
-use lookalike::pipeline::{update, BuildOptions, BuildStats};
+use lookalike::ingest::source::Inputs;
+use lookalike::ingest::{DecodeMode, Limits, BATCH};
+use lookalike::pipeline::{update_from, BuildOptions, BuildStats};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -47,9 +47,7 @@ pub fn build(
     if thumb_side == Some(0) {
         return Err(PyValueError::new_err("thumb_side must be at least 1"));
     }
-    for s in &sources {
-        check_source(s, allow_empty)?;
-    }
+    check_sources(&sources, allow_empty)?;
     // Without exact/thumb_side, the decode setting the index records.
     let recorded = lookalike::index::Manifest::load(&index)
         .ok()
@@ -85,60 +83,45 @@ pub fn build(
     to_json(&stats)
 }
 
-/// What `lookalike index` refuses before it starts, in its words.
-fn check_source(s: &Path, allow_empty: bool) -> PyResult<()> {
-    let shown = s.display();
-    if !s.exists() {
+/// What `lookalike index` refuses before it starts, in its words: a
+/// source that does not exist, sources without an image or a shard.
+fn check_sources(sources: &[PathBuf], allow_empty: bool) -> PyResult<()> {
+    if let Some(s) = sources.iter().find(|s| !s.exists()) {
         return Err(LookalikeError::new_err(format!(
-            "{shown}: no such file or folder"
+            "{}: no such file or folder",
+            s.display()
         )));
     }
-    if !s.is_dir() {
-        return Err(LookalikeError::new_err(format!("{shown}: not a folder")));
-    }
-    let has_images = Walker::new(s).any(|i| matches!(i, WalkItem::File(_)));
-    if !has_images && !allow_empty {
+    let (n, shards) = inputs_of(sources).count();
+    if n == 0 && !shards && !allow_empty {
+        let shown: Vec<String> = sources.iter().map(|s| s.display().to_string()).collect();
         return Err(LookalikeError::new_err(format!(
-            "{shown}: no image files in it (JPEG, PNG, WebP, GIF, BMP, TIFF); \
-             pass allow_empty=True to accept an empty folder"
+            "{}: no image files in it (JPEG, PNG, WebP, GIF, BMP, TIFF, or tar shards of them); \
+             pass allow_empty=True to accept an empty folder",
+            shown.join(", ")
         )));
     }
     Ok(())
 }
 
-/// Updates the index from each source in turn (each prunes only what lies
-/// under it) and adds up the counts.
-// TODO(tar shards): one `update_from` call over all sources once the
-// library's multi-input build is merged.
+/// Updates the index from all sources at once, as `lookalike index A B`
+/// does (each prunes only what lies under it).
 fn run(
     index: &Path,
     sources: &[PathBuf],
     opts: &BuildOptions,
     pb: &ProgressBar,
 ) -> PyResult<BuildStats> {
-    let mut all: Option<BuildStats> = None;
-    for s in sources {
-        let st = update(index, s, opts, pb).map_err(lib_error)?;
-        all = Some(match all {
-            None => st,
-            Some(mut a) => {
-                a.root = format!("{}, {}", a.root, st.root);
-                a.seen += st.seen;
-                a.unchanged += st.unchanged;
-                a.described += st.described;
-                a.duplicates += st.duplicates;
-                a.removed += st.removed;
-                a.not_images += st.not_images;
-                a.skipped.extend(st.skipped);
-                a.previously_failed += st.previously_failed;
-                a.seconds += st.seconds;
-                a.images_per_second = (a.described + a.duplicates) as f64 / a.seconds.max(1e-9);
-                a.live_records = st.live_records;
-                a
-            }
-        });
-    }
-    Ok(all.expect("at least one source"))
+    update_from(index, &inputs_of(sources), opts, pb).map_err(lib_error)
+}
+
+/// The sources as the library's inputs: folders, tar shards, image files.
+fn inputs_of(sources: &[PathBuf]) -> Inputs {
+    sources
+        .iter()
+        .map(|s| Inputs::path(s))
+        .reduce(Inputs::and)
+        .expect("at least one source")
 }
 
 /// Runs `work` on another thread with a hidden progress bar and offers its
@@ -151,15 +134,10 @@ fn with_progress(
     sources: &[PathBuf],
     work: impl FnOnce(&ProgressBar) -> PyResult<BuildStats> + Send,
 ) -> PyResult<BuildStats> {
-    // The total, as the CLI's bar gets it: a quick walk, names only.
-    let total: usize = sources
-        .iter()
-        .map(|s| {
-            Walker::new(s)
-                .filter(|i| matches!(i, WalkItem::File(_)))
-                .count()
-        })
-        .sum();
+    // The total, as the CLI's bar gets it: a quick walk, names only; shard
+    // members are not counted ahead (that would read every shard): 0.
+    let (n, shards) = inputs_of(sources).count();
+    let total = if shards { 0 } else { n as usize };
     let pb = ProgressBar::hidden();
     pb.set_length(total as u64);
     let mut failed: Option<PyErr> = None;

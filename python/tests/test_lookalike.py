@@ -263,3 +263,17 @@ def test_readme_python_demo_runs(tmp_path):
     assert lines[4] == "replication rate 67%"
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
     assert report["schema"] == "lookalike.check/1" and report["images_checked"] == 3
+
+
+def test_build_from_a_tar_shard(corpus, tmp_path):
+    import tarfile
+
+    shard = tmp_path / "train-000.tar"
+    with tarfile.open(shard, "w") as t:
+        for f in sorted(corpus["train"].iterdir()):
+            t.add(f, arcname=f"{f.stem}.png")
+    stats = lookalike.build(tmp_path / "idx", [str(shard)], hash_only=True)
+    assert stats["live_records"] == 5
+    r = lookalike.Index(tmp_path / "idx").check(str(corpus["queries"] / "copy_2.png"))
+    assert r["results"][0]["verdict"] == "exact"
+    assert r["results"][0]["matches"][0]["candidate"].endswith("train-000.tar/train_2.png")
