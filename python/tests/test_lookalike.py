@@ -218,7 +218,7 @@ def test_gil_is_released_during_check(corpus):
     strictly inside the call's time window (margins allow for the GIL
     switch interval around the call)."""
     idx = lookalike.Index(corpus["index"])
-    items = [("pixels", f"a{i}", 192, 144, 3, picture(200 + i).tobytes()) for i in range(12)]
+    items = [("pixels", f"a{i}", 192, 144, 3, picture(200 + i).tobytes()) for i in range(48)]
     ticks = []
     stop = threading.Event()
 
