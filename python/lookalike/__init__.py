@@ -225,7 +225,8 @@ class Index:
         image's file name or ``<image N>``). An image you name that cannot
         be read raises :class:`LookalikeError` (``"name: reason"``) unless
         ``skip_bad``, which lists it under ``skipped`` as files found in a
-        folder always are. ``progress``: ``True`` for a bar on stderr, or a
+        folder always are; a folder with no image file in it counts as one
+        you named. ``progress``: ``True`` for a bar on stderr, or a
         callable ``progress(done, total)`` called after each batch.
         """
         k = _positive_int(k, "k")

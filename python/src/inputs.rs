@@ -145,6 +145,17 @@ pub fn expand(items: Vec<Item>) -> (Vec<Unit>, Vec<Bad>) {
             Item::Path(p) => {
                 let named = !p.is_dir();
                 let (files, skipped) = collect_queries(&p);
+                if files.is_empty() && p.is_dir() {
+                    // As `check DIR`: a folder without an image is an error,
+                    // so a mistyped folder never reads as "nothing matched".
+                    bad.push(Bad {
+                        named: true,
+                        skipped: Skipped {
+                            path: path_text(&p),
+                            reason: "no image files in it (JPEG, PNG, WebP, GIF, BMP, TIFF)".into(),
+                        },
+                    });
+                }
                 units.extend(files.into_iter().map(|f| Unit {
                     source: Source::File(f),
                     named,

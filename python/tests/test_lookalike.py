@@ -194,6 +194,9 @@ def test_bad_inputs_raise_clear_exceptions(corpus, tmp_path):
         lookalike.build(tmp_path / "i", tmp_path / "no-such-folder")
     with pytest.raises(lookalike.LookalikeError, match="no image files in it"):
         lookalike.build(tmp_path / "i", tmp_path / "junk")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(lookalike.LookalikeError, match=r"empty: no image files in it \(JPEG"):
+        idx.check(str(tmp_path / "empty"))
     # skip_bad lists what it could not read, as check DIR does.
     r = idx.check([b"junk", str(corpus["queries"] / "copy_2.png")], skip_bad=True)
     assert r["images_checked"] == 1
