@@ -85,3 +85,23 @@ impl IndexError {
         }
     }
 }
+
+/// An error and its causes joined by ": ", as the CLI prints it after
+/// "error: " and the Python package raises it. A cause whose text is
+/// already in the message is left out (error types that quote their source
+/// and also return it would print "Permission denied (os error 13):
+/// Permission denied (os error 13)").
+pub fn chain_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if s.is_empty() || text.contains(&s) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&s);
+    }
+    text
+}

@@ -133,6 +133,36 @@ pub struct Bad {
     pub named: bool,
 }
 
+/// What could not be read, for the report's `skipped`; an input the caller
+/// named is an error instead (`"name: reason"`) unless `skip_bad`.
+pub struct Skips {
+    skip_bad: bool,
+    /// The entries kept for `skipped`, in order.
+    pub list: Vec<Skipped>,
+}
+
+impl Skips {
+    /// None yet.
+    pub fn new(skip_bad: bool) -> Skips {
+        Skips {
+            skip_bad,
+            list: vec![],
+        }
+    }
+
+    /// Keeps `b`, or the error it is.
+    pub fn keep(&mut self, b: Bad) -> PyResult<()> {
+        if b.named && !self.skip_bad {
+            return Err(crate::LookalikeError::new_err(format!(
+                "{}: {}",
+                b.skipped.path, b.skipped.reason
+            )));
+        }
+        self.list.push(b.skipped);
+        Ok(())
+    }
+}
+
 /// Lists the images of `items` in order: a folder's files in the walk's
 /// (name) order, as `check DIR` lists them. Entries that could not be
 /// listed (a path that does not exist, an unreadable folder entry) come

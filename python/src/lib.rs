@@ -25,6 +25,7 @@ use lookalike::error::IndexError;
 use lookalike::gpu::DeviceChoice;
 use lookalike::ingest::{DecodeMode, Limits, BATCH};
 use lookalike::pipeline::check::{self, CheckOptions};
+use lookalike::report::hashes::HashRow;
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -38,22 +39,9 @@ pyo3::create_exception!(
      unreadable image, a failed engine), with the message the CLI prints."
 );
 
-/// `e` as a `LookalikeError` in the words the CLI prints after "error: ":
-/// the error and its causes joined by ": ", none twice.
+/// `e` as a `LookalikeError` in the words the CLI prints after "error: ".
 pub(crate) fn lib_error(e: impl Into<anyhow::Error>) -> PyErr {
-    let e = e.into();
-    let mut text = String::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if s.is_empty() || text.contains(&s) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&s);
-    }
-    LookalikeError::new_err(text)
+    LookalikeError::new_err(lookalike::error::chain_text(&e.into()))
 }
 
 /// `value` as the CLI's JSON writer prints it (one line).
@@ -189,19 +177,9 @@ impl NativeIndex {
         let progress = progress.as_ref();
         py.detach(|| {
             let (units, bad) = inputs::expand(items);
-            let mut skipped = vec![];
-            let mut keep = |b: inputs::Bad| -> PyResult<()> {
-                if b.named && !skip_bad {
-                    return Err(LookalikeError::new_err(format!(
-                        "{}: {}",
-                        b.skipped.path, b.skipped.reason
-                    )));
-                }
-                skipped.push(b.skipped);
-                Ok(())
-            };
+            let mut skips = inputs::Skips::new(skip_bad);
             for b in bad {
-                keep(b)?;
+                skips.keep(b)?;
             }
             let total = units.len();
             let mut units = units.into_iter();
@@ -218,7 +196,7 @@ impl NativeIndex {
                 for r in inputs::read(chunk, opts.mode, &opts.limits) {
                     match r {
                         Ok(g) => good.push(g),
-                        Err(b) => keep(b)?,
+                        Err(b) => skips.keep(b)?,
                     }
                 }
                 if !good.is_empty() {
@@ -230,7 +208,7 @@ impl NativeIndex {
             // The report's frame (thresholds, index, counts) for all batches.
             let mut report = check::check_decoded(index, &[], &opts).map_err(lib_error)?;
             report.results = results;
-            report.skipped = skipped;
+            report.skipped = skips.list;
             check::count_verdicts(&mut report);
             if let Some(s) = min_score {
                 check::require_score(&mut report, s);
@@ -281,13 +259,6 @@ fn hash(
     thumb_side: Option<u32>,
     skip_bad: bool,
 ) -> PyResult<String> {
-    #[derive(serde::Serialize)]
-    struct Row {
-        path: String,
-        pdq: String,
-        quality: u8,
-        phash: String,
-    }
     let items = inputs::extract(&items)?;
     inputs::validate(&items)?;
     let limits = Limits {
@@ -302,19 +273,9 @@ fn hash(
     py.detach(|| {
         let (units, bad) = inputs::expand(items);
         let mut rows = vec![];
-        let mut skipped = vec![];
-        let mut keep = |b: inputs::Bad| -> PyResult<()> {
-            if b.named && !skip_bad {
-                return Err(LookalikeError::new_err(format!(
-                    "{}: {}",
-                    b.skipped.path, b.skipped.reason
-                )));
-            }
-            skipped.push(b.skipped);
-            Ok(())
-        };
+        let mut skips = inputs::Skips::new(skip_bad);
         for b in bad {
-            keep(b)?;
+            skips.keep(b)?;
         }
         let mut units = units.into_iter();
         loop {
@@ -323,28 +284,18 @@ fn hash(
                 break;
             }
             let read = inputs::read(chunk, mode, &limits);
-            let described: Vec<Result<Row, inputs::Bad>> = read
+            let described: Vec<Result<HashRow, inputs::Bad>> = read
                 .into_par_iter()
-                .map(|r| {
-                    r.map(|(path, _, rgb)| {
-                        let q = lookalike::descriptors::describe_query(&rgb);
-                        Row {
-                            path,
-                            pdq: q.pdq[0].to_hex(),
-                            quality: q.quality,
-                            phash: format!("{:016x}", q.phash),
-                        }
-                    })
-                })
+                .map(|r| r.map(|(path, _, rgb)| HashRow::of(&rgb).named(path)))
                 .collect();
             for r in described {
                 match r {
                     Ok(row) => rows.push(row),
-                    Err(b) => keep(b)?,
+                    Err(b) => skips.keep(b)?,
                 }
             }
         }
-        to_json(&serde_json::json!({ "results": rows, "skipped": skipped }))
+        to_json(&serde_json::json!({ "results": rows, "skipped": skips.list }))
     })
 }
 

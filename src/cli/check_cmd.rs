@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 
 use anyhow::{bail, Result};
 
-use super::{ann_min_rows, decode_setting, engine, hamming_kernel, ignore_broken_pipe};
+use super::{ann_min_rows, bar_total, decode_setting, engine, hamming_kernel, ignore_broken_pipe};
 use super::{args, evidence, inputs, output, progress, sources, EXIT_MATCH, EXIT_OK};
 use super::{note_unverifiable, open_index, pdq_table_min_rows, same_decode_as_index};
 use super::{stdout_style, use_color, use_embeddings};
@@ -87,8 +87,7 @@ pub(super) fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
         pdq_table_min_rows: pdq_table_min_rows(),
         ..CheckOptions::new(mode, limits)
     };
-    let (n, shards) = srcs.count();
-    let pb = progress((!shards).then_some(n), "checking", quiet);
+    let pb = progress(bar_total(&srcs, quiet), "checking", quiet);
     let started = std::time::Instant::now();
     let mut lines = a.json_lines.then(|| output::JsonLines::new(a.min_score));
     let mut each = |q: &crate::search::result::QueryResult| {

@@ -1,11 +1,11 @@
 //! `lookalike index`: build or update an index from folders, tar shards
 //! and file lists, with a progress bar and a summary.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use anyhow::Result;
 
-use super::{args, engine, env_number, index_ref, inputs, output, progress, sources};
+use super::{args, bar_total, engine, env_number, index_ref, inputs, output, progress, sources};
 use super::{decode_setting, stdout_style, EXIT_OK};
 use crate::pipeline::{update_from, BuildOptions};
 use crate::report;
@@ -35,15 +35,7 @@ pub(super) fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
         batch_size: env_number("LOOKALIKE_BATCH").unwrap_or(crate::ingest::BATCH),
         commit_every: env_number("LOOKALIKE_COMMIT_EVERY"),
     };
-    // A bar with an ETA needs the total: a quick extra walk (names and sizes
-    // only), done only when the bar is shown. Embedding makes indexing slow on
-    // a CPU, so the ETA is worth it.
-    let shown = !quiet && std::io::stderr().is_terminal();
-    // Shard members are not counted ahead (that would read every shard).
-    let total = shown
-        .then(|| srcs.count())
-        .and_then(|(n, shards)| (!shards).then_some(n));
-    let pb = progress(total, "indexing", quiet);
+    let pb = progress(bar_total(&srcs, quiet), "indexing", quiet);
     let started = std::time::Instant::now();
     let stats = update_from(&dir, &srcs, &opts, &pb)?;
     pb.finish_and_clear();

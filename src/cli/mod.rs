@@ -19,11 +19,10 @@ use anyhow::{bail, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::descriptors::{describe_query, QueryDescriptors};
 use crate::index::Index;
 use crate::ingest::{process_batch, DecodeMode, Limits, Outcome, BATCH};
 use crate::pipeline::check;
-use crate::report::{self, csv::field, Style};
+use crate::report::{self, csv::field, hashes::HashRow, Style};
 use args::{Cli, Command, DecodeArgs};
 
 /// Exit code: success, or a check that found no match.
@@ -55,7 +54,7 @@ pub fn main() -> i32 {
             let st = Style {
                 color: use_color(std::io::stderr().is_terminal()),
             };
-            eprintln!("{} {}", st.red("error:"), error_text(&e));
+            eprintln!("{} {}", st.red("error:"), crate::error::chain_text(&e));
             EXIT_ERROR
         }
     }
@@ -70,25 +69,6 @@ fn quiet_wayland() {
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
         std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
     }
-}
-
-/// The error and its causes joined by ": ", leaving out a cause whose text
-/// is already in the message (error types that quote their source and also
-/// return it would print "Permission denied (os error 13): Permission
-/// denied (os error 13)").
-fn error_text(e: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if s.is_empty() || text.contains(&s) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&s);
-    }
-    text
 }
 
 /// Whether `e` is a write to a closed pipe (`lookalike ... | head`): the
@@ -267,6 +247,16 @@ pub fn progress(len: Option<u64>, what: &str, quiet: bool) -> ProgressBar {
     pb
 }
 
+/// A progress bar's total: a quick extra walk of the inputs (names and
+/// sizes only), done only when the bar is shown, for its ETA. None with a
+/// shard among the inputs: counting its members would read it.
+fn bar_total(srcs: &crate::ingest::Inputs, quiet: bool) -> Option<u64> {
+    let shown = !quiet && std::io::stderr().is_terminal();
+    shown
+        .then(|| srcs.count())
+        .and_then(|(n, shards)| (!shards).then_some(n))
+}
+
 /// Whether queries get embedded: the index has embeddings of the built-in
 /// model and `--hash-only` was not given. Another model's embeddings are an
 /// error, not a silent downgrade.
@@ -397,14 +387,6 @@ pub(crate) fn note_unverifiable(idx: &Index, no_verify: bool, quiet: bool) {
     }
 }
 
-#[derive(serde::Serialize)]
-struct HashRow {
-    path: String,
-    pdq: String,
-    quality: u8,
-    phash: String,
-}
-
 fn cmd_hash(a: args::HashArgs, quiet: bool) -> Result<i32> {
     let (files, mut skipped) = check::collect_queries(&a.path);
     let pb = progress(
@@ -424,11 +406,11 @@ fn cmd_hash(a: args::HashArgs, quiet: bool) -> Result<i32> {
             mode(!fast),
             &limits,
             |_| None,
-            |d| describe_query(&d.rgb),
+            |d| HashRow::of(&d.rgb),
         ) {
             let path = report::path_text(&p.entry.path);
             match p.outcome {
-                Outcome::Done(q) | Outcome::Duplicate(q) => rows.push(row(path, &q)),
+                Outcome::Done(r) | Outcome::Duplicate(r) => rows.push(r.named(path)),
                 Outcome::Skipped(f) => skipped.push(crate::ingest::Skipped {
                     path,
                     reason: f.reason,
@@ -466,15 +448,6 @@ fn cmd_hash(a: args::HashArgs, quiet: bool) -> Result<i32> {
     } else {
         EXIT_OK
     })
-}
-
-fn row(path: String, q: &QueryDescriptors) -> HashRow {
-    HashRow {
-        path,
-        pdq: q.pdq[0].to_hex(),
-        quality: q.quality,
-        phash: format!("{:016x}", q.phash),
-    }
 }
 
 fn cmd_compact(a: args::CompactArgs) -> Result<i32> {

@@ -3,6 +3,7 @@
 
 pub mod csv;
 pub mod dedup;
+pub mod hashes;
 pub mod html;
 pub mod json;
 
