@@ -1,6 +1,7 @@
-//! CPU reference of every layer: plain loops written so the compiler
+//! CPU reference of every layer: ungrouped convolutions as matrix products
+//! (`matrixmultiply`), the rest as plain loops written so the compiler
 //! vectorises the inner row loops, compiled twice (baseline and AVX2 + FMA,
-//! picked at run time), images of a batch spread over cores with rayon.
+//! picked at run time); images of a batch spread over cores with rayon.
 
 use rayon::prelude::*;
 
@@ -177,12 +178,35 @@ pub fn max_pool(
 }
 
 /// One convolution of a C×H×W input (bias and activation fused).
+///
+/// Ungrouped convolutions are matrix products (`matrixmultiply`'s sgemm,
+/// with its own AVX2/FMA kernels picked at run time): a 1×1 stride-1
+/// convolution is `W[cout × cin] · X[cin × hw]` as it lies in memory; any
+/// other is the same product over an im2col copy of the input, built a band
+/// of output rows at a time so the copy stays small. Grouped and depthwise
+/// convolutions (little arithmetic per byte) run as long vector loops over
+/// a padded copy of each input plane (`depthwise`) or the direct row loop.
 #[inline(always)]
 pub fn conv(cv: &Conv, x: &[f32], h: usize, w: usize) -> (Vec<f32>, usize, usize) {
     let (pad, oh, ow) = cv.padding.resolve(h, w, cv.k, cv.stride);
     let mut out = vec![0f32; cv.cout * oh * ow];
-    if cv.k == 1 && cv.stride == 1 && cv.groups == 1 && pad == [0; 4] {
-        pointwise(cv, x, h * w, &mut out);
+    if cv.groups == 1 {
+        if cv.k == 1 && cv.stride == 1 && pad == [0; 4] {
+            sgemm(
+                cv.cout,
+                cv.cin,
+                h * w,
+                &cv.weight,
+                x,
+                h * w,
+                &mut out,
+                h * w,
+            );
+        } else {
+            im2col_gemm(cv, x, h, w, pad, oh, ow, &mut out);
+        }
+    } else if cv.cin == cv.groups {
+        depthwise(cv, x, h, w, pad, oh, ow, &mut out);
     } else {
         direct(cv, x, h, w, pad, oh, ow, &mut out);
     }
@@ -193,39 +217,190 @@ pub fn conv(cv: &Conv, x: &[f32], h: usize, w: usize) -> (Vec<f32>, usize, usize
     (out, oh, ow)
 }
 
-/// 1×1 convolution = GEMM: out[co] += W[co][ci] · in[ci], four output
-/// channels at a time so each input row is read once per four.
+/// `c[m × n] = a[m × k] · b[k × n]`, all row-major: `a` dense, `b` with row
+/// stride `ldb`, `c` with row stride `ldc` (so a product can fill a band of
+/// columns of a wider output).
+#[allow(clippy::too_many_arguments)]
+fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    assert!(a.len() >= m * k, "weights shorter than cout × cin");
+    assert!(
+        k == 0 || b.len() >= (k - 1) * ldb + n,
+        "input shorter than the product reads"
+    );
+    assert!(
+        m == 0 || c.len() >= (m - 1) * ldc + n,
+        "output shorter than the product writes"
+    );
+    // SAFETY: the asserts above bound every index the product touches:
+    // a[i·k + p], b[p·ldb + j], c[i·ldc + j] for i < m, p < k, j < n.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            k as isize,
+            1,
+            b.as_ptr(),
+            ldb as isize,
+            1,
+            0.0,
+            c.as_mut_ptr(),
+            ldc as isize,
+            1,
+        );
+    }
+}
+
+/// Floats an im2col band may hold (4 MiB): bands of output rows are sized
+/// to this, so a 7×7 stem at 288² needs 4 MiB, not 12.
+const IM2COL_BAND: usize = 1 << 20;
+
+/// An ungrouped k×k (or strided) convolution as GEMM over im2col bands:
+/// each band holds, for a run of output rows, one row per (input channel,
+/// tap) with the input value every output pixel reads (0 in the padding).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn pointwise(cv: &Conv, x: &[f32], hw: usize, out: &mut [f32]) {
-    let cin = cv.cin;
-    for (blk, o4) in out.chunks_mut(4 * hw).enumerate() {
-        let co0 = blk * 4;
-        let rows = o4.len() / hw;
-        if rows == 4 {
-            let (o0, rest) = o4.split_at_mut(hw);
-            let (o1, rest) = rest.split_at_mut(hw);
-            let (o2, o3) = rest.split_at_mut(hw);
-            for ci in 0..cin {
-                let xi = &x[ci * hw..(ci + 1) * hw];
-                let wv = |r: usize| cv.weight[(co0 + r) * cin + ci];
-                let (w0, w1, w2, w3) = (wv(0), wv(1), wv(2), wv(3));
-                for p in 0..hw {
-                    let v = xi[p];
-                    o0[p] += w0 * v;
-                    o1[p] += w1 * v;
-                    o2[p] += w2 * v;
-                    o3[p] += w3 * v;
+fn im2col_gemm(
+    cv: &Conv,
+    x: &[f32],
+    h: usize,
+    w: usize,
+    pad: [usize; 4],
+    oh: usize,
+    ow: usize,
+    out: &mut [f32],
+) {
+    let (k, s) = (cv.k, cv.stride);
+    let kk = cv.cin * k * k;
+    let rows_per_band = (IM2COL_BAND / (kk * ow)).clamp(1, oh);
+    let mut col = vec![0f32; kk * rows_per_band * ow];
+    let (pt, pl) = (pad[0] as isize, pad[1] as isize);
+    for oy0 in (0..oh).step_by(rows_per_band) {
+        let rows = rows_per_band.min(oh - oy0);
+        let n = rows * ow;
+        for (r, dst) in col.chunks_mut(n).take(kk).enumerate() {
+            let (ci, ky, kx) = (r / (k * k), r / k % k, r % k);
+            let plane = &x[ci * h * w..(ci + 1) * h * w];
+            for (dy, drow) in dst.chunks_mut(ow).enumerate() {
+                let iy = ((oy0 + dy) * s + ky) as isize - pt;
+                if iy < 0 || iy >= h as isize {
+                    drow.fill(0.0);
+                    continue;
+                }
+                let src = &plane[iy as usize * w..(iy as usize + 1) * w];
+                // Output columns lo..hi read input columns ox·s + kx − pl
+                // inside the row; the rest read padding.
+                let lo = (pl - kx as isize).max(0).unsigned_abs().div_ceil(s).min(ow);
+                let last = w as isize - 1 + pl - kx as isize;
+                let hi = if last < 0 {
+                    0
+                } else {
+                    (last as usize / s + 1).min(ow)
+                }
+                .max(lo);
+                drow[..lo].fill(0.0);
+                drow[hi..].fill(0.0);
+                let first = (lo * s + kx) as isize - pl;
+                if hi > lo {
+                    let taken = src[first as usize..].iter().step_by(s);
+                    drow[lo..hi]
+                        .iter_mut()
+                        .zip(taken)
+                        .for_each(|(d, v)| *d = *v);
                 }
             }
-        } else {
-            for r in 0..rows {
-                let o = &mut o4[r * hw..(r + 1) * hw];
-                for ci in 0..cin {
-                    let wv = cv.weight[(co0 + r) * cin + ci];
-                    o.iter_mut()
-                        .zip(&x[ci * hw..(ci + 1) * hw])
-                        .for_each(|(o, v)| *o += wv * v);
+        }
+        sgemm(
+            cv.cout,
+            kk,
+            n,
+            &cv.weight,
+            &col,
+            n,
+            &mut out[oy0 * ow..],
+            oh * ow,
+        );
+    }
+}
+
+/// A convolution with one input channel per group (depthwise, any channel
+/// multiplier). Each input plane is copied once, zero-padded, into `s²`
+/// phase planes (rows and columns split by their remainder mod the stride),
+/// so that every tap is one contiguous multiply-add over the whole output
+/// laid out at the phase planes' row width: k² long loops per output
+/// channel instead of k²·oh short ones. Columns past `ow` are scratch.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn depthwise(
+    cv: &Conv,
+    x: &[f32],
+    h: usize,
+    w: usize,
+    pad: [usize; 4],
+    oh: usize,
+    ow: usize,
+    out: &mut [f32],
+) {
+    let (k, s) = (cv.k, cv.stride);
+    // The padded input the outputs read: rows 0..hp, columns 0..wp.
+    let (hp, wp) = ((oh - 1) * s + k, (ow - 1) * s + k);
+    let (hq, wq) = (hp.div_ceil(s), wp.div_ceil(s));
+    // One spare row: a tap's last garbage columns run past the plane.
+    let plane = (hq + 1) * wq;
+    let mut phases = vec![0f32; s * s * plane];
+    let mut acc = vec![0f32; oh * wq];
+    let mult = cv.cout / cv.cin;
+    // Input rows and columns inside the image, as padded coordinates.
+    let rows = pad[0]..(pad[0] + h).min(hp);
+    let cols = pad[1]..(pad[1] + w).min(wp);
+    for ci in 0..cv.cin {
+        let src = &x[ci * h * w..(ci + 1) * h * w];
+        // Positions outside the image stay 0 from the first fill.
+        for py in rows.clone() {
+            let row = &src[(py - pad[0]) * w..(py - pad[0] + 1) * w];
+            let base = (py % s) * s * plane + (py / s) * wq;
+            if s == 1 {
+                phases[base + cols.start..base + cols.end]
+                    .copy_from_slice(&row[..cols.end - cols.start]);
+            } else {
+                // Columns of one remainder go to one phase plane, in order.
+                for px0 in cols.start..(cols.start + s).min(cols.end) {
+                    let dst = base + (px0 % s) * plane + px0 / s;
+                    let taken = row[px0 - pad[1]..cols.end - pad[1]].iter().step_by(s);
+                    phases[dst..]
+                        .iter_mut()
+                        .zip(taken)
+                        .for_each(|(d, v)| *d = *v);
                 }
+            }
+        }
+        for co in ci * mult..(ci + 1) * mult {
+            acc.fill(0.0);
+            for ky in 0..k {
+                for kx in 0..k {
+                    let wv = cv.weight[(co * k + ky) * k + kx];
+                    let start = ((ky % s) * s + kx % s) * plane + (ky / s) * wq + kx / s;
+                    acc.iter_mut()
+                        .zip(&phases[start..start + oh * wq])
+                        .for_each(|(a, v)| *a += wv * v);
+                }
+            }
+            for (orow, arow) in out[co * oh * ow..(co + 1) * oh * ow]
+                .chunks_mut(ow)
+                .zip(acc.chunks(wq))
+            {
+                orow.copy_from_slice(&arow[..ow]);
             }
         }
     }
@@ -357,6 +532,12 @@ mod tests {
             (4, 6, 3, 1, 2, Padding::Explicit([1, 1, 1, 1]), 8, 6),
             (3, 4, 7, 2, 1, Padding::Explicit([3, 3, 3, 3]), 15, 16),
             (9, 3, 1, 2, 1, Padding::Explicit([0, 0, 0, 0]), 7, 7),
+            // 64·9 × 64² floats: im2col in several bands.
+            (64, 4, 3, 1, 1, Padding::Explicit([1, 1, 1, 1]), 64, 64),
+            // Depthwise with a channel multiplier of 2, stride 2.
+            (4, 8, 3, 2, 4, Padding::Explicit([1, 1, 1, 1]), 9, 8),
+            (5, 5, 3, 3, 5, Padding::TfSame, 11, 10),
+            (3, 6, 5, 2, 1, Padding::Explicit([2, 1, 0, 3]), 13, 9),
         ];
         for (i, &(cin, cout, k, stride, groups, padding, h, w)) in cases.iter().enumerate() {
             let cv = Conv {
