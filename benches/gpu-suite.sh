@@ -51,7 +51,7 @@ case "$profile" in dev | test) bindir="$target/debug" ;; *) bindir="$target/$pro
 
 echo "building (profile $profile)"
 if ! cargo build -q --profile "$profile" --bin lookalike ||
-  ! cargo bench -q --profile "$profile" --bench gpu --bench cnn --no-run 2>/dev/null; then
+  ! cargo bench -q --profile "$profile" --bench gpu --bench cnn --no-run; then
   echo "build failed" >&2
   exit 1
 fi

