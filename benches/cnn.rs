@@ -8,7 +8,10 @@
 //! `cargo bench --bench cnn` (plain main). Env: BENCH_CNN_BATCH (default 16);
 //! BENCH_CNN_MODEL = `lite0` (default), `resnet50` (SSCD's architecture at
 //! 288², seeded random weights: the same work as real SSCD weights) or the
-//! path of a `--model` file (SSCD safetensors or ONNX).
+//! path of a `--model` file (SSCD safetensors or ONNX); BENCH_CNN_CPU_ONLY=1
+//! stops after the CPU engine (no adapter needed; `benches/ort_compare.sh`);
+//! BENCH_CNN_INPUT=SIDE runs the network on SIDE×SIDE inputs instead of its
+//! own size (`benches/gpu-suite.sh`'s quick mode: less work, same layers).
 
 use std::path::Path;
 use std::time::Instant;
@@ -23,7 +26,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(16);
-    let net = match std::env::var("BENCH_CNN_MODEL").as_deref() {
+    let mut net = match std::env::var("BENCH_CNN_MODEL").as_deref() {
         Err(_) | Ok("lite0") => Network::load(Path::new(&format!(
             "{ROOT}/models/efficientnet_lite0/model.safetensors"
         )))
@@ -37,6 +40,12 @@ fn main() {
             .expect("model file")
             .clone(),
     };
+    if let Some(side) = std::env::var("BENCH_CNN_INPUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        net.input = (side, side);
+    }
     let mut files: Vec<_> = std::fs::read_dir(format!("{ROOT}/examples/sample/training"))
         .expect("sample images")
         .map(|e| e.unwrap().path())
@@ -64,6 +73,9 @@ fn main() {
         batch as f64 / cpu_s
     );
 
+    if std::env::var("BENCH_CNN_CPU_ONLY").is_ok_and(|v| v == "1") {
+        return;
+    }
     let e = match GpuEngine::new(DeviceChoice::Gpu) {
         Ok(Some(e)) => e,
         Ok(None) => unreachable!(),

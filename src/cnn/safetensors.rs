@@ -173,7 +173,25 @@ impl SafeTensors {
 
 /// Writes F32 tensors as a safetensors file (tests and tools; no metadata).
 pub fn write_f32(path: &Path, tensors: &[(&str, Vec<usize>, &[f32])]) -> std::io::Result<()> {
+    write_f32_with_metadata(path, &[], tensors)
+}
+
+/// Writes F32 tensors as a safetensors file with `__metadata__` strings
+/// (key, value) when `metadata` is not empty (tools, e.g. the ONNX export
+/// of `benches/ort_compare.sh`).
+pub fn write_f32_with_metadata(
+    path: &Path,
+    metadata: &[(&str, &str)],
+    tensors: &[(&str, Vec<usize>, &[f32])],
+) -> std::io::Result<()> {
     let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        let m: serde_json::Map<String, serde_json::Value> = metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+            .collect();
+        header.insert("__metadata__".into(), m.into());
+    }
     let mut off = 0usize;
     for (name, shape, data) in tensors {
         let end = off + data.len() * 4;
