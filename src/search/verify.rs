@@ -53,29 +53,12 @@ unsafe fn tentative_popcnt(q: &[KeyPoint], c: &[KeyPoint], out: &mut Vec<(u16, u
     tentative_into(q, c, out)
 }
 
-/// The smallest second-best distance with which the ratio test passes for
-/// every best distance within `MAX_DESC_DISTANCE` (81 for 64 and 0.8: in
-/// f32, 0.8 · 80 rounds to 64, which 64 does not beat). The test's right
-/// side grows with the second distance, so every farther one passes too.
-const IRRELEVANT: u32 = {
-    let mut s = MAX_DESC_DISTANCE;
-    while (MAX_DESC_DISTANCE as f32) >= RATIO * s as f32 {
-        s += 1;
-    }
-    s
-};
-
 /// The matching loop; inlined into each CPU-feature copy above (without
 /// POPCNT, `count_ones` is a dozen instructions per word).
 ///
-/// A candidate at distance `IRRELEVANT` or more never changes a decision:
-/// if the best is within `MAX_DESC_DISTANCE` it is not that best, and as
-/// the second it passes the ratio test as surely as any farther one would;
-/// if the best is farther, the pair is refused anyway. A candidate at the
-/// current second-best distance or more changes nothing either. So the last
-/// word's popcount is skipped once the first three words reach
-/// `min(second, IRRELEVANT)` (for unrelated descriptors, ~128 bits apart,
-/// almost always): the pairs found are exactly those of the full distance.
+/// All four words are counted for every pair: skipping the last one once
+/// the first three already exceed what could matter was measured slower
+/// (real descriptors sit near that bound, so the branch mispredicts).
 #[inline(always)]
 fn tentative_into(q: &[KeyPoint], c: &[KeyPoint], out: &mut Vec<(u16, u16)>) {
     let words = |k: &KeyPoint| -> [u64; 4] {
@@ -86,13 +69,10 @@ fn tentative_into(q: &[KeyPoint], c: &[KeyPoint], out: &mut Vec<(u16, u16)>) {
         let a = words(a);
         let (mut best, mut second, mut at) = (u32::MAX, u32::MAX, 0usize);
         for (j, b) in cw.iter().enumerate() {
-            let d3 = (a[0] ^ b[0]).count_ones()
+            let d = (a[0] ^ b[0]).count_ones()
                 + (a[1] ^ b[1]).count_ones()
-                + (a[2] ^ b[2]).count_ones();
-            if d3 >= second.min(IRRELEVANT) {
-                continue;
-            }
-            let d = d3 + (a[3] ^ b[3]).count_ones();
+                + (a[2] ^ b[2]).count_ones()
+                + (a[3] ^ b[3]).count_ones();
             if d < second {
                 if d < best {
                     (second, best, at) = (best, d, j);
@@ -278,65 +258,6 @@ mod tests {
             }),
             x: (x * 16.0) as u16,
             y: (y * 16.0) as u16,
-        }
-    }
-
-    /// The pruned loop against the plain one (every candidate's full
-    /// distance, the same best/second bookkeeping): the same pairs, on
-    /// descriptors near the pruning bound as well as far from it.
-    #[test]
-    fn pruned_matching_equals_full_distances() {
-        assert_eq!(IRRELEVANT, 81);
-        assert!((MAX_DESC_DISTANCE as f32) < RATIO * IRRELEVANT as f32);
-        assert!((MAX_DESC_DISTANCE as f32) >= RATIO * (IRRELEVANT - 1) as f32);
-        let plain = |q: &[KeyPoint], c: &[KeyPoint]| -> Vec<(u16, u16)> {
-            let mut out = vec![];
-            for (i, a) in q.iter().enumerate() {
-                let (mut best, mut second, mut at) = (u32::MAX, u32::MAX, 0usize);
-                for (j, b) in c.iter().enumerate() {
-                    let d = a.distance(b);
-                    if d < second {
-                        if d < best {
-                            (second, best, at) = (best, d, j);
-                        } else {
-                            second = d;
-                        }
-                    }
-                }
-                if best <= MAX_DESC_DISTANCE && (best as f32) < RATIO * second as f32 {
-                    out.push((i as u16, at as u16));
-                }
-            }
-            out
-        };
-        // Candidates: random points plus copies of query points with a
-        // chosen number of bits flipped (0..=100), so distances fall on and
-        // around 64, 80 and 81, in single and tied pairs.
-        let mut s = 0x9e37_79b9u32;
-        let mut rnd = move || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            s
-        };
-        for round in 0..40u32 {
-            let q: Vec<KeyPoint> = (0..50).map(|i| kp(round * 1000 + i, 1.0, 1.0)).collect();
-            let mut c: Vec<KeyPoint> = (0..30)
-                .map(|i| kp(round * 1000 + 500 + i, 2.0, 2.0))
-                .collect();
-            for _ in 0..60 {
-                let mut p = q[rnd() as usize % q.len()];
-                for _ in 0..rnd() % 101 {
-                    let bit = rnd() % 256;
-                    p.desc[(bit / 32) as usize] ^= 1 << (bit % 32);
-                }
-                c.insert(rnd() as usize % (c.len() + 1), p);
-            }
-            assert_eq!(tentative(&q, &c), plain(&q, &c), "round {round}");
-            let mut few = vec![];
-            tentative_into(&q, &c[..3], &mut few);
-            assert_eq!(few, plain(&q, &c[..3]), "round {round}");
-            assert_eq!(tentative(&q, &c[..1]), plain(&q, &c[..1]));
         }
     }
 
