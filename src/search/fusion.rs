@@ -8,6 +8,8 @@
 //! Hamming over 128 keypoints each), so it runs only on indexes of at most
 //! `KEYPOINT_SCAN_LIMIT` records; larger ones verify the PDQ candidates only.
 
+use std::collections::HashMap;
+
 use rayon::prelude::*;
 
 use super::hamming::{min_distances_rows, Match};
@@ -71,8 +73,13 @@ pub fn fuse(index: &Index, q: &QueryDescriptors, pdq: &[Match], p: &FuseParams) 
     let (top_k, parallel, verify) = (p.top_k, p.parallel, p.verify);
     let take = if verify { VERIFY_PDQ } else { 0 };
     let mut recs: Vec<RecordRef> = pdq.iter().take(take).map(|m| m.rec).collect();
+    // The shortlist scan's tentative matches of the records it verifies,
+    // so their verification does not match those keypoints again.
+    let mut heads = HashMap::new();
     if verify && !q.keypoints.is_empty() && keypoint_scan(index) {
-        recs.extend(shortlist(index, q, parallel));
+        let (top, h) = shortlist(index, q, parallel, &recs);
+        recs.extend(top);
+        heads = h;
     }
     let nearest = q
         .embedding
@@ -92,7 +99,13 @@ pub fn fuse(index: &Index, q: &QueryDescriptors, pdq: &[Match], p: &FuseParams) 
     recs.dedup();
     let verified: Vec<(RecordRef, Option<Verification>)> = recs
         .iter()
-        .map(|&r| (r, verify.then(|| verify_record(index, q, r)).flatten()))
+        .map(|&r| {
+            let head = heads.remove(&r);
+            (
+                r,
+                verify.then(|| verify_record(index, q, r, head)).flatten(),
+            )
+        })
         .collect();
     let mut out: Vec<Candidate> = pdq
         .iter()
@@ -187,30 +200,48 @@ pub fn nearest_embeddings(
     all
 }
 
-fn verify_record(index: &Index, q: &QueryDescriptors, r: RecordRef) -> Option<Verification> {
+/// Verifies record `r`; `head`: its [`verify::tentative_head`] when the
+/// shortlist scan computed it.
+fn verify_record(
+    index: &Index,
+    q: &QueryDescriptors,
+    r: RecordRef,
+    head: Option<Pairs>,
+) -> Option<Verification> {
     let kps = index.segments()[r.seg as usize].keypoints()?[r.row as usize];
     let pts = kps.points();
-    (!pts.is_empty() && !q.keypoints.is_empty()).then(|| verify::verify(&q.keypoints, pts))
+    (!pts.is_empty() && !q.keypoints.is_empty()).then(|| match head {
+        Some(h) => verify::verify_after_head(&q.keypoints, pts, h),
+        None => verify::verify(&q.keypoints, pts),
+    })
 }
 
-/// The live records with the most tentative keypoint matches.
-fn shortlist(index: &Index, q: &QueryDescriptors, parallel: bool) -> Vec<RecordRef> {
-    let mut hits: Vec<(u32, RecordRef)> = Vec::new();
+/// Tentative keypoint correspondences (query index, record index).
+type Pairs = Vec<(u16, u16)>;
+
+/// The live records with the most tentative keypoint matches, and the
+/// tentative matches of those and of the live records in `keep`.
+fn shortlist(
+    index: &Index,
+    q: &QueryDescriptors,
+    parallel: bool,
+    keep: &[RecordRef],
+) -> (Vec<RecordRef>, HashMap<RecordRef, Pairs>) {
+    let mut hits: Vec<(u32, RecordRef, Pairs)> = Vec::new();
     for (si, seg) in index.segments().iter().enumerate() {
         let Some(kps) = seg.keypoints() else { continue };
         let live = index.live_mask(si);
-        let count = |row: usize| -> Option<(u32, RecordRef)> {
+        let count = |row: usize| -> Option<(u32, RecordRef, Pairs)> {
             if !live[row] {
                 return None;
             }
-            let n = verify::tentative_count(&q.keypoints, kps[row].points());
-            (n >= MIN_TENTATIVE).then_some((
-                n,
-                RecordRef {
-                    seg: si as u32,
-                    row: row as u32,
-                },
-            ))
+            let pairs = verify::tentative_head(&q.keypoints, kps[row].points());
+            let n = pairs.len() as u32;
+            let rec = RecordRef {
+                seg: si as u32,
+                row: row as u32,
+            };
+            (n >= MIN_TENTATIVE || keep.contains(&rec)).then_some((n, rec, pairs))
         };
         if parallel {
             hits.extend(
@@ -224,10 +255,18 @@ fn shortlist(index: &Index, q: &QueryDescriptors, parallel: bool) -> Vec<RecordR
         }
     }
     hits.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    hits.into_iter()
-        .take(VERIFY_KEYPOINT)
-        .map(|(_, r)| r)
-        .collect()
+    let mut top = Vec::with_capacity(VERIFY_KEYPOINT);
+    let mut heads = HashMap::new();
+    for (n, r, pairs) in hits {
+        let listed = n >= MIN_TENTATIVE && top.len() < VERIFY_KEYPOINT;
+        if listed {
+            top.push(r);
+        }
+        if listed || keep.contains(&r) {
+            heads.insert(r, pairs);
+        }
+    }
+    (top, heads)
 }
 
 /// The PDQ comparison of the query with one record, as the scan computes it.

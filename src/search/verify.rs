@@ -55,6 +55,10 @@ unsafe fn tentative_popcnt(q: &[KeyPoint], c: &[KeyPoint], out: &mut Vec<(u16, u
 
 /// The matching loop; inlined into each CPU-feature copy above (without
 /// POPCNT, `count_ones` is a dozen instructions per word).
+///
+/// All four words are counted for every pair: skipping the last one once
+/// the first three already exceed what could matter was measured slower
+/// (real descriptors sit near that bound, so the branch mispredicts).
 #[inline(always)]
 fn tentative_into(q: &[KeyPoint], c: &[KeyPoint], out: &mut Vec<(u16, u16)>) {
     let words = |k: &KeyPoint| -> [u64; 4] {
@@ -87,7 +91,14 @@ fn tentative_into(q: &[KeyPoint], c: &[KeyPoint], out: &mut Vec<(u16, u16)>) {
 /// `SHORTLIST_QUERY_POINTS` keypoints: the cheap score that picks which
 /// records are worth a RANSAC.
 pub fn tentative_count(q: &[KeyPoint], c: &[KeyPoint]) -> u32 {
-    tentative(&q[..q.len().min(SHORTLIST_QUERY_POINTS)], c).len() as u32
+    tentative_head(q, c).len() as u32
+}
+
+/// The tentative correspondences of the query's strongest
+/// `SHORTLIST_QUERY_POINTS` keypoints (their number is [`tentative_count`]);
+/// [`verify_after_head`] reuses them.
+pub fn tentative_head(q: &[KeyPoint], c: &[KeyPoint]) -> Vec<(u16, u16)> {
+    tentative(&q[..q.len().min(SHORTLIST_QUERY_POINTS)], c)
 }
 
 /// Query keypoints used by the shortlist scan (all of them are verified).
@@ -97,7 +108,25 @@ pub const SHORTLIST_QUERY_POINTS: usize = 128;
 /// then RANSAC for the affine map most of them agree on, refitted on its
 /// inliers.
 pub fn verify(q: &[KeyPoint], c: &[KeyPoint]) -> Verification {
-    let pairs = tentative(q, c);
+    verify_pairs(q, c, tentative(q, c))
+}
+
+/// [`verify`], given `head = tentative_head(q, c)` (the shortlist scan
+/// computed it already): each query keypoint is matched on its own, so the
+/// rest of the query's keypoints complete the same pairs `verify` finds.
+pub fn verify_after_head(q: &[KeyPoint], c: &[KeyPoint], head: Vec<(u16, u16)>) -> Verification {
+    let n = q.len().min(SHORTLIST_QUERY_POINTS);
+    let mut pairs = head;
+    pairs.extend(
+        tentative(&q[n..], c)
+            .into_iter()
+            .map(|(i, j)| (i + n as u16, j)),
+    );
+    verify_pairs(q, c, pairs)
+}
+
+/// RANSAC over the tentative correspondences `pairs` of `q` and `c`.
+fn verify_pairs(q: &[KeyPoint], c: &[KeyPoint], pairs: Vec<(u16, u16)>) -> Verification {
     let mut v = Verification {
         matches: pairs.len() as u32,
         ..Default::default()
@@ -125,9 +154,10 @@ pub fn verify(q: &[KeyPoint], c: &[KeyPoint]) -> Verification {
         let Some(a) = affine_from(&[pts[i], pts[j], pts[k]]) else {
             continue;
         };
-        let inl = inliers(&a, &pts);
-        if best.as_ref().is_none_or(|b| inl.len() > b.1.len()) {
-            best = Some((a, inl));
+        // Count first: the inlier list is built only for a new best.
+        let n = pts.iter().filter(|p| is_inlier(&a, p)).count();
+        if best.as_ref().is_none_or(|b| n > b.1.len()) {
+            best = Some((a, inliers(&a, &pts)));
         }
     }
     let Some((mut a, mut inl)) = best else {
@@ -154,12 +184,16 @@ pub fn verify(q: &[KeyPoint], c: &[KeyPoint]) -> Verification {
 fn inliers(a: &[f32; 6], pts: &[((f32, f32), (f32, f32))]) -> Vec<usize> {
     pts.iter()
         .enumerate()
-        .filter(|(_, ((x, y), (u, v)))| {
-            let (px, py) = (a[0] * x + a[1] * y + a[2], a[3] * x + a[4] * y + a[5]);
-            (px - u).powi(2) + (py - v).powi(2) <= TOLERANCE * TOLERANCE
-        })
+        .filter(|(_, p)| is_inlier(a, p))
         .map(|(i, _)| i)
         .collect()
+}
+
+/// Whether `a` maps the query point within `TOLERANCE` of its candidate point.
+#[inline]
+fn is_inlier(a: &[f32; 6], &((x, y), (u, v)): &((f32, f32), (f32, f32))) -> bool {
+    let (px, py) = (a[0] * x + a[1] * y + a[2], a[3] * x + a[4] * y + a[5]);
+    (px - u).powi(2) + (py - v).powi(2) <= TOLERANCE * TOLERANCE
 }
 
 /// A plausible copy keeps the picture recognisable: each axis scaled by at
@@ -250,6 +284,39 @@ mod tests {
             x: (x * 16.0) as u16,
             y: (y * 16.0) as u16,
         }
+    }
+
+    #[test]
+    fn verify_after_head_equals_verify() {
+        // 200 query points, a candidate sharing 64 of them (moved by one
+        // affine map) among unrelated ones: the head (first 128) and the
+        // rest both hold matches.
+        let q: Vec<KeyPoint> = (0..200)
+            .map(|i| {
+                let h = kp(i + 7000, 0.0, 0.0).desc;
+                kp(i, 10.0 + (h[0] % 350) as f32, 10.0 + (h[1] % 250) as f32)
+            })
+            .collect();
+        let c: Vec<KeyPoint> = (0..128)
+            .map(|j| match j % 2 {
+                0 => {
+                    let p = q[j as usize / 2 * 3 + 1]; // 1, 4, .., 190: distinct
+                    let (x, y) = p.pos();
+                    KeyPoint {
+                        x: ((0.9 * x + 5.0) * 16.0) as u16,
+                        y: ((0.9 * y + 8.0) * 16.0) as u16,
+                        ..p
+                    }
+                }
+                _ => kp(j + 9000, 30.0, 40.0),
+            })
+            .collect();
+        for (q, c) in [(&q[..], &c[..]), (&q[..100], &c[..]), (&q[..], &c[..0])] {
+            let v = verify(q, c);
+            assert_eq!(verify_after_head(q, c, tentative_head(q, c)), v);
+            assert_eq!(tentative_count(q, c), tentative_head(q, c).len() as u32);
+        }
+        assert!(verify(&q, &c).inliers >= 50, "{:?}", verify(&q, &c));
     }
 
     #[test]
