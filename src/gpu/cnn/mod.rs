@@ -71,8 +71,8 @@ pub enum ReadbackError {
     /// The mapped buffer could not be viewed.
     #[error("reading the mapped CNN readback buffer failed: {0}")]
     Range(#[from] wgpu::MapRangeError),
-    /// The GPU was done but the buffer's mapping had not completed.
-    #[error("the CNN readback buffer was not mapped once the GPU finished")]
+    /// The GPU was done but the buffer's mapping never completed.
+    #[error("the CNN readback buffer was not mapped within 60 s of the GPU finishing")]
     NotMapped,
 }
 

@@ -306,7 +306,11 @@ impl GpuEngine {
             submission_index: Some(sub),
             timeout: None,
         })?;
-        rx.try_recv().map_err(|_| ReadbackError::NotMapped)??;
+        // Another thread polling the same device may have taken the map
+        // callback off the queue and not yet run it when our wait returns:
+        // wait for the answer itself (bounded), not just for the submission.
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .map_err(|_| ReadbackError::NotMapped)??;
         let data = {
             let view = readback.get_mapped_range(..)?;
             p.decode(&view, len)
