@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Python package's tests (python/tests), as CI runs them after `cargo test`:
-# a venv with maturin, pytest, numpy and Pillow from PyPI; the abi3 wheel built
+# a venv with maturin, pytest, numpy, Pillow and Ray (for lookalike.ray's
+# tests on a local two-node cluster) from PyPI; the abi3 wheel built
 # with the dev profile into the same target folder (so it reuses the
 # dependencies `cargo test` compiled); the CLI binary for the tests that
 # compare the package with it.
@@ -12,7 +13,7 @@ venv="$target/python-venv"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-"$venv/bin/pip" install -q --disable-pip-version-check maturin pytest numpy pillow
+"$venv/bin/pip" install -q --disable-pip-version-check maturin pytest numpy pillow "ray[data]"
 
 cargo build --bin lookalike
 rm -rf "$target/wheels"

@@ -1,0 +1,265 @@
+"""lookalike on a Ray cluster: sharded index builds and fan-out checks.
+
+Needs the optional dependency ``ray[data]`` (``pip install "lookalike[ray]"``)
+on the driver and on every worker, and storage every node sees at the same
+path (NFS, a mounted bucket) for the shards, the parts and the index::
+
+    import ray, lookalike.ray
+    ray.init(address="auto")
+    lookalike.ray.build_index(sorted(glob.glob("/data/shards/*.tar")),
+                              "/data/indexes/laion", num_workers=8, use_gpu=True)
+    report = lookalike.ray.check(["/data/parts/p0", "/data/parts/p1"], ["out/"])
+
+:func:`build_index`: Ray Data schedules one task per tar shard; each task
+runs :func:`lookalike.build` on its shard (the GPU engine when the task got
+a GPU) into a fresh attempt folder ``OUT.parts/part-NNNNN.attempt-…`` and
+renames it to ``OUT.parts/part-NNNNN`` when the build has committed. A task
+whose worker dies is retried by Ray; its half-built attempt folder is never
+merged (and is removed at the end), and a shard whose part is already there
+is not built again, so every shard is recorded exactly once. The driver
+then attaches the parts' segments, in shard order, into ``OUT`` with
+:func:`lookalike.merge` (no image is described twice): the result equals
+``lookalike index`` run over the same shards in one process.
+
+:func:`check`: each index part is held by an actor; the driver describes
+the query images once, sends the descriptors to every part, and combines
+the parts' evidence in the stages of :func:`lookalike.check_parts` — the
+report equals ``check`` on the parts merged into one index.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import socket
+import time
+import uuid
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import lookalike
+
+try:
+    import ray
+    import ray.data
+except ImportError as e:  # pragma: no cover - exercised only without ray
+    raise ImportError(
+        "lookalike.ray needs Ray: pip install 'ray[data]' (or 'lookalike[ray]')"
+    ) from e
+
+__all__ = ["build_index", "check", "PartSearcher", "part_name"]
+
+PathLike = Union[str, os.PathLike]
+
+
+def part_name(i: int) -> str:
+    """The folder name of shard ``i``'s part inside ``OUT.parts``."""
+    return f"part-{i:05d}"
+
+
+def _task_options(max_retries: int) -> Dict[str, Any]:
+    return {"max_retries": max_retries}
+
+
+def _build_shard(row: Dict[str, Any], parts_dir: str, options: Dict[str, Any],
+                 use_gpu: bool, threads: int) -> Dict[str, Any]:
+    """One Ray Data task: index one shard into its own part, atomically."""
+    # Each task gets `threads` cores; rayon would otherwise start a thread
+    # per core of the node in every worker process.
+    os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
+    i, shard = int(row["index"]), str(row["shard"])
+    final = os.path.join(parts_dir, part_name(i))
+    out = {"index": i, "shard": shard, "part": final, "error": "", "built": False,
+           "seconds": 0.0, "node": socket.gethostname(), "images": 0, "skipped": 0}
+    if os.path.isdir(final):
+        return out  # an earlier attempt or run finished this shard
+    attempt = f"{final}.attempt-{uuid.uuid4().hex[:12]}"
+    # Who holds the attempt (diagnostics, and the test that kills a worker).
+    with open(attempt + ".json", "w") as f:
+        f.write(f'{{"pid": {os.getpid()}, "node": "{socket.gethostname()}", "shard": {i}}}\n')
+    start = time.monotonic()
+    try:
+        stats = lookalike.build(attempt, [shard], device="gpu" if use_gpu else "cpu",
+                                allow_empty=True, **options)
+    except Exception as e:  # a bad shard is reported, the run goes on
+        shutil.rmtree(attempt, ignore_errors=True)
+        os.remove(attempt + ".json")
+        out["error"] = f"{shard}: {e}"
+        return out
+    try:
+        os.rename(attempt, final)
+        out["built"] = True
+    except OSError:
+        # Another attempt at this shard published first: keep one.
+        shutil.rmtree(attempt, ignore_errors=True)
+    os.remove(attempt + ".json")
+    out["seconds"] = time.monotonic() - start
+    out["images"] = int(stats.get("live_records", 0))
+    out["skipped"] = len(stats.get("skipped", []))
+    return out
+
+
+def build_index(
+    shards: Sequence[PathLike],
+    out: PathLike,
+    *,
+    num_workers: Optional[int] = None,
+    use_gpu: bool = False,
+    cpus_per_worker: int = 1,
+    parts_dir: Optional[PathLike] = None,
+    max_retries: int = 3,
+    **options: Any,
+) -> Dict[str, Any]:
+    """Builds the index ``out`` from WebDataset tar ``shards`` on the Ray
+    cluster ``ray.init`` connected to (a local one if none).
+
+    Every path must be readable and writable at the same name on every
+    node. ``num_workers``: shards described at once (default: as many as
+    the cluster's CPUs or GPUs allow). ``use_gpu``: each task asks Ray for
+    one GPU and describes on it. ``cpus_per_worker``: cores per task.
+    ``parts_dir``: where the per-shard parts go (default ``OUT.parts``); they
+    are kept, as the parts :func:`check` can fan out over, and a rerun after
+    a failure builds only the shards whose part is missing. ``max_retries``:
+    retries of a task whose worker died. ``options``: :func:`lookalike.build`'s
+    (``hash_only``, ``keypoints``, ``exact``, ``thumb_side``, ...).
+
+    Returns the merge report of :func:`lookalike.merge` plus ``shards``
+    (per shard: part, node, seconds, images, skipped, error), ``failed``
+    (shards that could not be indexed, with the reason; the others are
+    merged), ``attempts_lost`` (attempt folders of workers that died,
+    removed), ``seconds`` and ``seconds_merge``. ``out`` must not hold an index yet.
+    """
+    start = time.monotonic()
+    shards = [os.path.abspath(os.fspath(s)) for s in shards]
+    if not shards:
+        raise ValueError("shards: no tar shard given")
+    out = os.path.abspath(os.fspath(out))
+    if os.path.exists(os.path.join(out, "MANIFEST.json")):
+        raise lookalike.LookalikeError(
+            f"{out}: an index is already there; build_index writes a new one "
+            "(add parts to an existing index with lookalike.merge)")
+    parts_dir = os.path.abspath(os.fspath(parts_dir)) if parts_dir else out + ".parts"
+    os.makedirs(parts_dir, exist_ok=True)
+    if not ray.is_initialized():
+        ray.init()
+    build_opts = {k: v for k, v in options.items() if v is not None}
+    remote: Dict[str, Any] = {
+        "num_cpus": cpus_per_worker,
+        # Ray Data retries a task whose worker died forever by default; a
+        # shard that kills every worker must end as `failed`, not loop.
+        "ray_remote_args_fn": functools.partial(_task_options, int(max_retries)),
+    }
+    if use_gpu:
+        remote["num_gpus"] = 1
+    if num_workers is not None:
+        remote["concurrency"] = int(num_workers)
+    ds = ray.data.from_items(
+        [{"index": i, "shard": s} for i, s in enumerate(shards)],
+        override_num_blocks=len(shards),
+    )
+    # A shard whose every attempt died is reported below, not raised.
+    ctx = ray.data.DataContext.get_current()
+    saved, ctx.max_errored_blocks = ctx.max_errored_blocks, len(shards)
+    try:
+        rows = ds.map(
+            _build_shard,
+            fn_kwargs={"parts_dir": parts_dir, "options": build_opts, "use_gpu": use_gpu,
+                       "threads": cpus_per_worker},
+            **remote,
+        ).take_all()
+    finally:
+        ctx.max_errored_blocks = saved
+    # Plain Python values (Ray Data hands back numpy scalars).
+    rows = [{k: v.item() if hasattr(v, "item") else v for k, v in r.items()} for r in rows]
+    done = {r["index"] for r in rows}
+    rows += [{"index": i, "shard": s, "part": "", "built": False, "seconds": 0.0, "node": "",
+              "images": 0, "skipped": 0,
+              "error": f"{s}: every attempt's worker died ({max_retries + 1} attempts)"}
+             for i, s in enumerate(shards) if i not in done]
+    rows.sort(key=lambda r: r["index"])
+    # Attempts whose worker died left a folder (and its .json) behind.
+    lost = 0
+    for name in sorted(os.listdir(parts_dir)):
+        if ".attempt-" in name and not name.endswith(".json"):
+            lost += 1
+            shutil.rmtree(os.path.join(parts_dir, name), ignore_errors=True)
+    for name in os.listdir(parts_dir):
+        if ".attempt-" in name and name.endswith(".json"):
+            os.remove(os.path.join(parts_dir, name))
+    failed = [{"shard": r["shard"], "reason": r["error"]} for r in rows if r["error"]]
+    parts = [r["part"] for r in rows if not r["error"]]
+    missing = [p for p in parts if not os.path.isdir(p)]
+    if missing:
+        raise lookalike.LookalikeError(f"parts missing after the build: {missing}")
+    t = time.monotonic()
+    report = lookalike.merge(out, parts)
+    report["seconds_merge"] = time.monotonic() - t
+    report["shards"] = rows
+    report["failed"] = failed
+    report["attempts_lost"] = lost
+    report["seconds"] = time.monotonic() - start
+    return report
+
+
+@ray.remote
+class _PartActor:
+    """Holds one index part open (its memory maps stay warm) and answers
+    the stages of the fan-out check."""
+
+    def __init__(self, path: str, device: str) -> None:
+        self.part = lookalike.Part(path, device=device)
+
+    def stage1(self, queries: bytes) -> bytes:
+        return self.part.stage1(queries)
+
+    def stage2(self, queries: bytes, plan: bytes) -> bytes:
+        return self.part.stage2(queries, plan)
+
+    def stage3(self, request: bytes) -> bytes:
+        return self.part.stage3(request)
+
+
+class PartSearcher:
+    """Index parts held by Ray actors, one per part, ready for many checks.
+
+    ``index_parts``: index folders built with the same settings and model
+    and holding disjoint images (the parts of :func:`build_index`, or merges
+    of groups of them). ``num_cpus`` per actor; ``device`` for describing
+    (``"cpu"``, ``"gpu"``, ``"auto"``).
+    """
+
+    def __init__(self, index_parts: Sequence[PathLike], *, num_cpus: float = 1,
+                 device: str = "cpu") -> None:
+        self.paths = [os.path.abspath(os.fspath(p)) for p in index_parts]
+        if not self.paths:
+            raise ValueError("index_parts: no index part given")
+        if not ray.is_initialized():
+            ray.init()
+        self.device = device
+        self.actors = [_PartActor.options(num_cpus=num_cpus).remote(p, device)
+                       for p in self.paths]
+
+    def check(self, images: Any, k: int = 10, **kwargs: Any) -> Dict[str, Any]:
+        """The report ``check`` gives on the parts merged into one index
+        (``lookalike.check_parts``'s stages, each part answered by its actor)."""
+        return lookalike.check_parts(self.paths, images, k, runner=self._run, **kwargs)
+
+    def _run(self, stage: str, *args: bytes) -> List[bytes]:
+        return ray.get([getattr(a, stage).remote(*args) for a in self.actors])
+
+    def close(self) -> None:
+        """Ends the actors."""
+        for a in self.actors:
+            ray.kill(a)
+        self.actors = []
+
+
+def check(index_parts: Sequence[PathLike], images: Any, k: int = 10,
+          **kwargs: Any) -> Dict[str, Any]:
+    """One fan-out check over ``index_parts`` (see :class:`PartSearcher`,
+    which keeps the actors for more checks)."""
+    s = PartSearcher(index_parts)
+    try:
+        return s.check(images, k, **kwargs)
+    finally:
+        s.close()
