@@ -73,7 +73,9 @@ impl IndexWriter {
         sources: &[Index],
         stop: Option<StopAt>,
     ) -> Result<AttachStats, IndexError> {
-        self.commit()?;
+        if self.pending() > 0 {
+            self.commit()?;
+        }
         self.check_sources(sources)?;
         let mut stats = AttachStats::default();
         let mut seen: HashSet<u128> = HashSet::new();
@@ -166,6 +168,25 @@ impl IndexWriter {
         }
         Ok(())
     }
+}
+
+/// Refuses `sources` built unlike the first of them with records (the
+/// check [`IndexWriter::attach`] makes, without an index to attach to: so
+/// a merge into a new folder is refused before the folder is made).
+pub fn check_compatible(sources: &[Index]) -> Result<(), IndexError> {
+    let mut with_records = sources.iter().filter(|s| s.record_count() > 0);
+    let Some(first) = with_records.next() else {
+        return Ok(());
+    };
+    let reference = IndexSettings::of(first.manifest());
+    let what = format!("the first input, {},", first.dir().display());
+    for src in with_records {
+        let theirs = IndexSettings::of(src.manifest());
+        if let Some(e) = reference.merge_conflict(&what, &theirs, src.dir()) {
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// Writes segment `seg` (in folder `from`) into `index_dir` as segment

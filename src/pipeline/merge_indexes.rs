@@ -79,6 +79,7 @@ pub fn merge_indexes(
         }
         canon.push(c);
     }
+    crate::index::attach::check_compatible(&sources)?;
     let mut writer = IndexWriter::open(out)?;
     let a = writer.attach(&sources, stop)?;
     let segments = writer.segment_count();
