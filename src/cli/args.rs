@@ -122,10 +122,10 @@ once, at the end, under OUT's writer lock; an interrupted merge leaves OUT as it
 segments and faster checks. Refused: an input built with another decode setting (--exact, --thumb-side), \
 embedding model (--hash-only, --model) or keypoint setting (--no-keypoints) than OUT or the first input; \
 OUT among the inputs.\n\n\
-Example:\n  for s in shards/*.tar; do lookalike index \"$s\" -i parts/part-$(basename \"$s\" .tar) -q; done\n  \
+Example:\n  lookalike index shards/00003.tar -i parts/part-00003 -q   # on each worker, one part per shard\n  \
 lookalike merge ./laion parts/part-*\n  \
 lookalike compact -i ./laion\n  \
-lookalike info -i ./laion        # content digest: equal to an index of all shards built in one run"
+lookalike info -i ./laion      # its content digest equals a one-run index of the shards"
     )]
     Merge(MergeArgs),
     /// Find near-duplicate groups inside the indexed training set.
