@@ -26,7 +26,7 @@ use super::column::ColumnWriter;
 use super::manifest::{segment_dir_name, SegmentInfo};
 use super::merge::StopAt;
 use super::segment::{publish, FileRecord, Segment, COLUMNS};
-use super::settings::IndexSettings;
+use super::settings::{default_decode, IndexSettings};
 use super::{flags, graph, mih, Index, IndexWriter, FORMAT_VERSION};
 use crate::error::IndexError;
 
@@ -119,7 +119,9 @@ impl IndexWriter {
     /// settings of that source for an index without records.
     fn check_sources(&mut self, sources: &[Index]) -> Result<(), IndexError> {
         let mine = IndexSettings {
-            decode: self.decode_label().unwrap_or_default().to_string(),
+            decode: self
+                .decode_label()
+                .map_or_else(default_decode, str::to_string),
             embedding: self.embedding_label().map(str::to_string),
             keypoints: self.keypoints(),
         };

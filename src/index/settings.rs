@@ -68,11 +68,16 @@ impl IndexWriter {
     }
 }
 
+/// The decode setting of an index whose manifest has none (written before
+/// the key existed): fast at the default size.
+pub(crate) fn default_decode() -> String {
+    DecodeMode::Fast.label(&Limits::default())
+}
+
 impl IndexSettings {
     /// How the index with manifest `m` was built. An index whose manifest
     /// predates the `decode` key was decoded the default way (fast:512).
     pub fn of(m: &Manifest) -> IndexSettings {
-        let default_decode = || DecodeMode::Fast.label(&Limits::default());
         IndexSettings {
             decode: m.decode.clone().unwrap_or_else(default_decode),
             embedding: m.embedding.clone(),
