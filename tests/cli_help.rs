@@ -12,6 +12,7 @@ const COMMANDS: &[&str] = &[
     "check",
     "hash",
     "info",
+    "merge",
     "dedup",
     "eval",
     "completions",

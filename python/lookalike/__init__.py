@@ -3,6 +3,7 @@ training set?
 
     import lookalike
     lookalike.build("indexes/mymodel", "data/train")     # as `lookalike index`
+    lookalike.merge("indexes/all", ["parts/p0", "parts/p1"])  # as `lookalike merge`
     idx = lookalike.Index("indexes/mymodel")
     report = idx.check(["out/0001.png", pil_image, numpy_array, png_bytes])
     print(report["replication_rate"], report["results"][0]["verdict"])
@@ -29,7 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 from . import _lookalike
 from ._lookalike import EMBEDDING_MODEL, LookalikeError
 
-__all__ = ["Index", "LookalikeError", "build", "hash", "EMBEDDING_MODEL", "__version__"]
+__all__ = ["Index", "LookalikeError", "build", "hash", "merge", "EMBEDDING_MODEL", "__version__"]
 __version__: str = _lookalike.__version__
 
 Progress = Union[bool, Callable[[int, int], Any], None]
@@ -200,6 +201,14 @@ class Index:
         """Whether the index holds keypoints (geometric verification)."""
         return self._native.keypoints
 
+    def content_digest(self) -> str:
+        """The index's content digest, 64 hex digits, as ``lookalike info``
+        prints it: over the images' sizes, content hashes, flags and
+        descriptors in index order, not their paths or mtimes. The merge of
+        per-shard parts (:func:`merge`, in shard order) has the digest of an
+        index built in one run over the shards."""
+        return self._native.content_digest()
+
     def __repr__(self) -> str:
         return f"lookalike.Index({self.path!r}, images={self.images})"
 
@@ -338,3 +347,36 @@ def build(
         _progress(progress, "indexing"),
     )
     return json.loads(text)
+
+
+def merge(
+    out: Union[str, os.PathLike],
+    parts: Sequence[Union[str, os.PathLike]],
+) -> Dict[str, Any]:
+    """Combines the indexes in folders ``parts``, in that order, into the
+    index in folder ``out`` (created if missing; an existing index keeps its
+    segments and gets the parts' after them), as ``lookalike merge OUT
+    INDEX...`` does: their segments are attached as they are (hard-linked on
+    the same filesystem, else copied), nothing is described again, and one
+    crash-safe commit makes them visible. A later part's record of a path
+    supersedes an earlier one's; a file whose bytes equal an earlier part's
+    is flagged as an exact duplicate, as ``index`` would flag it.
+
+    Returns what ``merge --json`` prints (``inputs``, ``segments_attached``,
+    ``records``, ``duplicates_flagged``, ``live_images``, ``segments``,
+    ``seconds``, ...). Parts built with another decode setting, embedding
+    model or keypoint setting, ``out`` among the parts, and missing or
+    corrupt parts raise :class:`LookalikeError` with the CLI's message.
+    ``lookalike compact`` afterwards merges the segments into one."""
+    if not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"out: expected a str or os.PathLike, not {type(out).__name__}")
+    if isinstance(parts, (str, os.PathLike)):
+        raise TypeError("parts: expected a list of index folders, not one path")
+    paths = []
+    for p in parts:
+        if not isinstance(p, (str, os.PathLike)):
+            raise TypeError(f"parts: expected paths, not {type(p).__name__}")
+        paths.append(os.fspath(p))
+    if not paths:
+        raise ValueError("parts: no index given")
+    return json.loads(_lookalike.merge(os.fspath(out), paths))

@@ -24,6 +24,7 @@ class NativeIndex:
     def embedding_model(self) -> Optional[str]: ...
     @property
     def keypoints(self) -> bool: ...
+    def content_digest(self) -> str: ...
     def check(
         self,
         items: List[Item],
@@ -55,4 +56,9 @@ def build(
     allow_empty: bool = False,
     device: str = "auto",
     progress: Optional[Callable[[int, int], Any]] = None,
+) -> str: ...
+
+def merge(
+    out: Union[str, PathLike[str]],
+    parts: Sequence[Union[str, PathLike[str]]],
 ) -> str: ...

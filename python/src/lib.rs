@@ -16,6 +16,7 @@
 
 mod build;
 mod inputs;
+mod merge;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,19 @@ pyo3::create_exception!(
 /// `e` as a `LookalikeError` in the words the CLI prints after "error: ".
 pub(crate) fn lib_error(e: impl Into<anyhow::Error>) -> PyErr {
     LookalikeError::new_err(lookalike::error::chain_text(&e.into()))
+}
+
+/// An error opening or writing an index, in the CLI's words (an index
+/// path with nothing there as `check -i PATH` words it).
+pub(crate) fn index_error(e: IndexError) -> PyErr {
+    match e {
+        IndexError::Missing(path) => LookalikeError::new_err(format!(
+            "no index at {} (`lookalike index TRAINING_DIR --index {}` builds one there)",
+            path.display(),
+            path.display()
+        )),
+        e => lib_error(e),
+    }
 }
 
 /// `value` as the CLI's JSON writer prints it (one line).
@@ -100,15 +114,7 @@ impl NativeIndex {
         let device = device_choice(device)?;
         let index = py
             .detach(|| lookalike::index::Index::open(&path))
-            .map_err(|e| match e {
-                // The CLI's words for an index path with nothing there.
-                IndexError::Missing(_) => LookalikeError::new_err(format!(
-                    "no index at {} (`lookalike index TRAINING_DIR --index {}` builds one there)",
-                    path.display(),
-                    path.display()
-                )),
-                e => lib_error(e),
-            })?;
+            .map_err(index_error)?;
         Ok(NativeIndex {
             index,
             device,
@@ -144,6 +150,12 @@ impl NativeIndex {
     #[getter]
     fn keypoints(&self) -> bool {
         self.index.has_keypoints()
+    }
+
+    /// The index's content digest as 64 hex digits, as `info` prints it
+    /// (see `Index::content_digest`).
+    fn content_digest(&self, py: Python<'_>) -> String {
+        py.detach(|| self.index.content_digest_hex())
     }
 
     /// Checks the tagged inputs; returns the `check --json` report as JSON
@@ -299,12 +311,13 @@ fn hash(
     })
 }
 
-/// The module: `NativeIndex`, `hash`, `build`, `LookalikeError`.
+/// The module: `NativeIndex`, `hash`, `build`, `merge`, `LookalikeError`.
 #[pymodule]
 fn _lookalike(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeIndex>()?;
     m.add_function(wrap_pyfunction!(hash, m)?)?;
     m.add_function(wrap_pyfunction!(build::build, m)?)?;
+    m.add_function(wrap_pyfunction!(merge::merge, m)?)?;
     m.add("LookalikeError", m.py().get_type::<LookalikeError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add(

@@ -107,6 +107,27 @@ result. Crash-safe: the old segments are removed only after the new manifest is 
 loses nothing and a rerun finishes. `check` runs meanwhile keep reading the segments they opened."
     )]
     Compact(CompactArgs),
+    /// Combine indexes built in parts (one per shard, on many machines) into one.
+    #[command(
+        long_about = "Combines indexes built with the same settings (decode setting, embedding model, \
+keypoints) into OUT by attaching their segments as they are: nothing is decoded or described again, and \
+column files are hard-linked when OUT is on the same filesystem (else copied). Build one index in parts, \
+say one part per WebDataset shard on a cluster, then merge the parts. Inputs are taken in the order \
+given: a later input's record of a path supersedes an earlier one's, and a file whose bytes equal a file \
+of an earlier input is flagged as an exact duplicate, as `index` would flag it. OUT may be new or an \
+existing index (the inputs' segments then come after its own). Crash-safe: OUT's manifest is committed \
+once, at the end, under OUT's writer lock; an interrupted merge leaves OUT as it was.",
+        after_help = "Segments are attached, not merged (each keeps its HNSW graph and PDQ table, and \
+`check` gives the same results as on the parts); run `lookalike compact -i OUT` afterwards for fewer \
+segments and faster checks. Refused: an input built with another decode setting (--exact, --thumb-side), \
+embedding model (--hash-only, --model) or keypoint setting (--no-keypoints) than OUT or the first input; \
+OUT among the inputs.\n\n\
+Example:\n  lookalike index shards/00003.tar -i parts/part-00003 -q   # on each worker, one part per shard\n  \
+lookalike merge ./laion parts/part-*\n  \
+lookalike compact -i ./laion\n  \
+lookalike info -i ./laion      # its content digest equals a one-run index of the shards"
+    )]
+    Merge(MergeArgs),
     /// Find near-duplicate groups inside the indexed training set.
     #[command(
         long_about = "Groups the indexed images that are near copies of each other: same bytes, or upright PDQ \
@@ -460,6 +481,21 @@ pub struct HashArgs {
 pub struct CompactArgs {
     #[command(flatten)]
     pub sel: IndexSel,
+    /// JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[allow(missing_docs)]
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The index to write: created if missing, else the inputs' segments
+    /// come after its own. A name or a path, as --index reads it.
+    #[arg(value_name = "OUT")]
+    pub out: String,
+    /// The indexes to merge, in order (names or paths).
+    #[arg(value_name = "INDEX", required = true)]
+    pub inputs: Vec<String>,
     /// JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -8,6 +8,7 @@ mod evidence;
 mod index_cmd;
 mod index_name;
 mod inputs;
+mod merge_cmd;
 mod output;
 mod serve_cmd;
 mod sources;
@@ -117,6 +118,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Hash(a) => cmd_hash(a, quiet),
         Command::Info(a) => cmd_info(a),
         Command::Compact(a) => cmd_compact(a),
+        Command::Merge(a) => merge_cmd::run(a),
         Command::Eval(a) => eval_cmd::run(a, quiet),
         Command::Dedup(a) => evidence::run(a),
         Command::Serve(a) => serve_cmd::run(a, quiet),
@@ -482,7 +484,7 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
         .collect();
     let live = idx.live_count();
     let records = idx.record_count();
-    let digest = format!("{:016x}", idx.content_digest());
+    let digest = idx.content_digest_hex();
     let with = |f: fn(&crate::index::segment::Segment) -> bool| {
         idx.segments().iter().filter(|s| f(s)).count()
     };
@@ -556,7 +558,7 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
         )?;
         writeln!(
             out,
-            "digest      {digest}  (same files, same descriptors → same digest)"
+            "digest      {digest}\n            (content digest: same images, same descriptors, same order → same digest; paths and mtimes aside)"
         )?;
         writeln!(
             out,

@@ -2,6 +2,7 @@
 //! of fixed-width column files read through memory maps. `indexes/README.md`
 //! documents the format. Everything is validated before any cast.
 
+pub mod attach;
 pub mod column;
 pub mod graph;
 pub mod manifest;
@@ -13,6 +14,7 @@ pub mod settings;
 pub mod skipped;
 pub mod writer;
 
+pub use attach::AttachStats;
 pub use manifest::Manifest;
 pub use reader::{Index, RecordRef};
 pub use segment::{FileRecord, SegmentData};

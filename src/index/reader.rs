@@ -138,35 +138,63 @@ impl Index {
         latest_records(&self.segments)
     }
 
-    /// A digest of what the index says about every current file, independent of
-    /// how the work was split into segments: two runs that indexed the same
-    /// files the same way have the same digest.
-    pub fn content_digest(&self) -> u64 {
-        let latest = self.latest();
-        let mut rows: Vec<(&[u8], RecordRef)> = latest.into_iter().collect();
-        rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for (path, r) in rows {
+    /// A digest of what the index holds, image by image: for the latest
+    /// record of every path, in index order (segment order, then row), its
+    /// flags (exact duplicate included), size, content hash and every
+    /// descriptor (PDQ, quality, pHash, trimmed PDQ, keypoints, embedding;
+    /// absent columns as their empty value). Paths, path offsets and mtimes
+    /// are left out, and so are removed files and the records of tar shards
+    /// themselves (bookkeeping whose place depends on batch boundaries). So
+    /// the digest does not depend on how the work was split into segments
+    /// or runs, nor on where the files lay: an index built in one run from
+    /// shards s0..s9 and the `merge` of one part per shard, in that order,
+    /// have the same digest; so do an index before and after `compact`.
+    ///
+    /// 256 bits: xxh3-128 of the same stream under two seeds, to tell
+    /// builds apart, not to resist a forger (it is not cryptographic).
+    pub fn content_digest(&self) -> [u8; 32] {
+        let mut rows: Vec<RecordRef> = self
+            .latest()
+            .into_values()
+            .filter(|r| {
+                let f = self.segments[r.seg as usize].files()[r.row as usize].flags;
+                f & (flags::TOMBSTONE | flags::SHARD) == 0
+            })
+            .collect();
+        rows.sort_unstable();
+        let mut h = [
+            xxhash_rust::xxh3::Xxh3::with_seed(0),
+            xxhash_rust::xxh3::Xxh3::with_seed(1),
+        ];
+        let mut update = |bytes: &[u8]| h.iter_mut().for_each(|h| h.update(bytes));
+        update(b"lookalike content digest 1\0");
+        for r in rows {
             let s = &self.segments[r.seg as usize];
             let f = s.files()[r.row as usize];
-            if f.flags & flags::TOMBSTONE != 0 {
-                continue;
-            }
-            h.update(&(path.len() as u64).to_le_bytes());
-            h.update(path);
-            h.update(&f.size.to_le_bytes());
-            h.update(&f.mtime_ns.to_le_bytes());
-            h.update(&f.content_hash().to_le_bytes());
-            h.update(&f.flags.to_le_bytes());
+            update(&f.flags.to_le_bytes());
+            update(&f.size.to_le_bytes());
+            update(&f.content_hash().to_le_bytes());
             let d = s.descriptors(r.row as usize);
-            h.update(bytemuck::bytes_of(&d.pdq));
-            h.update(&[d.quality]);
-            h.update(&d.phash.to_le_bytes());
-            h.update(bytemuck::bytes_of(&d.pdq_trim));
-            h.update(bytemuck::bytes_of(&d.keypoints));
-            h.update(bytemuck::bytes_of(&d.embedding));
+            update(bytemuck::bytes_of(&d.pdq));
+            update(&[d.quality]);
+            update(&d.phash.to_le_bytes());
+            update(bytemuck::bytes_of(&d.pdq_trim));
+            update(bytemuck::bytes_of(&d.keypoints));
+            update(bytemuck::bytes_of(&d.embedding));
         }
-        h.digest()
+        let mut out = [0u8; 32];
+        out[..16].copy_from_slice(&h[0].digest128().to_le_bytes());
+        out[16..].copy_from_slice(&h[1].digest128().to_le_bytes());
+        out
+    }
+
+    /// [`Index::content_digest`] as 64 lowercase hex digits (what `info`
+    /// prints).
+    pub fn content_digest_hex(&self) -> String {
+        self.content_digest()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 

@@ -4,8 +4,11 @@
 //! comparable with the ones already stored, so such a run is refused with a
 //! reason rather than allowed to mix them.
 
-use super::IndexWriter;
+use std::path::Path;
+
+use super::{IndexWriter, Manifest};
 use crate::error::IndexError;
+use crate::ingest::{DecodeMode, Limits};
 
 /// How a run of `index` would describe images.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,5 +65,66 @@ impl IndexWriter {
         self.set_embedding_label(s.embedding.clone());
         self.set_keypoints(keypoints);
         Ok(keypoints)
+    }
+}
+
+/// The decode setting of an index whose manifest has none (written before
+/// the key existed): fast at the default size.
+pub(crate) fn default_decode() -> String {
+    DecodeMode::Fast.label(&Limits::default())
+}
+
+impl IndexSettings {
+    /// How the index with manifest `m` was built. An index whose manifest
+    /// predates the `decode` key was decoded the default way (fast:512).
+    pub fn of(m: &Manifest) -> IndexSettings {
+        IndexSettings {
+            decode: m.decode.clone().unwrap_or_else(default_decode),
+            embedding: m.embedding.clone(),
+            keypoints: m.keypoints,
+        }
+    }
+
+    /// Why the index at `path`, built as `other`, cannot be merged with
+    /// `what` (an index or input described in words), built as `self`:
+    /// another decode setting, embedding model or keypoint setting would
+    /// mix incomparable descriptors. None when they agree.
+    pub fn merge_conflict(
+        &self,
+        what: &str,
+        other: &IndexSettings,
+        path: &Path,
+    ) -> Option<IndexError> {
+        let path = path.display();
+        let none = "none (--hash-only)";
+        let (why, mine, theirs, hint) = if self.decode != other.decode {
+            (
+                "decode setting",
+                self.decode.clone(),
+                other.decode.clone(),
+                "hashes would not be comparable",
+            )
+        } else if self.embedding != other.embedding {
+            (
+                "embedding model",
+                self.embedding.clone().unwrap_or(none.into()),
+                other.embedding.clone().unwrap_or(none.into()),
+                "embeddings would not be comparable",
+            )
+        } else if self.keypoints != other.keypoints {
+            let kp = |k: bool| if k { "kept" } else { "none (--no-keypoints)" }.to_string();
+            (
+                "keypoints",
+                kp(self.keypoints),
+                kp(other.keypoints),
+                "some images could not be verified",
+            )
+        } else {
+            return None;
+        };
+        Some(IndexError::Incompatible(format!(
+            "cannot merge {path}: its {why} is '{theirs}', {what} has '{mine}': {hint}. \
+             Merge only indexes built with the same settings (rebuild that part with them)."
+        )))
     }
 }

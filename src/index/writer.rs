@@ -254,6 +254,53 @@ impl IndexWriter {
         Ok(())
     }
 
+    /// The id a new segment gets: one more than any committed one's.
+    pub(crate) fn next_segment_id(&self) -> u64 {
+        self.manifest
+            .segments
+            .iter()
+            .map(|s| s.id)
+            .max()
+            .unwrap_or(0)
+            + 1
+    }
+
+    /// Whether a live record (committed or pending) has these file bytes.
+    pub(crate) fn knows_content(&self, h: u128) -> bool {
+        self.by_content.contains_key(&h)
+    }
+
+    /// Commits segments already written into the index folder (by
+    /// [`IndexWriter::attach`]) after the committed ones: each is opened and
+    /// validated, then one manifest naming them all is committed (with any
+    /// settings recorded meanwhile). Nothing may be pending. `stop` at
+    /// `SegmentWritten` ends it before the commit, as a crash there would.
+    pub(crate) fn commit_segments(
+        &mut self,
+        infos: Vec<SegmentInfo>,
+        stop: Option<StopAt>,
+    ) -> Result<(), IndexError> {
+        debug_assert!(self.pending.is_empty());
+        let opened = infos
+            .iter()
+            .map(|i| Segment::open(&self.dir, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        if stop == Some(StopAt::SegmentWritten) {
+            return Err(stopped(&self.dir));
+        }
+        let mut next = self.manifest.clone();
+        next.segments.extend(infos);
+        next.generation += 1;
+        next.writer = manifest::writer_id();
+        next.commit(&self.dir)?;
+        self.manifest = next;
+        self.segments.extend(opened);
+        (self.by_path, self.by_content) = lookups(&self.segments);
+        self.manifest_changed = false;
+        self.last_commit = Instant::now();
+        Ok(())
+    }
+
     /// Number of committed segments.
     pub fn segment_count(&self) -> usize {
         self.segments.len()
@@ -336,7 +383,7 @@ impl IndexWriter {
 }
 
 /// The error a merge stopped by [`StopAt`] returns.
-fn stopped(dir: &Path) -> IndexError {
+pub(super) fn stopped(dir: &Path) -> IndexError {
     IndexError::io(
         dir,
         std::io::Error::other("merge stopped on purpose (simulated crash)"),

@@ -9,13 +9,16 @@
 //!   `check --json` prints.
 //! * [`compact`]: merge every segment of an index into one.
 //! * [`eval`]: score a check against ground truth.
+//! * [`merge_indexes`]: combine indexes built in parts into one.
 
 pub mod build;
 pub mod check;
 pub mod compact;
 mod deferred;
 pub mod eval;
+pub mod merge_indexes;
 
 pub use build::{build, build_from, update, update_from, BuildOptions, BuildStats};
 pub use check::{check, check_decoded, check_images, check_inputs, collect_queries, CheckOptions};
 pub use compact::{compact, CompactStats};
+pub use merge_indexes::{merge_indexes, MergeStats};
