@@ -558,7 +558,7 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
         )?;
         writeln!(
             out,
-            "digest      {digest}\n            (content digest: same images, same descriptors, same order → same digest; paths and mtimes aside)"
+            "digest      {digest}\n            (content digest: images and descriptors in index order, not paths or mtimes)"
         )?;
         writeln!(
             out,
