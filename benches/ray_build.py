@@ -6,7 +6,7 @@ Runs, in this order, on the machine's cores:
 1. `lookalike.build(one, shards)`: one process, every core (what
    `lookalike index` does);
 2. `lookalike.ray.build_index(shards, out, num_workers=N)` on a local Ray
-   cluster of N one-CPU workers (Ray Data start-up, one task per shard,
+   cluster of N one-CPU workers (Ray start-up, one task per shard,
    the merge);
 and prints images/s of both, their ratio, the merge's share, and what a
 million images cost in core-hours at each rate (wall time x cores used,

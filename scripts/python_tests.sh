@@ -13,7 +13,7 @@ venv="$target/python-venv"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-"$venv/bin/pip" install -q --disable-pip-version-check maturin pytest numpy pillow "ray[data]"
+"$venv/bin/pip" install -q --disable-pip-version-check maturin pytest numpy pillow ray
 
 cargo build --bin lookalike
 rm -rf "$target/wheels"

@@ -1,6 +1,6 @@
 """lookalike on a Ray cluster: sharded index builds and fan-out checks.
 
-Needs the optional dependency ``ray[data]`` (``pip install "lookalike[ray]"``)
+Needs the optional dependency ``ray`` (``pip install "lookalike[ray]"``)
 on the driver and on every worker, and storage every node sees at the same
 path (NFS, a mounted bucket) for the shards, the parts and the index::
 
@@ -10,8 +10,9 @@ path (NFS, a mounted bucket) for the shards, the parts and the index::
                               "/data/indexes/laion", num_workers=8, use_gpu=True)
     report = lookalike.ray.check(["/data/parts/p0", "/data/parts/p1"], ["out/"])
 
-:func:`build_index`: Ray Data schedules one task per tar shard; each task
-runs :func:`lookalike.build` on its shard (the GPU engine when the task got
+:func:`build_index`: one Ray task per tar shard (lookalike streams the tar
+from shared storage itself, so shard bytes never pass through Ray's object
+store, and memory stays bounded per task); each task runs :func:`lookalike.build` on its shard (the GPU engine when the task got
 a GPU) into a fresh attempt folder ``OUT.parts/part-NNNNN.attempt-…`` and
 renames it to ``OUT.parts/part-NNNNN`` when the build has committed. A task
 whose worker dies is retried by Ray; its half-built attempt folder is never
@@ -29,7 +30,6 @@ report equals ``check`` on the parts merged into one index.
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import socket
@@ -41,10 +41,9 @@ import lookalike
 
 try:
     import ray
-    import ray.data
 except ImportError as e:  # pragma: no cover - exercised only without ray
     raise ImportError(
-        "lookalike.ray needs Ray: pip install 'ray[data]' (or 'lookalike[ray]')"
+        "lookalike.ray needs Ray: pip install ray (or 'lookalike[ray]')"
     ) from e
 
 __all__ = ["build_index", "check", "PartSearcher", "part_name"]
@@ -57,13 +56,9 @@ def part_name(i: int) -> str:
     return f"part-{i:05d}"
 
 
-def _task_options(max_retries: int) -> Dict[str, Any]:
-    return {"max_retries": max_retries}
-
-
 def _build_shard(row: Dict[str, Any], parts_dir: str, options: Dict[str, Any],
                  use_gpu: bool, threads: int) -> Dict[str, Any]:
-    """One Ray Data task: index one shard into its own part, atomically."""
+    """One task: index one shard into its own part, atomically."""
     # Each task gets `threads` cores; rayon would otherwise start a thread
     # per core of the node in every worker process.
     os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
@@ -97,6 +92,11 @@ def _build_shard(row: Dict[str, Any], parts_dir: str, options: Dict[str, Any],
     out["images"] = int(stats.get("live_records", 0))
     out["skipped"] = len(stats.get("skipped", []))
     return out
+
+
+# Ray retries a task whose worker process died (killed, out of memory,
+# node lost) up to max_retries times, set per build.
+_build_shard_task = ray.remote(_build_shard)
 
 
 def build_index(
@@ -143,39 +143,33 @@ def build_index(
     if not ray.is_initialized():
         ray.init()
     build_opts = {k: v for k, v in options.items() if v is not None}
-    remote: Dict[str, Any] = {
-        "num_cpus": cpus_per_worker,
-        # Ray Data retries a task whose worker died forever by default; a
-        # shard that kills every worker must end as `failed`, not loop.
-        "ray_remote_args_fn": functools.partial(_task_options, int(max_retries)),
-    }
-    if use_gpu:
-        remote["num_gpus"] = 1
-    if num_workers is not None:
-        remote["concurrency"] = int(num_workers)
-    ds = ray.data.from_items(
-        [{"index": i, "shard": s} for i, s in enumerate(shards)],
-        override_num_blocks=len(shards),
-    )
-    # A shard whose every attempt died is reported below, not raised.
-    ctx = ray.data.DataContext.get_current()
-    saved, ctx.max_errored_blocks = ctx.max_errored_blocks, len(shards)
-    try:
-        rows = ds.map(
-            _build_shard,
-            fn_kwargs={"parts_dir": parts_dir, "options": build_opts, "use_gpu": use_gpu,
-                       "threads": cpus_per_worker},
-            **remote,
-        ).take_all()
-    finally:
-        ctx.max_errored_blocks = saved
-    # Plain Python values (Ray Data hands back numpy scalars).
-    rows = [{k: v.item() if hasattr(v, "item") else v for k, v in r.items()} for r in rows]
-    done = {r["index"] for r in rows}
-    rows += [{"index": i, "shard": s, "part": "", "built": False, "seconds": 0.0, "node": "",
-              "images": 0, "skipped": 0,
-              "error": f"{s}: every attempt's worker died ({max_retries + 1} attempts)"}
-             for i, s in enumerate(shards) if i not in done]
+    task = _build_shard_task.options(
+        num_cpus=cpus_per_worker, num_gpus=1 if use_gpu else 0, max_retries=int(max_retries))
+    if num_workers is None:
+        total = ray.cluster_resources()
+        have = total.get("GPU", 0) if use_gpu else total.get("CPU", 1) / cpus_per_worker
+        num_workers = max(1, int(have))
+    # At most num_workers tasks in flight: the cluster's queue stays short
+    # and a million shards cost no million pending task specs.
+    rows: List[Dict[str, Any]] = []
+    pending: Dict[Any, int] = {}
+    todo = list(enumerate(shards))
+    todo.reverse()
+    while todo or pending:
+        while todo and len(pending) < num_workers:
+            i, s = todo.pop()
+            pending[task.remote({"index": i, "shard": s}, parts_dir, build_opts, use_gpu,
+                                cpus_per_worker)] = i
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            i = pending.pop(ref)
+            try:
+                rows.append(ray.get(ref))
+            except ray.exceptions.RayError as e:  # every attempt's worker died
+                rows.append({"index": i, "shard": shards[i], "part": "", "built": False,
+                             "seconds": 0.0, "node": "", "images": 0, "skipped": 0,
+                             "error": f"{shards[i]}: {type(e).__name__} after "
+                                      f"{max_retries + 1} attempts"})
     rows.sort(key=lambda r: r["index"])
     # Attempts whose worker died left a folder (and its .json) behind.
     lost = 0
