@@ -35,7 +35,7 @@ import shutil
 import socket
 import time
 import uuid
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import lookalike
 
@@ -198,48 +198,73 @@ def build_index(
 @ray.remote
 class _PartActor:
     """Holds one index part open (its memory maps stay warm) and answers
-    the stages of the fan-out check."""
+    the stages of the fan-out check (see :func:`lookalike.check_parts`)."""
 
     def __init__(self, path: str, device: str) -> None:
         self.part = lookalike.Part(path, device=device)
 
-    def stage1(self, queries: bytes) -> bytes:
-        return self.part.stage1(queries)
+    def about(self) -> Tuple[Any, int]:
+        return self.part.settings, self.part.images
 
-    def stage2(self, queries: bytes, plan: bytes) -> bytes:
-        return self.part.stage2(queries, plan)
+    def stage1(self, request: bytes) -> bytes:
+        return self.part.stage1(request)
 
-    def stage3(self, request: bytes) -> bytes:
-        return self.part.stage3(request)
+    def stage2(self, request: bytes, plan: bytes) -> bytes:
+        return self.part.stage2(request, plan)
+
+    def stage3(self, request: bytes, plan: bytes) -> bytes:
+        return self.part.stage3(request, plan)
 
 
 class PartSearcher:
     """Index parts held by Ray actors, one per part, ready for many checks.
 
     ``index_parts``: index folders built with the same settings and model
-    and holding disjoint images (the parts of :func:`build_index`, or merges
-    of groups of them). ``num_cpus`` per actor; ``device`` for describing
-    (``"cpu"``, ``"gpu"``, ``"auto"``).
+    and holding disjoint images (parts of :func:`build_index`, or
+    ``lookalike merge`` of groups of them), at the same path on every node.
+    ``num_cpus``: reserved per actor. ``device``: where the driver describes
+    the query images (``"cpu"``, ``"gpu"``, ``"auto"``); the parts only
+    search. Actors are placed where Ray finds room (``actor_options``, e.g.
+    ``{"resources": {"part_host": 1}}``, pins them).
     """
 
     def __init__(self, index_parts: Sequence[PathLike], *, num_cpus: float = 1,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", actor_options: Optional[Dict[str, Any]] = None) -> None:
         self.paths = [os.path.abspath(os.fspath(p)) for p in index_parts]
         if not self.paths:
             raise ValueError("index_parts: no index part given")
         if not ray.is_initialized():
             ray.init()
         self.device = device
-        self.actors = [_PartActor.options(num_cpus=num_cpus).remote(p, device)
-                       for p in self.paths]
+        opts = {"num_cpus": num_cpus, **(actor_options or {})}
+        self.actors = [_PartActor.options(**opts).remote(p, "cpu") for p in self.paths]
+        about = ray.get([a.about.remote() for a in self.actors])
+        self.settings = about[0][0]
+        for path, (settings, _) in zip(self.paths, about):
+            if settings != self.settings:
+                self.close()
+                raise lookalike.LookalikeError(
+                    f"{path}: built with settings {settings}, {self.paths[0]} with "
+                    f"{self.settings}: the parts of one check must share them")
+        self.images = sum(n for _, n in about)
 
-    def check(self, images: Any, k: int = 10, **kwargs: Any) -> Dict[str, Any]:
-        """The report ``check`` gives on the parts merged into one index
-        (``lookalike.check_parts``'s stages, each part answered by its actor)."""
-        return lookalike.check_parts(self.paths, images, k, runner=self._run, **kwargs)
-
-    def _run(self, stage: str, *args: bytes) -> List[bytes]:
-        return ray.get([getattr(a, stage).remote(*args) for a in self.actors])
+    def check(self, images: Any, k: int = 10, *, hash_only: bool = False, verify: bool = True,
+              names: Optional[Sequence[str]] = None, skip_bad: bool = False,
+              min_score: Optional[float] = None) -> Dict[str, Any]:
+        """The report ``Index.check`` gives on the parts merged into one
+        index (``index`` names the parts): the images are described once
+        here, then every stage runs on all actors at once."""
+        request = lookalike.describe(
+            images, like=self.settings, k=k, hash_only=hash_only, verify=verify, names=names,
+            skip_bad=skip_bad, total_images=self.images, device=self.device)
+        req = ray.put(request)  # one copy in the object store for all actors
+        s1 = ray.get([a.stage1.remote(req) for a in self.actors])
+        state, plans = lookalike.combine1(request, s1)
+        s2 = ray.get([a.stage2.remote(req, p) for a, p in zip(self.actors, plans)])
+        state, plans = lookalike.combine2(request, state, s2)
+        s3 = ray.get([a.stage3.remote(req, p) for a, p in zip(self.actors, plans)])
+        return lookalike.report(request, state, s3, index=" + ".join(self.paths),
+                                min_score=min_score)
 
     def close(self) -> None:
         """Ends the actors."""
@@ -247,13 +272,16 @@ class PartSearcher:
             ray.kill(a)
         self.actors = []
 
+    def __enter__(self) -> "PartSearcher":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
 
 def check(index_parts: Sequence[PathLike], images: Any, k: int = 10,
           **kwargs: Any) -> Dict[str, Any]:
     """One fan-out check over ``index_parts`` (see :class:`PartSearcher`,
-    which keeps the actors for more checks)."""
-    s = PartSearcher(index_parts)
-    try:
+    which keeps the actors for more checks; ``kwargs`` as its ``check``)."""
+    with PartSearcher(index_parts) as s:
         return s.check(images, k, **kwargs)
-    finally:
-        s.close()
