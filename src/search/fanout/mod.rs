@@ -65,7 +65,7 @@ pub struct PartSettings {
     pub decode: Option<String>,
     /// The embedding model, `None` for a hash-only index.
     pub embedding: Option<String>,
-    /// Whether the index holds keypoints.
+    /// Whether the index keeps keypoints (off: `index --no-keypoints`).
     pub keypoints: bool,
 }
 
@@ -75,7 +75,7 @@ impl PartSettings {
         PartSettings {
             decode: index.manifest().decode.clone(),
             embedding: index.embedding_model().map(str::to_string),
-            keypoints: index.has_keypoints(),
+            keypoints: index.manifest().keypoints,
         }
     }
 
@@ -254,6 +254,10 @@ pub struct Stage1 {
     pub live: u64,
     /// Whether it ran the keypoint shortlist.
     pub scanned: bool,
+    /// Whether any of its segments holds keypoints (a segment of images
+    /// without any leaves the column out): verification runs when any
+    /// part's does, as on the merged index.
+    pub has_keypoints: bool,
     /// Per query of the request.
     pub queries: Vec<First>,
 }
@@ -268,6 +272,7 @@ impl Stage1 {
         w.u32(self.segments);
         w.u64(self.live);
         w.bool(self.scanned);
+        w.bool(self.has_keypoints);
         w.len(self.queries.len());
         for f in &self.queries {
             w.len(f.pdq.len());
@@ -291,7 +296,8 @@ impl Stage1 {
         let mut r = Reader::open(b, Kind::Stage1)?;
         let request = r.u64()?;
         let settings = PartSettings::read(&mut r)?;
-        let (fingerprint, segments, live, scanned) = (r.u64()?, r.u32()?, r.u64()?, r.bool()?);
+        let (fingerprint, segments, live) = (r.u64()?, r.u32()?, r.u64()?);
+        let (scanned, has_keypoints) = (r.bool()?, r.bool()?);
         let n = r.len(24)?;
         let mut queries = Vec::with_capacity(n);
         for _ in 0..n {
@@ -315,6 +321,7 @@ impl Stage1 {
             segments,
             live,
             scanned,
+            has_keypoints,
             queries,
         })
     }
@@ -338,7 +345,8 @@ pub struct Plan {
     pub request: u64,
     /// The parts, in order.
     pub parts: Vec<PartInfo>,
-    /// Whether the keypoint shortlist ran (as on the merged index).
+    /// Whether the keypoint shortlist ran (as on the merged index: verified
+    /// and at most `KEYPOINT_SCAN_LIMIT` records in all).
     pub keypoint_scan: bool,
 }
 

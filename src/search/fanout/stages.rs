@@ -107,6 +107,7 @@ pub fn stage1(index: &Index, req: &Request, engine: &dyn Engine) -> Result<Stage
         segments: part.segments,
         live: part.live,
         scanned,
+        has_keypoints: index.has_keypoints(),
         queries,
     })
 }
@@ -191,7 +192,9 @@ pub fn combine1(req: &Request, s1: &[Stage1]) -> Result<(Plan, Vec<Stage2Plan>),
             req.total_records.unwrap_or(0)
         ));
     }
-    let keypoint_scan = req.verify && fusion::keypoint_scan_for(total as usize);
+    // Verification runs when the merged index would hold keypoints.
+    let verify = req.verify && s1.iter().any(|s| s.has_keypoints);
+    let keypoint_scan = verify && fusion::keypoint_scan_for(total as usize);
     if keypoint_scan && s1.iter().any(|s| !s.scanned) {
         return err("a part skipped the keypoint scan that the total count asks for".into());
     }
@@ -225,7 +228,7 @@ pub fn combine1(req: &Request, s1: &[Stage1]) -> Result<(Plan, Vec<Stage2Plan>),
         fusion::rank_nearest(&mut near, nearest_k(req));
         let short: Vec<RecordRef> = short.iter().map(|s| s.1).collect();
         let near: Vec<RecordRef> = near.iter().map(|n| n.1).collect();
-        for c in fusion::plan(&pdq, &short, &near, req.verify) {
+        for c in fusion::plan(&pdq, &short, &near, verify) {
             let Some((i, rec)) = local(c.rec, &offs, &parts) else {
                 return err(format!(
                     "a stage-1 answer names record {:?} of no part",
