@@ -666,3 +666,6 @@ impl Stage3 {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
