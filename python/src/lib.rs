@@ -13,9 +13,12 @@
 //!
 //! Every call releases the GIL while it reads, decodes, describes or
 //! searches; it takes the GIL back only to call a progress callback.
+//!
+//! [`parts`] runs a check fanned out over index parts, its messages as bytes.
 
 mod build;
 mod inputs;
+mod parts;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -299,10 +302,16 @@ fn hash(
     })
 }
 
-/// The module: `NativeIndex`, `hash`, `build`, `LookalikeError`.
+/// The module: `NativeIndex`, `hash`, `build`, `LookalikeError`, and the
+/// fan-out check's `NativePart`, `describe`, `combine1`, `combine2`, `report`.
 #[pymodule]
 fn _lookalike(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeIndex>()?;
+    m.add_class::<parts::NativePart>()?;
+    m.add_function(wrap_pyfunction!(parts::describe, m)?)?;
+    m.add_function(wrap_pyfunction!(parts::combine1, m)?)?;
+    m.add_function(wrap_pyfunction!(parts::combine2, m)?)?;
+    m.add_function(wrap_pyfunction!(parts::report, m)?)?;
     m.add_function(wrap_pyfunction!(hash, m)?)?;
     m.add_function(wrap_pyfunction!(build::build, m)?)?;
     m.add("LookalikeError", m.py().get_type::<LookalikeError>())?;
