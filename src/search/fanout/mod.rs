@@ -20,13 +20,13 @@
 //!    embeddings, and the part's live count.
 //! 3. [`combine1`]: merges each list as the single-index code ranks it,
 //!    decides the keypoint scan from the total count, and plans which
-//!    records each part scores and verifies ([`fusion::plan`]).
+//!    records each part scores and verifies ([`crate::search::fusion::plan`]).
 //! 4. [`stage2`] on every part: verifies and scores its share, returns its
 //!    best `k` with what judging them needs.
 //! 5. [`combine2`]: ranks all in the fused order, keeps the top `k`, and asks
 //!    every part for the corpus copies of the matched candidates.
 //! 6. [`stage3`] on every part: counts the near copies it holds.
-//! 7. [`report`]: sums them and builds the [`CheckReport`].
+//! 7. [`report`]: sums them and builds the [`crate::search::CheckReport`].
 //!
 //! Every message crosses as opaque bytes (`to_bytes` / `from_bytes`;
 //! floats bit-exact). Each names the request it belongs to, and the plans
