@@ -93,7 +93,12 @@ pub fn stage1(index: &Index, req: &Request, engine: &dyn Engine) -> Result<Stage
         }
     };
     let qs: Vec<&crate::descriptors::QueryDescriptors> = req.queries.iter().map(|q| &q.q).collect();
-    let queries = match batch_search(index, engine, &qs, sp.top_k) {
+    let hits = if qs.is_empty() {
+        Some(vec![])
+    } else {
+        batch_search(index, engine, &qs, sp.top_k)
+    };
+    let queries = match hits {
         Some(hits) => qs.par_iter().zip(hits).map(|(q, m)| first(q, m)).collect(),
         None => qs
             .par_iter()
