@@ -13,11 +13,11 @@ venv="$target/python-venv"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-"$venv/bin/pip" install -q --disable-pip-version-check maturin pytest numpy pillow ray
+"$venv/bin/python" -m pip install -q --disable-pip-version-check maturin pytest numpy pillow ray
 
 cargo build --bin lookalike
 rm -rf "$target/wheels"
 "$venv/bin/maturin" build -q -m python/Cargo.toml --profile dev -o "$target/wheels" -i "$venv/bin/python"
-"$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$target"/wheels/lookalike-*.whl
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$target"/wheels/lookalike-*.whl
 
 LOOKALIKE_BIN="$target/debug/lookalike" "$venv/bin/python" -m pytest -q python/tests "$@"

@@ -18,6 +18,36 @@ H×W×4 (RGBA, flattened onto white as files are). Work runs without the GIL.
 Errors of the library (a missing or corrupt index, an image that cannot be
 decoded) raise :class:`LookalikeError` with the CLI's message; arguments of
 the wrong type or shape raise ``TypeError`` / ``ValueError``.
+
+**A check fanned out over index parts.** A huge index can be built as
+several *parts* (disjoint sets of images, each a normal index folder, all
+built with the same settings) held by different processes or machines.
+:func:`check_parts` checks images against all of them and returns the
+report ``Index.check`` gives on the merged index (``lookalike merge OUT
+PARTS...``), field for field; only ``index`` differs (it names the parts).
+It runs in this process, one part after the other. A distributed driver
+(e.g. Ray actors each holding a :class:`Part`) runs the same stages where
+the parts live; every message is opaque, picklable ``bytes``, and lists of
+per-part messages are in part order (keep the parts in the same order at
+every stage)::
+
+    request = lookalike.describe(images, like=parts[0], k=10,
+                                 total_images=sum(p.images for p in parts))
+    s1 = [p.stage1(request) for p in parts]               # on each part
+    state, plans = lookalike.combine1(request, s1)        # driver
+    s2 = [p.stage2(request, plan) for p, plan in zip(parts, plans)]
+    state, plans = lookalike.combine2(request, state, s2)  # driver
+    s3 = [p.stage3(request, plan) for p, plan in zip(parts, plans)]
+    report = lookalike.report(request, state, s3, index="my-parts")
+
+``describe`` decodes and describes the images once (as the parts decode,
+on ``device``); ``like`` gives the parts' settings (a :class:`Part`, or
+its ``settings`` tuple). Parts must share decode setting, embedding model
+and keypoint setting (a part built otherwise raises) and must hold
+disjoint paths: on a merged index a later part's record of a path
+supersedes an earlier one, which the fan-out cannot see (a candidate path
+found in two parts raises; other overlaps go unnoticed). The request holds
+every image's descriptors (about 20 KB each): split very large batches.
 """
 
 from __future__ import annotations
@@ -30,7 +60,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 from . import _lookalike
 from ._lookalike import EMBEDDING_MODEL, LookalikeError
 
-__all__ = ["Index", "LookalikeError", "build", "hash", "merge", "EMBEDDING_MODEL", "__version__"]
+__all__ = [
+    "Index", "LookalikeError", "build", "hash", "merge", "EMBEDDING_MODEL", "__version__",
+    "Part", "describe", "combine1", "combine2", "report", "check_parts",
+]
 __version__: str = _lookalike.__version__
 
 Progress = Union[bool, Callable[[int, int], Any], None]
@@ -380,3 +413,171 @@ def merge(
     if not paths:
         raise ValueError("parts: no index given")
     return json.loads(_lookalike.merge(os.fspath(out), paths))
+
+
+Settings = Tuple[Optional[str], Optional[str], bool]
+
+
+class Part:
+    """One index part of a fan-out check, open for its stages (see the
+    module docstring). ``path`` is the index folder; ``device`` as
+    :class:`Index` takes it (the part's hash scans may run on it). Each
+    stage takes and returns ``bytes``; bytes that are not the message a
+    stage takes raise :class:`LookalikeError` (``"not a lookalike stage-2
+    plan message"``, ...)."""
+
+    def __init__(self, path: Union[str, os.PathLike], device: str = "auto") -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path: expected a str or os.PathLike, not {type(path).__name__}")
+        _quiet_wayland(device)
+        self._native = _lookalike.NativePart(os.fspath(path), device)
+
+    @property
+    def path(self) -> str:
+        """The index folder, as given."""
+        return str(self._native.path)
+
+    @property
+    def images(self) -> int:
+        """How many images the part holds (searchable)."""
+        return self._native.images
+
+    @property
+    def settings(self) -> Settings:
+        """``(decode, embedding_model, keypoints)``: what the parts of one
+        check share; ``describe(like=...)`` takes it."""
+        return self._native.settings
+
+    def __repr__(self) -> str:
+        return f"lookalike.Part({self.path!r}, images={self.images})"
+
+    def stage1(self, request: bytes) -> bytes:
+        """Stage 1: this part's first-stage evidence for ``request``."""
+        return self._native.stage1(_bytes(request, "request"))
+
+    def stage2(self, request: bytes, plan: bytes) -> bytes:
+        """Stage 2: scores this part's share; ``plan``: this part's entry of
+        :func:`combine1`'s list."""
+        return self._native.stage2(_bytes(request, "request"), _bytes(plan, "plan"))
+
+    def stage3(self, request: bytes, plan: bytes) -> bytes:
+        """Stage 3: this part's near copies of the matched candidates;
+        ``plan``: this part's entry of :func:`combine2`'s list."""
+        return self._native.stage3(_bytes(request, "request"), _bytes(plan, "plan"))
+
+
+def _bytes(b: Any, what: str) -> bytes:
+    if isinstance(b, (bytearray, memoryview)):
+        return bytes(b)
+    if not isinstance(b, bytes):
+        raise TypeError(f"{what}: expected bytes, not {type(b).__name__}")
+    return b
+
+
+def _bytes_list(bs: Any, what: str) -> List[bytes]:
+    if not isinstance(bs, (list, tuple)):
+        raise TypeError(f"{what}: expected a list of bytes (one per part, in part order)")
+    return [_bytes(b, what) for b in bs]
+
+
+def describe(
+    images: Any,
+    like: Union[Part, Settings],
+    k: int = 10,
+    *,
+    hash_only: bool = False,
+    verify: bool = True,
+    names: Optional[Sequence[str]] = None,
+    skip_bad: bool = False,
+    total_images: Optional[int] = None,
+    device: str = "auto",
+) -> bytes:
+    """Describes images once for a fan-out check: the request every stage
+    takes. ``images``, ``k``, ``hash_only``, ``verify``, ``names`` and
+    ``skip_bad`` as :meth:`Index.check` takes them; ``like``: a
+    :class:`Part` or its ``settings``. ``total_images``: the parts' images in
+    all, when known (a part then skips a keypoint scan that the total rules
+    out; a wrong total raises in :func:`combine1`)."""
+    settings = like.settings if isinstance(like, Part) else like
+    if not (isinstance(settings, tuple) and len(settings) == 3):
+        raise TypeError("like: expected a Part or its settings (decode, embedding_model, keypoints)")
+    k = _positive_int(k, "k")
+    if total_images is not None:
+        if isinstance(total_images, bool) or not isinstance(total_images, int) or total_images < 0:
+            raise ValueError(f"total_images: expected a count, not {total_images!r}")
+    _quiet_wayland(device)
+    return _lookalike.describe(
+        _items(images, names), settings, k, bool(hash_only), bool(verify),
+        bool(skip_bad), total_images, device,
+    )
+
+
+def combine1(request: bytes, stage1: Sequence[bytes]) -> Tuple[bytes, List[bytes]]:
+    """Combines the parts' stage-1 answers (in part order): returns the
+    driver's state and each part's stage-2 plan (in part order)."""
+    return _lookalike.combine1(_bytes(request, "request"), _bytes_list(stage1, "stage1"))
+
+
+def combine2(request: bytes, state: bytes, stage2: Sequence[bytes]) -> Tuple[bytes, List[bytes]]:
+    """Combines the parts' stage-2 answers (in part order) with
+    :func:`combine1`'s state: returns the driver's new state and each
+    part's stage-3 plan (in part order)."""
+    return _lookalike.combine2(
+        _bytes(request, "request"), _bytes(state, "state"), _bytes_list(stage2, "stage2")
+    )
+
+
+def report(
+    request: bytes,
+    state: bytes,
+    stage3: Sequence[bytes],
+    *,
+    index: str = "parts",
+    min_score: Optional[float] = None,
+) -> Dict[str, Any]:
+    """The report of a fan-out check from :func:`combine2`'s state and the
+    parts' stage-3 answers (in part order): what :meth:`Index.check`
+    returns on the merged index, with ``index`` as given. ``min_score`` as
+    ``Index.check`` takes it."""
+    text = _lookalike.report(
+        _bytes(request, "request"), _bytes(state, "state"), _bytes_list(stage3, "stage3"),
+        str(index), None if min_score is None else float(min_score),
+    )
+    return json.loads(text)
+
+
+def check_parts(
+    parts: Sequence[Union[str, os.PathLike, Part]],
+    images: Any,
+    k: int = 10,
+    *,
+    hash_only: bool = False,
+    verify: bool = True,
+    min_score: Optional[float] = None,
+    names: Optional[Sequence[str]] = None,
+    skip_bad: bool = False,
+    index: Optional[str] = None,
+    device: str = "auto",
+) -> Dict[str, Any]:
+    """Checks images against index parts (folders or :class:`Part`\ s, in
+    merge order), every stage in this process: the report
+    :meth:`Index.check` gives on the merged index. ``index`` names the
+    parts in the report (default: their folders joined by ``+``); the other
+    arguments as ``Index.check`` takes them."""
+    if isinstance(parts, (str, os.PathLike, Part)) or not isinstance(parts, (list, tuple)):
+        raise TypeError("parts: expected a list of index folders or Parts")
+    if not parts:
+        raise ValueError("parts: a check needs at least one index part")
+    opened = [p if isinstance(p, Part) else Part(p, device) for p in parts]
+    like = next((p for p in opened if p._native.segments > 0), opened[0])
+    request = describe(
+        images, like, k, hash_only=hash_only, verify=verify, names=names,
+        skip_bad=skip_bad, total_images=sum(p.images for p in opened), device=device,
+    )
+    s1 = [p.stage1(request) for p in opened]
+    state, plans = combine1(request, s1)
+    s2 = [p.stage2(request, plan) for p, plan in zip(opened, plans)]
+    state, plans = combine2(request, state, s2)
+    s3 = [p.stage3(request, plan) for p, plan in zip(opened, plans)]
+    label = index if index is not None else "+".join(p.path for p in opened)
+    return report(request, state, s3, index=label, min_score=min_score)

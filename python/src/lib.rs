@@ -13,10 +13,13 @@
 //!
 //! Every call releases the GIL while it reads, decodes, describes or
 //! searches; it takes the GIL back only to call a progress callback.
+//!
+//! [`parts`] runs a check fanned out over index parts, its messages as bytes.
 
 mod build;
 mod inputs;
 mod merge;
+mod parts;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -311,10 +314,17 @@ fn hash(
     })
 }
 
-/// The module: `NativeIndex`, `hash`, `build`, `merge`, `LookalikeError`.
+/// The module: `NativeIndex`, `hash`, `build`, `merge`, `LookalikeError`,
+/// and the fan-out check's `NativePart`, `describe`, `combine1`, `combine2`,
+/// `report`.
 #[pymodule]
 fn _lookalike(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeIndex>()?;
+    m.add_class::<parts::NativePart>()?;
+    m.add_function(wrap_pyfunction!(parts::describe, m)?)?;
+    m.add_function(wrap_pyfunction!(parts::combine1, m)?)?;
+    m.add_function(wrap_pyfunction!(parts::combine2, m)?)?;
+    m.add_function(wrap_pyfunction!(parts::report, m)?)?;
     m.add_function(wrap_pyfunction!(hash, m)?)?;
     m.add_function(wrap_pyfunction!(build::build, m)?)?;
     m.add_function(wrap_pyfunction!(merge::merge, m)?)?;

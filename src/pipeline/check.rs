@@ -23,8 +23,8 @@ use crate::search::calibrate::Calibration;
 use crate::search::fusion::{self, FuseParams};
 use crate::search::hamming::Kernel;
 use crate::search::judge::{fill_corpus_copies, judge};
-use crate::search::result::{CheckReport, QueryResult, Thresholds, SCHEMA};
-use crate::search::{batch::batch_search, search, verdict, Match, SearchParams, Verdict};
+use crate::search::result::{CheckReport, QueryResult, Thresholds};
+use crate::search::{batch::batch_search, search, Match, SearchParams, Verdict};
 
 /// How `check` runs.
 #[derive(Clone)]
@@ -56,10 +56,13 @@ impl CheckOptions {
     /// index records, embeddings used when the index has those of the
     /// model this process embeds with, verification on, top 10, CPU engine.
     pub fn for_index(index: &Index) -> CheckOptions {
-        let (mode, side) = index
-            .manifest()
-            .decode
-            .as_deref()
+        CheckOptions::for_settings(index.manifest().decode.as_deref(), index.embedding_model())
+    }
+
+    /// The defaults of `lookalike check` on an index with decode label
+    /// `decode` and embeddings of `embedding` (as its manifest records them).
+    pub fn for_settings(decode: Option<&str>, embedding: Option<&str>) -> CheckOptions {
+        let (mode, side) = decode
             .and_then(DecodeMode::parse_label)
             .unwrap_or((DecodeMode::Fast, crate::ingest::decode::FAST_MIN_SIDE));
         let limits = Limits {
@@ -67,8 +70,7 @@ impl CheckOptions {
             ..Limits::default()
         };
         CheckOptions {
-            embed: index.embedding_model()
-                == Some(crate::descriptors::embedding::model_label().as_str()),
+            embed: embedding == Some(crate::descriptors::embedding::model_label().as_str()),
             ..CheckOptions::new(mode, limits)
         }
     }
@@ -327,17 +329,7 @@ pub fn demote_below(q: &mut QueryResult, min_score: f64) {
 /// Sets the counts and the replication rate from the results' verdicts
 /// (for callers that assemble a report from several checks).
 pub fn count_verdicts(r: &mut CheckReport) {
-    let count = |v: Verdict| r.results.iter().filter(|q| q.verdict == v).count();
-    let (exact, near) = (count(Verdict::Exact), count(Verdict::NearDuplicate));
-    r.images_checked = r.results.len();
-    r.exact = exact;
-    r.near_duplicate = near;
-    r.matched = exact + near;
-    r.replication_rate = if r.results.is_empty() {
-        0.0
-    } else {
-        r.matched as f64 / r.results.len() as f64
-    };
+    r.count_verdicts();
 }
 
 /// Checks images already decoded (a name for the report, and the upright
@@ -486,34 +478,20 @@ impl<'a> Run<'a> {
         if !copies_filled {
             fill_corpus_copies(index, &mut results);
         }
-        let mut r = CheckReport {
-            schema: SCHEMA,
-            index: path_text(index.dir()),
-            index_records: index.live_count(),
-            device: self.opts.engine.label(),
-            images_checked: 0,
-            matched: 0,
-            exact: 0,
-            near_duplicate: 0,
-            replication_rate: 0.0,
-            thresholds: Thresholds {
-                match_pdq_distance: verdict::MATCH_PDQ,
-                exact_pdq_distance: verdict::EXACT_PDQ,
-                exact_phash_distance: verdict::EXACT_PHASH,
-                min_quality: verdict::MIN_QUALITY,
-                match_inliers: verdict::match_inliers(),
-                match_score: verdict::match_score(),
-                match_similarity: verdict::match_similarity(&self.fuse.calibration),
-                embedding_model: self
-                    .opts
-                    .embed
-                    .then(crate::descriptors::embedding::model_label),
-                keypoint_scan: self.fuse.verify && fusion::keypoint_scan(index),
-            },
+        let thresholds = Thresholds::of_check(
+            self.fuse.verify,
+            self.opts.embed,
+            Some(crate::descriptors::embedding::model_label()),
+            &self.fuse.calibration,
+            fusion::keypoint_scan(index),
+        );
+        CheckReport::new(
+            path_text(index.dir()),
+            index.live_count(),
+            self.opts.engine.label(),
+            thresholds,
             skipped,
             results,
-        };
-        count_verdicts(&mut r);
-        r
+        )
     }
 }

@@ -7,12 +7,15 @@
 //!   to an index in crash-safe commits.
 //! * [`check`]: describe query images and search an index; the report that
 //!   `check --json` prints.
+//! * [`check_parts`]: the same check fanned out over several index parts,
+//!   in process (the stages are `crate::search::fanout`).
 //! * [`compact`]: merge every segment of an index into one.
 //! * [`eval`]: score a check against ground truth.
 //! * [`merge_indexes`]: combine indexes built in parts into one.
 
 pub mod build;
 pub mod check;
+pub mod check_parts;
 pub mod compact;
 mod deferred;
 pub mod eval;

@@ -374,21 +374,38 @@ pub fn dedup(index: &Index, max: u32) -> DedupReport {
 /// near copies of it (threshold = the match threshold). One pass over the
 /// index for all of them, so it costs O(N · cands) popcounts, chunk-parallel.
 pub fn corpus_copies(index: &Index, cands: &[RecordRef]) -> Vec<u32> {
-    let key = |r: RecordRef| {
-        let s = &index.segments()[r.seg as usize];
-        let row = r.row as usize;
+    let keys: Vec<CopyKey> = cands.iter().map(|&r| copy_key(index, r)).collect();
+    let own: Vec<Option<RecordRef>> = cands.iter().map(|&r| Some(r)).collect();
+    count_copies(index, &keys, &own)
+}
+
+/// What [`near_copy`] compares of a record: its upright PDQ hash and
+/// (quality, pHash, content hash).
+pub type CopyKey = (Hash256, (u8, u64, u128));
+
+/// The [`CopyKey`] of record `r`.
+pub fn copy_key(index: &Index, r: RecordRef) -> CopyKey {
+    let s = &index.segments()[r.seg as usize];
+    let row = r.row as usize;
+    (
+        s.pdq()[row],
         (
-            s.pdq()[row],
-            (
-                s.quality()[row],
-                s.phash()[row],
-                s.files()[row].content_hash(),
-            ),
-        )
-    };
-    let qs: Vec<(Hash256, (u8, u64, u128))> = cands.iter().map(|&r| key(r)).collect();
-    let mut total = vec![0u32; cands.len()];
-    if cands.is_empty() {
+            s.quality()[row],
+            s.phash()[row],
+            s.files()[row].content_hash(),
+        ),
+    )
+}
+
+/// For each of `keys`, the live records of `index` that are near copies of
+/// it (upright PDQ ≤ the match threshold), `own[i]` (the record the key is
+/// of, when it is in this index) not counted. [`corpus_copies`] counts in
+/// the candidates' own index; a fan-out check sums this over the parts.
+pub fn count_copies(index: &Index, keys: &[CopyKey], own: &[Option<RecordRef>]) -> Vec<u32> {
+    let key = |r: RecordRef| copy_key(index, r);
+    let qs = keys;
+    let mut total = vec![0u32; qs.len()];
+    if qs.is_empty() {
         return total;
     }
     for (si, seg) in index.segments().iter().enumerate() {
@@ -408,7 +425,9 @@ pub fn corpus_copies(index: &Index, cands: &[RecordRef]) -> Vec<u32> {
                                 seg: si as u32,
                                 row: row as u32,
                             };
-                            if r != cands[qi] && near_copy(d as u32, MATCH_PDQ, *qk, key(r).1) {
+                            if own.get(qi).copied().flatten() != Some(r)
+                                && near_copy(d as u32, MATCH_PDQ, *qk, key(r).1)
+                            {
                                 counts[qi] += 1;
                             }
                         }

@@ -44,7 +44,13 @@ pub struct Candidate {
 
 /// Whether this index gets the exhaustive keypoint shortlist.
 pub fn keypoint_scan(index: &Index) -> bool {
-    index.live_count() <= KEYPOINT_SCAN_LIMIT
+    keypoint_scan_for(index.live_count())
+}
+
+/// Whether an index of `live` records gets the exhaustive keypoint
+/// shortlist (a fan-out check decides it from the parts' total).
+pub fn keypoint_scan_for(live: usize) -> bool {
+    live <= KEYPOINT_SCAN_LIMIT
 }
 
 /// How the second stage runs.
@@ -70,80 +76,171 @@ pub const ANN_MIN_ROWS: usize = 4096;
 /// Verifies (unless `p.verify` is false) and rescores `pdq` (the first stage's top matches, best first);
 /// returns at most `p.top_k` candidates, best score first.
 pub fn fuse(index: &Index, q: &QueryDescriptors, pdq: &[Match], p: &FuseParams) -> Vec<Candidate> {
-    let (top_k, parallel, verify) = (p.top_k, p.parallel, p.verify);
-    let take = if verify { VERIFY_PDQ } else { 0 };
-    let mut recs: Vec<RecordRef> = pdq.iter().take(take).map(|m| m.rec).collect();
+    let take = if p.verify { VERIFY_PDQ } else { 0 };
+    let keep: Vec<RecordRef> = pdq.iter().take(take).map(|m| m.rec).collect();
+    let scan = p.verify && !q.keypoints.is_empty() && keypoint_scan(index);
+    let k = VERIFY_EMBEDDING.max(p.top_k);
+    let ev = evidence(index, q, &keep, scan, k, p);
+    let short: Vec<RecordRef> = ev.shortlist.iter().map(|s| s.1).collect();
+    let near: Vec<RecordRef> = ev.nearest.iter().map(|n| n.1).collect();
     // The shortlist scan's tentative matches of the records it verifies,
     // so their verification does not match those keypoints again.
-    let mut heads = HashMap::new();
-    if verify && !q.keypoints.is_empty() && keypoint_scan(index) {
-        let (top, h) = shortlist(index, q, parallel, &recs);
-        recs.extend(top);
-        heads = h;
-    }
+    let mut heads = ev.heads;
+    let mut out: Vec<Candidate> = plan(pdq, &short, &near, p.verify)
+        .iter()
+        .map(|c| score(index, q, c, heads.remove(&c.rec), &p.calibration))
+        .collect();
+    sort_fused(&mut out);
+    out.truncate(p.top_k);
+    out
+}
+
+/// A query's first-stage evidence besides its PDQ matches.
+#[derive(Debug, Default)]
+pub struct Evidence {
+    /// The keypoint shortlist: (tentative matches, record), at most
+    /// [`VERIFY_KEYPOINT`], in [`shortlist_order`]; empty when not scanned.
+    pub shortlist: Vec<(u32, RecordRef)>,
+    /// Tentative keypoint matches of the shortlisted records and of `keep`
+    /// (so their verification need not match those keypoints again).
+    pub heads: HashMap<RecordRef, Pairs>,
+    /// The nearest records by embedding, most similar first (see
+    /// [`nearest_embeddings`]); empty without a query embedding.
+    pub nearest: Vec<(f32, RecordRef)>,
+}
+
+/// The keypoint shortlist (when `scan`) and the `k` nearest embeddings
+/// of one query in `index`; `keep`: records whose tentative matches to keep.
+pub fn evidence(
+    index: &Index,
+    q: &QueryDescriptors,
+    keep: &[RecordRef],
+    scan: bool,
+    k: usize,
+    p: &FuseParams,
+) -> Evidence {
+    let (shortlist, heads) = if scan {
+        shortlist(index, q, p.parallel, keep)
+    } else {
+        Default::default()
+    };
     let nearest = q
         .embedding
         .as_ref()
-        .map(|e| {
-            nearest_embeddings(
-                index,
-                e,
-                VERIFY_EMBEDDING.max(top_k),
-                parallel,
-                p.ann_min_rows,
-            )
-        })
+        .map(|e| nearest_embeddings(index, e, k, p.parallel, p.ann_min_rows))
         .unwrap_or_default();
-    recs.extend(nearest.iter().map(|&(_, r)| r));
+    Evidence {
+        shortlist,
+        heads,
+        nearest,
+    }
+}
+
+/// One candidate as fusion plans it, before it is scored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Planned {
+    /// The record.
+    pub rec: RecordRef,
+    /// Its match from the PDQ scan, when the scan found it (else computed).
+    pub pdq: Option<Match>,
+    /// Whether it is verified geometrically.
+    pub verify: bool,
+}
+
+/// The candidates of one query from its first-stage evidence: every PDQ
+/// match (`pdq`, best first), the keypoint `shortlist` and the `nearest`
+/// embeddings. With `verify`, the best [`VERIFY_PDQ`] PDQ matches, the
+/// shortlist and the nearest are verified. Each candidate is scored on its
+/// own ([`score`]), so the plan can be split among index parts.
+pub fn plan(
+    pdq: &[Match],
+    shortlist: &[RecordRef],
+    nearest: &[RecordRef],
+    verify: bool,
+) -> Vec<Planned> {
+    let take = if verify { VERIFY_PDQ } else { 0 };
+    let mut recs: Vec<RecordRef> = pdq.iter().take(take).map(|m| m.rec).collect();
+    recs.extend_from_slice(shortlist);
+    recs.extend_from_slice(nearest);
     recs.sort_unstable();
     recs.dedup();
-    let verified: Vec<(RecordRef, Option<Verification>)> = recs
+    let mut out: Vec<Planned> = pdq
         .iter()
-        .map(|&r| {
-            let head = heads.remove(&r);
-            (
-                r,
-                verify.then(|| verify_record(index, q, r, head)).flatten(),
-            )
+        .map(|m| Planned {
+            rec: m.rec,
+            pdq: Some(*m),
+            verify: false,
         })
         .collect();
-    let mut out: Vec<Candidate> = pdq
-        .iter()
-        .map(|m| Candidate {
-            m: *m,
-            verification: None,
-            similarity: None,
-            score: 0.0,
-        })
-        .collect();
-    for (r, v) in verified {
-        match out.iter_mut().find(|c| c.m.rec == r) {
-            Some(c) => c.verification = v,
-            None => out.push(Candidate {
-                m: pdq_match(index, q, r),
-                verification: v,
-                similarity: None,
-                score: 0.0,
+    for r in recs {
+        match out.iter_mut().find(|c| c.rec == r) {
+            Some(c) => c.verify = verify,
+            None => out.push(Planned {
+                rec: r,
+                pdq: None,
+                verify,
             }),
         }
     }
-    for c in &mut out {
-        c.similarity = q
-            .embedding
-            .as_ref()
-            .and_then(|e| similarity(index, e, c.m.rec));
-        c.score = p
-            .calibration
-            .score(&c.m, c.verification.as_ref(), c.similarity);
-    }
-    out.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then(a.m.pdq_distance.cmp(&b.m.pdq_distance))
-            .then(a.m.rec.cmp(&b.m.rec))
-    });
-    out.truncate(top_k);
     out
+}
+
+/// Scores one planned candidate of `index`: its PDQ match (the scan's, else
+/// computed as the scan would), its verification (`head`: the record's
+/// [`verify::tentative_head`] when known), embedding similarity and
+/// calibrated score.
+pub fn score(
+    index: &Index,
+    q: &QueryDescriptors,
+    c: &Planned,
+    head: Option<Pairs>,
+    cal: &calibrate::Calibration,
+) -> Candidate {
+    let m = c.pdq.unwrap_or_else(|| pdq_match(index, q, c.rec));
+    let verification = if c.verify {
+        verify_record(index, q, c.rec, head)
+    } else {
+        None
+    };
+    let similarity = q
+        .embedding
+        .as_ref()
+        .and_then(|e| similarity(index, e, c.rec));
+    Candidate {
+        m,
+        verification,
+        similarity,
+        score: cal.score(&m, verification.as_ref(), similarity),
+    }
+}
+
+/// The order of fused candidates, by (score, PDQ distance, record): best
+/// score first, then the nearer hash, then the earlier record.
+pub fn fused_order(a: (f64, u32, RecordRef), b: (f64, u32, RecordRef)) -> std::cmp::Ordering {
+    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
+}
+
+/// Sorts candidates in [`fused_order`].
+pub fn sort_fused(out: &mut [Candidate]) {
+    out.sort_by(|a, b| {
+        fused_order(
+            (a.score, a.m.pdq_distance, a.m.rec),
+            (b.score, b.m.pdq_distance, b.m.rec),
+        )
+    });
+}
+
+/// The order of the keypoint shortlist: most tentative matches first, then
+/// the earlier record.
+pub fn shortlist_order(a: &(u32, RecordRef), b: &(u32, RecordRef)) -> std::cmp::Ordering {
+    b.0.cmp(&a.0).then(a.1.cmp(&b.1))
+}
+
+/// Sorts nearest-embedding hits (most similar first, then the earlier
+/// record) and keeps the first `k`.
+pub fn rank_nearest(all: &mut Vec<(f32, RecordRef)>, k: usize) {
+    all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    all.truncate(k);
 }
 
 /// Cosine similarity of the query's embedding with one record's.
@@ -191,12 +288,10 @@ pub fn nearest_embeddings(
         } else {
             (0..embs.len()).filter_map(sim).collect()
         };
-        found.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        found.truncate(k);
+        rank_nearest(&mut found, k);
         all.extend(found);
     }
-    all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    all.truncate(k);
+    rank_nearest(&mut all, k);
     all
 }
 
@@ -217,16 +312,17 @@ fn verify_record(
 }
 
 /// Tentative keypoint correspondences (query index, record index).
-type Pairs = Vec<(u16, u16)>;
+pub type Pairs = Vec<(u16, u16)>;
 
-/// The live records with the most tentative keypoint matches, and the
+/// The live records with the most tentative keypoint matches (at least
+/// `MIN_TENTATIVE`, at most [`VERIFY_KEYPOINT`], with their counts), and the
 /// tentative matches of those and of the live records in `keep`.
 fn shortlist(
     index: &Index,
     q: &QueryDescriptors,
     parallel: bool,
     keep: &[RecordRef],
-) -> (Vec<RecordRef>, HashMap<RecordRef, Pairs>) {
+) -> (Vec<(u32, RecordRef)>, HashMap<RecordRef, Pairs>) {
     let mut hits: Vec<(u32, RecordRef, Pairs)> = Vec::new();
     for (si, seg) in index.segments().iter().enumerate() {
         let Some(kps) = seg.keypoints() else { continue };
@@ -254,13 +350,13 @@ fn shortlist(
             hits.extend((0..kps.len()).filter_map(count));
         }
     }
-    hits.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    hits.sort_by(|a, b| shortlist_order(&(a.0, a.1), &(b.0, b.1)));
     let mut top = Vec::with_capacity(VERIFY_KEYPOINT);
     let mut heads = HashMap::new();
     for (n, r, pairs) in hits {
         let listed = n >= MIN_TENTATIVE && top.len() < VERIFY_KEYPOINT;
         if listed {
-            top.push(r);
+            top.push((n, r));
         }
         if listed || keep.contains(&r) {
             heads.insert(r, pairs);

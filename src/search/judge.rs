@@ -6,7 +6,7 @@ use super::fusion::Candidate;
 use super::result::{MatchOut, QueryResult, ORIENTATIONS};
 use super::{verdict, Match, Verdict};
 use crate::descriptors::QueryDescriptors;
-use crate::index::Index;
+use crate::index::{Index, RecordRef};
 
 /// The result for one query image: its fused candidates judged and ranked.
 pub fn judge(
@@ -19,43 +19,85 @@ pub fn judge(
 ) -> QueryResult {
     let matches: Vec<MatchOut> = found
         .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let m = &c.m;
-            let seg = &index.segments()[m.rec.seg as usize];
-            let rec = seg.files()[m.rec.row as usize];
-            let dbq = seg.quality()[m.rec.row as usize];
-            let same = rec.content_hash() == content_hash;
-            MatchOut {
-                rank: i + 1,
-                candidate: crate::ingest::names::path_text(&index.path(m.rec)),
-                score: c.score,
-                verdict: verdict::combined(
-                    verdict::verdict(m, q.quality, dbq, same),
-                    c.verification.as_ref(),
-                    c.similarity,
-                    cal,
-                ),
-                pdq_distance: m.pdq_distance,
-                phash_distance: m.phash_distance,
-                orientation: ORIENTATIONS[m.orientation() as usize],
-                trimmed: match (m.query_trimmed(), m.candidate_trimmed()) {
-                    (false, false) => "none",
-                    (true, false) => "query",
-                    (false, true) => "candidate",
-                    (true, true) => "both",
-                },
-                candidate_quality: dbq,
-                keypoint_matches: c.verification.map(|v| v.matches),
-                inliers: c.verification.map(|v| v.inliers),
-                similarity: c.similarity,
-                evidence: evidence(m, c, cal),
-                same_bytes: same,
-                corpus_copies: None,
-                rec: m.rec,
-            }
+        .map(|c| {
+            let rec = CandidateRecord::of(index, c.m.rec);
+            judge_candidate(c, &rec, q.quality, content_hash, cal)
         })
         .collect();
+    query_result(path, q, matches)
+}
+
+/// What judging a candidate needs of its index record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CandidateRecord {
+    /// The training file's path, as the report prints it.
+    pub path: String,
+    /// Its PDQ quality.
+    pub quality: u8,
+    /// The content hash of its file bytes.
+    pub content_hash: u128,
+}
+
+impl CandidateRecord {
+    /// Record `r` of `index`.
+    pub fn of(index: &Index, r: RecordRef) -> CandidateRecord {
+        let seg = &index.segments()[r.seg as usize];
+        CandidateRecord {
+            path: crate::ingest::names::path_text(&index.path(r)),
+            quality: seg.quality()[r.row as usize],
+            content_hash: seg.files()[r.row as usize].content_hash(),
+        }
+    }
+}
+
+/// One candidate judged (rank 0 and no corpus copies yet): `rec` is its
+/// record, `quality` and `content_hash` the query's.
+pub fn judge_candidate(
+    c: &Candidate,
+    rec: &CandidateRecord,
+    quality: u8,
+    content_hash: u128,
+    cal: &Calibration,
+) -> MatchOut {
+    let m = &c.m;
+    let dbq = rec.quality;
+    let same = rec.content_hash == content_hash;
+    MatchOut {
+        rank: 0,
+        candidate: rec.path.clone(),
+        score: c.score,
+        verdict: verdict::combined(
+            verdict::verdict(m, quality, dbq, same),
+            c.verification.as_ref(),
+            c.similarity,
+            cal,
+        ),
+        pdq_distance: m.pdq_distance,
+        phash_distance: m.phash_distance,
+        orientation: ORIENTATIONS[m.orientation() as usize],
+        trimmed: match (m.query_trimmed(), m.candidate_trimmed()) {
+            (false, false) => "none",
+            (true, false) => "query",
+            (false, true) => "candidate",
+            (true, true) => "both",
+        },
+        candidate_quality: dbq,
+        keypoint_matches: c.verification.map(|v| v.matches),
+        inliers: c.verification.map(|v| v.inliers),
+        similarity: c.similarity,
+        evidence: evidence(m, c, cal),
+        same_bytes: same,
+        corpus_copies: None,
+        rec: m.rec,
+    }
+}
+
+/// The result of query `path` from its judged candidates in fused order:
+/// ranks, the best verdict, the best score.
+pub fn query_result(path: &str, q: &QueryDescriptors, mut matches: Vec<MatchOut>) -> QueryResult {
+    for (i, m) in matches.iter_mut().enumerate() {
+        m.rank = i + 1;
+    }
     let best = matches
         .iter()
         .map(|m| m.verdict)
@@ -105,7 +147,15 @@ fn evidence(m: &Match, c: &Candidate, cal: &Calibration) -> String {
 
 /// Sets `corpus_copies` on every match, one index pass for all distinct matched candidates.
 pub fn fill_corpus_copies(index: &Index, results: &mut [QueryResult]) {
-    let mut cands: Vec<crate::index::RecordRef> = results
+    let cands = matched_records(results);
+    let counts = super::dedup::corpus_copies(index, &cands);
+    set_corpus_copies(results, &cands, &counts);
+}
+
+/// The distinct records of the results' matches (verdict exact or near
+/// duplicate), in record order: those whose corpus copies are counted.
+pub fn matched_records(results: &[QueryResult]) -> Vec<RecordRef> {
+    let mut cands: Vec<RecordRef> = results
         .iter()
         .flat_map(|q| {
             q.matches
@@ -116,12 +166,20 @@ pub fn fill_corpus_copies(index: &Index, results: &mut [QueryResult]) {
         .collect();
     cands.sort_unstable();
     cands.dedup();
-    let counts = super::dedup::corpus_copies(index, &cands);
+    cands
+}
+
+/// Sets `corpus_copies` on every match: `counts[i]` for record `cands[i]`
+/// (`cands` as [`matched_records`] lists them).
+pub fn set_corpus_copies(results: &mut [QueryResult], cands: &[RecordRef], counts: &[u32]) {
     for m in results
         .iter_mut()
         .flat_map(|q| q.matches.iter_mut())
         .filter(|m| m.verdict.is_match())
     {
-        m.corpus_copies = cands.binary_search(&m.rec).ok().map(|i| counts[i]);
+        m.corpus_copies = cands
+            .binary_search(&m.rec)
+            .ok()
+            .and_then(|i| counts.get(i).copied());
     }
 }

@@ -9,6 +9,7 @@ pub mod ann;
 pub mod batch;
 pub mod calibrate;
 pub mod dedup;
+pub mod fanout;
 pub mod fusion;
 pub mod hamming;
 pub mod judge;

@@ -4,7 +4,8 @@
 
 use serde::Serialize;
 
-use super::Verdict;
+use super::calibrate::Calibration;
+use super::{verdict, Verdict};
 use crate::ingest::Skipped;
 
 /// The schema name `check --json` writes.
@@ -125,6 +126,76 @@ pub struct CheckReport {
     pub skipped: Vec<Skipped>,
     /// One entry per checked image, in name order.
     pub results: Vec<QueryResult>,
+}
+
+impl Thresholds {
+    /// The thresholds of a check: `verify` (verification ran: asked, and
+    /// the index has keypoints), `embed` (embeddings compared, of `model`),
+    /// the calibration of the index's model, and whether the keypoint scan ran.
+    pub fn of_check(
+        verify: bool,
+        embed: bool,
+        model: Option<String>,
+        cal: &Calibration,
+        keypoint_scan: bool,
+    ) -> Thresholds {
+        Thresholds {
+            match_pdq_distance: verdict::MATCH_PDQ,
+            exact_pdq_distance: verdict::EXACT_PDQ,
+            exact_phash_distance: verdict::EXACT_PHASH,
+            min_quality: verdict::MIN_QUALITY,
+            match_inliers: verdict::match_inliers(),
+            match_score: verdict::match_score(),
+            match_similarity: verdict::match_similarity(cal),
+            embedding_model: if embed { model } else { None },
+            keypoint_scan: verify && keypoint_scan,
+        }
+    }
+}
+
+impl CheckReport {
+    /// The report of `results` on an index (`index`: its folder, or a
+    /// label), with counts and rate set from the results' verdicts.
+    pub fn new(
+        index: String,
+        index_records: usize,
+        device: String,
+        thresholds: Thresholds,
+        skipped: Vec<Skipped>,
+        results: Vec<QueryResult>,
+    ) -> CheckReport {
+        let mut r = CheckReport {
+            schema: SCHEMA,
+            index,
+            index_records,
+            device,
+            images_checked: 0,
+            matched: 0,
+            exact: 0,
+            near_duplicate: 0,
+            replication_rate: 0.0,
+            thresholds,
+            skipped,
+            results,
+        };
+        r.count_verdicts();
+        r
+    }
+
+    /// Sets the counts and the replication rate from the results' verdicts.
+    pub fn count_verdicts(&mut self) {
+        let count = |v: Verdict| self.results.iter().filter(|q| q.verdict == v).count();
+        let (exact, near) = (count(Verdict::Exact), count(Verdict::NearDuplicate));
+        self.images_checked = self.results.len();
+        self.exact = exact;
+        self.near_duplicate = near;
+        self.matched = exact + near;
+        self.replication_rate = if self.results.is_empty() {
+            0.0
+        } else {
+            self.matched as f64 / self.results.len() as f64
+        };
+    }
 }
 
 /// Names of the 8 query orientations, in the order of the PDQ variants.

@@ -189,13 +189,19 @@ pub fn search(index: &Index, q: &QueryDescriptors, p: &SearchParams) -> Vec<Matc
         };
         all.extend(found);
     }
-    all.sort_by_key(|m| (m.pdq_distance, m.rec));
-    all.truncate(p.top_k);
+    rank_matches(&mut all, p.top_k);
     for m in &mut all {
         let ph = index.segments()[m.rec.seg as usize].phash()[m.rec.row as usize];
         m.phash_distance = (ph ^ q.phash).count_ones();
     }
     all
+}
+
+/// Sorts matches as [`search`] returns them, by (distance, record), and
+/// keeps the first `k` (a fan-out check merges its parts' lists so).
+pub fn rank_matches(all: &mut Vec<Match>, k: usize) {
+    all.sort_by_key(|m| (m.pdq_distance, m.rec));
+    all.truncate(k);
 }
 
 /// Keeps the `k` smallest distances seen (ties: earliest record).
