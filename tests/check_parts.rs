@@ -1,9 +1,8 @@
 //! A check fanned out over index parts (`search::fanout`) gives the report
 //! `check` gives on the merged index, field for field, floats exactly.
 //!
-//! The merged index is made as `lookalike merge` makes it: the parts'
-//! segment folders copied unchanged, in part order, under one manifest
-//! (so record numbering, segments and ties are the merge's).
+//! The merged index is made by `lookalike merge` (the parts' segments
+//! attached unchanged, in part order).
 
 mod common;
 
@@ -30,38 +29,12 @@ fn index(dirs: &[&Path], idx: &Path, extra: &[&str]) {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
-/// The merge of `parts`: their segment folders renumbered in order under
-/// one manifest with the first part's settings.
+/// `lookalike merge OUT PARTS...`: the parts' segments attached in order.
 fn merge(parts: &[&Path], out: &Path) {
-    std::fs::create_dir_all(out).unwrap();
-    let mut segs = vec![];
-    let mut first: Option<Value> = None;
-    for p in parts {
-        let m: Value =
-            serde_json::from_slice(&std::fs::read(p.join("MANIFEST.json")).unwrap()).unwrap();
-        for s in m["segments"].as_array().unwrap() {
-            let id = segs.len() as u64 + 1;
-            let from = p.join(format!("seg-{:06}", s["id"].as_u64().unwrap()));
-            let to = out.join(format!("seg-{id:06}"));
-            std::fs::create_dir_all(&to).unwrap();
-            for f in std::fs::read_dir(&from).unwrap() {
-                let f = f.unwrap();
-                std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
-            }
-            let mut s = s.clone();
-            s["id"] = id.into();
-            segs.push(s);
-        }
-        first.get_or_insert(m);
-    }
-    let mut m = first.unwrap();
-    m["segments"] = Value::Array(segs);
-    m["generation"] = 1.into();
-    std::fs::write(
-        out.join("MANIFEST.json"),
-        serde_json::to_vec_pretty(&m).unwrap(),
-    )
-    .unwrap();
+    let mut args: Vec<&str> = vec!["merge", out.to_str().unwrap()];
+    args.extend(parts.iter().map(|p| p.to_str().unwrap()));
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 fn jpeg(img: &RgbImage, p: &Path, q: u8) -> PathBuf {

@@ -222,14 +222,20 @@ class PartSearcher:
     ``index_parts``: index folders built with the same settings and model
     and holding disjoint images (parts of :func:`build_index`, or
     ``lookalike merge`` of groups of them), at the same path on every node.
-    ``num_cpus``: reserved per actor. ``device``: where the driver describes
-    the query images (``"cpu"``, ``"gpu"``, ``"auto"``); the parts only
-    search. Actors are placed where Ray finds room (``actor_options``, e.g.
-    ``{"resources": {"part_host": 1}}``, pins them).
+    ``num_cpus``: reserved per actor (0 by default: a part waits most of
+    the time, and a check's stages are short; reserve cores when parts
+    should not share a node's with other work). ``device``: where the
+    driver describes the query images (``"cpu"``, ``"gpu"``, ``"auto"``);
+    the parts only search. Actors are placed where Ray finds room
+    (``actor_options``, e.g. ``{"resources": {"part_host": 1}}`` or a
+    ``scheduling_strategy``, pins them). ``start_timeout_s``: how long the
+    actors may take to start and open their parts (a cluster without room
+    for them raises rather than waits forever).
     """
 
-    def __init__(self, index_parts: Sequence[PathLike], *, num_cpus: float = 1,
-                 device: str = "cpu", actor_options: Optional[Dict[str, Any]] = None) -> None:
+    def __init__(self, index_parts: Sequence[PathLike], *, num_cpus: float = 0,
+                 device: str = "cpu", actor_options: Optional[Dict[str, Any]] = None,
+                 start_timeout_s: float = 300) -> None:
         self.paths = [os.path.abspath(os.fspath(p)) for p in index_parts]
         if not self.paths:
             raise ValueError("index_parts: no index part given")
@@ -238,7 +244,16 @@ class PartSearcher:
         self.device = device
         opts = {"num_cpus": num_cpus, **(actor_options or {})}
         self.actors = [_PartActor.options(**opts).remote(p, "cpu") for p in self.paths]
-        about = ray.get([a.about.remote() for a in self.actors])
+        try:
+            about = ray.get([a.about.remote() for a in self.actors], timeout=start_timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            self.close()
+            raise lookalike.LookalikeError(
+                f"the {len(self.paths)} part actors did not start within {start_timeout_s} s: "
+                "is there room on the cluster for them (num_cpus, actor_options)?") from None
+        except ray.exceptions.RayActorError as e:
+            self.close()
+            raise lookalike.LookalikeError(f"a part could not be opened: {e}") from None
         self.settings = about[0][0]
         for path, (settings, _) in zip(self.paths, about):
             if settings != self.settings:
