@@ -30,6 +30,7 @@ report equals ``check`` on the parts merged into one index.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -71,7 +72,7 @@ def _build_shard(row: Dict[str, Any], parts_dir: str, options: Dict[str, Any],
     attempt = f"{final}.attempt-{uuid.uuid4().hex[:12]}"
     # Who holds the attempt (diagnostics, and the test that kills a worker).
     with open(attempt + ".json", "w") as f:
-        f.write(f'{{"pid": {os.getpid()}, "node": "{socket.gethostname()}", "shard": {i}}}\n')
+        json.dump({"pid": os.getpid(), "node": socket.gethostname(), "shard": i}, f)
     start = time.monotonic()
     try:
         stats = lookalike.build(attempt, [shard], device="gpu" if use_gpu else "cpu",

@@ -1,41 +1,14 @@
 """A check fanned out over index parts equals Index.check on the merged
-index (the parts' segment folders in part order under one manifest, as
-``lookalike merge`` writes it), field for field but ``index``."""
+index (``lookalike.merge`` of the parts in order), field for field but
+``index``."""
 
-import json
 import pickle
-import shutil
 
-import numpy as np
 import pytest
 from PIL import Image
 
 import lookalike
-
-
-def picture(seed, w=192, h=144):
-    """A picture with structure at several scales (PDQ quality 100)."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
-    img = Image.fromarray(coarse).resize((w, h), Image.BICUBIC)
-    a = np.asarray(img).astype(np.int16)
-    fine = rng.integers(-40, 40, size=(h // 8, w // 8, 3))
-    a += np.kron(fine, np.ones((8, 8, 1), dtype=np.int16))
-    return np.clip(a, 0, 255).astype(np.uint8)
-
-
-def merge(parts, out):
-    out.mkdir()
-    segs, first = [], None
-    for p in parts:
-        m = json.loads((p / "MANIFEST.json").read_text())
-        for s in m["segments"]:
-            new = dict(s, id=len(segs) + 1)
-            shutil.copytree(p / f"seg-{s['id']:06d}", out / f"seg-{new['id']:06d}")
-            segs.append(new)
-        first = first or m
-    first = dict(first, segments=segs, generation=1)
-    (out / "MANIFEST.json").write_text(json.dumps(first))
+from pictures import picture
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +32,7 @@ def parts(tmp_path_factory):
     for i in (1, 2):
         lookalike.build(idx[i], dirs[i], device="cpu")
     merged = root / "merged"
-    merge(idx, merged)
+    lookalike.merge(merged, idx)
     q = root / "queries"
     q.mkdir()
     (q / "copy_shared.png").write_bytes((dirs[0] / "shared.png").read_bytes())

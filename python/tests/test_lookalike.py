@@ -16,17 +16,7 @@ import pytest
 from PIL import Image
 
 import lookalike
-
-
-def picture(seed, w=192, h=144):
-    """A picture with structure at several scales (PDQ quality 100)."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
-    img = Image.fromarray(coarse).resize((w, h), Image.BICUBIC)
-    a = np.asarray(img).astype(np.int16)
-    fine = rng.integers(-40, 40, size=(h // 8, w // 8, 3))
-    a += np.kron(fine, np.ones((8, 8, 1), dtype=np.int16))
-    return np.clip(a, 0, 255).astype(np.uint8)
+from pictures import picture
 
 
 @pytest.fixture(scope="module")

@@ -19,24 +19,19 @@ import pytest
 from PIL import Image
 
 import lookalike
+from pictures import picture as _picture
 
 if os.environ.get("LOOKALIKE_REQUIRE_RAY") == "1":
-    import ray  # noqa: F401  (fail, do not skip, when CI lacks Ray)
-ray = pytest.importorskip("ray")
+    import ray  # fail, do not skip, when CI lacks Ray
+else:
+    ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
 import lookalike.ray as lray  # noqa: E402
 
 
 def picture(seed, w=160, h=120):
-    """A picture with structure at several scales (PDQ quality 100)."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
-    img = Image.fromarray(coarse).resize((w, h), Image.BICUBIC)
-    a = np.asarray(img).astype(np.int16)
-    fine = rng.integers(-40, 40, size=(h // 8, w // 8, 3))
-    a += np.kron(fine, np.ones((8, 8, 1), dtype=np.int16))
-    return np.clip(a, 0, 255).astype(np.uint8)
+    return _picture(seed, w, h)
 
 
 def png(a):
