@@ -75,6 +75,22 @@ pub(crate) fn device_choice(device: &str) -> PyResult<DeviceChoice> {
         .map_err(|e: String| PyValueError::new_err(format!("device={device:?}: {e}")))
 }
 
+/// The engine in `slot`, made on first use (a GPU engine compiles its
+/// pipelines then) and kept for the object's later calls.
+pub(crate) fn cached_engine(
+    py: Python<'_>,
+    slot: &Mutex<Option<Arc<dyn Engine>>>,
+    device: DeviceChoice,
+) -> PyResult<Arc<dyn Engine>> {
+    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(e) = slot.as_ref() {
+        return Ok(e.clone());
+    }
+    let e = choose_engine(py, device)?;
+    *slot = Some(e.clone());
+    Ok(e)
+}
+
 /// The engine for `device`, chosen without the GIL (probing adapters takes
 /// a while).
 pub(crate) fn choose_engine(py: Python<'_>, device: DeviceChoice) -> PyResult<Arc<dyn Engine>> {
@@ -235,13 +251,7 @@ impl NativeIndex {
 
 impl NativeIndex {
     fn engine(&self, py: Python<'_>) -> PyResult<Arc<dyn Engine>> {
-        let mut slot = self.engine.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = slot.as_ref() {
-            return Ok(e.clone());
-        }
-        let e = choose_engine(py, self.device)?;
-        *slot = Some(e.clone());
-        Ok(e)
+        cached_engine(py, &self.engine, self.device)
     }
 
     /// Whether queries get embedded, as `check` decides: the index has the

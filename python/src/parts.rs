@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use lookalike::engine::Engine;
-use lookalike::error::IndexError;
 use lookalike::gpu::DeviceChoice;
 use lookalike::ingest::BATCH;
 use lookalike::pipeline::check::{self, CheckOptions};
@@ -21,7 +20,10 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
-use crate::{choose_engine, device_choice, inputs, lib_error, to_json, LookalikeError};
+use crate::{
+    cached_engine, choose_engine, device_choice, index_error, inputs, lib_error, to_json,
+    LookalikeError,
+};
 
 /// One index part, open for the stages of a fan-out check
 /// (`lookalike.Part` wraps it).
@@ -49,12 +51,7 @@ impl NativePart {
         let device = device_choice(device)?;
         let index = py
             .detach(|| lookalike::index::Index::open(&path))
-            .map_err(|e| match e {
-                IndexError::Missing(_) => {
-                    LookalikeError::new_err(format!("no index at {}", path.display()))
-                }
-                e => lib_error(e),
-            })?;
+            .map_err(index_error)?;
         Ok(NativePart {
             index,
             device,
@@ -133,13 +130,7 @@ impl NativePart {
 
 impl NativePart {
     fn engine(&self, py: Python<'_>) -> PyResult<Arc<dyn Engine>> {
-        let mut slot = self.engine.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = slot.as_ref() {
-            return Ok(e.clone());
-        }
-        let e = choose_engine(py, self.device)?;
-        *slot = Some(e.clone());
-        Ok(e)
+        cached_engine(py, &self.engine, self.device)
     }
 }
 
