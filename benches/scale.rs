@@ -13,12 +13,21 @@
 //! Reports build rate, bytes per entry, open time, peak RSS (VmHWM, reset
 //! through /proc/self/clear_refs before the query phase, with the anonymous
 //! part, i.e. beyond mapped pages) and query p50/p99.
+//!
+//! `--embed-dim D` (e.g. 512, SSCD's width) gives every entry an embedding
+//! too: clustered unit vectors whose variance falls off along the dimensions
+//! (σ²_d ∝ (d+1)^-1.2, as `benches/ann.rs`), each query's embedding planted
+//! as a near copy at its planted rows. The embedding phase reports the
+//! graph search (projection codes, HNSW, exact rescoring: what `check` runs
+//! on segments of ≥ 4 096 rows) against the exact scan of the same index:
+//! p50/p99 and recall@10.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use lookalike::descriptors::{Descriptors, Hash256, QueryDescriptors};
+use lookalike::descriptors::{Descriptors, Embedding, Hash256, QueryDescriptors};
 use lookalike::index::{Index, IndexWriter};
+use lookalike::search::fusion::nearest_embeddings;
 use lookalike::search::{search, SearchParams};
 
 struct Args {
@@ -28,6 +37,7 @@ struct Args {
     commit_every: usize,
     dir: Option<PathBuf>,
     keep: bool,
+    embed_dim: usize,
 }
 
 fn args() -> Args {
@@ -38,6 +48,7 @@ fn args() -> Args {
         commit_every: 250_000,
         dir: None,
         keep: false,
+        embed_dim: 0,
     };
     let v: Vec<String> = std::env::args().collect();
     let num = |i: usize| -> usize {
@@ -53,6 +64,7 @@ fn args() -> Args {
             "--commit-every" => a.commit_every = num(i).max(1),
             "--dir" => a.dir = v.get(i + 1).map(PathBuf::from),
             "--keep" => a.keep = true,
+            "--embed-dim" => a.embed_dim = num(i).min(1280),
             _ => {}
         }
     }
@@ -114,6 +126,20 @@ fn dir_bytes(p: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// A unit vector around `centre` (or fresh, for an empty one) whose
+/// dimension d varies by `noise`·(d+1)^-0.6.
+fn embedding(rng: &mut Rng, dim: usize, centre: &[f32], noise: f32) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..dim)
+        .map(|d| {
+            let r = (rng.u64() >> 11) as f32 / (1u64 << 53) as f32 - 0.5;
+            centre.get(d).copied().unwrap_or(0.0) + noise * r * ((d + 1) as f32).powf(-0.6)
+        })
+        .collect();
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= n);
+    v
+}
+
 fn pct(v: &mut [f64], p: usize) -> f64 {
     v.sort_by(f64::total_cmp);
     v[(v.len() * p / 100).min(v.len() - 1)]
@@ -128,14 +154,18 @@ fn main() {
     let _ = std::fs::remove_dir_all(&base);
     let dir = base.join("idx");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let centres: Vec<Vec<f32>> = (0..if a.embed_dim > 0 { 2000 } else { 0 })
+        .map(|_| embedding(&mut rng, a.embed_dim, &[], 1.0))
+        .collect();
     let queries: Vec<QueryDescriptors> = (0..a.queries)
-        .map(|_| QueryDescriptors {
+        .map(|i| QueryDescriptors {
             pdq: std::array::from_fn(|_| rng.hash()),
             quality: 100,
             phash: 0,
             pdq_trim: None,
             keypoints: vec![],
-            embedding: None,
+            embedding: (a.embed_dim > 0)
+                .then(|| embedding(&mut rng, a.embed_dim, &centres[i * 7 % 2000], 0.5)),
         })
         .collect();
     // Rows of the planted copies: spread evenly over the index.
@@ -148,6 +178,9 @@ fn main() {
 
     let t = Instant::now();
     let mut w = IndexWriter::open(&dir).expect("open writer");
+    if a.embed_dim > 0 {
+        w.set_embedding_label(Some(format!("synthetic-{}d@bench", a.embed_dim)));
+    }
     w.flush_records = a.commit_every;
     w.flush_interval = std::time::Duration::from_secs(u64::MAX / 4);
     let mut d = Descriptors {
@@ -165,9 +198,17 @@ fn main() {
                 0 => (rng.hash(), near),
                 _ => (near, near),
             };
+            if let Some(e) = &q.embedding {
+                let v = embedding(&mut rng, a.embed_dim, e, 0.2);
+                d.embedding = Embedding::from_f32(&v);
+            }
         } else {
             d.pdq = rng.hash();
             d.pdq_trim = if i % 10 == 0 { rng.hash() } else { d.pdq };
+            if a.embed_dim > 0 {
+                let c = &centres[(rng.u64() % 2000) as usize];
+                d.embedding = Embedding::from_f32(&embedding(&mut rng, a.embed_dim, c, 0.5));
+            }
         }
         d.phash = rng.u64();
         let path = format!("/data/shard{:04}/img{i:09}.jpg", i / 100_000);
@@ -220,6 +261,15 @@ fn main() {
         col("pdq_mih.col"),
         hwm_build
     );
+    if a.embed_dim > 0 {
+        println!(
+            "embedding columns, bytes/entry: embedding {:.1}, codes {:.1}, projection {:.1}, hnsw {:.1}",
+            col("embedding.col"),
+            col("codes.col"),
+            col("projection.col"),
+            col("hnsw.col")
+        );
+    }
 
     // Query phase: reset the peak, open, query.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -267,6 +317,33 @@ fn main() {
         10,
         256,
     );
+    if a.embed_dim > 0 {
+        let (mut graph, mut scan, mut hit, mut total) = (vec![], vec![], 0, 0);
+        for q in &queries {
+            let v = q.embedding.as_ref().unwrap();
+            let t = Instant::now();
+            let got = nearest_embeddings(&index, v, 10, false, 0);
+            graph.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            let want = nearest_embeddings(&index, v, 10, false, usize::MAX);
+            scan.push(t.elapsed().as_secs_f64() * 1e3);
+            hit += want
+                .iter()
+                .filter(|w| got.iter().any(|g| g.1 == w.1))
+                .count();
+            total += want.len();
+        }
+        let (g50, g99, s50, s99) = (
+            pct(&mut graph, 50),
+            pct(&mut graph, 99),
+            pct(&mut scan, 50),
+            pct(&mut scan, 99),
+        );
+        println!(
+            "embeddings top-10: graph p50 {g50:.3} ms p99 {g99:.3} ms | exact scan (1 thread) p50 {s50:.1} ms p99 {s99:.1} ms | recall@10 {:.4}",
+            hit as f64 / total as f64
+        );
+    }
     let (hwm, anon) = rss();
     println!(
         "peak RSS during open + queries: {hwm:.0} MiB (anonymous now {anon:.0} MiB; the rest is mapped index pages)"

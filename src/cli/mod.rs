@@ -490,6 +490,14 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
     };
     let keypoint_segs = with(|s| s.keypoints().is_some());
     let graph_segs = with(|s| s.graph().is_some());
+    // Code length of the projected segments (fewer axes in small ones).
+    let axes: Vec<usize> = idx
+        .segments()
+        .iter()
+        .filter_map(|s| s.projection().map(|p| p.out))
+        .collect();
+    let projected = axes.len();
+    let most_axes = axes.iter().copied().max().unwrap_or(0);
     let mut descriptors = vec!["pdq", "quality", "phash"];
     if keypoint_segs > 0 {
         descriptors.push("keypoints");
@@ -516,6 +524,8 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
             "embedding_model": idx.manifest().embedding,
             "keypoints": idx.manifest().keypoints,
             "hnsw_segments": graph_segs,
+            "projected_segments": projected,
+            "projection_axes": most_axes,
         });
         report::json::write_pretty(&mut out, &v)?;
         writeln!(out)?;
@@ -550,6 +560,13 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
                 "embedding   {model} (HNSW graph in {graph_segs} of {})",
                 output::count(idx.segments().len() as u64, "segment")
             )?;
+            if projected > 0 {
+                writeln!(
+                    out,
+                    "projection  int8 codes on up to {most_axes} principal axes in {projected} of {} (graph search; rescored exactly)",
+                    output::count(idx.segments().len() as u64, "segment")
+                )?;
+            }
         }
         writeln!(
             out,

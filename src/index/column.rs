@@ -79,6 +79,21 @@ pub fn read_regular(path: &Path, max_len: u64, cap_for: &str) -> Result<Vec<u8>,
     Ok(buf)
 }
 
+/// The record width a column file's header declares, for a column whose
+/// width is part of its data (a projection's input dimension). Only the
+/// header is read; [`Column::open`] then validates the whole file.
+pub fn peek_width(path: &Path, max_len: u64) -> Result<u32, IndexError> {
+    let (mut file, len) = open_regular(path, max_len, "its kind of column")?;
+    let mut h = [0u8; HEADER];
+    if len < HEADER as u64 || file.read_exact(&mut h).is_err() {
+        return Err(IndexError::corrupt(
+            path,
+            format!("{len} bytes, shorter than the {HEADER}-byte header (truncated?)"),
+        ));
+    }
+    Ok(u32::from_le_bytes(h[12..16].try_into().unwrap()))
+}
+
 /// How many records a column must hold.
 #[derive(Clone, Copy, Debug)]
 pub enum Count {

@@ -25,9 +25,9 @@ use std::path::Path;
 
 use super::column::{Column, ColumnWriter, Count};
 use super::flags;
-use super::graph;
 use super::manifest::{segment_dir_name, SegmentInfo};
 use super::mih;
+use super::projection;
 use super::reader::{latest_records, RecordRef};
 use super::segment::{publish, FileRecord, Segment, COLUMNS};
 use crate::descriptors::{Embedding, Hash256, IndexKeypoints};
@@ -211,9 +211,7 @@ pub(crate) fn write_merged(
             bytemuck::bytes_of(&none),
         )?;
         let col = open_written(&tmp, 7, rows)?;
-        if let Some(words) = graph::build(col.cast::<Embedding>()) {
-            graph::write(&tmp.join(graph::FILE), &words)?;
-        }
+        projection::write_search_columns(&tmp, col.cast::<Embedding>())?;
     }
     let (f, p, t) = (
         open_written(&tmp, 0, rows)?,

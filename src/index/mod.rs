@@ -8,6 +8,7 @@ pub mod graph;
 pub mod manifest;
 pub mod merge;
 pub mod mih;
+pub mod projection;
 pub mod reader;
 pub mod segment;
 pub mod settings;

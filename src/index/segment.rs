@@ -22,6 +22,7 @@ use super::column::{self, Column, Count};
 use super::graph::{self, Graph};
 use super::manifest::{sync_dir, SegmentInfo};
 use super::mih::{self, Mih};
+use super::projection::{self, Projection};
 use crate::descriptors::{Descriptors, Embedding, Hash256, IndexKeypoints};
 use crate::error::IndexError;
 
@@ -182,9 +183,7 @@ impl SegmentData {
             column::write(&tmp.join(file), name, *width, payload)?;
         }
         if !no_embedding {
-            if let Some(words) = graph::build(&self.embedding) {
-                graph::write(&tmp.join(graph::FILE), &words)?;
-            }
+            projection::write_search_columns(&tmp, &self.embedding)?;
         }
         mih::write(&tmp.join(mih::FILE), &self.files, &self.pdq, &self.pdq_trim)?;
         publish(index_dir, &tmp, &final_dir)
@@ -218,6 +217,9 @@ pub struct Segment {
     embedding: Option<Column>,
     /// HNSW graph over the embeddings (None: hash-only, or written before graphs).
     graph: Option<Graph>,
+    /// Axes and int8 codes the graph was built over (None: hash-only, or a
+    /// graph written before codes, over the f16 rows).
+    projection: Option<Projection>,
     /// Multi-index hash table over the PDQ hashes (None: written before it).
     mih: Option<Mih>,
     /// Rows whose trimmed view differs from the upright hash, ascending:
@@ -265,6 +267,7 @@ impl Segment {
                 false => None,
             },
             graph: None,
+            projection: None,
             mih: None,
             trimmed_rows: vec![],
             trimmed_starts: vec![],
@@ -299,6 +302,17 @@ impl Segment {
         let trimmed_starts = (0..=seg.len().div_ceil(TRIM_BLOCK))
             .map(|k| trimmed_rows.partition_point(|&r| (r as usize) < k * TRIM_BLOCK) as u32)
             .collect();
+        let ppath = dir.join(projection::FILE);
+        let projection = match (seg.embedding.is_some(), ppath.exists()) {
+            (true, true) => Some(Projection::open(&dir, seg.len())?),
+            (false, true) => {
+                return Err(IndexError::corrupt(
+                    &ppath,
+                    "a projection without the embedding.col it encodes",
+                ))
+            }
+            _ => None,
+        };
         let gpath = dir.join(graph::FILE);
         let graph = match (seg.embedding.is_some(), gpath.exists()) {
             (true, true) => Some(Graph::open(&gpath, seg.len())?),
@@ -310,6 +324,17 @@ impl Segment {
             }
             _ => None,
         };
+        if let (Some(g), Some(p)) = (&graph, &projection) {
+            if g.dim != p.out {
+                return Err(IndexError::corrupt(
+                    &gpath,
+                    format!(
+                        "a graph over {}-byte codes, the codes have {}",
+                        g.dim, p.out
+                    ),
+                ));
+            }
+        }
         let mpath = dir.join(mih::FILE);
         let mih = match mpath.exists() {
             true => Some(Mih::open(&mpath, seg.len())?),
@@ -318,6 +343,7 @@ impl Segment {
         Ok(Segment {
             trimmed_rows,
             graph,
+            projection,
             mih,
             trimmed_starts,
             ..seg
@@ -366,6 +392,12 @@ impl Segment {
     /// The HNSW graph over `embeddings()`, if the segment has one.
     pub fn graph(&self) -> Option<&Graph> {
         self.graph.as_ref()
+    }
+
+    /// The axes and codes the graph walks (None: no embeddings, or a graph
+    /// written before codes).
+    pub fn projection(&self) -> Option<&Projection> {
+        self.projection.as_ref()
     }
     /// The multi-index hash table over the PDQ hashes, if the segment has one.
     pub fn mih(&self) -> Option<&Mih> {

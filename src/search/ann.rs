@@ -1,12 +1,14 @@
 //! Approximate nearest embeddings through a segment's HNSW graph
 //! (`index::graph`): greedy descent through the upper layers, then a beam of
 //! `ef` candidates on layer 0 (Malkov & Yashunin, 2016, Alg. 2 and 5).
-//! Similarities are dot products of the query with the mapped f16 rows.
+//! The walk compares the query with rows by an approximate similarity (its
+//! projection against the segment's int8 codes, `index::projection`); the
+//! beam it ends with is rescored exactly (the stored f16 rows), so the
+//! approximation decides which rows are seen, never their scores.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-use crate::descriptors::embedding::{dot_f32_f16, similarity, Embedding};
 use crate::index::graph::Graph;
 
 /// Beam width on layer 0 for `k` results: recall@10 ≥ 0.98 on the bench
@@ -30,23 +32,22 @@ impl PartialOrd for Near {
     }
 }
 
-/// Up to `k` rows most similar to `q` (similarity, row), best first, among
-/// those `keep` accepts (live records); rejected rows are still walked
-/// through, so tombstones do not cut the graph.
+/// Up to `k` rows most similar to the query (exact similarity, row), best
+/// first, among those `keep` accepts (live records): the graph is walked by
+/// `approx`, and the `ef` best rows it finds are ranked by `exact`. Rejected
+/// rows are still walked through, so tombstones do not cut the graph.
 pub fn search(
     g: &Graph,
-    embs: &[Embedding],
-    q: &[f32],
+    approx: impl Fn(u32) -> f32,
+    exact: impl Fn(u32) -> f32,
     k: usize,
     ef: usize,
     keep: impl Fn(u32) -> bool,
 ) -> Vec<(f32, u32)> {
-    if g.levels() == 0 || k == 0 || embs.len() != g.rows {
+    if g.levels() == 0 || k == 0 {
         return vec![];
     }
-    let q_full = q;
-    let q = &q[..g.dim.min(q.len())];
-    let sim = |r: u32| dot_f32_f16(q, &embs[r as usize].0[..q.len()]);
+    let sim = approx;
     let mut cur = Near(sim(g.entry), g.entry);
     for l in (1..g.levels()).rev() {
         loop {
@@ -93,11 +94,11 @@ pub fn search(
         }
     }
     // Rescored with the exact scan's own dot product, so both rank the
-    // same rows identically (the SIMD sum rounds differently).
+    // same rows identically.
     let mut out: Vec<(f32, u32)> = found
         .into_iter()
         .filter(|Reverse(n)| keep(n.1))
-        .map(|Reverse(n)| (similarity(q_full, &embs[n.1 as usize]), n.1))
+        .map(|Reverse(n)| (exact(n.1), n.1))
         .collect();
     out.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     out.truncate(k);

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use super::hamming::{min_distances_rows, Match};
 use super::verify::{self, Verification};
 use super::{ann, calibrate};
+use crate::descriptors::embedding::dot_f32_f16;
 use crate::descriptors::QueryDescriptors;
 use crate::index::{Index, RecordRef};
 
@@ -270,7 +271,21 @@ pub fn nearest_embeddings(
             row,
         };
         if let Some(g) = seg.graph().filter(|_| seg.len() >= min_rows) {
-            let hits = ann::search(g, embs, q, k, ann::ef_for(k), |r| live[r as usize]);
+            let exact = |r: u32| crate::descriptors::embedding::similarity(q, &embs[r as usize]);
+            let keep = |r: u32| live[r as usize];
+            let ef = ann::ef_for(k);
+            let hits = match seg.projection() {
+                Some(p) => {
+                    let qp = p.project(q);
+                    ann::search(g, |r| p.dot(&qp, r), exact, k, ef, keep)
+                }
+                // A graph written before codes: walked over the f16 rows.
+                None => {
+                    let d = g.dim.min(q.len());
+                    let approx = |r: u32| dot_f32_f16(&q[..d], &embs[r as usize].0[..d]);
+                    ann::search(g, approx, exact, k, ef, keep)
+                }
+            };
             all.extend(hits.into_iter().map(|(s, r)| (s, at(r))));
             continue;
         }
