@@ -5,7 +5,11 @@
 //! index, in the same run. Every query's answers are checked equal.
 //!
 //!     cargo bench --bench scale -- --entries 10000000 [--queries 200]
-//!         [--commit-every 250000] [--dir PATH] [--keep]
+//!         [--commit-every 250000] [--dir PATH] [--keep] [--query-only]
+//!
+//! `--query-only` skips the build and queries the index a run with the same
+//! arguments and `--keep` left in `--dir`: the query phase's peak RSS in a
+//! process that never held the build.
 //!
 //! Entries are random 256-bit hashes, one in ten with a differing trimmed
 //! view; each query (8 random orientation hashes) has `--planted` (5) near
@@ -38,6 +42,7 @@ struct Args {
     dir: Option<PathBuf>,
     keep: bool,
     embed_dim: usize,
+    query_only: bool,
 }
 
 fn args() -> Args {
@@ -49,6 +54,7 @@ fn args() -> Args {
         dir: None,
         keep: false,
         embed_dim: 0,
+        query_only: false,
     };
     let v: Vec<String> = std::env::args().collect();
     let num = |i: usize| -> usize {
@@ -64,6 +70,7 @@ fn args() -> Args {
             "--commit-every" => a.commit_every = num(i).max(1),
             "--dir" => a.dir = v.get(i + 1).map(PathBuf::from),
             "--keep" => a.keep = true,
+            "--query-only" => a.query_only = true,
             "--embed-dim" => a.embed_dim = num(i).min(1280),
             _ => {}
         }
@@ -151,7 +158,9 @@ fn main() {
         .dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scale-bench"));
-    let _ = std::fs::remove_dir_all(&base);
+    if !a.query_only {
+        let _ = std::fs::remove_dir_all(&base);
+    }
     let dir = base.join("idx");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let centres: Vec<Vec<f32>> = (0..if a.embed_dim > 0 { 2000 } else { 0 })
@@ -176,99 +185,101 @@ fn main() {
         a.entries, planted, a.queries, a.commit_every
     );
 
-    let t = Instant::now();
-    let mut w = IndexWriter::open(&dir).expect("open writer");
-    if a.embed_dim > 0 {
-        w.set_embedding_label(Some(format!("synthetic-{}d@bench", a.embed_dim)));
-    }
-    w.flush_records = a.commit_every;
-    w.flush_interval = std::time::Duration::from_secs(u64::MAX / 4);
-    let mut d = Descriptors {
-        quality: 100,
-        ..Descriptors::default()
-    };
-    for i in 0..a.entries {
-        let p = i / stride;
-        if i % stride == 0 && p < planted {
-            let q = &queries[p % a.queries];
-            let dist = (rng.u64() % 41) as u32;
-            let h = q.pdq[(rng.u64() % 8) as usize];
-            let near = rng.near(&h, dist);
-            (d.pdq, d.pdq_trim) = match rng.u64() % 3 {
-                0 => (rng.hash(), near),
-                _ => (near, near),
-            };
-            if let Some(e) = &q.embedding {
-                let v = embedding(&mut rng, a.embed_dim, e, 0.2);
-                d.embedding = Embedding::from_f32(&v);
-            }
-        } else {
-            d.pdq = rng.hash();
-            d.pdq_trim = if i % 10 == 0 { rng.hash() } else { d.pdq };
-            if a.embed_dim > 0 {
-                let c = &centres[(rng.u64() % 2000) as usize];
-                d.embedding = Embedding::from_f32(&embedding(&mut rng, a.embed_dim, c, 0.5));
-            }
+    if !a.query_only {
+        let t = Instant::now();
+        let mut w = IndexWriter::open(&dir).expect("open writer");
+        if a.embed_dim > 0 {
+            w.set_embedding_label(Some(format!("synthetic-{}d@bench", a.embed_dim)));
         }
-        d.phash = rng.u64();
-        let path = format!("/data/shard{:04}/img{i:09}.jpg", i / 100_000);
-        w.add(
-            path.as_bytes(),
-            1000 + i as u64,
-            i as i64,
-            i as u128 + 1,
-            0,
-            &d,
-        );
-        w.maybe_commit().expect("commit");
-    }
-    w.commit().expect("commit");
-    let segs = w.segment_count();
-    drop(w);
-    let written = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let c = lookalike::pipeline::compact(&dir, None).expect("compact");
-    let merged = t.elapsed().as_secs_f64();
-    let (hwm_build, _) = rss();
-    let bytes = dir_bytes(&dir);
-    println!(
-        "build: {segs} segments written in {written:.1} s ({:.0} entries/s), compacted to {} in {merged:.1} s; \
-         overall {:.0} entries/s",
-        a.entries as f64 / written,
-        c.segments_after,
-        a.entries as f64 / (written + merged)
-    );
-    let seg = dir.join(
-        std::fs::read_dir(&dir)
-            .unwrap()
-            .flatten()
-            .find(|e| e.file_name().to_string_lossy().starts_with("seg-"))
-            .unwrap()
-            .file_name(),
-    );
-    let col = |f: &str| {
-        std::fs::metadata(seg.join(f)).map(|m| m.len()).unwrap_or(0) as f64 / a.entries as f64
-    };
-    println!(
-        "size: {:.1} MB = {:.1} bytes/entry (pdq {:.1}, pdq_trim {:.1}, files {:.1}, paths {:.1}, phash {:.1}, pdq_mih {:.1}); peak RSS while building {:.0} MiB",
-        bytes as f64 / 1e6,
-        bytes as f64 / a.entries as f64,
-        col("pdq.col"),
-        col("pdq_trim.col"),
-        col("files.col"),
-        col("paths.col"),
-        col("phash.col"),
-        col("pdq_mih.col"),
-        hwm_build
-    );
-    if a.embed_dim > 0 {
+        w.flush_records = a.commit_every;
+        w.flush_interval = std::time::Duration::from_secs(u64::MAX / 4);
+        let mut d = Descriptors {
+            quality: 100,
+            ..Descriptors::default()
+        };
+        for i in 0..a.entries {
+            let p = i / stride;
+            if i % stride == 0 && p < planted {
+                let q = &queries[p % a.queries];
+                let dist = (rng.u64() % 41) as u32;
+                let h = q.pdq[(rng.u64() % 8) as usize];
+                let near = rng.near(&h, dist);
+                (d.pdq, d.pdq_trim) = match rng.u64() % 3 {
+                    0 => (rng.hash(), near),
+                    _ => (near, near),
+                };
+                if let Some(e) = &q.embedding {
+                    let v = embedding(&mut rng, a.embed_dim, e, 0.2);
+                    d.embedding = Embedding::from_f32(&v);
+                }
+            } else {
+                d.pdq = rng.hash();
+                d.pdq_trim = if i % 10 == 0 { rng.hash() } else { d.pdq };
+                if a.embed_dim > 0 {
+                    let c = &centres[(rng.u64() % 2000) as usize];
+                    d.embedding = Embedding::from_f32(&embedding(&mut rng, a.embed_dim, c, 0.5));
+                }
+            }
+            d.phash = rng.u64();
+            let path = format!("/data/shard{:04}/img{i:09}.jpg", i / 100_000);
+            w.add(
+                path.as_bytes(),
+                1000 + i as u64,
+                i as i64,
+                i as u128 + 1,
+                0,
+                &d,
+            );
+            w.maybe_commit().expect("commit");
+        }
+        w.commit().expect("commit");
+        let segs = w.segment_count();
+        drop(w);
+        let written = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let c = lookalike::pipeline::compact(&dir, None).expect("compact");
+        let merged = t.elapsed().as_secs_f64();
+        let (hwm_build, _) = rss();
+        let bytes = dir_bytes(&dir);
         println!(
-            "embedding columns, bytes/entry: embedding {:.1}, codes {:.1}, projection {:.1}, hnsw {:.1}",
-            col("embedding.col"),
-            col("codes.col"),
-            col("projection.col"),
-            col("hnsw.col")
+            "build: {segs} segments written in {written:.1} s ({:.0} entries/s), compacted to {} in {merged:.1} s; \
+             overall {:.0} entries/s",
+            a.entries as f64 / written,
+            c.segments_after,
+            a.entries as f64 / (written + merged)
         );
+        let seg = dir.join(
+            std::fs::read_dir(&dir)
+                .unwrap()
+                .flatten()
+                .find(|e| e.file_name().to_string_lossy().starts_with("seg-"))
+                .unwrap()
+                .file_name(),
+        );
+        let col = |f: &str| {
+            std::fs::metadata(seg.join(f)).map(|m| m.len()).unwrap_or(0) as f64 / a.entries as f64
+        };
+        println!(
+            "size: {:.1} MB = {:.1} bytes/entry (pdq {:.1}, pdq_trim {:.1}, files {:.1}, paths {:.1}, phash {:.1}, pdq_mih {:.1}); peak RSS while building {:.0} MiB",
+            bytes as f64 / 1e6,
+            bytes as f64 / a.entries as f64,
+            col("pdq.col"),
+            col("pdq_trim.col"),
+            col("files.col"),
+            col("paths.col"),
+            col("phash.col"),
+            col("pdq_mih.col"),
+            hwm_build
+        );
+        if a.embed_dim > 0 {
+            println!(
+                "embedding columns, bytes/entry: embedding {:.1}, codes {:.1}, projection {:.1}, hnsw {:.1}",
+                col("embedding.col"),
+                col("codes.col"),
+                col("projection.col"),
+                col("hnsw.col")
+            );
+        }
     }
 
     // Query phase: reset the peak, open, query.
@@ -348,7 +359,7 @@ fn main() {
     println!(
         "peak RSS during open + queries: {hwm:.0} MiB (anonymous now {anon:.0} MiB; the rest is mapped index pages)"
     );
-    if !a.keep {
+    if !a.keep && !a.query_only {
         let _ = std::fs::remove_dir_all(&base);
     }
 }
