@@ -260,7 +260,7 @@ fn main() {
             std::fs::metadata(seg.join(f)).map(|m| m.len()).unwrap_or(0) as f64 / a.entries as f64
         };
         println!(
-            "size: {:.1} MB = {:.1} bytes/entry (pdq {:.1}, pdq_trim {:.1}, files {:.1}, paths {:.1}, phash {:.1}, pdq_mih {:.1}); peak RSS while building {:.0} MiB",
+            "size: {:.1} MB = {:.1} bytes/entry (pdq {:.1}, pdq_trim {:.1}, files {:.1}, paths {:.1}, phash {:.1}, pdq_mih_v2 {:.1}); peak RSS while building {:.0} MiB",
             bytes as f64 / 1e6,
             bytes as f64 / a.entries as f64,
             col("pdq.col"),
@@ -268,7 +268,7 @@ fn main() {
             col("files.col"),
             col("paths.col"),
             col("phash.col"),
-            col("pdq_mih.col"),
+            col("pdq_mih_v2.col"),
             hwm_build
         );
         if a.embed_dim > 0 {

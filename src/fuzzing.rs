@@ -247,7 +247,7 @@ impl IndexTemplate {
                 let _ = (index.path(r), index.is_live(r));
             }
         }
-        // Every segment's PDQ table (pdq_mih.col) is probed: by a radius
+        // Every segment's PDQ table (pdq_mih_v2.col) is probed: by a radius
         // query, and by a top-k query that tries tables on any segment size.
         let params = hamming::SearchParams {
             top_k: 16,

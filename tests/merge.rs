@@ -188,7 +188,7 @@ fn a_merge_stopped_midway_loses_nothing_and_a_rerun_finishes() {
         "keypoints.col",
         "embedding.col",
         "hnsw.col",
-        "pdq_mih.col",
+        "pdq_mih_v2.col",
     ] {
         assert!(merged.join(f).is_file(), "{f}");
     }
@@ -252,7 +252,7 @@ fn the_pdq_table_gives_the_scans_check_results_on_real_images() {
     let scan = t.path().join("scan");
     copy_dir(&idx, &scan);
     for s in segment_dirs(&scan) {
-        std::fs::remove_file(scan.join(s).join("pdq_mih.col")).unwrap();
+        std::fs::remove_file(scan.join(s).join("pdq_mih_v2.col")).unwrap();
     }
     assert_eq!(info(&scan)["pdq_table_segments"], 0);
     let queries = format!("{SAMPLE}/training");

@@ -27,7 +27,7 @@ use super::manifest::{segment_dir_name, SegmentInfo};
 use super::merge::StopAt;
 use super::segment::{publish, FileRecord, Segment, COLUMNS};
 use super::settings::{default_decode, IndexSettings};
-use super::{flags, graph, mih, projection, Index, IndexWriter, FORMAT_VERSION};
+use super::{flags, graph, projection, Index, IndexWriter, FORMAT_VERSION};
 use crate::error::IndexError;
 
 /// What [`IndexWriter::attach`] did.
@@ -56,9 +56,10 @@ fn segment_files(seg: &Segment) -> Vec<&'static str> {
         (graph::FILE, seg.graph().is_some()),
         (projection::FILE, seg.projection().is_some()),
         (projection::CODES_FILE, seg.projection().is_some()),
-        (mih::FILE, seg.mih().is_some()),
     ];
     v.extend(optional.iter().filter(|o| o.1).map(|o| o.0));
+    // The PDQ table under its layout's name (an earlier layout stays as is).
+    v.extend(seg.mih().map(|m| m.layout.file));
     v
 }
 

@@ -219,7 +219,8 @@ pub(crate) fn write_merged(
         open_written(&tmp, 5, rows)?,
     );
     mih::write(
-        &tmp.join(mih::FILE),
+        &tmp,
+        mih::CURRENT,
         f.cast::<FileRecord>(),
         p.cast::<Hash256>(),
         t.cast::<Hash256>(),

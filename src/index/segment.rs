@@ -12,7 +12,7 @@
 //! |               |       | segments written before it have none      |
 //! | embedding.col | 2560  | 1280 × f16 embedding; optional (hash-only) |
 //! | hnsw.col      | 4     | HNSW graph over embedding.col (`graph`)   |
-//! | pdq_mih.col   | 4     | multi-index hash table over pdq (`mih`)   |
+//! | pdq_mih_v2.col | 4    | multi-index hash table over pdq (`mih`)   |
 
 use std::path::Path;
 
@@ -185,7 +185,7 @@ impl SegmentData {
         if !no_embedding {
             projection::write_search_columns(&tmp, &self.embedding)?;
         }
-        mih::write(&tmp.join(mih::FILE), &self.files, &self.pdq, &self.pdq_trim)?;
+        mih::write(&tmp, mih::CURRENT, &self.files, &self.pdq, &self.pdq_trim)?;
         publish(index_dir, &tmp, &final_dir)
     }
 }
@@ -335,11 +335,7 @@ impl Segment {
                 ));
             }
         }
-        let mpath = dir.join(mih::FILE);
-        let mih = match mpath.exists() {
-            true => Some(Mih::open(&mpath, seg.len())?),
-            false => None,
-        };
+        let mih = Mih::find(&dir, seg.len())?;
         Ok(Segment {
             trimmed_rows,
             graph,

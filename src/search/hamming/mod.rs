@@ -125,7 +125,7 @@ pub fn search(index: &Index, q: &QueryDescriptors, p: &SearchParams) -> Vec<Matc
         let use_table = p.pdq_index && (radius <= MIH_RADIUS || seg.len() >= p.pdq_table_min_rows);
         if let Some(table) = seg.mih().filter(|_| use_table) {
             let r = radius.min(MIH_RADIUS);
-            let hits = mih::radius_keys(seg, table, live, &hashes, r, p.kernel);
+            let hits = mih::radius_keys(seg, table, live, &hashes, r, p.kernel, p.parallel);
             // Exact when the radius is within reach, or when k rows are
             // within 31: every row not found is farther than all of them.
             if radius <= MIH_RADIUS || hits.len() >= p.top_k {

@@ -280,6 +280,20 @@ fn flip_bits(h: &Hash256, d: u32, seed: &mut u64) -> Hash256 {
     out
 }
 
+/// `h` with the top `radius + 1` bits of every block of `layout` flipped,
+/// but only the top `radius` of block `j`: distance 31, within a probe's
+/// reach in block `j` only (the top bits are the bucket key's).
+fn at_the_probes_edge(h: &Hash256, layout: &crate::index::mih::Layout, j: usize) -> Hash256 {
+    let mut out = *h;
+    for (b, &(start, width, radius)) in layout.blocks.iter().enumerate() {
+        let n = radius + (b != j) as u32;
+        for bit in start + width - n..start + width {
+            out.words[bit as usize / 64] ^= 1 << (bit % 64);
+        }
+    }
+    out
+}
+
 #[test]
 fn pdq_table_gives_the_scans_answers_on_planted_near_copies() {
     use crate::descriptors::Descriptors;
@@ -329,14 +343,67 @@ fn pdq_table_gives_the_scans_answers_on_planted_near_copies() {
                     1 => add(&mut w, rand_hash(&mut s), near, flag),
                     _ => add(&mut w, near, rand_hash(&mut s), flag),
                 }
+                // Copies at distance 31 that only the widest probe of one
+                // block can find, in either layout.
+                let (layout, j) = match pick[3] % 2 {
+                    0 => (crate::index::mih::CURRENT, pick[2] as usize % 11),
+                    _ => (&crate::index::mih::SIXTEEN, pick[2] as usize % 16),
+                };
+                let edge = at_the_probes_edge(&h, layout, j);
+                assert_eq!(edge.hamming(&h), 31);
+                add(&mut w, edge, edge, 0);
             }
         }
         w.commit().unwrap();
     }
     drop(w);
+    // The current layout as written, then each segment's table rewritten
+    // in the earlier 16-block layout (an index from an earlier version).
     let index = Index::open(dir.path()).unwrap();
-    assert!(index.segments().iter().all(|g| g.mih().is_some()));
-    for q in &queries {
+    assert!(index.segments().iter().all(|g| g
+        .mih()
+        .is_some_and(|m| m.layout == crate::index::mih::CURRENT)));
+    assert_table_equals_scan(&index, &queries);
+    for g in index.segments() {
+        let seg_dir = g.dir(dir.path());
+        let m = &crate::index::mih::SIXTEEN;
+        crate::index::mih::write(&seg_dir, m, g.files(), g.pdq(), g.pdq_trim()).unwrap();
+        std::fs::remove_file(seg_dir.join(crate::index::mih::CURRENT.file)).unwrap();
+    }
+    drop(index);
+    let index = Index::open(dir.path()).unwrap();
+    assert!(index.segments().iter().all(|g| g
+        .mih()
+        .is_some_and(|m| m.layout == &crate::index::mih::SIXTEEN)));
+    assert_table_equals_scan(&index, &queries);
+    drop(index);
+    // `compact` rewrites a lone segment's table of an earlier layout.
+    let compact = || {
+        IndexWriter::open(dir.path())
+            .unwrap()
+            .compact(None)
+            .unwrap()
+    };
+    compact();
+    let index = Index::open(dir.path()).unwrap();
+    assert_eq!(index.segments().len(), 1);
+    let g = &index.segments()[0];
+    let seg_dir = g.dir(dir.path());
+    let m = &crate::index::mih::SIXTEEN;
+    crate::index::mih::write(&seg_dir, m, g.files(), g.pdq(), g.pdq_trim()).unwrap();
+    std::fs::remove_file(seg_dir.join(crate::index::mih::CURRENT.file)).unwrap();
+    drop(index);
+    compact();
+    let index = Index::open(dir.path()).unwrap();
+    let layout = index.segments()[0].mih().map(|m| m.layout);
+    assert_eq!(layout, Some(crate::index::mih::CURRENT));
+    assert_table_equals_scan(&index, &queries);
+}
+
+/// Every query's table answers equal the scan's, for radius and top-k
+/// queries; the planted copies are found.
+fn assert_table_equals_scan(index: &Index, queries: &[QueryDescriptors]) {
+    for q in queries {
         for (top_k, max_distance) in [
             (100_000, 31),
             (100_000, 17),
@@ -353,7 +420,7 @@ fn pdq_table_gives_the_scans_answers_on_planted_near_copies() {
                     pdq_table_min_rows: 0,
                     ..SearchParams::default()
                 };
-                search(&index, q, &p)
+                search(index, q, &p)
             };
             let (scan, table) = (run(false), run(true));
             assert_eq!(table, scan, "top_k {top_k} max_distance {max_distance}");
