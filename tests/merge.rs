@@ -115,6 +115,7 @@ fn twenty_incremental_runs_leave_few_segments_and_compact_keeps_check_results() 
     let after = info(&idx);
     assert_eq!(after["segment_count"], 1);
     assert_eq!(after["pdq_table_segments"], 1);
+    assert_eq!(after["pdq_table_old_layout_segments"], 0);
     assert_eq!(segment_dirs(&idx).len(), 1);
     assert_eq!(after["content_digest"], before["content_digest"]);
     assert_eq!(after["live_images"], before["live_images"]);

@@ -505,6 +505,10 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
     if idx.manifest().embedding.is_some() {
         descriptors.push("embedding");
     }
+    let old_tables = with(|s| {
+        s.mih()
+            .is_some_and(|m| m.layout != crate::index::mih::CURRENT)
+    });
     let mut out = std::io::stdout().lock();
     if a.json {
         let v = serde_json::json!({
@@ -517,6 +521,7 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
             "segments": segs,
             "segment_count": idx.segments().len(),
             "pdq_table_segments": with(|s| s.mih().is_some()),
+            "pdq_table_old_layout_segments": old_tables,
             "records": records,
             "live_images": live,
             "content_digest": digest,
@@ -567,6 +572,21 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
                     output::count(idx.segments().len() as u64, "segment")
                 )?;
             }
+        }
+        let tables = with(|s| s.mih().is_some());
+        if tables > 0 {
+            writeln!(
+                out,
+                "pdq table   multi-index hashing in {tables} of {} (radius-31 search reads a few buckets){}",
+                output::count(idx.segments().len() as u64, "segment"),
+                if old_tables > 0 {
+                    format!(
+                        "; {old_tables} in the 16-block layout of earlier versions (`lookalike compact` rewrites them)"
+                    )
+                } else {
+                    String::new()
+                }
+            )?;
         }
         writeln!(
             out,
