@@ -25,7 +25,9 @@ impl Hash256 {
         self.words[k / 64] |= 1 << (k % 64);
     }
 
-    /// Number of differing bits (0–256).
+    /// Number of differing bits (0–256). Inlined, so it counts with POPCNT
+    /// inside callers compiled for it.
+    #[inline]
     pub fn hamming(&self, other: &Hash256) -> u32 {
         (0..4)
             .map(|i| (self.words[i] ^ other.words[i]).count_ones())

@@ -95,13 +95,7 @@ fn passing_rows_portable(
     trim: &[Hash256],
     radius: u32,
 ) -> Vec<u32> {
-    let near = |h: &Hash256, v: &Hash256| {
-        (h.words[0] ^ v.words[0]).count_ones()
-            + (h.words[1] ^ v.words[1]).count_ones()
-            + (h.words[2] ^ v.words[2]).count_ones()
-            + (h.words[3] ^ v.words[3]).count_ones()
-            <= radius
-    };
+    let near = |h: &Hash256, v: &Hash256| h.hamming(v) <= radius;
     // Three passes, each of independent reads (see `Mih::probe`): the
     // buckets' spans, their entries, then each entry's stored hash.
     let mut rows: Vec<u32> = Vec::new();
