@@ -106,6 +106,7 @@ fn bench_indexing(dir: &Path, tmp: &Path) {
             extras: Extras {
                 embedding: false,
                 keypoints,
+                regions: false,
             },
             ..BuildOptions::new()
         };
@@ -130,15 +131,17 @@ fn bench_indexing(dir: &Path, tmp: &Path) {
     }
 }
 
-/// `check` of the indexed folder against its own (fast, 512) index.
+/// `check` of the indexed folder against its own (fast, 512) index: PDQ
+/// only, verified without and with region search (the default).
 fn bench_check(dir: &Path, idx_dir: &Path) {
     use lookalike::pipeline::check::{check, collect_queries, CheckOptions};
     let idx = Index::open(idx_dir).unwrap();
-    for verify in [false, true] {
+    for (verify, regions) in [(false, false), (true, false), (true, true)] {
         let (files, skipped) = collect_queries(dir);
         let n = files.len();
         let opts = CheckOptions {
             verify,
+            regions,
             kernel: hamming_kernel(),
             ..CheckOptions::new(DecodeMode::Fast, Limits::default())
         };
@@ -155,10 +158,10 @@ fn bench_check(dir: &Path, idx_dir: &Path) {
         println!(
             "check {n} images against {} ({}): {:.2} s = {:.0} images/s, {} matched",
             idx.live_count(),
-            if verify {
-                "with verification"
-            } else {
-                "PDQ only, --no-verify"
+            match (verify, regions) {
+                (false, _) => "PDQ only, --no-verify --no-regions",
+                (true, false) => "with verification, --no-regions",
+                (true, true) => "with verification and regions",
             },
             secs,
             n as f64 / secs,
@@ -249,6 +252,7 @@ fn bench_query(tmp: &Path, n: usize) {
             pdq_trim: None,
             keypoints: vec![],
             embedding: None,
+            regions: vec![],
         })
         .collect();
     let p = SearchParams {

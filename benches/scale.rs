@@ -175,6 +175,7 @@ fn main() {
             keypoints: vec![],
             embedding: (a.embed_dim > 0)
                 .then(|| embedding(&mut rng, a.embed_dim, &centres[i * 7 % 2000], 0.5)),
+            regions: vec![],
         })
         .collect();
     // Rows of the planted copies: spread evenly over the index.

@@ -70,6 +70,7 @@ fn main() {
     let t_hashes = describe(Extras {
         embedding: false,
         keypoints: false,
+        regions: false,
     });
     let t_desc = describe(Extras::HASHES_AND_KEYPOINTS);
     let check = |verify: bool| {

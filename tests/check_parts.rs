@@ -111,6 +111,24 @@ fn queries(root: &Path, dirs: &[PathBuf], decode_label: &str) -> Vec<(String, u1
         p.0 = p.0.map(|c| c.saturating_add(30));
     });
     files.push(jpeg(&bright, &q.join("bright_101.jpg"), 90));
+    // A training picture small inside a flat page with UI bars (a
+    // screenshot): found through a region of the query.
+    let t07 = image::open(Path::new(SAMPLE).join("training/train_07.jpg"))
+        .unwrap()
+        .into_rgb8();
+    let mut page = RgbImage::from_pixel(t07.width() * 3, t07.height() * 3, image::Rgb([240; 3]));
+    for y in (10..60).step_by(16) {
+        for x in 20..page.width() / 2 {
+            page.put_pixel(x, y, image::Rgb([40; 3]));
+        }
+    }
+    image::imageops::replace(
+        &mut page,
+        &t07,
+        t07.width() as i64,
+        t07.height() as i64 + 20,
+    );
+    files.push(jpeg(&page, &q.join("pasted_07.jpg"), 90));
     for s in [5000u64, 5001] {
         files.push(jpeg(
             &synthetic(s, 220, 220),
@@ -242,6 +260,24 @@ fn hash_only_parts_equal_the_merged_index() {
         .filter(|m| m["inliers"].as_u64().is_some_and(|n| n > 10))
         .count();
     assert!(verified >= 5, "{r}");
+    let pasted = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["query"].as_str().unwrap().ends_with("pasted_07.jpg"))
+        .unwrap();
+    let best = &pasted["matches"][0];
+    assert!(
+        best["candidate"]
+            .as_str()
+            .unwrap()
+            .ends_with("train_07.jpg"),
+        "{pasted}"
+    );
+    assert!(
+        best["region"].is_object(),
+        "found through its region: {pasted}"
+    );
 }
 
 #[test]

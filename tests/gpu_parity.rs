@@ -344,3 +344,48 @@ fn gpu_no_keypoints_index_equals_cpu() {
     // The digest covers keypoints: one computed by mistake would show.
     assert_ne!(gpu, digest("cpu", &[]), "an index with keypoints");
 }
+
+/// Region proposals are made on the CPU for both engines; the GPU engine
+/// describes the crops in one batch and must give the reference's
+/// descriptors for them, in the same order.
+#[test]
+fn regions_described_alike() {
+    use lookalike::descriptors::Extras;
+    use lookalike::engine::{CpuEngine, Engine};
+    let Some(e) = engine() else { return };
+    // Pictures pasted into flat pages (screenshots) and onto other pictures.
+    let mut set = vec![];
+    for i in 0..4u64 {
+        let pic = common::synthetic(300 + i, 150 + 10 * i as u32, 110);
+        let mut page = if i % 2 == 0 {
+            RgbImage::from_pixel(420, 520, image::Rgb([238, 238, 242]))
+        } else {
+            common::synthetic(700 + i, 480, 400)
+        };
+        image::imageops::replace(&mut page, &pic, 60 + 20 * i as i64, 140);
+        set.push(page);
+    }
+    set.push(common::synthetic(9, 200, 150));
+    let extras = Extras {
+        embedding: false,
+        keypoints: true,
+        regions: true,
+    };
+    let want = CpuEngine.describe_queries(&set, extras).unwrap();
+    let got = Engine::describe_queries(e, &set, extras).unwrap();
+    let with = want.iter().filter(|q| !q.regions.is_empty()).count();
+    assert!(
+        with >= 2,
+        "only {with} of the pasted images proposed a region"
+    );
+    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+        let rects = |q: &lookalike::descriptors::QueryDescriptors| {
+            q.regions.iter().map(|r| r.rect).collect::<Vec<_>>()
+        };
+        assert_eq!(rects(g), rects(w), "image {k}: proposals");
+        assert!(
+            g == w,
+            "image {k}: GPU descriptors of its regions differ from the CPU's"
+        );
+    }
+}

@@ -182,7 +182,7 @@ fn report_limit_lists_the_rest_as_text_and_csv_gains_a_last_column() {
     let csv = stdout(&o);
     let header = csv.lines().next().unwrap();
     assert!(header.starts_with("query,candidate,score,rank,verdict,pdq_distance,phash_distance,orientation,query_quality,candidate_quality,"));
-    assert!(header.ends_with(",corpus_copies,evidence,keypoint_matches,inliers,similarity"));
+    assert!(header.ends_with(",corpus_copies,evidence,keypoint_matches,inliers,similarity,region"));
     let col = |l: &str, name: &str| -> String {
         let at = header.split(',').position(|h| h == name).unwrap();
         l.split(',').nth(at).unwrap().to_string()

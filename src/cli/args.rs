@@ -219,6 +219,11 @@ pub struct EvalArgs {
     /// Faster; misses crops, odd-angle rotations, pastes and perspective copies.
     #[arg(long)]
     pub no_verify: bool,
+    /// Search each image whole only, not also the regions where a copy may
+    /// sit inside it (a picture in a screenshot, or pasted onto another).
+    /// Faster; misses such copies.
+    #[arg(long)]
+    pub no_regions: bool,
     /// Ignore the index's learned embeddings: hashes and keypoints only.
     #[arg(long)]
     pub hash_only: bool,
@@ -363,6 +368,11 @@ pub struct QueryArgs {
     /// Faster; misses crops, odd-angle rotations, pastes and perspective copies.
     #[arg(long)]
     pub no_verify: bool,
+    /// Search each image whole only, not also the regions where a copy may
+    /// sit inside it (a picture in a screenshot, or pasted onto another).
+    /// Faster; misses such copies.
+    #[arg(long)]
+    pub no_regions: bool,
     /// Ignore the index's learned embeddings: hashes and keypoints only.
     #[arg(long)]
     pub hash_only: bool,
@@ -392,6 +402,11 @@ pub struct CheckArgs {
     /// Faster; misses crops, odd-angle rotations, pastes and perspective copies.
     #[arg(long)]
     pub no_verify: bool,
+    /// Search each image whole only, not also the regions where a copy may
+    /// sit inside it (a picture in a screenshot, or pasted onto another).
+    /// Faster; misses such copies.
+    #[arg(long)]
+    pub no_regions: bool,
     /// Ignore the index's learned embeddings: hashes and keypoints only.
     #[arg(long)]
     pub hash_only: bool,

@@ -24,6 +24,7 @@ pub(super) fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
     let opts = CheckOptions {
         top_k: a.top_k,
         verify: !a.no_verify,
+        regions: !a.no_regions,
         embed: use_embeddings(&idx, a.hash_only, quiet)?,
         engine: engine(a.device.device, quiet)?,
         ann_min_rows: ann_min_rows(),
@@ -80,6 +81,7 @@ pub(super) fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
     let opts = CheckOptions {
         top_k: a.top_k,
         verify: !a.no_verify,
+        regions: !a.no_regions,
         embed: use_embeddings(&idx, a.hash_only, quiet)?,
         engine,
         ann_min_rows: ann_min_rows(),

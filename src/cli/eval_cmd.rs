@@ -32,6 +32,7 @@ pub fn run(a: EvalArgs, quiet: bool) -> Result<i32> {
         &CheckOptions {
             top_k: a.top_k,
             verify: !a.no_verify,
+            regions: !a.no_regions,
             embed: super::use_embeddings(&idx, a.hash_only, quiet)?,
             engine: super::engine(a.device.device, quiet)?,
             ann_min_rows: super::ann_min_rows(),

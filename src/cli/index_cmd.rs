@@ -31,6 +31,7 @@ pub(super) fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
         extras: crate::descriptors::Extras {
             embedding: !a.hash_only,
             keypoints: !a.no_keypoints,
+            regions: false,
         },
         batch_size: env_number("LOOKALIKE_BATCH").unwrap_or(crate::ingest::BATCH),
         commit_every: env_number("LOOKALIKE_COMMIT_EVERY"),

@@ -6,6 +6,7 @@ pub mod hash256;
 pub mod keypoints;
 pub mod pdq;
 pub mod phash;
+pub mod regions;
 pub mod trim;
 
 pub use embedding::Embedding;
@@ -40,6 +41,10 @@ pub struct Extras {
     /// Keypoints for geometric verification (off: `index --no-keypoints`,
     /// or queries against an index without keypoints).
     pub keypoints: bool,
+    /// Queries only: also describe the regions where a copy may sit inside
+    /// the image ([`regions`]; off: `check --no-regions`). Index images
+    /// ignore it.
+    pub regions: bool,
 }
 
 impl Extras {
@@ -47,7 +52,17 @@ impl Extras {
     pub const HASHES_AND_KEYPOINTS: Extras = Extras {
         embedding: false,
         keypoints: true,
+        regions: false,
     };
+
+    /// These extras for the proposed regions of a query: the same, without
+    /// regions of regions.
+    pub fn for_regions(self) -> Extras {
+        Extras {
+            regions: false,
+            ..self
+        }
+    }
 }
 
 /// Computes every descriptor of a decoded RGB image (CPU reference path).
@@ -120,6 +135,18 @@ pub struct QueryDescriptors {
     pub keypoints: Vec<KeyPoint>,
     /// Learned embedding (unit length), when the index has embeddings.
     pub embedding: Option<Vec<f32>>,
+    /// The regions where a copy may sit inside the query, each described on
+    /// its own (empty unless asked for, and for most images).
+    pub regions: Vec<Region>,
+}
+
+/// A part of a query image described on its own ([`regions::proposals`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Region {
+    /// Where it is in the query's pixels.
+    pub rect: regions::Rect,
+    /// Its descriptors (never with regions of their own).
+    pub q: QueryDescriptors,
 }
 
 impl QueryDescriptors {
@@ -163,5 +190,16 @@ pub fn describe_query_with(img: &image::RgbImage, extras: Extras) -> QueryDescri
             vec![]
         },
         embedding: extras.embedding.then(|| embedding::embed(img)),
+        regions: if extras.regions {
+            regions::proposals(img)
+                .into_iter()
+                .map(|rect| Region {
+                    rect,
+                    q: describe_query_with(&regions::crop(img, rect), extras.for_regions()),
+                })
+                .collect()
+        } else {
+            vec![]
+        },
     }
 }

@@ -56,8 +56,21 @@ impl Engine for GpuEngine {
         images: &[RgbImage],
         extras: Extras,
     ) -> Result<Vec<QueryDescriptors>, EngineError> {
-        self.describe_batch_with(images, extras)
-            .map_err(|e| self.engine_error(e))
+        let plain = extras.for_regions();
+        let mut out = self
+            .describe_batch_with(images, plain)
+            .map_err(|e| self.engine_error(e))?;
+        if extras.regions {
+            // Proposed on the CPU (as the reference does), described here.
+            let found = crate::descriptors::regions::describe_all(images, |crops| {
+                self.describe_batch_with(crops, plain)
+            })
+            .map_err(|e| self.engine_error(e))?;
+            for (q, rs) in out.iter_mut().zip(found) {
+                q.regions = rs;
+            }
+        }
+        Ok(out)
     }
 
     fn hamming_topk(

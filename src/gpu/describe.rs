@@ -279,6 +279,7 @@ impl GpuEngine {
                             pdq_trim: None,
                             keypoints: vec![],
                             embedding: None,
+                            regions: vec![],
                         },
                         Descriptors {
                             pdq: pdq[0],

@@ -23,6 +23,7 @@ use crate::search::calibrate::Calibration;
 use crate::search::fusion::{self, FuseParams};
 use crate::search::hamming::Kernel;
 use crate::search::judge::{fill_corpus_copies, judge};
+use crate::search::regions;
 use crate::search::result::{CheckReport, QueryResult, Thresholds};
 use crate::search::{batch::batch_search, search, Match, SearchParams, Verdict};
 
@@ -39,6 +40,9 @@ pub struct CheckOptions {
     pub verify: bool,
     /// Embed queries and search the index's embeddings (the index has them).
     pub embed: bool,
+    /// Also search the regions where a copy may sit inside each query
+    /// (`descriptors::regions`; off: `--no-regions`).
+    pub regions: bool,
     /// Describes queries (and, where it accepts, scans hashes in batches).
     pub engine: Arc<dyn Engine>,
     /// Segments with at least this many records search embeddings through
@@ -84,6 +88,7 @@ impl CheckOptions {
             top_k: 10,
             verify: true,
             embed: false,
+            regions: true,
             engine: Arc::new(crate::engine::CpuEngine),
             ann_min_rows: fusion::ANN_MIN_ROWS,
             kernel: Kernel::default(),
@@ -423,6 +428,7 @@ impl<'a> Run<'a> {
             extras: Extras {
                 embedding: opts.embed,
                 keypoints: verify,
+                regions: opts.regions,
             },
             search: SearchParams {
                 top_k: opts.top_k.max(fusion::VERIFY_PDQ),
@@ -445,25 +451,36 @@ impl<'a> Run<'a> {
     /// Searches and judges a batch of described queries (path, content
     /// hash, descriptors): on the engine's batch kernel where it accepts,
     /// else by the CPU scan, one query per core.
+    /// Each query's whole image and its regions are searched alike
+    /// ([`crate::search::regions`]) and folded into one result per query.
     fn search(&self, described: &[(String, u128, QueryDescriptors)]) -> Vec<QueryResult> {
         let index = self.index;
-        let judge = |path: &str, ch: u128, q: &QueryDescriptors, found: &[Match]| {
-            let cands = fusion::fuse(index, q, found, &self.fuse);
-            judge(index, path, ch, q, &cands, &self.fuse.calibration)
+        let probes = regions::probes(
+            described,
+            |d| &d.2,
+            |d| d.2.regions.iter().map(|r| (r.rect, &r.q)).collect(),
+        );
+        let judge = |p: &regions::Probe<QueryDescriptors>, found: &[Match]| {
+            let (path, ch, _) = &described[p.owner];
+            let ch = if p.region.is_some() { 0 } else { *ch };
+            let cands = fusion::fuse(index, p.what, found, &self.fuse);
+            judge(index, path, ch, p.what, &cands, &self.fuse.calibration)
         };
-        let qs: Vec<&QueryDescriptors> = described.iter().map(|d| &d.2).collect();
+        let qs: Vec<&QueryDescriptors> = probes.iter().map(|p| p.what).collect();
         let engine = self.opts.engine.as_ref();
-        match batch_search(index, engine, &qs, self.search.top_k) {
-            Some(hits) => described
+        let results: Vec<QueryResult> = match batch_search(index, engine, &qs, self.search.top_k) {
+            Some(hits) => probes
                 .par_iter()
                 .zip(hits)
-                .map(|((path, ch, q), m)| judge(path, *ch, q, &m))
+                .map(|(p, m)| judge(p, &m))
                 .collect(),
-            None => described
+            None => probes
                 .par_iter()
-                .map(|(path, ch, q)| judge(path, *ch, q, &search(index, q, &self.search)))
+                .map(|p| judge(p, &search(index, p.what, &self.search)))
                 .collect(),
-        }
+        };
+        let tagged = probes.iter().map(|p| p.region).zip(results).collect();
+        regions::fold(tagged, self.fuse.top_k)
     }
 
     /// The report of all results: counts, rate, thresholds. `copies_filled`:

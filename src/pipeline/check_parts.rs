@@ -41,6 +41,7 @@ pub fn describe(
     let extras = Extras {
         embedding: opts.embed,
         keypoints: verify,
+        regions: opts.regions,
     };
     if opts.embed && settings.embedding.is_none() {
         return Err(FanoutError(
@@ -54,11 +55,22 @@ pub fn describe(
         let described: Vec<QueryDescriptors> = engine
             .describe_queries(&pixels, extras)
             .map_err(|e| FanoutError(format!("describing queries failed: {e}")))?;
-        queries.extend(chunk.iter().zip(described).map(|(i, q)| Query {
-            name: i.0.clone(),
-            content_hash: i.1,
-            q,
-        }));
+        for (i, mut q) in chunk.iter().zip(described) {
+            // Each region travels as a query of its own after its image.
+            let regions = std::mem::take(&mut q.regions);
+            queries.push(Query {
+                name: i.0.clone(),
+                content_hash: i.1,
+                q,
+                region: None,
+            });
+            queries.extend(regions.into_iter().map(|r| Query {
+                name: i.0.clone(),
+                content_hash: 0,
+                q: r.q,
+                region: Some(r.rect),
+            }));
+        }
     }
     Ok(Request {
         settings: settings.clone(),

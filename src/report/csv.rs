@@ -18,7 +18,7 @@ pub fn field(s: &str) -> String {
 }
 
 /// One row per (query, candidate): the format `score.py` and spreadsheets read.
-pub const CHECK_HEADER: &str = "query,candidate,score,rank,verdict,pdq_distance,phash_distance,orientation,query_quality,candidate_quality,trimmed,corpus_copies,evidence,keypoint_matches,inliers,similarity";
+pub const CHECK_HEADER: &str = "query,candidate,score,rank,verdict,pdq_distance,phash_distance,orientation,query_quality,candidate_quality,trimmed,corpus_copies,evidence,keypoint_matches,inliers,similarity,region";
 
 /// Writes one line (a newline is added) whose name text fields become the
 /// names' raw bytes.
@@ -33,7 +33,7 @@ pub fn write_check(w: &mut dyn Write, r: &CheckReport) -> io::Result<()> {
     for q in &r.results {
         for m in &q.matches {
             let line = format!(
-                "{},{},{:.6},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{:.6},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 field(&q.query),
                 field(&m.candidate),
                 m.score,
@@ -52,6 +52,9 @@ pub fn write_check(w: &mut dyn Write, r: &CheckReport) -> io::Result<()> {
                     .unwrap_or_default(),
                 m.inliers.map(|c| c.to_string()).unwrap_or_default(),
                 m.similarity.map(|c| format!("{c:.4}")).unwrap_or_default(),
+                m.region
+                    .map(|r| format!("{} {} {} {}", r.x, r.y, r.w, r.h))
+                    .unwrap_or_default(),
             );
             write_line(w, &line)?;
         }

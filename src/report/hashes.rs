@@ -27,6 +27,7 @@ impl HashRow {
             Extras {
                 embedding: false,
                 keypoints: false,
+                regions: false,
             },
         );
         HashRow {

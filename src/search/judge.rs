@@ -81,6 +81,7 @@ pub fn judge_candidate(
             (false, true) => "candidate",
             (true, true) => "both",
         },
+        region: None,
         candidate_quality: dbq,
         keypoint_matches: c.verification.map(|v| v.matches),
         inliers: c.verification.map(|v| v.inliers),

@@ -13,6 +13,7 @@ pub mod fanout;
 pub mod fusion;
 pub mod hamming;
 pub mod judge;
+pub mod regions;
 pub mod result;
 pub mod verdict;
 pub mod verify;

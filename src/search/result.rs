@@ -31,6 +31,10 @@ pub struct MatchOut {
     /// Which views matched: "none", "query", "candidate" or "both" had their
     /// borders / caption bars trimmed.
     pub trimmed: &'static str,
+    /// The part of the query image this evidence came from, in its pixels
+    /// (a proposed region: a picture inside a screenshot or pasted onto
+    /// another); null: the whole image.
+    pub region: Option<crate::descriptors::regions::Rect>,
     /// The training image's PDQ quality (below 50: unreliable hash).
     pub candidate_quality: u8,
     /// Keypoint correspondences that passed the ratio test (null: not verified).

@@ -44,6 +44,8 @@ kbd{font:12px ui-monospace,monospace;border:1px solid #c3cad3;border-bottom-widt
 .runners{flex:0 1 340px;font-size:12px;color:var(--muted);min-width:0}
 .runners ol{margin:2px 0 0;padding-left:20px}
 figure{margin:0}
+.boxed{position:relative;width:max-content}
+.boxed .region{position:absolute;box-sizing:border-box;border:2px solid #e5484d;box-shadow:0 0 0 1px #fff;pointer-events:none}
 figcaption{font-size:11px;color:var(--muted);margin-top:2px;max-width:160px}
 a.full{display:block;cursor:zoom-in;width:max-content}
 img.t{display:block;max-width:160px;max-height:160px;border-radius:4px;background:#eee;image-rendering:auto}

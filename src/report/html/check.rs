@@ -95,10 +95,51 @@ fn histogram(scores: &[f64], threshold: f64) -> String {
     s
 }
 
+/// A thumbnail with a box over each region of the generated image that the
+/// `shown` matches were found through (none: the thumbnail as it is).
+fn with_regions(thumb: String, shown: &[&MatchOut]) -> String {
+    let mut boxes: Vec<crate::descriptors::regions::Rect> = Vec::new();
+    for r in shown.iter().filter_map(|m| m.region) {
+        if !boxes.contains(&r) {
+            boxes.push(r);
+        }
+    }
+    if boxes.is_empty() {
+        return thumb;
+    }
+    let pc = |v: f32| format!("{:.2}%", v * 100.0);
+    let spans: String = boxes
+        .iter()
+        .map(|r| {
+            format!(
+                "<span class=\"region\" style=\"left:{};top:{};width:{};height:{}\"></span>",
+                pc(r.x),
+                pc(r.y),
+                pc(r.w),
+                pc(r.h)
+            )
+        })
+        .collect();
+    format!("<div class=\"boxed\">{thumb}{spans}</div>")
+}
+
 /// The evidence table of one candidate.
 fn evidence(m: &MatchOut) -> String {
     let mut t = String::new();
     kv(&mut t, "score", &format!("{:.3}", m.score));
+    if let Some(r) = m.region {
+        kv(
+            &mut t,
+            "found in",
+            &format!(
+                "a region of the generated image (boxed): {:.0} % × {:.0} % of it, from {:.0} % / {:.0} % (left / top)",
+                r.w * 100.0,
+                r.h * 100.0,
+                r.x * 100.0,
+                r.y * 100.0
+            ),
+        );
+    }
     kv(
         &mut t,
         "PDQ / pHash distance",
@@ -157,7 +198,10 @@ fn check_row(q: &QueryResult, limits: &Limits, base: Option<&Path>, near: bool) 
     let _ = write!(
         s,
         "<div class=\"gen\"><figure>{}<figcaption>generated image{}</figcaption></figure>",
-        file_thumb(&query, &q.query, "generated image", base),
+        with_regions(
+            file_thumb(&query, &q.query, "generated image", base),
+            &shown
+        ),
         match facts(&query) {
             f if f.is_empty() => f,
             f => format!(" · {f}"),
@@ -177,7 +221,12 @@ fn check_row(q: &QueryResult, limits: &Limits, base: Option<&Path>, near: bool) 
         let thumb = file_thumb(&cand, &m.candidate, "training image", base);
         let diff = match (&cand, &query) {
             (Ok(c), Ok(qi)) => {
-                let (d, mean) = thumbs::difference(&qi.img, &c.img, m.orientation);
+                // A match found through a region is compared with that region.
+                let part = m
+                    .region
+                    .map(|r| crate::descriptors::regions::crop(&qi.img, r));
+                let (d, mean) =
+                    thumbs::difference(part.as_ref().unwrap_or(&qi.img), &c.img, m.orientation);
                 format!(
                     "<figure>{}<figcaption>difference, aligned ({} mean)</figcaption></figure>",
                     thumb_img(&thumbs::data_uri(&d), "aligned difference", None, None),

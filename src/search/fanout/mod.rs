@@ -116,6 +116,11 @@ pub struct Query {
     pub content_hash: u128,
     /// Its descriptors.
     pub q: QueryDescriptors,
+    /// None: the whole image. Some: a region of the whole image listed just
+    /// before (same name), searched as an image of its own and folded into
+    /// that image's result ([`crate::search::regions`]); a request lists
+    /// regions this way, its descriptors never hold any.
+    pub region: Option<crate::descriptors::regions::Rect>,
 }
 
 /// A batch of described queries and how to check them: what the driver
@@ -156,6 +161,10 @@ impl Request {
         for q in &self.queries {
             w.str(&q.name);
             w.u128(q.content_hash);
+            w.bool(q.region.is_some());
+            if let Some(r) = q.region {
+                [r.x, r.y, r.w, r.h].iter().for_each(|&v| w.f32(v));
+            }
             w.query(&q.q);
         }
         w.len(self.skipped.len());
@@ -180,14 +189,28 @@ impl Request {
         let n = r.len(8 + 16 + 8 * 32 + 10)?;
         let mut queries = Vec::with_capacity(n);
         for _ in 0..n {
-            let (name, content_hash, q) = (r.str()?, r.u128()?, r.query()?);
+            let (name, content_hash) = (r.str()?, r.u128()?);
+            let region = if r.bool()? {
+                let (x, y, w, h) = (r.f32()?, r.f32()?, r.f32()?, r.f32()?);
+                if ![x, y, w, h].iter().all(|v| (0.0..=1.0).contains(v)) {
+                    return Err(r.bad("a region outside its image"));
+                }
+                Some(crate::descriptors::regions::Rect { x, y, w, h })
+            } else {
+                None
+            };
+            let q = r.query()?;
             if q.embedding.is_some() != embed {
                 return Err(r.bad("a query's embedding disagrees with the request"));
+            }
+            if region.is_some() && queries.last().is_none_or(|p: &Query| p.name != name) {
+                return Err(r.bad("a region that does not follow its whole image"));
             }
             queries.push(Query {
                 name,
                 content_hash,
                 q,
+                region,
             });
         }
         let n = r.len(16)?;

@@ -18,6 +18,7 @@ use crate::search::hamming::{rank_matches, Kernel, PDQ_TABLE_MIN_ROWS};
 use crate::search::judge::{
     judge_candidate, matched_records, query_result, set_corpus_copies, CandidateRecord,
 };
+use crate::search::regions;
 use crate::search::result::{CheckReport, QueryResult, Thresholds};
 use crate::search::{search, SearchParams};
 
@@ -322,9 +323,11 @@ pub fn stage2(index: &Index, req: &Request, plan: &Stage2Plan) -> Result<Stage2,
     })
 }
 
-/// The results the judged candidates make (no corpus copies yet).
+/// The results the judged candidates make (no corpus copies yet), one per
+/// image: its regions' folded in as `check` folds them.
 fn results(req: &Request, judged: &Judged, cal: &Calibration) -> Vec<QueryResult> {
-    req.queries
+    let per_query = req
+        .queries
         .iter()
         .zip(&judged.queries)
         .map(|(q, cands)| {
@@ -334,7 +337,14 @@ fn results(req: &Request, judged: &Judged, cal: &Calibration) -> Vec<QueryResult
                 .collect();
             query_result(&q.name, &q.q, matches)
         })
-        .collect()
+        .collect::<Vec<_>>();
+    let tagged = req
+        .queries
+        .iter()
+        .map(|q| q.region)
+        .zip(per_query)
+        .collect();
+    regions::fold(tagged, req.top_k)
 }
 
 fn copy_key(s: &Scored) -> CopyKey {

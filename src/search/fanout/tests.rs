@@ -20,6 +20,7 @@ fn req(top_k: usize) -> Request {
         queries: vec![Query {
             name: "q".into(),
             content_hash: 0,
+            region: None,
             q: QueryDescriptors {
                 pdq: [Hash256::default(); 8],
                 quality: 100,
@@ -27,6 +28,7 @@ fn req(top_k: usize) -> Request {
                 pdq_trim: None,
                 keypoints: vec![],
                 embedding: None,
+                regions: vec![],
             },
         }],
         skipped: vec![],

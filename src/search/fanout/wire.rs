@@ -13,7 +13,8 @@ use crate::search::verify::Verification;
 use crate::search::Match;
 
 const MAGIC: &[u8; 4] = b"LKFO";
-const VERSION: u8 = 1;
+/// 2: a query may be a region of the one before it.
+const VERSION: u8 = 2;
 
 /// The kinds of message, with the names errors use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -379,6 +380,7 @@ impl<'a> Reader<'a> {
             pdq_trim,
             keypoints,
             embedding,
+            regions: vec![],
         })
     }
 }

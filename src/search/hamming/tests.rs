@@ -146,6 +146,7 @@ fn search_matches_naive_topk() {
         pdq_trim: Some(std::array::from_fn(|_| rand_hash(&mut s))),
         keypoints: vec![],
         embedding: None,
+        regions: vec![],
     };
     let hashes = q.hashes();
     let dir = tempfile::tempdir().unwrap();
@@ -307,6 +308,7 @@ fn pdq_table_gives_the_scans_answers_on_planted_near_copies() {
             pdq_trim: (i % 2 == 1).then(|| std::array::from_fn(|_| rand_hash(&mut s))),
             keypoints: vec![],
             embedding: None,
+            regions: vec![],
         })
         .collect();
     let dir = tempfile::tempdir().unwrap();
