@@ -256,13 +256,15 @@ class Index:
         names: Optional[Sequence[str]] = None,
         skip_bad: bool = False,
         progress: Progress = None,
+        regions: bool = True,
     ) -> Dict[str, Any]:
         """Checks images against the index: the report ``check --json`` prints.
 
         ``images``: one image or a list (paths, folders, file bytes, PIL
         images, uint8 numpy arrays). ``k``: candidates per image (``-k``);
-        ``hash_only``, ``verify=False`` and ``min_score`` are ``--hash-only``,
-        ``--no-verify`` and ``--min-score``. ``names``: what the report calls
+        ``hash_only``, ``verify=False``, ``regions=False`` and ``min_score``
+        are ``--hash-only``, ``--no-verify``, ``--no-regions`` and
+        ``--min-score``. ``names``: what the report calls
         each image (default: the path; ``<array N>``, ``<bytes N>``, a PIL
         image's file name or ``<image N>``). An image you name that cannot
         be read raises :class:`LookalikeError` (``"name: reason"``) unless
@@ -277,6 +279,7 @@ class Index:
             items, k, bool(hash_only), bool(verify),
             None if min_score is None else float(min_score),
             bool(skip_bad), _progress(progress, "checking"),
+            regions=bool(regions),
         )
         return json.loads(text)
 
@@ -288,6 +291,7 @@ class Index:
         hash_only: bool = False,
         verify: bool = True,
         name: Optional[str] = None,
+        regions: bool = True,
     ) -> Dict[str, Any]:
         """Top-``k`` training images for one image: the result object
         ``query --json`` prints (``query``, ``verdict``, ``best_score``,
@@ -298,7 +302,7 @@ class Index:
             raise LookalikeError(f"{os.fspath(image)}: not a file")
         report = self.check(
             image, k, hash_only=hash_only, verify=verify,
-            names=None if name is None else [name],
+            names=None if name is None else [name], regions=regions,
         )
         return report["results"][0]
 

@@ -34,6 +34,7 @@ class NativeIndex:
         min_score: Optional[float] = None,
         skip_bad: bool = False,
         progress: Optional[Callable[[int, int], Any]] = None,
+        regions: bool = True,
     ) -> str: ...
 
 class NativePart:
@@ -59,6 +60,7 @@ def describe(
     skip_bad: bool = False,
     total_images: Optional[int] = None,
     device: str = "auto",
+    regions: bool = True,
 ) -> bytes: ...
 def combine1(request: bytes, stage1: List[bytes]) -> Tuple[bytes, List[bytes]]: ...
 def combine2(request: bytes, state: bytes, stage2: List[bytes]) -> Tuple[bytes, List[bytes]]: ...

@@ -72,6 +72,7 @@ pub fn build(
         extras: Extras {
             embedding: !hash_only,
             keypoints,
+            regions: false,
         },
         batch_size: BATCH,
         commit_every: None,

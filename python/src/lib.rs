@@ -181,7 +181,7 @@ impl NativeIndex {
     /// text. Inputs the caller named that cannot be read raise
     /// `LookalikeError` unless `skip_bad` (then they are listed under
     /// `skipped`, as files found in a folder always are).
-    #[pyo3(signature = (items, k = 10, hash_only = false, verify = true, min_score = None, skip_bad = false, progress = None))]
+    #[pyo3(signature = (items, k = 10, hash_only = false, verify = true, min_score = None, skip_bad = false, progress = None, regions = true))]
     #[allow(clippy::too_many_arguments)]
     fn check(
         &self,
@@ -193,6 +193,7 @@ impl NativeIndex {
         min_score: Option<f64>,
         skip_bad: bool,
         progress: Option<Py<PyAny>>,
+        regions: bool,
     ) -> PyResult<String> {
         if k == 0 {
             return Err(PyValueError::new_err("k must be at least 1"));
@@ -202,6 +203,7 @@ impl NativeIndex {
         let mut opts = CheckOptions::for_index(&self.index);
         opts.top_k = k;
         opts.verify = verify;
+        opts.regions = regions;
         opts.embed = self.use_embeddings(hash_only)?;
         opts.engine = self.engine(py)?;
         let index = &self.index;

@@ -138,7 +138,7 @@ impl NativePart {
 /// embedding model, keypoints): the request every stage takes. Named
 /// inputs that cannot be read raise unless `skip_bad`, as in `check`.
 #[pyfunction]
-#[pyo3(signature = (items, settings, k = 10, hash_only = false, verify = true, skip_bad = false, total_images = None, device = "auto"))]
+#[pyo3(signature = (items, settings, k = 10, hash_only = false, verify = true, skip_bad = false, total_images = None, device = "auto", regions = true))]
 #[allow(clippy::too_many_arguments)]
 pub fn describe<'py>(
     py: Python<'py>,
@@ -150,6 +150,7 @@ pub fn describe<'py>(
     skip_bad: bool,
     total_images: Option<u64>,
     device: &str,
+    regions: bool,
 ) -> PyResult<Bound<'py, PyBytes>> {
     if k == 0 {
         return Err(PyValueError::new_err("k must be at least 1"));
@@ -165,6 +166,7 @@ pub fn describe<'py>(
         CheckOptions::for_settings(settings.decode.as_deref(), settings.embedding.as_deref());
     opts.top_k = k;
     opts.verify = verify;
+    opts.regions = regions;
     opts.embed = use_embeddings(&settings, hash_only)?;
     opts.engine = choose_engine(py, device_choice(device)?)?;
     let out = py.detach(|| -> PyResult<Vec<u8>> {

@@ -109,6 +109,20 @@ def test_check_finds_exact_and_resized_copies(corpus):
     assert r["matched"] == 2 and r["images_checked"] == 3
 
 
+def test_regions_find_a_pasted_copy_unless_turned_off(corpus):
+    # Training picture 1, small, inside a flat page with a bar of "text".
+    page = np.full((432, 576, 3), 238, dtype=np.uint8)
+    page[20:28, 30:400] = 40
+    page[200:344, 200:392] = corpus["arrays"][1]
+    idx = lookalike.Index(corpus["index"])
+    with_regions = idx.query(page, name="page")
+    assert with_regions["matches"][0]["candidate"].endswith("train_1.png")
+    r = with_regions["matches"][0]["region"]
+    assert r is not None and abs(r["x"] - 200 / 576) < 0.02 and abs(r["w"] - 192 / 576) < 0.02
+    whole = idx.query(page, name="page", regions=False)
+    assert all(m["region"] is None for m in whole["matches"])
+
+
 def test_check_equals_cli_check_json(corpus):
     """Same files, same index: the package's report is the CLI's, field for field."""
     index = str(corpus["index"])
