@@ -324,6 +324,44 @@ fn a_copy_is_found_and_answered_as_query_json_gives_it() {
         .assert_client_error(400, "bad_request");
 }
 
+/// A training image pasted small onto another picture is matched through
+/// its region; `regions=false` searches the whole page only.
+#[test]
+fn a_pasted_copy_is_found_through_its_region_unless_turned_off() {
+    let t = tempfile::tempdir().unwrap();
+    make_corpus(&t.path().join("db"), 4, 1);
+    let pic = synthetic(300, 180, 130);
+    pic.save(t.path().join("db/pic.png")).unwrap();
+    let idx = t.path().join("idx").display().to_string();
+    index(&t.path().join("db"), &idx);
+    let srv = Server::start(&idx, &[]);
+    let (w, h) = pic.dimensions();
+    // Pasted onto a picture that is not in the index (a smooth blue
+    // gradient), so no trimmed view of the whole page finds it.
+    let mut page = image::RgbImage::from_fn(w * 3, h * 3, |x, y| {
+        image::Rgb([30 + (x / 8).min(60) as u8, 60 + (y / 8).min(60) as u8, 210])
+    });
+    image::imageops::replace(&mut page, &pic, w as i64, h as i64);
+    let mut png = std::io::Cursor::new(Vec::new());
+    page.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let png = png.into_inner();
+    let v = srv.post("/v1/check?k=1", &png).json();
+    let best = &v["matches"][0];
+    assert!(
+        best["candidate"].as_str().unwrap().ends_with("pic.png"),
+        "{v}"
+    );
+    let r = &best["region"];
+    assert!(
+        r["x"]
+            .as_f64()
+            .is_some_and(|x| (x - 1.0 / 3.0).abs() < 0.03),
+        "{v}"
+    );
+    let v = srv.post("/v1/check?k=1&regions=false", &png).json();
+    assert!(v["matches"][0]["region"].is_null(), "{v}");
+}
+
 #[test]
 fn bad_bodies_get_a_4xx_with_a_message_never_a_5xx() {
     let (_t, idx, files) = small_index(2);

@@ -564,6 +564,11 @@ pub struct ServeArgs {
     /// How often to look for a new index generation, in milliseconds.
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub reload_ms: u64,
+    /// Search each image whole only, not also the regions where a copy may
+    /// sit inside it (a picture in a screenshot, or pasted onto another):
+    /// faster per request, blind to such copies.
+    #[arg(long)]
+    pub no_regions: bool,
     /// One line per request on stderr.
     #[arg(long)]
     pub log_requests: bool,

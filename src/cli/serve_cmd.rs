@@ -49,6 +49,7 @@ pub(crate) fn run(a: ServeArgs, quiet: bool) -> Result<i32> {
         reload_every: Duration::from_millis(a.reload_ms.max(10)),
         ann_min_rows: super::ann_min_rows(),
         kernel: super::hamming_kernel(),
+        regions: !a.no_regions,
         log_requests: a.log_requests,
     };
     crate::serve::run(config)?;

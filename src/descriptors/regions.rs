@@ -83,12 +83,11 @@ impl Rect {
 
     fn of_pixels(x0: u32, y0: u32, x1: u32, y1: u32, w: u32, h: u32) -> Rect {
         let share = |v: u32, n: u32| (v as f32 / n as f32 * 1e4).round() / 1e4;
-        let (x, y) = (share(x0, w), share(y0, h));
         Rect {
-            x,
-            y,
-            w: share(x1, w) - x,
-            h: share(y1, h) - y,
+            x: share(x0, w),
+            y: share(y0, h),
+            w: share(x1 - x0, w),
+            h: share(y1 - y0, h),
         }
     }
 }

@@ -53,7 +53,7 @@ pub fn write_check(w: &mut dyn Write, r: &CheckReport) -> io::Result<()> {
                 m.inliers.map(|c| c.to_string()).unwrap_or_default(),
                 m.similarity.map(|c| format!("{c:.4}")).unwrap_or_default(),
                 m.region
-                    .map(|r| format!("{} {} {} {}", r.x, r.y, r.w, r.h))
+                    .map(|r| format!("{:.4} {:.4} {:.4} {:.4}", r.x, r.y, r.w, r.h))
                     .unwrap_or_default(),
             );
             write_line(w, &line)?;

@@ -86,7 +86,7 @@ pub async fn info(With(st): With<Shared>) -> Response {
 }
 
 /// `POST /v1/check`: one image as the raw body, or as the multipart field
-/// `image`. Query parameters: `k`, `hash_only`, `verify`, `name`.
+/// `image`. Query parameters: `k`, `hash_only`, `verify`, `regions`, `name`.
 pub async fn check(With(st): With<Shared>, req: Request) -> Result<Response, ApiError> {
     let params = params(&req)?;
     let (upload, body) = if is_multipart(&req) {
@@ -228,6 +228,7 @@ async fn run_checks(
     let mut opts = snap.opts.clone();
     opts.top_k = top_k;
     opts.verify = params.verify.unwrap_or(true);
+    opts.regions = params.regions.unwrap_or(opts.regions);
     if params.hash_only.unwrap_or(false) {
         opts.embed = false;
     }
@@ -278,7 +279,10 @@ fn params(req: &Request) -> Result<CheckParams, ApiError> {
             .map_err(|e| {
                 ApiError::new(
                     ErrorKind::BadRequest,
-                    format!("{} (parameters: k, hash_only, verify, name)", e.body_text()),
+                    format!(
+                        "{} (parameters: k, hash_only, verify, regions, name)",
+                        e.body_text()
+                    ),
                 )
             }),
     }

@@ -183,6 +183,9 @@ pub struct CheckParams {
     pub hash_only: Option<bool>,
     /// Geometric verification (default true).
     pub verify: Option<bool>,
+    /// Also search the regions inside the image (default: the server's
+    /// setting, on unless `serve --no-regions`).
+    pub regions: Option<bool>,
     /// The name the result reports as `query` (default: the upload's file
     /// name, else "upload").
     pub name: Option<String>,

@@ -62,6 +62,8 @@ pub struct Config {
     pub ann_min_rows: usize,
     /// CPU Hamming scan kernel.
     pub kernel: Kernel,
+    /// Also search the regions inside each image (`--no-regions`: off).
+    pub regions: bool,
     /// Print one line per request on stderr.
     pub log_requests: bool,
 }

@@ -133,6 +133,7 @@ fn load(dir: &Path, config: &Config) -> Result<Snapshot> {
         engine: config.engine.clone(),
         ann_min_rows: config.ann_min_rows,
         kernel: config.kernel,
+        regions: config.regions,
         ..CheckOptions::new(mode, limits)
     };
     Ok(Snapshot {
