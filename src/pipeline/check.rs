@@ -323,12 +323,7 @@ pub fn demote_below(q: &mut QueryResult, min_score: f64) {
         m.verdict = Verdict::None;
         m.corpus_copies = None;
     }
-    q.verdict = q
-        .matches
-        .iter()
-        .map(|m| m.verdict)
-        .max()
-        .unwrap_or(Verdict::None);
+    q.settle();
 }
 
 /// Sets the counts and the replication rate from the results' verdicts
@@ -455,18 +450,14 @@ impl<'a> Run<'a> {
     /// ([`crate::search::regions`]) and folded into one result per query.
     fn search(&self, described: &[(String, u128, QueryDescriptors)]) -> Vec<QueryResult> {
         let index = self.index;
-        let probes = regions::probes(
-            described,
-            |d| &d.2,
-            |d| d.2.regions.iter().map(|r| (r.rect, &r.q)).collect(),
-        );
-        let judge = |p: &regions::Probe<QueryDescriptors>, found: &[Match]| {
+        let probes = regions::probes(described.iter().map(|d| &d.2));
+        let judge = |p: &regions::Probe, found: &[Match]| {
             let (path, ch, _) = &described[p.owner];
             let ch = if p.region.is_some() { 0 } else { *ch };
-            let cands = fusion::fuse(index, p.what, found, &self.fuse);
-            judge(index, path, ch, p.what, &cands, &self.fuse.calibration)
+            let cands = fusion::fuse(index, p.q, found, &self.fuse);
+            judge(index, path, ch, p.q, &cands, &self.fuse.calibration)
         };
-        let qs: Vec<&QueryDescriptors> = probes.iter().map(|p| p.what).collect();
+        let qs: Vec<&QueryDescriptors> = probes.iter().map(|p| p.q).collect();
         let engine = self.opts.engine.as_ref();
         let results: Vec<QueryResult> = match batch_search(index, engine, &qs, self.search.top_k) {
             Some(hits) => probes
@@ -476,7 +467,7 @@ impl<'a> Run<'a> {
                 .collect(),
             None => probes
                 .par_iter()
-                .map(|p| judge(p, &search(index, p.what, &self.search)))
+                .map(|p| judge(p, &search(index, p.q, &self.search)))
                 .collect(),
         };
         let tagged = probes.iter().map(|p| p.region).zip(results).collect();

@@ -95,24 +95,18 @@ pub fn judge_candidate(
 
 /// The result of query `path` from its judged candidates in fused order:
 /// ranks, the best verdict, the best score.
-pub fn query_result(path: &str, q: &QueryDescriptors, mut matches: Vec<MatchOut>) -> QueryResult {
-    for (i, m) in matches.iter_mut().enumerate() {
-        m.rank = i + 1;
-    }
-    let best = matches
-        .iter()
-        .map(|m| m.verdict)
-        .max()
-        .unwrap_or(Verdict::None);
-    QueryResult {
+pub fn query_result(path: &str, q: &QueryDescriptors, matches: Vec<MatchOut>) -> QueryResult {
+    let mut r = QueryResult {
         query: path.to_string(),
-        verdict: best,
-        best_score: matches.first().map(|m| m.score).unwrap_or(0.0),
+        verdict: Verdict::None,
+        best_score: 0.0,
         pdq: q.pdq[0].to_hex(),
         quality: q.quality,
         phash: format!("{:016x}", q.phash),
         matches,
-    }
+    };
+    r.settle();
+    r
 }
 
 /// Which pieces of evidence reach the match threshold on their own, e.g.

@@ -4,37 +4,33 @@
 //! evidence among them.
 
 use super::result::QueryResult;
-use super::Verdict;
 use crate::descriptors::regions::Rect;
+use crate::descriptors::QueryDescriptors;
 
 /// One search of a query: the whole image (`region` None) or one region.
-pub struct Probe<'a, T> {
+pub struct Probe<'a> {
     /// Which query of the batch it belongs to.
     pub owner: usize,
     /// The region searched; None: the whole image.
     pub region: Option<Rect>,
-    /// What is searched (descriptors, or a message carrying them).
-    pub what: &'a T,
+    /// Its descriptors.
+    pub q: &'a QueryDescriptors,
 }
 
-/// The probes of a batch of queries, each query's whole image first, then
-/// its regions; `regions(q)` lists a query's regions and what to search.
-pub fn probes<'a, Q, T>(
-    queries: &'a [Q],
-    whole: impl Fn(&'a Q) -> &'a T,
-    regions: impl Fn(&'a Q) -> Vec<(Rect, &'a T)>,
-) -> Vec<Probe<'a, T>> {
-    let mut out = Vec::with_capacity(queries.len());
-    for (owner, q) in queries.iter().enumerate() {
+/// The probes of a batch of queries: each query's whole image, then its
+/// regions.
+pub fn probes<'a>(queries: impl Iterator<Item = &'a QueryDescriptors>) -> Vec<Probe<'a>> {
+    let mut out = Vec::new();
+    for (owner, q) in queries.enumerate() {
         out.push(Probe {
             owner,
             region: None,
-            what: whole(q),
+            q,
         });
-        out.extend(regions(q).into_iter().map(|(r, what)| Probe {
+        out.extend(q.regions.iter().map(|r| Probe {
             owner,
-            region: Some(r),
-            what,
+            region: Some(r.rect),
+            q: &r.q,
         }));
     }
     out
@@ -69,16 +65,7 @@ pub fn fold(results: Vec<(Option<Rect>, QueryResult)>, top_k: usize) -> Vec<Quer
         // Stable: equal scores keep the whole image's order, then the regions'.
         q.matches.sort_by(|a, b| b.score.total_cmp(&a.score));
         q.matches.truncate(top_k);
-        for (i, m) in q.matches.iter_mut().enumerate() {
-            m.rank = i + 1;
-        }
-        q.verdict = q
-            .matches
-            .iter()
-            .map(|m| m.verdict)
-            .max()
-            .unwrap_or(Verdict::None);
-        q.best_score = q.matches.first().map(|m| m.score).unwrap_or(0.0);
+        q.settle();
     }
     out
 }
@@ -88,6 +75,7 @@ mod tests {
     use super::*;
     use crate::index::RecordRef;
     use crate::search::result::MatchOut;
+    use crate::search::Verdict;
 
     fn m(candidate: &str, score: f64, verdict: Verdict) -> MatchOut {
         MatchOut {

@@ -76,6 +76,23 @@ pub struct QueryResult {
     pub matches: Vec<MatchOut>,
 }
 
+impl QueryResult {
+    /// Derives what follows from `matches` (in their final order): each
+    /// one's rank, the image's verdict (the best of theirs) and best score.
+    pub fn settle(&mut self) {
+        for (i, m) in self.matches.iter_mut().enumerate() {
+            m.rank = i + 1;
+        }
+        self.verdict = self
+            .matches
+            .iter()
+            .map(|m| m.verdict)
+            .max()
+            .unwrap_or(Verdict::None);
+        self.best_score = self.matches.first().map(|m| m.score).unwrap_or(0.0);
+    }
+}
+
 /// The thresholds a check ran with (they decide the verdicts).
 #[derive(Clone, Debug, Serialize)]
 pub struct Thresholds {
