@@ -109,14 +109,34 @@ pub fn proposals(img: &RgbImage) -> Vec<Rect> {
     let row_sums = prefix(&rows, s.h + 1, s.w);
     let col_sums = prefix(&cols, s.w + 1, s.h);
     let texture = s.texture();
+    // Every side a rectangle of candidate lines can have, scored once:
+    // `top[(y, a, b)]` is boundary ys[y] from xs[a] to xs[b], `left` the
+    // same across columns (NaN on the image border: no evidence).
+    let (ny, nx) = (ys.len(), xs.len());
+    let sides = |sums: &Sums, at: &[usize], span: &[usize], n: usize| -> Vec<f32> {
+        let m = span.len();
+        let mut out = vec![f32::NAN; at.len() * m * m];
+        for (k, &b) in at.iter().enumerate().filter(|(_, &b)| b > 0 && b < n) {
+            for a in 0..m {
+                for c in a + 1..m {
+                    out[(k * m + a) * m + c] = sums.side(b, span[a], span[c]);
+                }
+            }
+        }
+        out
+    };
+    let top = sides(&row_sums, &ys, &xs, s.h);
+    let left = sides(&col_sums, &xs, &ys, s.w);
     let mut found: Vec<(f32, [usize; 4])> = Vec::new();
-    for (i, &y0) in ys.iter().enumerate() {
-        for &y1 in &ys[i + 1..] {
+    for i in 0..ny {
+        for i1 in i + 1..ny {
+            let (y0, y1) = (ys[i], ys[i1]);
             if ((y1 - y0) as f32) < MIN_SIDE * s.h as f32 {
                 continue;
             }
-            for (j, &x0) in xs.iter().enumerate() {
-                for &x1 in &xs[j + 1..] {
+            for j in 0..nx {
+                for j1 in j + 1..nx {
+                    let (x0, x1) = (xs[j], xs[j1]);
                     if ((x1 - x0) as f32) < MIN_SIDE * s.w as f32 {
                         continue;
                     }
@@ -124,14 +144,14 @@ pub fn proposals(img: &RgbImage) -> Vec<Rect> {
                     if area > MAX_AREA * (s.w * s.h) as f32 {
                         continue;
                     }
-                    let sides = [
-                        (y0 > 0).then(|| row_sums.side(y0, x0, x1)),
-                        (y1 < s.h).then(|| row_sums.side(y1, x0, x1)),
-                        (x0 > 0).then(|| col_sums.side(x0, y0, y1)),
-                        (x1 < s.w).then(|| col_sums.side(x1, y0, y1)),
+                    let four = [
+                        top[(i * nx + j) * nx + j1],
+                        top[(i1 * nx + j) * nx + j1],
+                        left[(j * ny + i) * ny + i1],
+                        left[(j1 * ny + i) * ny + i1],
                     ];
-                    let inside: Vec<f32> = sides.iter().flatten().copied().collect();
-                    if inside.len() < 3 || inside.iter().any(|&v| v < 0.0) {
+                    let inside = four.iter().filter(|v| !v.is_nan()).count();
+                    if inside < 3 || four.iter().any(|&v| v < 0.0) {
                         continue;
                     }
                     let (ix, iy) = ((x1 - x0) / 10, (y1 - y0) / 10);
@@ -139,7 +159,7 @@ pub fn proposals(img: &RgbImage) -> Vec<Rect> {
                         continue;
                     }
                     // Four sides inside the image are more evidence than three.
-                    let score = inside.iter().sum::<f32>() / 4.0;
+                    let score = four.iter().filter(|v| !v.is_nan()).sum::<f32>() / 4.0;
                     found.push((score, [x0, y0, x1, y1]));
                 }
             }
@@ -217,10 +237,13 @@ impl Small {
                 }
             }
         }
-        let n = (f * f) as i32;
+        // Division by f² as a multiply (Granlund & Montgomery, 1994):
+        // m = ⌊2³²/n⌋ + 1 gives ⌊v·m/2³²⌋ = ⌊v/n⌋ for every v < 2³²/n, and
+        // v ≤ 255·n here; an `idiv` per value was a third of the proposal.
+        let m = (1u64 << 32) / (f * f) as u64 + 1;
         for p in &mut px {
             for v in p.iter_mut() {
-                *v /= n;
+                *v = ((*v as u64 * m) >> 32) as i32;
             }
         }
         Small { w, h, px }
@@ -261,26 +284,20 @@ impl Small {
         } else {
             (self.w, self.h)
         };
-        let get = |b: usize, i: usize| {
-            if across_rows {
-                self.at(i, b)
-            } else {
-                self.at(b, i)
-            }
+        // Pixel offsets of one boundary step and of one step along it.
+        let (sb, si) = if across_rows { (self.w, 1) } else { (1, self.w) };
+        let px = &self.px;
+        let edge = |a: usize, b: usize| {
+            let (p, q) = (px[a], px[b]);
+            (p[0] - q[0]).abs().max((p[1] - q[1]).abs()).max((p[2] - q[2]).abs()) >= EDGE
         };
-        let step = |a: [i32; 3], b: [i32; 3]| (0..3).map(|c| (a[c] - b[c]).abs()).max().unwrap();
         let mut out = vec![false; (n + 1) * len];
         for b in 1..n {
             for i in 0..len {
-                let (lo, hi) = (get(b - 1, i), get(b, i));
-                let mut d = step(lo, hi);
-                if b >= 2 {
-                    d = d.max(step(get(b - 2, i), hi));
-                }
-                if b + 1 < n {
-                    d = d.max(step(lo, get(b + 1, i)));
-                }
-                out[b * len + i] = d >= EDGE;
+                let (lo, hi) = ((b - 1) * sb + i * si, b * sb + i * si);
+                out[b * len + i] = edge(lo, hi)
+                    || (b >= 2 && edge(lo - sb, hi))
+                    || (b + 1 < n && edge(lo, hi + sb));
             }
         }
         out
@@ -364,7 +381,9 @@ fn prefix(edges: &[bool], n: usize, len: usize) -> Sums {
     let mut raw = vec![0u32; n * (len + 1)];
     for b in 0..n {
         for i in 0..len {
-            let near = (b.saturating_sub(1)..=(b + 1).min(n - 1)).any(|o| edges[o * len + i]);
+            let near = edges[b * len + i]
+                || (b > 0 && edges[(b - 1) * len + i])
+                || (b + 1 < n && edges[(b + 1) * len + i]);
             let at = b * (len + 1) + i;
             band[at + 1] = band[at] + near as u32;
             raw[at + 1] = raw[at] + edges[b * len + i] as u32;

@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use rayon::prelude::*;
 
 use super::limits::{ApiError, CheckParams, ErrorKind, MAX_BATCH_PARTS};
+use super::reload::Snapshot;
 use super::router::Shared;
+use crate::pipeline::CheckOptions;
 use crate::ingest::decode::decode;
 use crate::search::result::{QueryResult, SCHEMA};
 
@@ -232,8 +234,24 @@ async fn run_checks(
     if params.hash_only.unwrap_or(false) {
         opts.embed = false;
     }
-    tokio::task::spawn_blocking(move || {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // On the rayon pool, not tokio's blocking threads: the check's own
+    // parallel loops then run on the thread that waits for them, and no
+    // idle pool thread spins against a blocking thread for the cores.
+    rayon::spawn(move || {
         let _permit = permit;
+        let _ = tx.send(check_now(&snap, &opts, images));
+    });
+    rx.await.map_err(internal)?
+}
+
+/// [`run_checks`]' work, on a pool thread.
+fn check_now(
+    snap: &Snapshot,
+    opts: &CheckOptions,
+    images: Vec<(String, Bytes)>,
+) -> Result<Vec<Result<QueryResult, ApiError>>, ApiError> {
+    {
         let decoded: Vec<Result<(String, u128, image::RgbImage), ApiError>> = images
             .into_par_iter()
             .map(|(name, bytes)| {
@@ -253,7 +271,7 @@ async fn run_checks(
         let report = if good.is_empty() {
             None
         } else {
-            Some(crate::pipeline::check_decoded(&snap.index, &good, &opts).map_err(internal)?)
+            Some(crate::pipeline::check_decoded(&snap.index, &good, opts).map_err(internal)?)
         };
         let mut found = report.map(|r| r.results.into_iter()).into_iter().flatten();
         Ok(decoded
@@ -265,9 +283,7 @@ async fn run_checks(
                 Err(e) => Err(e),
             })
             .collect())
-    })
-    .await
-    .map_err(internal)?
+    }
 }
 
 /// The query parameters, or 400 naming the bad one.
