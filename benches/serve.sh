@@ -70,3 +70,9 @@ for mode in hash-only default; do
         printf "%-10s %8s %10s %9s %9s %8s\n" "$mode" "$c" "$rps" "$p50" "$p99" "$err"
     done
 done
+# Engine calls against images checked: 1.0 on the CPU engine; with
+# DEVICE=gpu, the mean batch the server formed from concurrent requests.
+if command -v curl >/dev/null; then
+    curl -s "$addr/metrics" | awk '/^lookalike_engine_batches_total/ {b=$2} /^lookalike_engine_batch_images_total/ {i=$2}
+        END { if (b > 0) printf "engine calls %d, images %d, mean batch %.1f\n", b, i, i / b }'
+fi

@@ -22,17 +22,17 @@ struct Server {
 }
 
 impl Server {
+    /// `lookalike serve` on `index` with the CPU engine unless `extra`
+    /// names a `--device`.
     fn start(index: &str, extra: &[&str]) -> Server {
+        let device: &[&str] = if extra.contains(&"--device") {
+            &[]
+        } else {
+            &["--device", "cpu"]
+        };
         let mut child = bin()
-            .args([
-                "serve",
-                "-i",
-                index,
-                "--addr",
-                "127.0.0.1:0",
-                "--device",
-                "cpu",
-            ])
+            .args(["serve", "-i", index, "--addr", "127.0.0.1:0"])
+            .args(device)
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -592,5 +592,61 @@ fn openapi_lists_the_routes_and_info_describes_the_index() {
     let info = srv.get("/v1/info").json();
     assert_eq!(info["images"], 3);
     assert_eq!(info["schema"], "lookalike.check/1");
+    // The CPU engine checks each request on its own.
+    assert_eq!(info["batching"], false);
     assert_eq!(srv.get("/nope").status, 404);
+}
+
+/// The value of an unlabelled counter in `/metrics` text.
+fn counter(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
+}
+
+/// With the GPU engine (lavapipe in CI), concurrent requests are described
+/// in shared batches, and each still gets its own image's answer: the
+/// object the CPU engine's `query --json` gives for that file.
+#[test]
+fn the_gpu_engine_batches_concurrent_requests() {
+    if let Err(e) = lookalike::gpu::GpuEngine::new(lookalike::gpu::DeviceChoice::Gpu) {
+        if std::env::var("LOOKALIKE_REQUIRE_GPU").as_deref() == Ok("1") {
+            panic!("LOOKALIKE_REQUIRE_GPU=1 but no adapter: {e:#}");
+        }
+        eprintln!("serve batching: SKIPPED, no wgpu adapter ({e:#}); set LOOKALIKE_REQUIRE_GPU=1 to fail instead");
+        return;
+    }
+    let (_t, idx, files) = small_index(6);
+    // A long wait, so requests sent together surely share a batch.
+    let srv = Server::start(&idx, &["--device", "gpu", "--batch-wait-ms", "400"]);
+    let info = srv.get("/v1/info").json();
+    assert_eq!(info["batching"], true, "{info}");
+    let answers: Vec<(usize, Answer)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..files.len())
+            .map(|i| {
+                let (addr, file) = (srv.addr.as_str(), &files[i]);
+                s.spawn(move || {
+                    let bytes = std::fs::read(file).unwrap();
+                    let path = format!("/v1/check?k=3&name={}", file.display());
+                    (i, request(addr, "POST", &path, &[], &bytes))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, a) in answers {
+        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+        let got = a.json();
+        let name = files[i].display().to_string();
+        let o = run(&["query", &name, "-i", &idx, "-k", "3", "--json", "-q", "--device", "cpu"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let want: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(got, want, "request {i}");
+        assert_eq!(got["verdict"], "exact");
+    }
+    let text = String::from_utf8(srv.get("/metrics").body).unwrap();
+    let batches = counter(&text, "lookalike_engine_batches_total");
+    let images = counter(&text, "lookalike_engine_batch_images_total");
+    assert_eq!(images, files.len() as u64, "{text}");
+    assert!(batches < images, "no request shared a batch: {batches} batches\n{text}");
 }

@@ -564,6 +564,11 @@ pub struct ServeArgs {
     /// How often to look for a new index generation, in milliseconds.
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub reload_ms: u64,
+    /// With the GPU engine, concurrent check requests are described in one
+    /// dispatch: how long a batch waits for more requests after its first,
+    /// in milliseconds (0: only those already waiting). Ignored on the CPU.
+    #[arg(long, default_value_t = 2, value_name = "MS")]
+    pub batch_wait_ms: u64,
     /// Search each image whole only, not also the regions where a copy may
     /// sit inside it (a picture in a screenshot, or pasted onto another):
     /// faster per request, blind to such copies.

@@ -47,6 +47,7 @@ pub(crate) fn run(a: ServeArgs, quiet: bool) -> Result<i32> {
         max_concurrent: a.max_concurrent.max(1),
         workers: workers.max(1),
         reload_every: Duration::from_millis(a.reload_ms.max(10)),
+        batch_wait: Duration::from_millis(a.batch_wait_ms.min(10_000)),
         ann_min_rows: super::ann_min_rows(),
         kernel: super::hamming_kernel(),
         regions: !a.no_regions,

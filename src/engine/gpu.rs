@@ -27,6 +27,10 @@ impl Engine for GpuEngine {
         format!("{} (CNN: {})", self.describe(), self.cnn_precision())
     }
 
+    fn batches_queries(&self) -> bool {
+        true
+    }
+
     fn prepare_index(&self, img: &RgbImage, _: Extras) -> Deferred<Descriptors> {
         Deferred::Pixels(Arc::new(img.clone()))
     }

@@ -45,6 +45,13 @@ pub trait Engine: Send + Sync {
     /// Where descriptors run, for the `device:` line, e.g. "CPU engine".
     fn label(&self) -> String;
 
+    /// Whether describing many queries in one [`Engine::describe_queries`]
+    /// call costs much less than one call each (a GPU dispatch): the
+    /// server then batches concurrent requests.
+    fn batches_queries(&self) -> bool {
+        false
+    }
+
     /// Called on the decoding worker for each new index image: its
     /// descriptors now, or its pixels kept for [`Engine::submit_index`].
     fn prepare_index(&self, img: &RgbImage, extras: Extras) -> Deferred<Descriptors>;

@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use rayon::prelude::*;
 
 use super::limits::{ApiError, CheckParams, ErrorKind, MAX_BATCH_PARTS};
-use super::reload::Snapshot;
+use super::batch::Images;
 use super::router::Shared;
-use crate::pipeline::CheckOptions;
+use crate::pipeline::{check_decoded, CheckOptions};
 use crate::ingest::decode::decode;
 use crate::search::result::{QueryResult, SCHEMA};
 
@@ -81,6 +81,8 @@ pub async fn info(With(st): With<Shared>) -> Response {
             "timeout_s": c.timeout.as_secs_f64(),
             "max_concurrent": c.max_concurrent,
             "workers": c.workers,
+            "batching": st.batcher.is_some(),
+            "batch_wait_ms": st.batcher.as_ref().map(|_| c.batch_wait.as_millis() as u64),
             "default_k": 10,
             "built_with": m.writer.clone(),
         }),
@@ -215,7 +217,11 @@ pub async fn batch(With(st): With<Shared>, req: Request) -> Result<Response, Api
     ))
 }
 
-/// Decodes and checks `images` (name, bytes) on a worker, against the
+/// One posted image decoded, or why not.
+type Decoded = Result<(String, u128, image::RgbImage), ApiError>;
+
+/// Decodes and checks `images` (name, bytes) on a worker (with a batching
+/// engine: decodes there, then checks in the next batch), against the
 /// index as it is now. Per image its result or why it was refused; `Err`
 /// when the whole request failed (the engine, a dead worker).
 async fn run_checks(
@@ -234,56 +240,69 @@ async fn run_checks(
     if params.hash_only.unwrap_or(false) {
         opts.embed = false;
     }
+    let batcher = st.batcher.as_ref();
+    let batching = batcher.is_some();
     let (tx, rx) = tokio::sync::oneshot::channel();
     // On the rayon pool, not tokio's blocking threads: the check's own
     // parallel loops then run on the thread that waits for them, and no
     // idle pool thread spins against a blocking thread for the cores.
+    let metrics = st.metrics.clone();
     rayon::spawn(move || {
         let _permit = permit;
-        let _ = tx.send(check_now(&snap, &opts, images));
-    });
-    rx.await.map_err(internal)?
-}
-
-/// [`run_checks`]' work, on a pool thread.
-fn check_now(
-    snap: &Snapshot,
-    opts: &CheckOptions,
-    images: Vec<(String, Bytes)>,
-) -> Result<Vec<Result<QueryResult, ApiError>>, ApiError> {
-    {
-        let decoded: Vec<Result<(String, u128, image::RgbImage), ApiError>> = images
-            .into_par_iter()
-            .map(|(name, bytes)| {
-                if bytes.is_empty() {
-                    return Err(ApiError::new(ErrorKind::BadRequest, "empty image"));
-                }
-                let hash = xxhash_rust::xxh3::xxh3_128(&bytes);
-                decode(&bytes, opts.mode, &opts.limits)
-                    .map(|d| (name, hash, d.rgb))
-                    .map_err(|f| ApiError::new(ErrorKind::of_failure(&f), f.reason))
-            })
-            .collect();
-        let good: Vec<(String, u128, image::RgbImage)> = decoded
-            .iter()
-            .filter_map(|d| d.as_ref().ok().cloned())
-            .collect();
-        let report = if good.is_empty() {
+        let decoded = decode_all(images, &opts);
+        let checked = if batching {
             None
         } else {
-            Some(crate::pipeline::check_decoded(&snap.index, &good, opts).map_err(internal)?)
+            let good = good(&decoded);
+            metrics.record_batch(good.len());
+            Some(check_decoded(&snap.index, &good, &opts).map(|r| r.results))
         };
-        let mut found = report.map(|r| r.results.into_iter()).into_iter().flatten();
-        Ok(decoded
-            .into_iter()
-            .map(|d| match d {
-                Ok(_) => found
-                    .next()
-                    .ok_or_else(|| internal("a checked image has no result")),
-                Err(e) => Err(e),
-            })
-            .collect())
-    }
+        let _ = tx.send((decoded, checked, snap, opts));
+    });
+    let (decoded, checked, snap, opts) = rx.await.map_err(internal)?;
+    let results = match (checked, batcher) {
+        (Some(r), _) => r.map_err(internal)?,
+        // Decoded, and the worker freed: the check joins the next batch.
+        (None, Some(b)) => b
+            .check(snap, opts, good(&decoded))
+            .await
+            .map_err(internal)?,
+        (None, None) => unreachable!("checked now unless batching"),
+    };
+    let mut found = results.into_iter();
+    Ok(decoded
+        .into_iter()
+        .map(|d| match d {
+            Ok(_) => found
+                .next()
+                .ok_or_else(|| internal("a checked image has no result")),
+            Err(e) => Err(e),
+        })
+        .collect())
+}
+
+/// Each image decoded (name, content hash, pixels), or why it was refused.
+fn decode_all(images: Vec<(String, Bytes)>, opts: &CheckOptions) -> Vec<Decoded> {
+    images
+        .into_par_iter()
+        .map(|(name, bytes)| {
+            if bytes.is_empty() {
+                return Err(ApiError::new(ErrorKind::BadRequest, "empty image"));
+            }
+            let hash = xxhash_rust::xxh3::xxh3_128(&bytes);
+            decode(&bytes, opts.mode, &opts.limits)
+                .map(|d| (name, hash, d.rgb))
+                .map_err(|f| ApiError::new(ErrorKind::of_failure(&f), f.reason))
+        })
+        .collect()
+}
+
+/// The images that decoded, in order.
+fn good(decoded: &[Decoded]) -> Images {
+    decoded
+        .iter()
+        .filter_map(|d| d.as_ref().ok().cloned())
+        .collect()
 }
 
 /// The query parameters, or 400 naming the bad one.

@@ -27,6 +27,9 @@ struct Inner {
     requests: BTreeMap<(String, u16), u64>,
     latency: BTreeMap<String, Histogram>,
     errors: [u64; ErrorKind::ALL.len()],
+    /// Check calls on the engine, and the images they held.
+    batches: u64,
+    batch_images: u64,
 }
 
 /// The server's counters; cheap to update from every request.
@@ -62,6 +65,14 @@ impl Metrics {
             let i = ErrorKind::ALL.iter().position(|&x| x == k).unwrap_or(0);
             m.errors[i] += 1;
         }
+    }
+
+    /// Counts one check call on the engine holding `images` images (one
+    /// request's, or a batch of requests').
+    pub fn record_batch(&self, images: usize) {
+        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        m.batches += 1;
+        m.batch_images += images as u64;
     }
 
     /// The exposition text.
@@ -127,6 +138,23 @@ impl Metrics {
                 "lookalike_http_errors_total{{kind=\"{}\"}} {n}",
                 k.label()
             );
+        }
+        let counters = [
+            (
+                "lookalike_engine_batches_total",
+                "Check calls on the engine (with the GPU engine, one per batch of requests).",
+                m.batches,
+            ),
+            (
+                "lookalike_engine_batch_images_total",
+                "Images those calls checked; divided by the calls, the mean batch.",
+                m.batch_images,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(w, "# HELP {name} {help}");
+            let _ = writeln!(w, "# TYPE {name} counter");
+            let _ = writeln!(w, "{name} {v}");
         }
         let gauges = [
             (

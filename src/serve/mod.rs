@@ -13,7 +13,10 @@
 //! * [`metrics`]: Prometheus counters and the latency histogram.
 //! * [`reload`]: the open index, swapped when another process commits a
 //!   new generation.
+//! * [`batch`]: with the GPU engine, concurrent requests checked together
+//!   (one dispatch).
 
+pub mod batch;
 pub mod handlers;
 pub mod limits;
 pub mod metrics;
@@ -56,6 +59,9 @@ pub struct Config {
     /// Check requests doing CPU (or GPU) work at once; the rest of the
     /// admitted ones wait their turn.
     pub workers: usize,
+    /// With an engine that batches (the GPU): how long a batch of check
+    /// requests waits for more after its first (`batch`).
+    pub batch_wait: Duration,
     /// How often the index manifest is looked at for a new generation.
     pub reload_every: Duration,
     /// Segments with at least this many records search embeddings by graph.

@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::Semaphore;
 
+use super::batch::Batcher;
 use super::handlers;
 use super::limits::{authorized, ApiError, ErrorKind, RETRY_AFTER_S};
 use super::metrics::{Gauges, Metrics};
@@ -28,7 +29,9 @@ pub struct State {
     /// The served index, swapped on reload.
     pub index: Arc<IndexHandle>,
     /// Counters for `/metrics`.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
+    /// Batches concurrent checks when the engine gains from it (GPU).
+    pub batcher: Option<Batcher>,
     /// Admission: one permit per check request in flight.
     pub admit: Arc<Semaphore>,
     /// One permit per check doing CPU/GPU work.
@@ -42,10 +45,17 @@ impl State {
     /// Opens the index and sets up the limits.
     pub fn new(config: Config) -> Result<Shared> {
         let index = Arc::new(IndexHandle::open(config.clone())?);
+        let metrics = Arc::new(Metrics::default());
+        let batcher = if config.engine.batches_queries() {
+            Some(Batcher::start(config.batch_wait, metrics.clone())?)
+        } else {
+            None
+        };
         Ok(Arc::new(State {
+            batcher,
             admit: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
             workers: Arc::new(Semaphore::new(config.workers.max(1))),
-            metrics: Metrics::default(),
+            metrics,
             index,
             config,
         }))
