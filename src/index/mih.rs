@@ -308,6 +308,12 @@ impl Mih {
         let b = self.bits;
         let buckets = 1usize << b;
         let per = buckets + 1 + self.entries;
+        // Every block's own bucket first asked for, so those reads overlap
+        // with the flips of the blocks before.
+        for (j, &(start, width, _)) in self.layout.blocks.iter().enumerate() {
+            let k = (bits(h, start, width) >> (width - b)) as usize;
+            prefetch(&w[HEADER_WORDS + j * per + k]);
+        }
         for (j, &(start, width, radius)) in self.layout.blocks.iter().enumerate() {
             let base = HEADER_WORDS + j * per;
             let offsets = &w[base..base + buckets + 1];
@@ -339,6 +345,18 @@ impl Mih {
     pub fn entries(&self, (lo, hi): (u32, u32)) -> &[u32] {
         &self.col.cast::<u32>()[lo as usize..hi as usize]
     }
+}
+
+/// A hint to bring `v`'s cache line in; no effect on results.
+#[inline(always)]
+pub fn prefetch<T>(v: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(v as *const T as *const i8, std::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
 }
 
 #[cfg(test)]

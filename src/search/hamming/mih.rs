@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::CODE_BITS;
 use crate::descriptors::Hash256;
-use crate::index::mih::{self, Mih};
+use crate::index::mih::{self, prefetch, Mih};
 use crate::index::segment::Segment;
 
 /// Live rows of `seg` within `radius` (≤ `mih::RADIUS`) of any query hash,
@@ -56,6 +56,10 @@ pub(super) fn radius_keys(
     hits.sort_unstable_by_key(|&(k, r)| (k >> CODE_BITS, r));
     hits
 }
+
+/// How many spans (entries) ahead [`passing_rows`] prefetches their entries
+/// (stored hashes).
+const PREFETCH_AHEAD: usize = 16;
 
 /// Rows (repeated, unordered) with an entry found by a query hash's probes
 /// and within `radius` of that hash.
@@ -104,12 +108,29 @@ fn passing_rows_portable(
         spans.clear();
         table.probe(h, &mut spans);
         entries.clear();
-        for &s in &spans {
+        for (i, &s) in spans.iter().enumerate() {
+            if let Some(&ahead) = spans.get(i + PREFETCH_AHEAD) {
+                prefetch(&table.entries(ahead)[0]);
+            }
             entries.extend_from_slice(table.entries(s));
         }
         if table.layout.tagged {
             // One stored hash per entry: the view its tag names.
-            for &e in &entries {
+            let view_of = |e: u32| {
+                let r = (e & !mih::TRIMMED_TAG) as usize;
+                if e & mih::TRIMMED_TAG != 0 {
+                    &trim[r]
+                } else {
+                    &pdq[r]
+                }
+            };
+            for (i, &e) in entries.iter().enumerate() {
+                // Ask for the hash a few entries ahead: the loads are
+                // independent, but the out-of-order window alone keeps too
+                // few of them in flight.
+                if let Some(&ahead) = entries.get(i + PREFETCH_AHEAD) {
+                    prefetch(view_of(ahead));
+                }
                 let r = (e & !mih::TRIMMED_TAG) as usize;
                 let view = if e & mih::TRIMMED_TAG != 0 {
                     &trim[r]
