@@ -169,6 +169,24 @@ if [ "$n_files" -gt 0 ] && run_part index env LOOKALIKE_GPU_CNN=1 "$bindir/looka
   esac
 fi
 
+# --- serve (benches/serve.sh) on the index just built: default-mode checks
+# at 64 clients, the GPU engine (concurrent requests batched into one
+# dispatch) against the CPU engine. Needs wrk; QUICK skips it.
+if [ "$quick" != 1 ] && [ -n "${adapter:-}" ] && command -v wrk >/dev/null && [ -d "$work/index" ]; then
+  echo "serve on $work/index"
+  ok=1
+  for dev in gpu cpu; do
+    run_part "serve-$dev" env DEVICE=$dev DURATION=15s BIN="$bindir/lookalike" benches/serve.sh "$work/index" || ok=0
+  done
+  if [ $ok = 1 ]; then
+    rps() { awk '$1 == "default" && $2 == 64 {print $3 " req/s"}' "$work/serve-$1.log"; }
+    batch=$(sed -n 's/.*mean batch //p' "$work/serve-gpu.log")
+    row "serve default, 64 clients" "$(rps gpu)" "$(rps cpu)" "mean GPU batch ${batch:-?}"
+  fi
+else
+  row "serve" skipped "" "needs wrk, an adapter, the index part; QUICK skips it"
+fi
+
 echo
 echo "adapter: ${adapter:-none}; cpu threads: $(nproc); profile $profile$([ "$quick" = 1 ] && echo ', QUICK (figures mean nothing)')"
 printf '%-28s %16s %16s   %s\n' part "GPU engine" "CPU engine" check
