@@ -638,7 +638,9 @@ fn the_gpu_engine_batches_concurrent_requests() {
         assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
         let got = a.json();
         let name = files[i].display().to_string();
-        let o = run(&["query", &name, "-i", &idx, "-k", "3", "--json", "-q", "--device", "cpu"]);
+        let o = run(&[
+            "query", &name, "-i", &idx, "-k", "3", "--json", "-q", "--device", "cpu",
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
         let want: Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(got, want, "request {i}");
@@ -648,5 +650,8 @@ fn the_gpu_engine_batches_concurrent_requests() {
     let batches = counter(&text, "lookalike_engine_batches_total");
     let images = counter(&text, "lookalike_engine_batch_images_total");
     assert_eq!(images, files.len() as u64, "{text}");
-    assert!(batches < images, "no request shared a batch: {batches} batches\n{text}");
+    assert!(
+        batches < images,
+        "no request shared a batch: {batches} batches\n{text}"
+    );
 }

@@ -285,11 +285,19 @@ impl Small {
             (self.w, self.h)
         };
         // Pixel offsets of one boundary step and of one step along it.
-        let (sb, si) = if across_rows { (self.w, 1) } else { (1, self.w) };
+        let (sb, si) = if across_rows {
+            (self.w, 1)
+        } else {
+            (1, self.w)
+        };
         let px = &self.px;
         let edge = |a: usize, b: usize| {
             let (p, q) = (px[a], px[b]);
-            (p[0] - q[0]).abs().max((p[1] - q[1]).abs()).max((p[2] - q[2]).abs()) >= EDGE
+            (p[0] - q[0])
+                .abs()
+                .max((p[1] - q[1]).abs())
+                .max((p[2] - q[2]).abs())
+                >= EDGE
         };
         let mut out = vec![false; (n + 1) * len];
         for b in 1..n {

@@ -419,7 +419,10 @@ mod tests {
             assert_eq!(plain, want);
             #[cfg(target_arch = "x86_64")]
             for (feature, copy) in [
-                ("popcnt", tentative_popcnt as unsafe fn(&[KeyPoint], &[KeyPoint], &mut Vec<(u16, u16)>)),
+                (
+                    "popcnt",
+                    tentative_popcnt as unsafe fn(&[KeyPoint], &[KeyPoint], &mut Vec<(u16, u16)>),
+                ),
                 ("avx512vpopcntdq", tentative_avx512),
             ] {
                 let has = match feature {

@@ -9,11 +9,11 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rayon::prelude::*;
 
-use super::limits::{ApiError, CheckParams, ErrorKind, MAX_BATCH_PARTS};
 use super::batch::Images;
+use super::limits::{ApiError, CheckParams, ErrorKind, MAX_BATCH_PARTS};
 use super::router::Shared;
-use crate::pipeline::{check_decoded, CheckOptions};
 use crate::ingest::decode::decode;
+use crate::pipeline::{check_decoded, CheckOptions};
 use crate::search::result::{QueryResult, SCHEMA};
 
 /// The OpenAPI 3 description of the routes.

@@ -166,3 +166,46 @@ fn damaged_columns_are_errors_not_panics() {
     std::fs::write(dir.path().join(FILE), b"short").unwrap();
     assert!(Projection::open(dir.path(), 300).is_err());
 }
+
+#[test]
+fn a_model_up_to_512_wide_keeps_every_axis_so_codes_keep_dot_products() {
+    // SSCD's width: the projection is a rotation, and int8 rounding the
+    // codes' only loss; a wider model keeps DIM.
+    assert_eq!(out_dim(512, 1_000_000), 512);
+    assert_eq!(out_dim(1280, 1_000_000), DIM);
+    assert_eq!(out_dim(512, 100), 100);
+    // Rows with as much variance on every value (no leading axes to keep).
+    let mut s = 5u64;
+    let mut rnd = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f32 / (1u64 << 53) as f32 - 0.5
+    };
+    let embs: Vec<Embedding> = (0..1200)
+        .map(|_| {
+            let v: Vec<f32> = (0..512).map(|_| rnd()).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            Embedding::from_f32(&v.iter().map(|x| x / norm).collect::<Vec<_>>())
+        })
+        .collect();
+    let axes = fit(&embs).unwrap();
+    assert_eq!((axes.inp, axes.out), (512, 512));
+    let codes = encode_all(&axes, &embs);
+    let q: Vec<f32> = {
+        let e = &embs[7];
+        (0..512).map(|d| f16_to_f32(e.0[d])).collect()
+    };
+    let qp = axes.project(&q);
+    // Every row's code similarity to a query within int8 rounding of the
+    // exact one (256 of these rows' 512 axes lose about half of each dot
+    // product).
+    for r in (0..embs.len()).step_by(37) {
+        let approx = dot_query(&qp, code(&codes, &axes, r));
+        let exact = similarity(&q, &embs[r]);
+        assert!(
+            (approx - exact).abs() < 0.02,
+            "row {r}: {approx} against {exact}"
+        );
+    }
+}
