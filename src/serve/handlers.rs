@@ -217,9 +217,6 @@ pub async fn batch(With(st): With<Shared>, req: Request) -> Result<Response, Api
     ))
 }
 
-/// One posted image decoded, or why not.
-type Decoded = Result<(String, u128, image::RgbImage), ApiError>;
-
 /// Decodes and checks `images` (name, bytes) on a worker (with a batching
 /// engine: decodes there, then checks in the next batch), against the
 /// index as it is now. Per image its result or why it was refused; `Err`
@@ -240,8 +237,7 @@ async fn run_checks(
     if params.hash_only.unwrap_or(false) {
         opts.embed = false;
     }
-    let batcher = st.batcher.as_ref();
-    let batching = batcher.is_some();
+    let batching = st.batcher.is_some();
     let (tx, rx) = tokio::sync::oneshot::channel();
     // On the rayon pool, not tokio's blocking threads: the check's own
     // parallel loops then run on the thread that waits for them, and no
@@ -249,41 +245,39 @@ async fn run_checks(
     let metrics = st.metrics.clone();
     rayon::spawn(move || {
         let _permit = permit;
-        let decoded = decode_all(images, &opts);
-        let checked = if batching {
-            None
-        } else {
-            let good = good(&decoded);
+        let (good, refused) = decode_all(images, &opts);
+        let now = (!batching && !good.is_empty()).then(|| {
             metrics.record_batch(good.len());
-            Some(check_decoded(&snap.index, &good, &opts).map(|r| r.results))
-        };
-        let _ = tx.send((decoded, checked, snap, opts));
+            check_decoded(&snap.index, &good, &opts).map(|r| r.results)
+        });
+        let _ = tx.send((good, refused, now, snap, opts));
     });
-    let (decoded, checked, snap, opts) = rx.await.map_err(internal)?;
-    let results = match (checked, batcher) {
+    let (good, refused, now, snap, opts) = rx.await.map_err(internal)?;
+    let results = match (now, &st.batcher) {
         (Some(r), _) => r.map_err(internal)?,
         // Decoded, and the worker freed: the check joins the next batch.
-        (None, Some(b)) => b
-            .check(snap, opts, good(&decoded))
-            .await
-            .map_err(internal)?,
-        (None, None) => unreachable!("checked now unless batching"),
+        (None, Some(b)) if !good.is_empty() => b.check(snap, opts, good).await.map_err(internal)?,
+        (None, _) => vec![],
     };
     let mut found = results.into_iter();
-    Ok(decoded
+    Ok(refused
         .into_iter()
-        .map(|d| match d {
-            Ok(_) => found
+        .map(|r| match r {
+            None => found
                 .next()
                 .ok_or_else(|| internal("a checked image has no result")),
-            Err(e) => Err(e),
+            Some(e) => Err(e),
         })
         .collect())
 }
 
-/// Each image decoded (name, content hash, pixels), or why it was refused.
-fn decode_all(images: Vec<(String, Bytes)>, opts: &CheckOptions) -> Vec<Decoded> {
-    images
+/// The images that decoded (name, content hash, pixels), in order, and per
+/// posted image why it was refused (`None`: it is among the decoded).
+fn decode_all(
+    images: Vec<(String, Bytes)>,
+    opts: &CheckOptions,
+) -> (Images, Vec<Option<ApiError>>) {
+    let decoded: Vec<Result<_, ApiError>> = images
         .into_par_iter()
         .map(|(name, bytes)| {
             if bytes.is_empty() {
@@ -294,15 +288,19 @@ fn decode_all(images: Vec<(String, Bytes)>, opts: &CheckOptions) -> Vec<Decoded>
                 .map(|d| (name, hash, d.rgb))
                 .map_err(|f| ApiError::new(ErrorKind::of_failure(&f), f.reason))
         })
-        .collect()
-}
-
-/// The images that decoded, in order.
-fn good(decoded: &[Decoded]) -> Images {
-    decoded
-        .iter()
-        .filter_map(|d| d.as_ref().ok().cloned())
-        .collect()
+        .collect();
+    let mut good = Vec::with_capacity(decoded.len());
+    let refused = decoded
+        .into_iter()
+        .map(|d| match d {
+            Ok(img) => {
+                good.push(img);
+                None
+            }
+            Err(e) => Some(e),
+        })
+        .collect();
+    (good, refused)
 }
 
 /// The query parameters, or 400 naming the bad one.
