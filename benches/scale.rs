@@ -25,12 +25,17 @@
 //! graph search (projection codes, HNSW, exact rescoring: what `check` runs
 //! on segments of ≥ 4 096 rows) against the exact scan of the same index:
 //! p50/p99 and recall@10.
+//!
+//! `--profile compact` builds the index as `index --profile compact` does
+//! (codes, no f16 embeddings; merges rebuild rows from their codes): bytes
+//! per entry of that profile, and its graph search against its own exact
+//! scan (both on the codes).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use lookalike::descriptors::{Descriptors, Embedding, Hash256, QueryDescriptors};
-use lookalike::index::{Index, IndexWriter};
+use lookalike::index::{Index, IndexWriter, Profile};
 use lookalike::search::fusion::nearest_embeddings;
 use lookalike::search::{search, SearchParams};
 
@@ -43,6 +48,7 @@ struct Args {
     keep: bool,
     embed_dim: usize,
     query_only: bool,
+    compact: bool,
 }
 
 fn args() -> Args {
@@ -55,6 +61,7 @@ fn args() -> Args {
         keep: false,
         embed_dim: 0,
         query_only: false,
+        compact: false,
     };
     let v: Vec<String> = std::env::args().collect();
     let num = |i: usize| -> usize {
@@ -72,6 +79,7 @@ fn args() -> Args {
             "--keep" => a.keep = true,
             "--query-only" => a.query_only = true,
             "--embed-dim" => a.embed_dim = num(i).min(1280),
+            "--profile" => a.compact = v.get(i + 1).map(String::as_str) == Some("compact"),
             _ => {}
         }
     }
@@ -191,6 +199,9 @@ fn main() {
         let mut w = IndexWriter::open(&dir).expect("open writer");
         if a.embed_dim > 0 {
             w.set_embedding_label(Some(format!("synthetic-{}d@bench", a.embed_dim)));
+        }
+        if a.compact {
+            w.set_profile(Profile::Compact);
         }
         w.flush_records = a.commit_every;
         w.flush_interval = std::time::Duration::from_secs(u64::MAX / 4);

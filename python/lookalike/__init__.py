@@ -351,13 +351,15 @@ def build(
     allow_empty: bool = False,
     device: str = "auto",
     progress: Progress = None,
+    profile: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Builds or updates the index in folder ``path`` from ``sources`` (a
     folder of training images, a WebDataset tar shard, an image file, or a
     list of these), as ``lookalike index``
     does: new or changed files are described, vanished ones marked removed
     (unless ``keep_missing``). The options are ``index``'s flags
-    (``--hash-only``, ``--no-keypoints`` as ``keypoints=False``, ...).
+    (``--hash-only``, ``--no-keypoints`` as ``keypoints=False``,
+    ``--profile compact`` as ``profile="compact"``, ...).
     Returns what ``index --json`` prints (``seen``, ``described``,
     ``skipped``, ``live_records``, ...). ``progress``: ``True`` for a bar on
     stderr, or a callable ``progress(done, total)`` (``total`` 0 when a tar
@@ -381,7 +383,7 @@ def build(
         os.fspath(path), srcs, bool(hash_only), bool(keypoints), bool(keep_missing),
         bool(exact), thumb_side, _positive_int(max_pixels, "max_pixels"),
         _positive_int(max_mib, "max_mib"), bool(allow_empty), device,
-        _progress(progress, "indexing"),
+        _progress(progress, "indexing"), profile,
     )
     return json.loads(text)
 

@@ -92,6 +92,7 @@ def build(
     allow_empty: bool = False,
     device: str = "auto",
     progress: Optional[Callable[[int, int], Any]] = None,
+    profile: Optional[str] = None,
 ) -> str: ...
 
 def merge(

@@ -23,7 +23,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 /// are `index`'s flags; `progress(done, total)` is called from this thread
 /// with the GIL while the build runs on another without it.
 #[pyfunction]
-#[pyo3(signature = (index, sources, hash_only = false, keypoints = true, keep_missing = false, exact = false, thumb_side = None, max_pixels = 128_000_000, max_mib = 256, allow_empty = false, device = "auto", progress = None))]
+#[pyo3(signature = (index, sources, hash_only = false, keypoints = true, keep_missing = false, exact = false, thumb_side = None, max_pixels = 128_000_000, max_mib = 256, allow_empty = false, device = "auto", progress = None, profile = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn build(
     py: Python<'_>,
@@ -39,8 +39,19 @@ pub fn build(
     allow_empty: bool,
     device: &str,
     progress: Option<Py<PyAny>>,
+    profile: Option<&str>,
 ) -> PyResult<String> {
     let device = device_choice(device)?;
+    let profile = match profile {
+        None => None,
+        Some("full") => Some(lookalike::index::Profile::Full),
+        Some("compact") => Some(lookalike::index::Profile::Compact),
+        Some(p) => {
+            return Err(PyValueError::new_err(format!(
+                "profile: expected 'full' or 'compact', not {p:?}"
+            )))
+        }
+    };
     if sources.is_empty() {
         return Err(PyValueError::new_err("sources: no folder given"));
     }
@@ -68,6 +79,7 @@ pub fn build(
             fast_min_side: side,
         },
         prune: !keep_missing,
+        profile,
         engine: choose_engine(py, device)?,
         extras: Extras {
             embedding: !hash_only,

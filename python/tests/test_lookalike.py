@@ -310,3 +310,15 @@ def test_build_from_a_tar_shard(corpus, tmp_path):
     r = lookalike.Index(tmp_path / "idx").check(str(corpus["queries"] / "copy_2.png"))
     assert r["results"][0]["verdict"] == "exact"
     assert r["results"][0]["matches"][0]["candidate"].endswith("train-000.tar/train_2.png")
+
+
+def test_build_a_compact_index(corpus, tmp_path):
+    stats = lookalike.build(tmp_path / "c", corpus["train"], profile="compact")
+    assert stats["live_records"] == 5
+    manifest = json.loads((tmp_path / "c" / "MANIFEST.json").read_text())
+    assert manifest["profile"] == "compact"
+    assert not list((tmp_path / "c").glob("seg-*/embedding.col"))
+    r = lookalike.Index(tmp_path / "c").check(str(corpus["queries"] / "resized_3.png"))
+    assert r["results"][0]["matches"][0]["candidate"].endswith("train_3.png")
+    with pytest.raises(ValueError, match="profile"):
+        lookalike.build(tmp_path / "d", corpus["train"], profile="tiny")

@@ -67,6 +67,7 @@ skips shards whose size and mtime are unchanged. --files-from FILE (- for standa
 one per line.\n\n\
 Example:\n  lookalike index data/train --index mymodel\n  \
 lookalike index data/train --index ./idx --hash-only   # faster on a CPU, no embeddings\n  \
+lookalike index data/train -i big --profile compact    # 0.7 KB an image, verifies from the files\n  \
 lookalike index 'shards/{00000..00999}.tar' -i laion\n  \
 find data -name '*.jpg' | lookalike index --files-from - -i mymodel"
     )]
@@ -344,9 +345,38 @@ pub struct IndexArgs {
     /// Recorded in the index: later runs keep it.
     #[arg(long)]
     pub no_keypoints: bool,
+    /// What each image keeps. full (the default): keypoints and the f16
+    /// embedding, about 7.5 KB an image. compact: neither, about 0.7 KB an
+    /// image at scale (1.5 KB at most): embeddings are compared through
+    /// their int8 codes, and `check` reads a candidate's training file
+    /// again to extract its keypoints when it verifies it, so the training
+    /// files must stay where they were indexed (a candidate whose file is
+    /// gone or changed is scored without verification, with a warning).
+    /// Indexing skips keypoints and runs faster. Set on the first run and
+    /// recorded in the index.
+    #[arg(long, value_enum, value_name = "PROFILE")]
+    pub profile: Option<ProfileArg>,
     /// Summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `index --profile`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ProfileArg {
+    /// Keypoints and f16 embeddings stored.
+    Full,
+    /// Codes only; keypoints read back from the training files.
+    Compact,
+}
+
+impl From<ProfileArg> for crate::index::Profile {
+    fn from(p: ProfileArg) -> Self {
+        match p {
+            ProfileArg::Full => crate::index::Profile::Full,
+            ProfileArg::Compact => crate::index::Profile::Compact,
+        }
+    }
 }
 
 #[allow(missing_docs)]

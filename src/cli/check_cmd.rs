@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 
 use super::{ann_min_rows, bar_total, decode_setting, engine, hamming_kernel, ignore_broken_pipe};
 use super::{args, evidence, inputs, output, progress, sources, EXIT_MATCH, EXIT_OK};
-use super::{note_unverifiable, open_index, pdq_table_min_rows, same_decode_as_index};
+use super::{note_unread, note_unverifiable, open_index, pdq_table_min_rows, same_decode_as_index};
 use super::{stdout_style, use_color, use_embeddings};
 use crate::pipeline::check::{self, CheckOptions};
 use crate::report::{self, Style};
@@ -39,6 +39,7 @@ pub(super) fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
         &opts,
         &progress(None, "querying", quiet),
     )?;
+    note_unread(&idx, quiet);
     if let Some(s) = r.skipped.first() {
         bail!("{}: {}", report::terminal(&s.path), s.reason);
     }
@@ -99,6 +100,7 @@ pub(super) fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
     };
     let mut r = check::check_inputs(&idx, &srcs, &opts, &pb, &mut each)?;
     pb.finish_and_clear();
+    note_unread(&idx, quiet);
     if let Some(s) = a.min_score {
         check::require_score(&mut r, s);
     }

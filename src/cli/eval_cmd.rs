@@ -43,6 +43,7 @@ pub fn run(a: EvalArgs, quiet: bool) -> Result<i32> {
         &pb,
     )?;
     pb.finish_and_clear();
+    super::note_unread(&idx, quiet);
     if let Some(p) = &a.save_csv {
         let mut f = std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,

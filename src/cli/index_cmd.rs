@@ -35,6 +35,7 @@ pub(super) fn cmd_index(a: args::IndexArgs, quiet: bool) -> Result<i32> {
         },
         batch_size: env_number("LOOKALIKE_BATCH").unwrap_or(crate::ingest::BATCH),
         commit_every: env_number("LOOKALIKE_COMMIT_EVERY"),
+        profile: a.profile.map(Into::into),
     };
     let pb = progress(bar_total(&srcs, quiet), "indexing", quiet);
     let started = std::time::Instant::now();

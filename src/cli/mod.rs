@@ -389,6 +389,29 @@ pub(crate) fn note_unverifiable(idx: &Index, no_verify: bool, quiet: bool) {
     }
 }
 
+/// Warns on stderr when a compact index could not read back some training
+/// files to verify candidates (gone, changed or unreadable since indexing):
+/// those candidates were scored without verification.
+pub(crate) fn note_unread(idx: &Index, quiet: bool) {
+    let (n, named) = idx.unverifiable();
+    if n == 0 || quiet {
+        return;
+    }
+    eprintln!(
+        "warning: {} of compact index {} could not be read back to verify candidates \
+         (its keypoints come from the training files); those candidates were scored without verification:",
+        output::count(n as u64, "training file"),
+        idx.dir().display()
+    );
+    const SHOWN: usize = 5;
+    for (path, why) in named.iter().take(SHOWN) {
+        eprintln!("  {}: {why}", crate::report::terminal(path));
+    }
+    if n > SHOWN {
+        eprintln!("  ... and {} more", n - SHOWN);
+    }
+}
+
 fn cmd_hash(a: args::HashArgs, quiet: bool) -> Result<i32> {
     let (files, mut skipped) = check::collect_queries(&a.path);
     let pb = progress(
@@ -498,8 +521,9 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
         .collect();
     let projected = axes.len();
     let most_axes = axes.iter().copied().max().unwrap_or(0);
+    let compact = idx.profile() == crate::index::Profile::Compact;
     let mut descriptors = vec!["pdq", "quality", "phash"];
-    if keypoint_segs > 0 {
+    if keypoint_segs > 0 || (compact && idx.has_keypoints()) {
         descriptors.push("keypoints");
     }
     if idx.manifest().embedding.is_some() {
@@ -528,6 +552,7 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
             "descriptors": descriptors,
             "embedding_model": idx.manifest().embedding,
             "keypoints": idx.manifest().keypoints,
+            "profile": idx.profile().name(),
             "hnsw_segments": graph_segs,
             "projected_segments": projected,
             "projection_axes": most_axes,
@@ -556,7 +581,17 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
             match (keypoint_segs > 0, idx.manifest().keypoints) {
                 (true, _) => ", keypoints",
                 (false, false) => " (no keypoints: built with --no-keypoints)",
+                (false, true) if compact => ", keypoints (read back from the training files)",
                 (false, true) => "",
+            }
+        )?;
+        writeln!(
+            out,
+            "profile     {}",
+            if compact {
+                "compact (int8 codes, no stored keypoints or f16 embeddings)"
+            } else {
+                "full"
             }
         )?;
         if let Some(model) = &idx.manifest().embedding {
@@ -568,8 +603,13 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
             if projected > 0 {
                 writeln!(
                     out,
-                    "projection  int8 codes on up to {most_axes} principal axes in {projected} of {} (graph search; rescored exactly)",
-                    output::count(idx.segments().len() as u64, "segment")
+                    "projection  int8 codes on up to {most_axes} principal axes in {projected} of {} ({})",
+                    output::count(idx.segments().len() as u64, "segment"),
+                    if compact {
+                        "searched and scored on the codes"
+                    } else {
+                        "graph search; rescored exactly"
+                    }
                 )?;
             }
         }

@@ -127,6 +127,7 @@ impl IndexWriter {
                 .map_or_else(default_decode, str::to_string),
             embedding: self.embedding_label().map(str::to_string),
             keypoints: self.keypoints(),
+            profile: Some(self.profile()),
         };
         let mut reference = (self.committed_records() > 0)
             .then(|| (mine, format!("index {}", self.dir().display())));
@@ -170,6 +171,7 @@ impl IndexWriter {
             self.set_decode_label(r.decode);
             self.set_embedding_label(r.embedding);
             self.set_keypoints(r.keypoints);
+            self.set_profile(r.profile.unwrap_or_default());
         }
         Ok(())
     }

@@ -59,6 +59,37 @@ pub struct Manifest {
     /// only when false, so other indexes' manifests are as before.
     #[serde(skip_serializing_if = "is_yes")]
     pub keypoints: bool,
+    /// What each image keeps ([`Profile`]); written only when compact.
+    #[serde(skip_serializing_if = "Profile::is_full")]
+    pub profile: Profile,
+}
+
+/// How much of each image an index stores (`index --profile`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Keypoints and the f16 embedding are stored (about 7.5 KB an image).
+    #[default]
+    Full,
+    /// Neither is stored (about 0.7 KB an image at scale, 1.5 KB at most):
+    /// embeddings are compared through their int8 codes on the segment's
+    /// projection, and keypoints are extracted again from the training
+    /// file when a candidate is verified (`index::refetch`).
+    Compact,
+}
+
+impl Profile {
+    fn is_full(&self) -> bool {
+        *self == Profile::Full
+    }
+
+    /// The name `--profile` and the manifest use.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Profile::Full => "full",
+            Profile::Compact => "compact",
+        }
+    }
 }
 
 fn is_yes(b: &bool) -> bool {
@@ -100,6 +131,7 @@ impl Manifest {
             decode: None,
             embedding: None,
             keypoints: true,
+            profile: Profile::Full,
         }
     }
 
@@ -240,6 +272,7 @@ const MANIFEST_KEYS: &[&str] = &[
     "decode",
     "embedding",
     "keypoints",
+    "profile",
 ];
 
 impl<'de> Deserialize<'de> for Manifest {
@@ -255,6 +288,7 @@ impl<'de> Deserialize<'de> for Manifest {
                     (None, None, None, None);
                 let (mut writer, mut decode, mut embedding, mut keypoints) =
                     (None, None, None, None);
+                let mut profile = None;
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
                         "format" => take(&mut map, &key, &mut format)?,
@@ -265,6 +299,7 @@ impl<'de> Deserialize<'de> for Manifest {
                         "decode" => take(&mut map, &key, &mut decode)?,
                         "embedding" => take(&mut map, &key, &mut embedding)?,
                         "keypoints" => take(&mut map, &key, &mut keypoints)?,
+                        "profile" => take(&mut map, &key, &mut profile)?,
                         _ => return Err(unknown(&key, MANIFEST_KEYS)),
                     }
                 }
@@ -277,6 +312,7 @@ impl<'de> Deserialize<'de> for Manifest {
                     decode: decode.flatten(),
                     embedding: embedding.flatten(),
                     keypoints: keypoints.unwrap_or(true),
+                    profile: profile.unwrap_or_default(),
                 })
             }
         }

@@ -17,15 +17,22 @@
 //! path within it, in their old order (so ties between equal distances
 //! still go to the earlier record); removed-file records are dropped too
 //! when the run starts the index (nothing earlier for them to hide).
-//! Column data is copied, never recomputed; the HNSW graph and the PDQ
-//! table are built over the merged rows.
+//! Column data is copied, never recomputed; the projection, codes, HNSW
+//! graph and PDQ table are built over the merged rows. A compact index
+//! has no embedding.col to copy: its rows are rebuilt from their codes
+//! (`Projection::reconstruct`) into a scratch embedding.col that the new
+//! projection is fitted on and that is deleted before the segment is
+//! published. A row of a source segment of at most 256 rows is then kept
+//! exactly (int8 rounding aside); a larger one loses what its axes missed.
 
 use std::ops::Range;
 use std::path::Path;
 
+use rayon::prelude::*;
+
 use super::column::{Column, ColumnWriter, Count};
 use super::flags;
-use super::manifest::{segment_dir_name, SegmentInfo};
+use super::manifest::{segment_dir_name, Profile, SegmentInfo};
 use super::mih;
 use super::projection;
 use super::reader::{latest_records, RecordRef};
@@ -116,6 +123,7 @@ pub(crate) fn write_merged(
     sources: &[Segment],
     first: bool,
     id: u64,
+    profile: Profile,
 ) -> Result<Option<SegmentInfo>, IndexError> {
     let mut kept: Vec<RecordRef> = latest_records(sources)
         .into_values()
@@ -200,18 +208,40 @@ pub(crate) fn write_merged(
             bytemuck::bytes_of(&none),
         )?;
     }
-    let emb = |r: &RecordRef| src(r).embeddings().map(|e| &e[row(r)]);
-    if kept.iter().any(|r| emb(r).is_some_and(|e| !e.is_none())) {
-        let none = Embedding::default();
-        copy(
-            &tmp,
-            7,
-            &kept,
-            |r| emb(r).map(bytemuck::bytes_of),
-            bytemuck::bytes_of(&none),
-        )?;
-        let col = open_written(&tmp, 7, rows)?;
-        projection::write_search_columns(&tmp, col.cast::<Embedding>())?;
+    if profile == Profile::Compact {
+        let emb = |r: &RecordRef| src(r).embedding(row(r));
+        if kept.iter().any(|r| src(r).has_embeddings()) {
+            let (file, name, width) = COLUMNS[7];
+            let scratch = tmp.join(file);
+            let mut w = ColumnWriter::create(&scratch, name, width)?;
+            // Rebuilt in parallel, a block at a time (bounded memory).
+            for block in kept.chunks(4096) {
+                let rows: Vec<Embedding> = block
+                    .par_iter()
+                    .map(|r| emb(r).unwrap_or_default())
+                    .collect();
+                w.write(bytemuck::cast_slice(&rows))?;
+            }
+            w.finish()?;
+            let col = open_written(&tmp, 7, rows)?;
+            projection::write_search_columns(&tmp, col.cast::<Embedding>())?;
+            drop(col);
+            std::fs::remove_file(&scratch).map_err(|e| IndexError::io(&scratch, e))?;
+        }
+    } else {
+        let emb = |r: &RecordRef| src(r).embeddings().map(|e| &e[row(r)]);
+        if kept.iter().any(|r| emb(r).is_some_and(|e| !e.is_none())) {
+            let none = Embedding::default();
+            copy(
+                &tmp,
+                7,
+                &kept,
+                |r| emb(r).map(bytemuck::bytes_of),
+                bytemuck::bytes_of(&none),
+            )?;
+            let col = open_written(&tmp, 7, rows)?;
+            projection::write_search_columns(&tmp, col.cast::<Embedding>())?;
+        }
     }
     let (f, p, t) = (
         open_written(&tmp, 0, rows)?,

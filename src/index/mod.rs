@@ -10,13 +10,14 @@ pub mod merge;
 pub mod mih;
 pub mod projection;
 pub mod reader;
+pub mod refetch;
 pub mod segment;
 pub mod settings;
 pub mod skipped;
 pub mod writer;
 
 pub use attach::AttachStats;
-pub use manifest::Manifest;
+pub use manifest::{Manifest, Profile};
 pub use reader::{Index, RecordRef};
 pub use segment::{FileRecord, SegmentData};
 pub use settings::IndexSettings;

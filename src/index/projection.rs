@@ -116,12 +116,12 @@ fn project(bits: &[u16], inp: usize, v: &[f32]) -> Vec<f32> {
     bits.chunks_exact(inp).map(|a| dot_f32_f16(v, a)).collect()
 }
 
-/// Fits the axes of the rows that have an embedding; None when fewer than
-/// two do.
+/// Fits the axes of the rows that have an embedding; None when none has
+/// (one row gets one axis: a compact index keeps its embedding only here).
 pub fn fit(embs: &[Embedding]) -> Option<Axes> {
     let inp = used_dim(embs);
     let rows: Vec<usize> = (0..embs.len()).filter(|&i| !embs[i].is_none()).collect();
-    if rows.len() < 2 || inp == 0 {
+    if rows.is_empty() || inp == 0 {
         return None;
     }
     let sample: Vec<usize> = rows
@@ -219,7 +219,7 @@ pub fn encode_all(axes: &Axes, embs: &[Embedding]) -> Vec<u8> {
 
 /// Fits the axes of a segment's embeddings and writes `projection.col`,
 /// `codes.col` and the graph over the codes (`hnsw.col`) into its folder
-/// `dir`; nothing when fewer than two rows have an embedding.
+/// `dir`; nothing when no row has an embedding.
 pub fn write_search_columns(dir: &Path, embs: &[Embedding]) -> Result<(), IndexError> {
     let Some(axes) = fit(embs) else {
         return Ok(());
@@ -277,6 +277,9 @@ pub fn dot_query(qp: &[f32], row: &[u8]) -> f32 {
 pub struct Projection {
     axes: Column,
     codes: Column,
+    /// The axes as f32, made on first use by [`Projection::reconstruct`]
+    /// (a compact index's merge rebuilds every row).
+    axes_f32: std::sync::OnceLock<Vec<f32>>,
     /// Embedding values read.
     pub inp: usize,
     /// Axes, the code length.
@@ -333,6 +336,7 @@ impl Projection {
         Ok(Projection {
             axes,
             codes,
+            axes_f32: Default::default(),
             inp,
             out,
         })
@@ -341,6 +345,65 @@ impl Projection {
     /// The query's projection, for [`Projection::dot`].
     pub fn project(&self, q: &[f32]) -> Vec<f32> {
         project(self.axes.cast(), self.inp, q)
+    }
+
+    /// Estimated cosine of a unit query with record `row` (a unit row)
+    /// from the query's projection `qp` (of norm `qn`) and the row's code:
+    /// the similarity a compact index compares, having no f16 rows to
+    /// rescore with. Each vector is its projection plus a part off the axes
+    /// (norms √(1−qn²) and √(1−cn²), cn the code's norm); the parts off the
+    /// axes are assumed to agree as much as the projections do (cosine c),
+    /// so q·x ≈ c·(qn·cn + √(1−qn²)·√(1−cn²)). The rows of a segment with
+    /// fewer rows than axes, or of a model that keeps every axis (SSCD),
+    /// lie on them: each gets its exact dot product,
+    /// q·x/cn (their cn differs from 1 by f16 and int8 rounding alone, which
+    /// the square root would magnify). A copy whose
+    /// off-axis part matches the query's keeps a value near its true one,
+    /// where dropping that part would lower every copy's similarity by
+    /// ~0.1 and normalising within the axes would raise unrelated rows'
+    /// in small segments. None: the record has no embedding.
+    pub fn cosine(&self, qp: &[f32], qn: f32, row: u32) -> Option<f32> {
+        let (s, c) = split(self.code(row as usize));
+        let cn = s * (sum_i8(c, c) as f32).sqrt();
+        if s <= 0.0 || qn <= 0.0 {
+            return None;
+        }
+        // Fewer axes than the width allows (few rows), or every axis (a
+        // model of at most KEEP_ALL_UP_TO values): rows lie on the axes.
+        if self.out < out_dim(self.inp, usize::MAX) || self.out == self.inp {
+            return Some(self.dot(qp, row) / cn);
+        }
+        let (qn, cn) = (qn.min(1.0), cn.min(1.0));
+        let cos = self.dot(qp, row) / (qn * cn);
+        Some(cos * (qn * cn + ((1.0 - qn * qn) * (1.0 - cn * cn)).sqrt()))
+    }
+
+    /// Record `row`'s embedding rebuilt from its code (unit length, in the
+    /// span of the axes): what a compact index's merge refits on, and what
+    /// an update copies for an exact duplicate. None: no embedding.
+    pub fn reconstruct(&self, row: usize) -> Option<Embedding> {
+        let (s, c) = split(self.code(row));
+        if s == 0.0 {
+            return None;
+        }
+        let mut v = vec![0f32; self.inp];
+        let axes = self.axes_f32.get_or_init(|| {
+            self.axes
+                .cast::<u16>()
+                .iter()
+                .map(|&h| f16_to_f32(h))
+                .collect()
+        });
+        for (axis, &k) in axes.chunks_exact(self.inp).zip(c) {
+            if k != 0 {
+                let k = k as f32;
+                for (x, &a) in v.iter_mut().zip(axis) {
+                    *x += k * a;
+                }
+            }
+        }
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        (n > 0.0).then(|| Embedding::from_f32(&v.iter().map(|x| x / n).collect::<Vec<_>>()))
     }
 
     /// Approximate similarity of a projected query with record `row`.

@@ -6,8 +6,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::flags;
-use super::manifest::Manifest;
+use super::manifest::{Manifest, Profile};
+use super::refetch::Refetch;
 use super::segment::Segment;
+use crate::descriptors::IndexKeypoints;
 use crate::error::IndexError;
 
 /// Address of one record: segment position in the manifest, row in it.
@@ -27,6 +29,8 @@ pub struct Index {
     segments: Vec<Segment>,
     /// Per segment, per row: searchable (latest for its path, decoded, not removed).
     live: Vec<Vec<bool>>,
+    /// A compact index's keypoints, read back from the training files.
+    refetch: Option<Refetch>,
 }
 
 impl Index {
@@ -45,7 +49,7 @@ impl Index {
             let opened = manifest
                 .segments
                 .iter()
-                .map(|s| Segment::open(dir, s))
+                .map(|s| Segment::open(dir, s, manifest.profile))
                 .collect::<Result<Vec<_>, _>>();
             match opened {
                 Ok(segments) => break (manifest, segments),
@@ -65,11 +69,14 @@ impl Index {
             let f = segments[r.seg as usize].files()[r.row as usize].flags;
             live[r.seg as usize][r.row as usize] = f & (flags::TOMBSTONE | flags::FAILED) == 0;
         }
+        let refetch = (manifest.profile == Profile::Compact && manifest.keypoints)
+            .then(|| Refetch::new(manifest.decode.as_deref()));
         Ok(Index {
             dir: dir.to_path_buf(),
             manifest,
             segments,
             live,
+            refetch,
         })
     }
 
@@ -104,9 +111,37 @@ impl Index {
     }
 
     /// Whether any segment has keypoints to verify against (none in an
-    /// index built with `--no-keypoints`).
+    /// index built with `--no-keypoints`; a compact index reads them from
+    /// the training files).
     pub fn has_keypoints(&self) -> bool {
-        self.segments.iter().any(|s| s.keypoints().is_some())
+        self.refetch.is_some() || self.segments.iter().any(|s| s.keypoints().is_some())
+    }
+
+    /// The keypoints of record `r`: stored, or in a compact index extracted
+    /// again from its training file. None: it has none, or its file could
+    /// not be read back (see [`Index::unverifiable`]).
+    pub fn keypoints(&self, r: RecordRef) -> Option<std::borrow::Cow<'_, IndexKeypoints>> {
+        let seg = &self.segments[r.seg as usize];
+        if let Some(k) = seg.keypoints() {
+            return Some(std::borrow::Cow::Borrowed(&k[r.row as usize]));
+        }
+        let fetched = self.refetch.as_ref()?.keypoints(seg, r);
+        fetched
+            .as_ref()
+            .as_ref()
+            .ok()
+            .map(|k| std::borrow::Cow::Owned(*k))
+    }
+
+    /// What each image keeps (`index --profile`).
+    pub fn profile(&self) -> Profile {
+        self.manifest.profile
+    }
+
+    /// In a compact index: how many training files could not be read back
+    /// to verify a candidate, and (path, reason) for the first of them.
+    pub fn unverifiable(&self) -> (usize, Vec<(String, String)>) {
+        self.refetch.as_ref().map_or((0, vec![]), |r| r.failures())
     }
 
     /// The model that made this index's embeddings ("name@fingerprint"),
@@ -142,7 +177,8 @@ impl Index {
     /// record of every path, in index order (segment order, then row), its
     /// flags (exact duplicate included), size, content hash and every
     /// descriptor (PDQ, quality, pHash, trimmed PDQ, keypoints, embedding;
-    /// absent columns as their empty value). Paths, path offsets and mtimes
+    /// absent columns as their empty value; a compact index's codes are
+    /// left out, as derived data). Paths, path offsets and mtimes
     /// are left out, and so are removed files and the records of tar shards
     /// themselves (bookkeeping whose place depends on batch boundaries). So
     /// the digest does not depend on how the work was split into segments
@@ -174,13 +210,17 @@ impl Index {
             update(&f.flags.to_le_bytes());
             update(&f.size.to_le_bytes());
             update(&f.content_hash().to_le_bytes());
-            let d = s.descriptors(r.row as usize);
-            update(bytemuck::bytes_of(&d.pdq));
-            update(&[d.quality]);
-            update(&d.phash.to_le_bytes());
-            update(bytemuck::bytes_of(&d.pdq_trim));
-            update(bytemuck::bytes_of(&d.keypoints));
-            update(bytemuck::bytes_of(&d.embedding));
+            let row = r.row as usize;
+            update(bytemuck::bytes_of(&s.pdq()[row]));
+            update(&[s.quality()[row]]);
+            update(&s.phash()[row].to_le_bytes());
+            update(bytemuck::bytes_of(&s.pdq_trim()[row]));
+            // Stored columns only: a compact index's embeddings live in its
+            // codes, derived data that every merge refits.
+            let kp = s.keypoints().map(|k| k[row]).unwrap_or_default();
+            let emb = s.embeddings().map(|e| e[row]).unwrap_or_default();
+            update(bytemuck::bytes_of(&kp));
+            update(bytemuck::bytes_of(&emb));
         }
         let mut out = [0u8; 32];
         out[..16].copy_from_slice(&h[0].digest128().to_le_bytes());

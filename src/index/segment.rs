@@ -20,7 +20,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::column::{self, Column, Count};
 use super::graph::{self, Graph};
-use super::manifest::{sync_dir, SegmentInfo};
+use super::manifest::{sync_dir, Profile, SegmentInfo};
 use super::mih::{self, Mih};
 use super::projection::{self, Projection};
 use crate::descriptors::{Descriptors, Embedding, Hash256, IndexKeypoints};
@@ -153,8 +153,14 @@ impl SegmentData {
 
     /// Writes the segment into `<index>/<seg>.tmp/`, fsyncs every file and the
     /// directory, then renames it into place. It becomes visible to readers
-    /// only when a manifest naming it is committed.
-    pub fn write(&self, index_dir: &Path, info: &SegmentInfo) -> Result<(), IndexError> {
+    /// only when a manifest naming it is committed. A compact `profile`
+    /// leaves out keypoints.col and embedding.col (the codes stay).
+    pub fn write(
+        &self,
+        index_dir: &Path,
+        info: &SegmentInfo,
+        profile: Profile,
+    ) -> Result<(), IndexError> {
         let final_dir = index_dir.join(info.dir_name());
         let tmp = index_dir.join(format!("{}.tmp", info.dir_name()));
         if tmp.exists() {
@@ -174,10 +180,11 @@ impl SegmentData {
         // A segment without any keypoints (tombstones, failures, hash-only
         // data) leaves out the keypoints column: 4.6 KB per record saved.
         // Likewise a hash-only segment leaves out embedding.col.
-        let no_keypoints = self.keypoints.iter().all(|k| k.points().is_empty());
+        let compact = profile == Profile::Compact;
+        let no_keypoints = compact || self.keypoints.iter().all(|k| k.points().is_empty());
         let no_embedding = self.embedding.iter().all(|e| e.is_none());
         for (i, ((file, name, width), payload)) in COLUMNS.iter().zip(payloads).enumerate() {
-            if (i == KEYPOINTS && no_keypoints) || (i == EMBEDDING && no_embedding) {
+            if (i == KEYPOINTS && no_keypoints) || (i == EMBEDDING && (no_embedding || compact)) {
                 continue;
             }
             column::write(&tmp.join(file), name, *width, payload)?;
@@ -215,6 +222,8 @@ pub struct Segment {
     pdq_trim: Column,
     keypoints: Option<Column>,
     embedding: Option<Column>,
+    /// Written by a compact index: embeddings live only in the codes.
+    compact: bool,
     /// HNSW graph over the embeddings (None: hash-only, or written before graphs).
     graph: Option<Graph>,
     /// Axes and int8 codes the graph was built over (None: hash-only, or a
@@ -235,9 +244,14 @@ pub struct Segment {
 pub const TRIM_BLOCK: usize = 4096;
 
 impl Segment {
-    /// Maps and validates the columns of a committed segment: record counts,
-    /// path ranges and quality values are checked before anything reads them.
-    pub fn open(index_dir: &Path, info: &SegmentInfo) -> Result<Segment, IndexError> {
+    /// Maps and validates the columns of a committed segment of an index
+    /// of `profile`: record counts, path ranges and quality values are
+    /// checked before anything reads them.
+    pub fn open(
+        index_dir: &Path,
+        info: &SegmentInfo,
+        profile: Profile,
+    ) -> Result<Segment, IndexError> {
         let dir = index_dir.join(info.dir_name());
         if !dir.is_dir() {
             return Err(IndexError::corrupt(
@@ -266,6 +280,7 @@ impl Segment {
                 true => Some(col(EMBEDDING, n)?),
                 false => None,
             },
+            compact: profile == Profile::Compact,
             graph: None,
             projection: None,
             mih: None,
@@ -302,8 +317,21 @@ impl Segment {
         let trimmed_starts = (0..=seg.len().div_ceil(TRIM_BLOCK))
             .map(|k| trimmed_rows.partition_point(|&r| (r as usize) < k * TRIM_BLOCK) as u32)
             .collect();
+        if seg.compact {
+            for i in [KEYPOINTS, EMBEDDING] {
+                if dir.join(COLUMNS[i].0).exists() {
+                    return Err(IndexError::corrupt(
+                        dir.join(COLUMNS[i].0),
+                        "a compact index's segment holds no such column (the manifest says \"profile\": \"compact\")",
+                    ));
+                }
+            }
+        }
+        // What the codes encode: embedding.col, or in a compact index the
+        // embeddings the codes alone keep.
+        let encoded = seg.embedding.is_some() || seg.compact;
         let ppath = dir.join(projection::FILE);
-        let projection = match (seg.embedding.is_some(), ppath.exists()) {
+        let projection = match (encoded, ppath.exists()) {
             (true, true) => Some(Projection::open(&dir, seg.len())?),
             (false, true) => {
                 return Err(IndexError::corrupt(
@@ -314,12 +342,13 @@ impl Segment {
             _ => None,
         };
         let gpath = dir.join(graph::FILE);
-        let graph = match (seg.embedding.is_some(), gpath.exists()) {
+        let linked = seg.embedding.is_some() || projection.is_some();
+        let graph = match (linked, gpath.exists()) {
             (true, true) => Some(Graph::open(&gpath, seg.len())?),
             (false, true) => {
                 return Err(IndexError::corrupt(
                     &gpath,
-                    "a graph without the embedding.col it links",
+                    "a graph without the embeddings it links",
                 ))
             }
             _ => None,
@@ -381,9 +410,40 @@ impl Segment {
     pub fn keypoints(&self) -> Option<&[IndexKeypoints]> {
         self.keypoints.as_ref().map(|c| c.cast())
     }
-    /// Embeddings of every row, or None for a hash-only segment.
+    /// Stored f16 embeddings of every row, or None for a hash-only
+    /// segment or a compact index's (see [`Segment::scorer`]).
     pub fn embeddings(&self) -> Option<&[Embedding]> {
         self.embedding.as_ref().map(|c| c.cast())
+    }
+
+    /// Whether rows of this segment may have embeddings (stored, or in a
+    /// compact index only as codes).
+    pub fn has_embeddings(&self) -> bool {
+        self.embedding.is_some() || (self.compact && self.projection.is_some())
+    }
+
+    /// Row `row`'s embedding: stored, or rebuilt from its code in a compact
+    /// index (see [`Projection::reconstruct`]). None: it has none.
+    pub fn embedding(&self, row: usize) -> Option<Embedding> {
+        match (self.embeddings(), &self.projection) {
+            (Some(e), _) => (!e[row].is_none()).then_some(e[row]),
+            (None, Some(p)) if self.compact => p.reconstruct(row),
+            _ => None,
+        }
+    }
+
+    /// How query `q` is compared with this segment's rows: the stored f16
+    /// rows, or in a compact index the codes. None: no embeddings here.
+    pub fn scorer<'a>(&'a self, q: &'a [f32]) -> Option<Scorer<'a>> {
+        match (self.embeddings(), &self.projection) {
+            (Some(rows), _) => Some(Scorer::Rows { q, rows }),
+            (None, Some(p)) if self.compact => {
+                let qp = p.project(q);
+                let qn = qp.iter().map(|x| x * x).sum::<f32>().sqrt();
+                Some(Scorer::Codes { p, qp, qn })
+            }
+            _ => None,
+        }
     }
     /// The HNSW graph over `embeddings()`, if the segment has one.
     pub fn graph(&self) -> Option<&Graph> {
@@ -433,7 +493,50 @@ impl Segment {
             phash: self.phash()[row],
             pdq_trim: self.pdq_trim()[row],
             keypoints: self.keypoints().map(|k| k[row]).unwrap_or_default(),
-            embedding: self.embeddings().map(|e| e[row]).unwrap_or_default(),
+            embedding: self.embedding(row).unwrap_or_default(),
+        }
+    }
+}
+
+/// A query embedding prepared for one segment ([`Segment::scorer`]).
+pub enum Scorer<'a> {
+    /// Cosine with the stored f16 rows.
+    Rows {
+        /// The query, unit length.
+        q: &'a [f32],
+        /// The segment's rows.
+        rows: &'a [Embedding],
+    },
+    /// A compact index: cosine of the projections ([`Projection::cosine`]).
+    Codes {
+        /// The segment's axes and codes.
+        p: &'a Projection,
+        /// The query projected on them.
+        qp: Vec<f32>,
+        /// Its norm.
+        qn: f32,
+    },
+}
+
+impl Scorer<'_> {
+    /// The query's similarity with row `row`; None when the row has no
+    /// embedding.
+    pub fn similarity(&self, row: u32) -> Option<f32> {
+        match self {
+            Scorer::Rows { q, rows } => {
+                let e = &rows[row as usize];
+                (!e.is_none()).then(|| crate::descriptors::embedding::similarity(q, e))
+            }
+            Scorer::Codes { p, qp, qn } => p.cosine(qp, *qn, row),
+        }
+    }
+
+    /// The projected query and codes, for walking the graph (None: a graph
+    /// written before codes, walked over the f16 rows).
+    pub fn codes(&self) -> Option<(&Projection, &[f32])> {
+        match self {
+            Scorer::Codes { p, qp, .. } => Some((p, qp)),
+            Scorer::Rows { .. } => None,
         }
     }
 }

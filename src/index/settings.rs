@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use super::manifest::Profile;
 use super::{IndexWriter, Manifest};
 use crate::error::IndexError;
 use crate::ingest::{DecodeMode, Limits};
@@ -20,6 +21,10 @@ pub struct IndexSettings {
     /// Whether to keep keypoints. Only a new index takes this; an existing
     /// one keeps its own setting (asking to drop them is refused).
     pub keypoints: bool,
+    /// What each image keeps (`--profile`). A new index takes it (None:
+    /// full); an existing one keeps its own, and asking for the other is
+    /// refused.
+    pub profile: Option<Profile>,
 }
 
 impl IndexWriter {
@@ -61,9 +66,22 @@ impl IndexWriter {
         } else {
             self.keypoints()
         };
+        let profile = match (self.committed_records(), s.profile) {
+            (0, p) => p.unwrap_or_default(),
+            (_, Some(p)) if p != self.profile() => {
+                return Err(IndexError::Incompatible(format!(
+                    "index {dir} has the {} profile, this run asks for --profile {}: one index keeps one profile. \
+                     Re-run without --profile, or build a new index.",
+                    self.profile().name(),
+                    p.name()
+                )))
+            }
+            _ => self.profile(),
+        };
         self.set_decode_label(s.decode.clone());
         self.set_embedding_label(s.embedding.clone());
         self.set_keypoints(keypoints);
+        self.set_profile(profile);
         Ok(keypoints)
     }
 }
@@ -82,6 +100,7 @@ impl IndexSettings {
             decode: m.decode.clone().unwrap_or_else(default_decode),
             embedding: m.embedding.clone(),
             keypoints: m.keypoints,
+            profile: Some(m.profile),
         }
     }
 
@@ -110,6 +129,14 @@ impl IndexSettings {
                 self.embedding.clone().unwrap_or(none.into()),
                 other.embedding.clone().unwrap_or(none.into()),
                 "embeddings would not be comparable",
+            )
+        } else if self.profile.unwrap_or_default() != other.profile.unwrap_or_default() {
+            let name = |p: Option<Profile>| p.unwrap_or_default().name().to_string();
+            (
+                "profile",
+                name(self.profile),
+                name(other.profile),
+                "one index keeps one profile",
             )
         } else if self.keypoints != other.keypoints {
             let kp = |k: bool| if k { "kept" } else { "none (--no-keypoints)" }.to_string();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::flags;
-use super::manifest::{self, sync_dir, Manifest, SegmentInfo};
+use super::manifest::{self, sync_dir, Manifest, Profile, SegmentInfo};
 use super::merge::{self, MergePolicy, StopAt};
 use super::reader::{latest_records, Index};
 use super::segment::{FileRecord, Segment, SegmentData};
@@ -199,6 +199,20 @@ impl IndexWriter {
         }
     }
 
+    /// What each image keeps (`index --profile`).
+    pub fn profile(&self) -> Profile {
+        self.manifest.profile
+    }
+
+    /// Records the profile, at the next commit. Only before the first
+    /// record: an index is one profile throughout (`apply_settings`).
+    pub fn set_profile(&mut self, p: Profile) {
+        if self.manifest.profile != p {
+            self.manifest.profile = p;
+            self.manifest_changed = true;
+        }
+    }
+
     /// Records committed so far (all segments).
     pub fn committed_records(&self) -> u64 {
         self.manifest.segments.iter().map(|s| s.records).sum()
@@ -235,7 +249,7 @@ impl IndexWriter {
                 records: self.pending.len() as u64,
                 path_bytes: self.pending.paths.len() as u64,
             };
-            self.pending.write(&self.dir, &info)?;
+            self.pending.write(&self.dir, &info, next.profile)?;
             next.segments.push(info);
         }
         let written = next.segments.last().cloned();
@@ -245,7 +259,8 @@ impl IndexWriter {
         if !self.pending.is_empty() {
             // The pending rows are now this segment (same position): map it.
             let info = written.expect("a segment was written");
-            self.segments.push(Segment::open(&self.dir, &info)?);
+            self.segments
+                .push(Segment::open(&self.dir, &info, next.profile)?);
         }
         self.manifest = next;
         self.pending = SegmentData::default();
@@ -283,7 +298,7 @@ impl IndexWriter {
         debug_assert!(self.pending.is_empty());
         let opened = infos
             .iter()
-            .map(|i| Segment::open(&self.dir, i))
+            .map(|i| Segment::open(&self.dir, i, self.manifest.profile))
             .collect::<Result<Vec<_>, _>>()?;
         if stop == Some(StopAt::SegmentWritten) {
             return Err(stopped(&self.dir));
@@ -349,11 +364,18 @@ impl IndexWriter {
             .max()
             .unwrap_or(0)
             + 1;
-        let info = merge::write_merged(&self.dir, &self.segments[run.clone()], run.start == 0, id)?;
+        let profile = self.manifest.profile;
+        let info = merge::write_merged(
+            &self.dir,
+            &self.segments[run.clone()],
+            run.start == 0,
+            id,
+            profile,
+        )?;
         // Validated like any committed segment before a manifest names it.
         let opened = info
             .as_ref()
-            .map(|i| Segment::open(&self.dir, i))
+            .map(|i| Segment::open(&self.dir, i, profile))
             .transpose()?;
         if stop == Some(StopAt::SegmentWritten) {
             return Err(stopped(&self.dir));

@@ -13,6 +13,7 @@ use super::deferred::{apply, gather, Slots};
 use crate::descriptors::{self, Descriptors};
 use crate::engine::{Deferred, Engine, InFlight};
 use crate::error::IndexError;
+use crate::index::manifest::Profile;
 use crate::index::reader::path_to_bytes;
 use crate::index::{flags, IndexSettings, IndexWriter};
 use crate::ingest::shard::ShardEnd;
@@ -41,6 +42,9 @@ pub struct BuildOptions {
     /// Commit a segment every this many records (None: the writer's
     /// default, 50 000; it also commits every 30 s).
     pub commit_every: Option<usize>,
+    /// What each image keeps (`--profile`; None: the index's, or full for
+    /// a new one).
+    pub profile: Option<Profile>,
 }
 
 impl BuildOptions {
@@ -55,6 +59,7 @@ impl BuildOptions {
             extras: descriptors::Extras::HASHES_AND_KEYPOINTS,
             batch_size: BATCH,
             commit_every: None,
+            profile: None,
         }
     }
 
@@ -67,6 +72,7 @@ impl BuildOptions {
                 .embedding
                 .then(crate::descriptors::embedding::model_label),
             keypoints: self.extras.keypoints,
+            profile: self.profile,
         }
     }
 }
@@ -113,7 +119,8 @@ pub fn update_from(
     let keypoints = writer.apply_settings(&opts.settings())?;
     let opts = BuildOptions {
         extras: descriptors::Extras {
-            keypoints,
+            // A compact index extracts keypoints when it verifies, not now.
+            keypoints: keypoints && writer.profile() == Profile::Full,
             ..opts.extras
         },
         ..opts.clone()

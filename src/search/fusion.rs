@@ -43,9 +43,11 @@ pub struct Candidate {
     pub score: f64,
 }
 
-/// Whether this index gets the exhaustive keypoint shortlist.
+/// Whether this index gets the exhaustive keypoint shortlist (not a
+/// compact one: its keypoints are not stored, only read back to verify).
 pub fn keypoint_scan(index: &Index) -> bool {
     keypoint_scan_for(index.live_count())
+        && index.segments().iter().any(|s| s.keypoints().is_some())
 }
 
 /// Whether an index of `live` records gets the exhaustive keypoint
@@ -246,8 +248,9 @@ pub fn rank_nearest(all: &mut Vec<(f32, RecordRef)>, k: usize) {
 
 /// Cosine similarity of the query's embedding with one record's.
 fn similarity(index: &Index, q: &[f32], r: RecordRef) -> Option<f32> {
-    let e = &index.segments()[r.seg as usize].embeddings()?[r.row as usize];
-    (!e.is_none()).then(|| crate::descriptors::embedding::similarity(q, e))
+    index.segments()[r.seg as usize]
+        .scorer(q)?
+        .similarity(r.row)
 }
 
 /// The `k` live records most similar to the query embedding: per segment
@@ -262,7 +265,7 @@ pub fn nearest_embeddings(
 ) -> Vec<(f32, RecordRef)> {
     let mut all: Vec<(f32, RecordRef)> = Vec::new();
     for (si, seg) in index.segments().iter().enumerate() {
-        let Some(embs) = seg.embeddings() else {
+        let Some(scorer) = seg.scorer(q) else {
             continue;
         };
         let live = index.live_mask(si);
@@ -271,37 +274,42 @@ pub fn nearest_embeddings(
             row,
         };
         if let Some(g) = seg.graph().filter(|_| seg.len() >= min_rows) {
-            let exact = |r: u32| crate::descriptors::embedding::similarity(q, &embs[r as usize]);
+            let exact = |r: u32| scorer.similarity(r).unwrap_or(f32::NEG_INFINITY);
             let keep = |r: u32| live[r as usize];
             let ef = ann::ef_for(k);
-            let hits = match seg.projection() {
-                Some(p) => {
-                    let qp = p.project(q);
-                    ann::search(g, |r| p.dot(&qp, r), exact, k, ef, keep)
+            let hits = match (seg.projection(), seg.embeddings()) {
+                (Some(p), _) => {
+                    let projected;
+                    let qp = match scorer.codes() {
+                        Some((_, qp)) => qp,
+                        None => {
+                            projected = p.project(q);
+                            &projected
+                        }
+                    };
+                    ann::search(g, |r| p.dot(qp, r), exact, k, ef, keep)
                 }
                 // A graph written before codes: walked over the f16 rows.
-                None => {
+                (None, Some(embs)) => {
                     let d = g.dim.min(q.len());
                     let approx = |r: u32| dot_f32_f16(&q[..d], &embs[r as usize].0[..d]);
                     ann::search(g, approx, exact, k, ef, keep)
                 }
+                (None, None) => continue,
             };
             all.extend(hits.into_iter().map(|(s, r)| (s, at(r))));
             continue;
         }
         let sim = |row: usize| -> Option<(f32, RecordRef)> {
-            let e = &embs[row];
-            (live[row] && !e.is_none()).then(|| {
-                (
-                    crate::descriptors::embedding::similarity(q, e),
-                    at(row as u32),
-                )
-            })
+            if !live[row] {
+                return None;
+            }
+            scorer.similarity(row as u32).map(|s| (s, at(row as u32)))
         };
         let mut found: Vec<(f32, RecordRef)> = if parallel {
-            (0..embs.len()).into_par_iter().filter_map(sim).collect()
+            (0..seg.len()).into_par_iter().filter_map(sim).collect()
         } else {
-            (0..embs.len()).filter_map(sim).collect()
+            (0..seg.len()).filter_map(sim).collect()
         };
         rank_nearest(&mut found, k);
         all.extend(found);
@@ -318,7 +326,7 @@ fn verify_record(
     r: RecordRef,
     head: Option<Pairs>,
 ) -> Option<Verification> {
-    let kps = index.segments()[r.seg as usize].keypoints()?[r.row as usize];
+    let kps = index.keypoints(r)?;
     let pts = kps.points();
     (!pts.is_empty() && !q.keypoints.is_empty()).then(|| match head {
         Some(h) => verify::verify_after_head(&q.keypoints, pts, h),

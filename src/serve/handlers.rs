@@ -75,6 +75,7 @@ pub async fn info(With(st): With<Shared>) -> Response {
             "decode": snap.opts.mode.label(&snap.opts.limits),
             "embedding_model": idx.embedding_model(),
             "keypoints": idx.has_keypoints(),
+            "profile": idx.profile().name(),
             "engine": c.engine.label(),
             "max_bytes": c.max_bytes,
             "max_pixels": c.max_pixels,

@@ -46,6 +46,9 @@ pub struct Gauges {
     pub generation: u64,
     /// Searchable images in the served index.
     pub images: usize,
+    /// A compact index's training files that could not be read back to
+    /// verify a candidate (gone or changed since indexing).
+    pub unverifiable: usize,
 }
 
 impl Metrics {
@@ -172,6 +175,11 @@ impl Metrics {
                 "Searchable images in the served index.",
                 g.images as u64,
             ),
+            (
+                "lookalike_unverifiable_training_files",
+                "Training files of a compact index that could not be read back to verify candidates (gone or changed).",
+                g.unverifiable as u64,
+            ),
         ];
         for (name, help, v) in gauges {
             let _ = writeln!(w, "# HELP {name} {help}");
@@ -207,7 +215,9 @@ mod tests {
             in_flight: 0,
             generation: 7,
             images: 3,
+            unverifiable: 2,
         });
+        assert!(text.contains("lookalike_unverifiable_training_files 2"));
         assert!(
             text.contains("lookalike_http_requests_total{route=\"/v1/check\",status=\"200\"} 1")
         );

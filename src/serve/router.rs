@@ -68,6 +68,7 @@ impl State {
             in_flight: self.config.max_concurrent.max(1) - self.admit.available_permits(),
             generation: snap.generation,
             images: snap.index.live_count(),
+            unverifiable: snap.index.unverifiable().0,
         }
     }
 }
