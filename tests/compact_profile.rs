@@ -155,7 +155,8 @@ fn compact_keeps_codes_only_and_verifies_like_a_full_index() {
     let (want, _) = top_matches(&full);
     let (got, err) = top_matches(&compact);
     assert!(!err.contains("warning"), "{err}");
-    let verified: Vec<_> = want.iter().filter(|(_, (_, i))| i.is_u64()).collect();
+    let mut verified: Vec<_> = want.iter().filter(|(_, (_, i))| i.is_u64()).collect();
+    verified.sort_by_key(|(q, _)| q.as_str());
     assert!(verified.len() >= 5, "{want:?}");
     for (q, (file, inliers)) in &verified {
         assert_eq!(got.get(*q), Some(&(file.clone(), inliers.clone())), "{q}");
@@ -175,10 +176,13 @@ fn compact_keeps_codes_only_and_verifies_like_a_full_index() {
         "{err}"
     );
     assert!(err.contains("changed since it was indexed"), "{err}");
+    // (A query may lose its verdict without the inliers: then it has no
+    // top match here.)
     for q in [verified[0].0, verified[1].0] {
-        let (file, inliers) = &after[q];
-        if file == gone || file == changed {
-            assert!(inliers.is_null(), "{q}: {inliers}");
+        if let Some((file, inliers)) = after.get(q) {
+            if file == gone || file == changed {
+                assert!(inliers.is_null(), "{q}: {inliers}");
+            }
         }
     }
     assert!(files.len() > 2);

@@ -378,9 +378,13 @@ impl Projection {
         Some(cos * (qn * cn + ((1.0 - qn * qn) * (1.0 - cn * cn)).sqrt()))
     }
 
-    /// Record `row`'s embedding rebuilt from its code (unit length, in the
-    /// span of the axes): what a compact index's merge refits on, and what
-    /// an update copies for an exact duplicate. None: no embedding.
+    /// Record `row`'s embedding rebuilt from its code: its projection on
+    /// the axes, back in the model's space. Not renormalised: its norm (cn,
+    /// below 1 by what the axes missed) carries into the code a merge
+    /// writes, so [`Projection::cosine`] still knows how much of the row
+    /// lies off the axes (rebuilt rows made unit length scored copies
+    /// lower after each merge). What a compact index's merge refits on, and
+    /// what an update copies for an exact duplicate. None: no embedding.
     pub fn reconstruct(&self, row: usize) -> Option<Embedding> {
         let (s, c) = split(self.code(row));
         if s == 0.0 {
@@ -402,8 +406,8 @@ impl Projection {
                 }
             }
         }
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        (n > 0.0).then(|| Embedding::from_f32(&v.iter().map(|x| x / n).collect::<Vec<_>>()))
+        let e = Embedding::from_f32(&v.iter().map(|x| x * s).collect::<Vec<_>>());
+        (!e.is_none()).then_some(e)
     }
 
     /// Approximate similarity of a projected query with record `row`.

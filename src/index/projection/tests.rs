@@ -155,7 +155,9 @@ fn a_compact_index_scores_and_rebuilds_rows_from_codes() {
         assert!((est - exact).abs() < 0.02, "row {r}: {est} vs {exact}");
         // Rebuilt from its code: the row itself, to rounding.
         let back = p.reconstruct(r).unwrap().to_f32();
-        let cos = similarity(&back, e);
+        let n = back.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let cos = similarity(&back, e) / n;
+        assert!((n - 1.0).abs() < 0.01, "row {r} rebuilt with norm {n}");
         assert!(cos > 0.999, "row {r} rebuilt with cosine {cos}");
     }
     // A large segment (256 of 1 280 axes): a near copy keeps a similarity
@@ -173,6 +175,11 @@ fn a_compact_index_scores_and_rebuilds_rows_from_codes() {
         worst = worst.max((p.cosine(&qp, qn, b as u32).unwrap() - exact).abs());
         // The query's own row: a copy, cosine 1.
         assert!(p.cosine(&qp, qn, a as u32).unwrap() > 0.98);
+        // Rebuilt, a row keeps only what the axes kept: its norm says how
+        // much (so a merge's code still does).
+        let back = p.reconstruct(b).unwrap().to_f32();
+        let n = back.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!(n > 0.5 && n < 0.995, "row {b} rebuilt with norm {n}");
     }
     assert!(worst < 0.08, "worst |estimate - exact| {worst}");
     // No embedding, no similarity.
