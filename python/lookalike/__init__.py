@@ -231,8 +231,15 @@ class Index:
 
     @property
     def keypoints(self) -> bool:
-        """Whether the index holds keypoints (geometric verification)."""
+        """Whether the index holds keypoints (geometric verification; a
+        compact index reads them back from the training files)."""
         return self._native.keypoints
+
+    @property
+    def profile(self) -> str:
+        """``"full"`` or ``"compact"``: what each image keeps
+        (``lookalike index --profile``)."""
+        return self._native.profile
 
     def content_digest(self) -> str:
         """The index's content digest, 64 hex digits, as ``lookalike info``

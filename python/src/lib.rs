@@ -171,6 +171,12 @@ impl NativeIndex {
         self.index.has_keypoints()
     }
 
+    /// What each image keeps: "full" or "compact" (`index --profile`).
+    #[getter]
+    fn profile(&self) -> &'static str {
+        self.index.profile().name()
+    }
+
     /// The index's content digest as 64 hex digits, as `info` prints it
     /// (see `Index::content_digest`).
     fn content_digest(&self, py: Python<'_>) -> String {

@@ -317,6 +317,8 @@ def test_build_a_compact_index(corpus, tmp_path):
     assert stats["live_records"] == 5
     manifest = json.loads((tmp_path / "c" / "MANIFEST.json").read_text())
     assert manifest["profile"] == "compact"
+    assert lookalike.Index(tmp_path / "c").profile == "compact"
+    assert lookalike.Index(corpus["index"]).profile == "full"
     assert not list((tmp_path / "c").glob("seg-*/embedding.col"))
     r = lookalike.Index(tmp_path / "c").check(str(corpus["queries"] / "resized_3.png"))
     assert r["results"][0]["matches"][0]["candidate"].endswith("train_3.png")
