@@ -322,3 +322,27 @@ fn the_manifest_names_its_profile_strictly() {
     let text = std::fs::read_to_string(full.join("MANIFEST.json")).unwrap();
     assert!(!text.contains("profile"), "{text}");
 }
+
+#[test]
+fn a_compact_segment_missing_its_codes_or_axes_is_an_error() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    make_corpus(&data, 3, 0);
+    for (gone, named) in [
+        ("codes.col", "codes.col"),
+        ("projection.col", "projection.col"),
+    ] {
+        let idx = t.path().join(gone);
+        index(&data, &idx, &["--profile", "compact"]);
+        let seg = &segment_dirs(&idx)[0];
+        std::fs::remove_file(seg.join(gone)).unwrap();
+        // The codes are a compact index's only embeddings: never dropped quietly.
+        let o = run(&["info", "--index", idx.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(named) && stderr(&o).contains("missing"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}

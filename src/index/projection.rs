@@ -317,6 +317,12 @@ impl Projection {
             return Err(bad(&path, "an axis value is not finite".into()));
         }
         let cpath = dir.join(CODES_FILE);
+        if !cpath.exists() {
+            return Err(bad(
+                &cpath,
+                "missing: projection.col has no codes beside it (the segment is damaged)".into(),
+            ));
+        }
         let codes = Column::open(
             &cpath,
             CODES_NAME,

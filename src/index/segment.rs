@@ -331,6 +331,13 @@ impl Segment {
         // embeddings the codes alone keep.
         let encoded = seg.embedding.is_some() || seg.compact;
         let ppath = dir.join(projection::FILE);
+        let cpath = dir.join(projection::CODES_FILE);
+        if cpath.exists() && !ppath.exists() {
+            return Err(IndexError::corrupt(
+                &ppath,
+                "missing: codes.col has no projection beside it (the segment is damaged)",
+            ));
+        }
         let projection = match (encoded, ppath.exists()) {
             (true, true) => Some(Projection::open(&dir, seg.len())?),
             (false, true) => {
