@@ -17,6 +17,7 @@ use super::verify::{self, Verification};
 use super::{ann, calibrate};
 use crate::descriptors::embedding::dot_f32_f16;
 use crate::descriptors::QueryDescriptors;
+use crate::index::segment::Scorer;
 use crate::index::{Index, RecordRef};
 
 /// PDQ candidates verified per query.
@@ -89,9 +90,10 @@ pub fn fuse(index: &Index, q: &QueryDescriptors, pdq: &[Match], p: &FuseParams) 
     // The shortlist scan's tentative matches of the records it verifies,
     // so their verification does not match those keypoints again.
     let mut heads = ev.heads;
+    let scorers = Scorers::new(index, q);
     let mut out: Vec<Candidate> = plan(pdq, &short, &near, p.verify)
         .iter()
-        .map(|c| score(index, q, c, heads.remove(&c.rec), &p.calibration))
+        .map(|c| score(index, q, c, heads.remove(&c.rec), &p.calibration, &scorers))
         .collect();
     sort_fused(&mut out);
     out.truncate(p.top_k);
@@ -188,16 +190,48 @@ pub fn plan(
     out
 }
 
+/// One query's embedding prepared for each segment of an index
+/// ([`Segment::scorer`]) on first use, so that a compact segment projects
+/// the query once for all its candidates, not once for each.
+pub struct Scorers<'a> {
+    index: &'a Index,
+    q: Option<&'a [f32]>,
+    per_segment: Vec<std::cell::OnceCell<Option<Scorer<'a>>>>,
+}
+
+impl<'a> Scorers<'a> {
+    /// For query `q` (its embedding, if it has one) in `index`.
+    pub fn new(index: &'a Index, q: &'a QueryDescriptors) -> Scorers<'a> {
+        Scorers {
+            index,
+            q: q.embedding.as_deref(),
+            per_segment: (0..index.segments().len())
+                .map(|_| Default::default())
+                .collect(),
+        }
+    }
+
+    /// The query's similarity with record `r` (None: no embedding on either side).
+    fn similarity(&self, r: RecordRef) -> Option<f32> {
+        let q = self.q?;
+        self.per_segment[r.seg as usize]
+            .get_or_init(|| self.index.segments()[r.seg as usize].scorer(q))
+            .as_ref()?
+            .similarity(r.row)
+    }
+}
+
 /// Scores one planned candidate of `index`: its PDQ match (the scan's, else
 /// computed as the scan would), its verification (`head`: the record's
-/// [`verify::tentative_head`] when known), embedding similarity and
-/// calibrated score.
+/// [`verify::tentative_head`] when known), embedding similarity (through
+/// `scorers`, made for `q`) and calibrated score.
 pub fn score(
     index: &Index,
     q: &QueryDescriptors,
     c: &Planned,
     head: Option<Pairs>,
     cal: &calibrate::Calibration,
+    scorers: &Scorers,
 ) -> Candidate {
     let m = c.pdq.unwrap_or_else(|| pdq_match(index, q, c.rec));
     let verification = if c.verify {
@@ -205,10 +239,7 @@ pub fn score(
     } else {
         None
     };
-    let similarity = q
-        .embedding
-        .as_ref()
-        .and_then(|e| similarity(index, e, c.rec));
+    let similarity = scorers.similarity(c.rec);
     Candidate {
         m,
         verification,
@@ -244,13 +275,6 @@ pub fn shortlist_order(a: &(u32, RecordRef), b: &(u32, RecordRef)) -> std::cmp::
 pub fn rank_nearest(all: &mut Vec<(f32, RecordRef)>, k: usize) {
     all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     all.truncate(k);
-}
-
-/// Cosine similarity of the query's embedding with one record's.
-fn similarity(index: &Index, q: &[f32], r: RecordRef) -> Option<f32> {
-    index.segments()[r.seg as usize]
-        .scorer(q)?
-        .similarity(r.row)
 }
 
 /// The `k` live records most similar to the query embedding: per segment

@@ -297,9 +297,10 @@ pub fn stage2(index: &Index, req: &Request, plan: &Stage2Plan) -> Result<Stage2,
         .par_iter()
         .zip(&plan.queries)
         .map(|(q, cands)| {
+            let scorers = fusion::Scorers::new(index, &q.q);
             let mut out: Vec<fusion::Candidate> = cands
                 .iter()
-                .map(|c| fusion::score(index, &q.q, c, None, &p.calibration))
+                .map(|c| fusion::score(index, &q.q, c, None, &p.calibration, &scorers))
                 .collect();
             fusion::sort_fused(&mut out);
             out.truncate(req.top_k);
