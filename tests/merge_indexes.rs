@@ -244,6 +244,41 @@ fn merging_into_an_existing_index_appends_and_out_is_no_input() {
 }
 
 #[test]
+fn a_merge_keeps_the_parts_lists_of_skipped_files() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    let mut parts = vec![];
+    for (k, name) in ["a", "b"].iter().enumerate() {
+        let data = r.join(format!("{name}-data"));
+        make_corpus(&data, 2, 10 * k as u64);
+        std::fs::write(
+            data.join(format!("broken_{name}.jpg")),
+            b"\xFF\xD8\xFFnot a jpeg",
+        )
+        .unwrap();
+        let idx = r.join(name);
+        index(s(&data), &idx, &["--hash-only"]);
+        parts.push(idx);
+    }
+    let out = r.join("out");
+    merge(&out, &[&parts[0], &parts[1]]);
+    let text = std::fs::read_to_string(out.join("skipped.tsv")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "path\treason", "{text}");
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[1].contains("broken_a.jpg") && lines[2].contains("broken_b.jpg"),
+        "{text}"
+    );
+    // Merging the same parts into it again adds no line twice.
+    let again = r.join("again");
+    merge(&again, &[&parts[0]]);
+    merge(&again, &[&parts[1]]);
+    let text2 = std::fs::read_to_string(again.join("skipped.tsv")).unwrap();
+    assert_eq!(text2, text);
+}
+
+#[test]
 fn a_later_input_supersedes_an_earlier_record_of_the_same_path() {
     let t = tempfile::tempdir().unwrap();
     let r = t.path();

@@ -82,6 +82,8 @@ pub fn merge_indexes(
     crate::index::attach::check_compatible(&sources)?;
     let mut writer = IndexWriter::open(out)?;
     let a = writer.attach(&sources, stop)?;
+    // Still under the writer's lock, as `index` writes it.
+    crate::index::skipped::append_parts(out, inputs)?;
     let segments = writer.segment_count();
     drop(writer);
     Ok(MergeStats {
