@@ -176,3 +176,76 @@ fn json_floats_are_rounded_and_counts_have_plurals() {
     let o = run(&["info", "-i", &idx]);
     assert!(stdout(&o).contains("in 1 segment)"), "{}", stdout(&o));
 }
+
+/// A training image pasted small onto another picture: the tables say
+/// which part of the query matched (JSON and CSV carry it as `region`).
+#[test]
+fn tables_say_when_a_region_of_the_query_matched() {
+    let t = tempfile::tempdir().unwrap();
+    let db = t.path().join("db");
+    make_corpus(&db, 4, 1);
+    let pic = synthetic(300, 180, 130);
+    pic.save(db.join("pic.png")).unwrap();
+    let idx = t.path().join("idx");
+    let o = run(&[
+        "index",
+        db.to_str().unwrap(),
+        "-i",
+        idx.to_str().unwrap(),
+        "-q",
+        "--hash-only",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (w, h) = pic.dimensions();
+    let mut page = image::RgbImage::from_fn(w * 3, h * 3, |x, y| {
+        image::Rgb([30 + (x / 8).min(60) as u8, 60 + (y / 8).min(60) as u8, 210])
+    });
+    image::imageops::replace(&mut page, &pic, w as i64, h as i64);
+    let q = t.path().join("q");
+    std::fs::create_dir_all(&q).unwrap();
+    page.save(q.join("page.png")).unwrap();
+    let o = run(&[
+        "query",
+        q.join("page.png").to_str().unwrap(),
+        "-i",
+        idx.to_str().unwrap(),
+        "-k",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line = stdout(&o)
+        .lines()
+        .find(|l| l.contains("pic.png"))
+        .unwrap_or_default()
+        .to_string();
+    // The middle ninth of the page (to the region finder's rounding).
+    let note = line
+        .split("[region ")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    let nums: Vec<i32> = note
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(nums.len(), 4, "{line}");
+    assert!(nums.iter().all(|&n| (31..=36).contains(&n)), "{line}");
+    let o = run(&["check", q.to_str().unwrap(), "-i", idx.to_str().unwrap()]);
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("pic.png  [region 3"),
+        "{}",
+        stdout(&o)
+    );
+    // The whole image matched: no note.
+    let o = run(&[
+        "query",
+        db.join("pic.png").to_str().unwrap(),
+        "-i",
+        idx.to_str().unwrap(),
+        "-k",
+        "1",
+    ]);
+    assert!(!stdout(&o).contains("[region"), "{}", stdout(&o));
+}

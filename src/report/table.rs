@@ -74,7 +74,7 @@ pub fn write_check(
                 sim(m),
                 m.orientation,
                 query,
-                display_path(&m.candidate)
+                format!("{}{}", display_path(&m.candidate), region_note(m))
             )?,
             None => writeln!(
                 w,
@@ -92,6 +92,22 @@ pub fn write_check(
     }
     writeln!(w)?;
     write_summary(w, r, st)
+}
+
+/// Where in the query the match lies when a region of it matched (a
+/// screenshot, a collage): its size and top-left corner as shares of the
+/// query's, e.g. "  [region 33%x33% at 33%,33%]"; empty for the whole image.
+fn region_note(m: &crate::search::result::MatchOut) -> String {
+    let pct = |v: f32| (v * 100.0).round() as i32;
+    m.region.map_or_else(String::new, |r| {
+        format!(
+            "  [region {}%x{}% at {}%,{}%]",
+            pct(r.w),
+            pct(r.h),
+            pct(r.x),
+            pct(r.y)
+        )
+    })
 }
 
 /// Verified keypoint inliers, "-" when the candidate was not verified.
@@ -190,7 +206,7 @@ pub fn write_query(w: &mut dyn Write, q: &QueryResult, st: &Style) -> io::Result
             inliers(m),
             sim(m),
             m.orientation,
-            display_path(&m.candidate)
+            format!("{}{}", display_path(&m.candidate), region_note(m))
         )?;
     }
     writeln!(w, "verdict: {}", q.verdict.as_str())
