@@ -233,11 +233,7 @@ fn tables_say_when_a_region_of_the_query_matched() {
     assert!(nums.iter().all(|&n| (31..=36).contains(&n)), "{line}");
     let o = run(&["check", q.to_str().unwrap(), "-i", idx.to_str().unwrap()]);
     assert!(o.status.code().is_some_and(|c| c <= 1), "{}", stderr(&o));
-    assert!(
-        stdout(&o).contains("pic.png  [region 3"),
-        "{}",
-        stdout(&o)
-    );
+    assert!(stdout(&o).contains("pic.png  [region 3"), "{}", stdout(&o));
     // The whole image matched: no note.
     let o = run(&[
         "query",

@@ -65,7 +65,7 @@ pub fn write_check(
         match q.matches.first() {
             Some(m) => writeln!(
                 w,
-                "{}  {:>5.3}  {:>3}  {:>5}  {:>7}  {:>5}  {:<13}  {:<qw$}  {}",
+                "{}  {:>5.3}  {:>3}  {:>5}  {:>7}  {:>5}  {:<13}  {:<qw$}  {}{}",
                 verdict_cell(st, q.verdict),
                 m.score,
                 m.pdq_distance,
@@ -74,7 +74,8 @@ pub fn write_check(
                 sim(m),
                 m.orientation,
                 query,
-                format!("{}{}", display_path(&m.candidate), region_note(m))
+                display_path(&m.candidate),
+                region_note(m)
             )?,
             None => writeln!(
                 w,
@@ -197,7 +198,7 @@ pub fn write_query(w: &mut dyn Write, q: &QueryResult, st: &Style) -> io::Result
     for m in &q.matches {
         writeln!(
             w,
-            "{:>4}  {}  {:>5.3}  {:>3}  {:>5}  {:>7}  {:>5}  {:<13}  {}",
+            "{:>4}  {}  {:>5.3}  {:>3}  {:>5}  {:>7}  {:>5}  {:<13}  {}{}",
             m.rank,
             verdict_cell(st, m.verdict),
             m.score,
@@ -206,7 +207,8 @@ pub fn write_query(w: &mut dyn Write, q: &QueryResult, st: &Style) -> io::Result
             inliers(m),
             sim(m),
             m.orientation,
-            format!("{}{}", display_path(&m.candidate), region_note(m))
+            display_path(&m.candidate),
+            region_note(m)
         )?;
     }
     writeln!(w, "verdict: {}", q.verdict.as_str())
