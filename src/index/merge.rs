@@ -208,39 +208,29 @@ pub(crate) fn write_merged(
             bytemuck::bytes_of(&none),
         )?;
     }
-    if profile == Profile::Compact {
-        let emb = |r: &RecordRef| src(r).embedding(row(r));
-        if kept.iter().any(|r| src(r).has_embeddings()) {
-            let (file, name, width) = COLUMNS[7];
-            let scratch = tmp.join(file);
-            let mut w = ColumnWriter::create(&scratch, name, width)?;
-            // Rebuilt in parallel, a block at a time (bounded memory).
-            for block in kept.chunks(4096) {
-                let rows: Vec<Embedding> = block
-                    .par_iter()
-                    .map(|r| emb(r).unwrap_or_default())
-                    .collect();
-                w.write(bytemuck::cast_slice(&rows))?;
-            }
-            w.finish()?;
-            let col = open_written(&tmp, 7, rows)?;
-            projection::write_search_columns(&tmp, col.cast::<Embedding>())?;
-            drop(col);
-            std::fs::remove_file(&scratch).map_err(|e| IndexError::io(&scratch, e))?;
+    // embedding.col from each kept row's embedding: stored, or in a
+    // compact index rebuilt from its code (in parallel, a block at a time:
+    // bounded memory). The projection, codes and graph are fitted on it; a
+    // compact index keeps only those, so there it is scratch, deleted
+    // before the segment is published.
+    let emb = |r: &RecordRef| src(r).embedding(row(r));
+    if kept.iter().any(|r| emb(r).is_some()) {
+        let (file, name, width) = COLUMNS[7];
+        let path = tmp.join(file);
+        let mut w = ColumnWriter::create(&path, name, width)?;
+        for block in kept.chunks(4096) {
+            let rows: Vec<Embedding> = block
+                .par_iter()
+                .map(|r| emb(r).unwrap_or_default())
+                .collect();
+            w.write(bytemuck::cast_slice(&rows))?;
         }
-    } else {
-        let emb = |r: &RecordRef| src(r).embeddings().map(|e| &e[row(r)]);
-        if kept.iter().any(|r| emb(r).is_some_and(|e| !e.is_none())) {
-            let none = Embedding::default();
-            copy(
-                &tmp,
-                7,
-                &kept,
-                |r| emb(r).map(bytemuck::bytes_of),
-                bytemuck::bytes_of(&none),
-            )?;
-            let col = open_written(&tmp, 7, rows)?;
-            projection::write_search_columns(&tmp, col.cast::<Embedding>())?;
+        w.finish()?;
+        let col = open_written(&tmp, 7, rows)?;
+        projection::write_search_columns(&tmp, col.cast::<Embedding>())?;
+        drop(col);
+        if profile == Profile::Compact {
+            std::fs::remove_file(&path).map_err(|e| IndexError::io(&path, e))?;
         }
     }
     let (f, p, t) = (
