@@ -25,21 +25,6 @@ fn training_copy(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn index(data: &Path, idx: &Path, extra: &[&str]) -> Value {
-    let mut args = vec![
-        "index",
-        data.to_str().unwrap(),
-        "--index",
-        idx.to_str().unwrap(),
-        "--json",
-        "-q",
-    ];
-    args.extend_from_slice(extra);
-    let o = run(&args);
-    assert!(o.status.success(), "index failed: {}", stderr(&o));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
-
 /// `check --json` of the sample's generated images: (top match's file
 /// name, its inliers) per query file name for the queries that matched
 /// (a copy), and stderr.
@@ -91,8 +76,8 @@ fn compact_keeps_codes_only_and_verifies_like_a_full_index() {
     let data = t.path().join("data");
     let files = training_copy(&data);
     let (full, compact) = (t.path().join("full"), t.path().join("compact"));
-    index(&data, &full, &[]);
-    index(&data, &compact, &["--profile", "compact"]);
+    index_json_with(&data, &full, &[]);
+    index_json_with(&data, &compact, &["--profile", "compact"]);
 
     for seg in segment_dirs(&compact) {
         assert!(!seg.join("keypoints.col").exists(), "{}", seg.display());
@@ -201,7 +186,7 @@ fn compact_reads_keypoints_back_from_tar_shards() {
     b.finish().unwrap();
     drop(b);
     let idx = t.path().join("idx");
-    index(&shard, &idx, &["--profile", "compact", "--hash-only"]);
+    index_json_with(&shard, &idx, &["--profile", "compact", "--hash-only"]);
     let c = Index::open(&idx).unwrap();
     let seg = &c.segments()[0];
     let mut checked = 0;
@@ -257,9 +242,9 @@ fn a_profile_is_kept_merged_alike_and_never_mixed() {
             d
         })
         .collect();
-    index(&part[0], &idx, &["--profile", "compact", "--keep-missing"]);
-    index(&part[1], &idx, &["--keep-missing"]);
-    index(&part[2], &idx, &["--keep-missing"]);
+    index_json_with(&part[0], &idx, &["--profile", "compact", "--keep-missing"]);
+    index_json_with(&part[1], &idx, &["--keep-missing"]);
+    index_json_with(&part[2], &idx, &["--keep-missing"]);
     assert!(segment_dirs(&idx).len() >= 3);
     let (before, _) = top_matches(&idx);
     let o = run(&["compact", "--index", idx.to_str().unwrap()]);
@@ -291,7 +276,7 @@ fn a_profile_is_kept_merged_alike_and_never_mixed() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("compact profile"), "{}", stderr(&o));
     let full = t.path().join("full");
-    index(&part[1], &full, &[]);
+    index_json_with(&part[1], &full, &[]);
     let o = run(&[
         "merge",
         t.path().join("both").to_str().unwrap(),
@@ -308,7 +293,7 @@ fn the_manifest_names_its_profile_strictly() {
     let data = t.path().join("data");
     make_corpus(&data, 3, 0);
     let idx = t.path().join("idx");
-    index(&data, &idx, &["--profile", "compact", "--hash-only"]);
+    index_json_with(&data, &idx, &["--profile", "compact", "--hash-only"]);
     let m = idx.join("MANIFEST.json");
     let text = std::fs::read_to_string(&m).unwrap();
     assert!(text.contains("\"profile\": \"compact\""), "{text}");
@@ -318,7 +303,7 @@ fn the_manifest_names_its_profile_strictly() {
     assert!(stderr(&o).contains("\"profile\""), "{}", stderr(&o));
     // A full index's manifest does not mention it (older readers read it).
     let full = t.path().join("full");
-    index(&data, &full, &["--hash-only"]);
+    index_json_with(&data, &full, &["--hash-only"]);
     let text = std::fs::read_to_string(full.join("MANIFEST.json")).unwrap();
     assert!(!text.contains("profile"), "{text}");
 }
@@ -333,7 +318,7 @@ fn a_compact_segment_missing_its_codes_or_axes_is_an_error() {
         ("projection.col", "projection.col"),
     ] {
         let idx = t.path().join(gone);
-        index(&data, &idx, &["--profile", "compact"]);
+        index_json_with(&data, &idx, &["--profile", "compact"]);
         let seg = &segment_dirs(&idx)[0];
         std::fs::remove_file(seg.join(gone)).unwrap();
         // The codes are a compact index's only embeddings: never dropped quietly.

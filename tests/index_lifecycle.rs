@@ -13,21 +13,6 @@ fn index_json(data: &Path, index: &Path) -> Value {
     index_json_with(data, index, &[])
 }
 
-fn index_json_with(data: &Path, index: &Path, extra: &[&str]) -> Value {
-    let mut args = vec![
-        "index",
-        data.to_str().unwrap(),
-        "--index",
-        index.to_str().unwrap(),
-        "--json",
-        "-q",
-    ];
-    args.extend_from_slice(extra);
-    let o = run(&args);
-    assert!(o.status.success(), "index failed: {}", stderr(&o));
-    serde_json::from_slice(&o.stdout).expect("index --json is JSON")
-}
-
 fn info_json(index: &Path) -> Value {
     let o = run(&["info", "--index", index.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "info failed: {}", stderr(&o));

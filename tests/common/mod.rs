@@ -54,6 +54,23 @@ pub fn small_index(n: usize) -> (tempfile::TempDir, PathBuf, String) {
     (t, data, idx)
 }
 
+/// `index DATA --index INDEX --json -q` plus `extra`, which must succeed:
+/// its JSON summary.
+pub fn index_json_with(data: &Path, index: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "index",
+        data.to_str().unwrap(),
+        "--index",
+        index.to_str().unwrap(),
+        "--json",
+        "-q",
+    ];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    assert!(o.status.success(), "index failed: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).expect("index --json is JSON")
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
