@@ -1,5 +1,5 @@
 //! CPU reference of every layer: ungrouped convolutions as matrix products
-//! (`matrixmultiply`), the rest as plain loops written so the compiler
+//! (the `gemm` crate), the rest as plain loops written so the compiler
 //! vectorises the inner row loops, compiled twice (baseline and AVX2 + FMA,
 //! picked at run time); images of a batch spread over cores with rayon.
 
@@ -157,20 +157,43 @@ pub fn max_pool(
         super::model::pool_out(h, k, stride, pad),
         super::model::pool_out(w, k, stride, pad),
     );
+    // Separable: the max over each row's k columns first (h × ow), then
+    // the max of k of those rows, a contiguous (vectorised) row loop.
     let mut out = vec![f32::NEG_INFINITY; c * oh * ow];
+    let mut rows = vec![f32::NEG_INFINITY; h * ow];
     for ch in 0..c {
         let plane = &x[ch * h * w..(ch + 1) * h * w];
-        for oy in 0..oh {
-            let y0 = (oy * stride) as isize - pad as isize;
-            for ox in 0..ow {
-                let x0 = (ox * stride) as isize - pad as isize;
-                let mut m = f32::NEG_INFINITY;
-                for iy in y0.max(0)..(y0 + k as isize).min(h as isize) {
-                    for ix in x0.max(0)..(x0 + k as isize).min(w as isize) {
-                        m = m.max(plane[iy as usize * w + ix as usize]);
-                    }
+        rows.fill(f32::NEG_INFINITY);
+        for (src, hrow) in plane.chunks(w).zip(rows.chunks_mut(ow)) {
+            for kx in 0..k {
+                // Output columns whose input column ox·s + kx − pad is inside.
+                let off = kx as isize - pad as isize;
+                let lo = if off < 0 {
+                    (off.unsigned_abs()).div_ceil(stride)
+                } else {
+                    0
+                };
+                let hi = if (w as isize) > off {
+                    (((w as isize - off - 1) / stride as isize) as usize + 1).min(ow)
+                } else {
+                    0
+                };
+                if lo >= hi {
+                    continue;
                 }
-                out[(ch * oh + oy) * ow + ox] = m;
+                let first = (lo as isize * stride as isize + off) as usize;
+                hrow[lo..hi]
+                    .iter_mut()
+                    .zip(src[first..].iter().step_by(stride))
+                    .for_each(|(m, v)| *m = m.max(*v));
+            }
+        }
+        let o = &mut out[ch * oh * ow..(ch + 1) * oh * ow];
+        for (oy, orow) in o.chunks_mut(ow).enumerate() {
+            let y0 = (oy * stride) as isize - pad as isize;
+            for iy in y0.max(0)..(y0 + k as isize).min(h as isize) {
+                let hrow = &rows[iy as usize * ow..(iy as usize + 1) * ow];
+                orow.iter_mut().zip(hrow).for_each(|(m, v)| *m = m.max(*v));
             }
         }
     }
@@ -179,49 +202,57 @@ pub fn max_pool(
 
 /// One convolution of a C×H×W input (bias and activation fused).
 ///
-/// Ungrouped convolutions are matrix products (`matrixmultiply`'s sgemm,
-/// with its own AVX2/FMA kernels picked at run time): a 1×1 stride-1
+/// Ungrouped convolutions are matrix products (the `gemm` crate, whose
+/// AVX-512, AVX2/FMA and NEON kernels it picks at run time): a 1×1 stride-1
 /// convolution is `W[cout × cin] · X[cin × hw]` as it lies in memory; any
 /// other is the same product over an im2col copy of the input, built a band
-/// of output rows at a time so the copy stays small. Grouped and depthwise
-/// convolutions (little arithmetic per byte) run as long vector loops over
-/// a padded copy of each input plane (`depthwise`) or the direct row loop.
+/// of output rows at a time so the copy stays small. The output starts as
+/// the bias, which the product accumulates onto (no separate bias pass).
+/// Grouped and depthwise convolutions (little arithmetic per byte) run as
+/// register-blocked loops over a padded copy of each input plane
+/// (`depthwise`) or the direct row loop.
 #[inline(always)]
 pub fn conv(cv: &Conv, x: &[f32], h: usize, w: usize) -> (Vec<f32>, usize, usize) {
     let (pad, oh, ow) = cv.padding.resolve(h, w, cv.k, cv.stride);
-    let mut out = vec![0f32; cv.cout * oh * ow];
-    if cv.groups == 1 {
-        if cv.k == 1 && cv.stride == 1 && pad == [0; 4] {
-            sgemm(
-                cv.cout,
-                cv.cin,
-                h * w,
-                &cv.weight,
-                x,
-                h * w,
-                &mut out,
-                h * w,
-            );
-        } else {
-            im2col_gemm(cv, x, h, w, pad, oh, ow, &mut out);
-        }
-    } else if cv.cin == cv.groups {
+    if cv.groups > 1 && cv.cin == cv.groups {
+        // Bias and activation applied as it stores its outputs.
+        let mut out = vec![0f32; cv.cout * oh * ow];
         depthwise(cv, x, h, w, pad, oh, ow, &mut out);
-    } else {
-        direct(cv, x, h, w, pad, oh, ow, &mut out);
+        return (out, oh, ow);
     }
-    for (co, o) in out.chunks_mut(oh * ow).enumerate() {
-        let b = cv.bias[co];
-        o.iter_mut().for_each(|v| *v = cv.act.apply(*v + b));
+    let mut out = Vec::with_capacity(cv.cout * oh * ow);
+    for &b in &cv.bias {
+        out.resize(out.len() + oh * ow, b);
+    }
+    if cv.groups > 1 {
+        direct(cv, x, h, w, pad, oh, ow, &mut out);
+        apply_act(cv.act, &mut out, oh * ow, 0..oh * ow);
+    } else if cv.k == 1 && cv.stride == 1 && pad == [0; 4] {
+        let hw = h * w;
+        sgemm_acc(cv.cout, cv.cin, hw, &cv.weight, x, hw, &mut out, hw);
+        apply_act(cv.act, &mut out, hw, 0..hw);
+    } else {
+        im2col_gemm(cv, x, h, w, pad, oh, ow, &mut out);
     }
     (out, oh, ow)
 }
 
-/// `c[m × n] = a[m × k] · b[k × n]`, all row-major: `a` dense, `b` with row
+/// Applies `act` to the columns `cols` of every row (of length `row`) of `out`.
+#[inline(always)]
+fn apply_act(act: super::model::Act, out: &mut [f32], row: usize, cols: std::ops::Range<usize>) {
+    if act == super::model::Act::None {
+        return;
+    }
+    for r in out.chunks_mut(row) {
+        r[cols.clone()].iter_mut().for_each(|v| *v = act.apply(*v));
+    }
+}
+
+/// `c[m × n] += a[m × k] · b[k × n]`, all row-major: `a` dense, `b` with row
 /// stride `ldb`, `c` with row stride `ldc` (so a product can fill a band of
 /// columns of a wider output).
 #[allow(clippy::too_many_arguments)]
-fn sgemm(
+fn sgemm_acc(
     m: usize,
     k: usize,
     n: usize,
@@ -241,23 +272,31 @@ fn sgemm(
         "output shorter than the product writes"
     );
     // SAFETY: the asserts above bound every index the product touches:
-    // a[i·k + p], b[p·ldb + j], c[i·ldc + j] for i < m, p < k, j < n.
+    // a[i·k + p], b[p·ldb + j], c[i·ldc + j] for i < m, p < k, j < n; the
+    // three slices do not overlap (one is borrowed mutably). The crate's
+    // arguments are (m, n, k, dst, its column and row strides, read dst,
+    // lhs and rhs likewise, then dst := alpha·dst + beta·lhs·rhs).
     unsafe {
-        matrixmultiply::sgemm(
+        gemm::gemm(
             m,
-            k,
             n,
-            1.0,
-            a.as_ptr(),
-            k as isize,
-            1,
-            b.as_ptr(),
-            ldb as isize,
-            1,
-            0.0,
+            k,
             c.as_mut_ptr(),
-            ldc as isize,
             1,
+            ldc as isize,
+            true,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            ldb as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
         );
     }
 }
@@ -312,7 +351,10 @@ fn im2col_gemm(
                 drow[..lo].fill(0.0);
                 drow[hi..].fill(0.0);
                 let first = (lo * s + kx) as isize - pl;
-                if hi > lo {
+                if hi > lo && s == 1 {
+                    let first = first as usize;
+                    drow[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
+                } else if hi > lo {
                     let taken = src[first as usize..].iter().step_by(s);
                     drow[lo..hi]
                         .iter_mut()
@@ -321,7 +363,7 @@ fn im2col_gemm(
                 }
             }
         }
-        sgemm(
+        sgemm_acc(
             cv.cout,
             kk,
             n,
@@ -331,6 +373,7 @@ fn im2col_gemm(
             &mut out[oy0 * ow..],
             oh * ow,
         );
+        apply_act(cv.act, out, oh * ow, oy0 * ow..oy0 * ow + n);
     }
 }
 
@@ -360,6 +403,7 @@ fn depthwise(
     let plane = (hq + 1) * wq;
     let mut phases = vec![0f32; s * s * plane];
     let mut acc = vec![0f32; oh * wq];
+    let mut taps = Vec::with_capacity(k * k);
     let mult = cv.cout / cv.cin;
     // Input rows and columns inside the image, as padded coordinates.
     let rows = pad[0]..(pad[0] + h).min(hp);
@@ -386,23 +430,59 @@ fn depthwise(
             }
         }
         for co in ci * mult..(ci + 1) * mult {
-            acc.fill(0.0);
+            taps.clear();
             for ky in 0..k {
                 for kx in 0..k {
                     let wv = cv.weight[(co * k + ky) * k + kx];
                     let start = ((ky % s) * s + kx % s) * plane + (ky / s) * wq + kx / s;
-                    acc.iter_mut()
-                        .zip(&phases[start..start + oh * wq])
-                        .for_each(|(a, v)| *a += wv * v);
+                    taps.push((wv, start));
                 }
             }
+            depthwise_taps(&taps, &phases, &mut acc);
+            let (b, act) = (cv.bias[co], cv.act);
             for (orow, arow) in out[co * oh * ow..(co + 1) * oh * ow]
                 .chunks_mut(ow)
                 .zip(acc.chunks(wq))
             {
-                orow.copy_from_slice(&arow[..ow]);
+                orow.iter_mut()
+                    .zip(arow)
+                    .for_each(|(o, a)| *o = act.apply(*a + b));
             }
         }
+    }
+}
+
+/// Outputs a depthwise kernel accumulates per block: 32 floats stay in
+/// registers across every tap, so each tap costs one load and one
+/// multiply-add per output instead of a pass over the whole accumulator.
+const DW_BLOCK: usize = 32;
+
+/// `acc[j] = Σ w · phases[start + j]` over the taps `(w, start)`, in tap
+/// order (the same sums, in the same order, as one pass per tap).
+#[inline(always)]
+fn depthwise_taps(taps: &[(f32, usize)], phases: &[f32], acc: &mut [f32]) {
+    let len = acc.len();
+    let mut blocks = acc.chunks_exact_mut(DW_BLOCK);
+    for (bi, block) in (&mut blocks).enumerate() {
+        let j = bi * DW_BLOCK;
+        let mut a = [0f32; DW_BLOCK];
+        for &(wv, start) in taps {
+            let src: &[f32; DW_BLOCK] = phases[start + j..start + j + DW_BLOCK]
+                .try_into()
+                .expect("a block of DW_BLOCK floats");
+            for t in 0..DW_BLOCK {
+                a[t] += wv * src[t];
+            }
+        }
+        block.copy_from_slice(&a);
+    }
+    let rest = blocks.into_remainder();
+    let j = len - rest.len();
+    rest.fill(0.0);
+    for &(wv, start) in taps {
+        rest.iter_mut()
+            .zip(&phases[start + j..])
+            .for_each(|(a, v)| *a += wv * v);
     }
 }
 
@@ -559,6 +639,39 @@ mod tests {
             assert_eq!((ah, aw), (bh, bw));
             for (p, q) in a.iter().zip(&b) {
                 assert!((p - q).abs() < 1e-4, "case {i}: {p} vs {q}");
+            }
+        }
+    }
+
+    #[test]
+    fn max_pool_matches_the_naive_window_max() {
+        for (i, &(c, h, w, k, stride, pad)) in [
+            (3, 9, 8, 3, 2, 1),
+            (2, 7, 7, 3, 1, 1),
+            (4, 10, 13, 2, 2, 0),
+            (1, 5, 6, 3, 3, 1),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let x = rnd(c * h * w, i as u32 + 31);
+            let (y, oh, ow) = max_pool(&x, c, h, w, k, stride, pad);
+            for ch in 0..c {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut m = f32::NEG_INFINITY;
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let iy = (oy * stride + ky) as isize - pad as isize;
+                                let ix = (ox * stride + kx) as isize - pad as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                    m = m.max(x[(ch * h + iy as usize) * w + ix as usize]);
+                                }
+                            }
+                        }
+                        assert_eq!(y[(ch * oh + oy) * ow + ox], m, "case {i} at {ch},{oy},{ox}");
+                    }
+                }
             }
         }
     }

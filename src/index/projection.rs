@@ -138,26 +138,33 @@ pub fn fit(embs: &[Embedding]) -> Option<Axes> {
     }
     // C = XᵀX (inp × inp), row-major.
     let mut c = vec![0f32; inp * inp];
-    let (i, nn) = (inp as isize, n);
-    // SAFETY: Xᵀ is inp × n read from `x` (n × inp, row-major) with strides
-    // (1, inp); X is n × inp with strides (inp, 1); C is inp × inp with
-    // strides (inp, 1); all three buffers have exactly those sizes.
+    let i = inp as isize;
+    // SAFETY: Xᵀ is inp × n read from `x` (n × inp, row-major) with column
+    // and row strides (inp, 1); X is n × inp with strides (1, inp); C is
+    // inp × inp with strides (1, inp); all three buffers have exactly those
+    // sizes. `gemm` takes (m, n, k, dst, its column and row strides, read
+    // dst, lhs and rhs likewise, then dst := alpha·dst + beta·lhs·rhs).
     unsafe {
-        matrixmultiply::sgemm(
+        gemm::gemm(
             inp,
-            nn,
             inp,
-            1.0,
-            x.as_ptr(),
-            1,
-            i,
-            x.as_ptr(),
-            i,
-            1,
-            0.0,
+            n,
             c.as_mut_ptr(),
+            1,
+            i,
+            false,
+            x.as_ptr(),
             i,
             1,
+            x.as_ptr(),
+            1,
+            i,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(0),
         );
     }
     let cm =
