@@ -288,6 +288,22 @@ fn default_mode_parts_equal_the_merged_index() {
 }
 
 #[test]
+fn compact_parts_equal_the_merged_index() {
+    let r = same_as_merged(&["--profile", "compact"], &[4]);
+    // Nothing stored to scan, in the parts as in the merged index, yet the
+    // candidates are verified (keypoints read back from the training files).
+    assert_eq!(r["thresholds"]["keypoint_scan"], false);
+    let verified = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|q| q["matches"].as_array().unwrap().clone())
+        .filter(|m| m["inliers"].as_u64().is_some_and(|n| n > 10))
+        .count();
+    assert!(verified >= 5, "{r}");
+}
+
+#[test]
 fn parts_of_other_settings_are_refused() {
     let t = tempfile::tempdir().unwrap();
     let a = t.path().join("a");

@@ -47,8 +47,13 @@ pub struct Candidate {
 /// Whether this index gets the exhaustive keypoint shortlist (not a
 /// compact one: its keypoints are not stored, only read back to verify).
 pub fn keypoint_scan(index: &Index) -> bool {
-    keypoint_scan_for(index.live_count())
-        && index.segments().iter().any(|s| s.keypoints().is_some())
+    keypoint_scan_for(index.live_count()) && keypoints_stored(index)
+}
+
+/// Whether some segment of `index` stores keypoints (what the exhaustive
+/// shortlist scans; a compact index has them only for verification).
+pub fn keypoints_stored(index: &Index) -> bool {
+    index.segments().iter().any(|s| s.keypoints().is_some())
 }
 
 /// Whether an index of `live` records gets the exhaustive keypoint

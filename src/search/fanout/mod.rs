@@ -275,7 +275,8 @@ pub struct Stage1 {
     pub segments: u32,
     /// Its live records.
     pub live: u64,
-    /// Whether it ran the keypoint shortlist.
+    /// Whether it ran the keypoint shortlist (not when it stores no
+    /// keypoints, as a compact index, or when the total is past the limit).
     pub scanned: bool,
     /// Whether any of its segments holds keypoints (a segment of images
     /// without any leaves the column out): verification runs when any

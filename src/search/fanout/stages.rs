@@ -74,7 +74,11 @@ pub fn stage1(index: &Index, req: &Request, engine: &dyn Engine) -> Result<Stage
         ));
     }
     let total = req.total_records.unwrap_or(part.live);
-    let scanned = req.verify && fusion::keypoint_scan_for(total.max(part.live) as usize);
+    // A compact part stores no keypoints to scan (it verifies by reading
+    // its training files again): it reports no scan, as `check` would.
+    let scanned = req.verify
+        && fusion::keypoint_scan_for(total.max(part.live) as usize)
+        && fusion::keypoints_stored(index);
     let p = fuse_params(req);
     let sp = SearchParams {
         top_k: first_k(req),
@@ -200,10 +204,11 @@ pub fn combine1(req: &Request, s1: &[Stage1]) -> Result<(Plan, Vec<Stage2Plan>),
     }
     // Verification runs when the merged index would hold keypoints.
     let verify = req.verify && s1.iter().any(|s| s.has_keypoints);
-    let keypoint_scan = verify && fusion::keypoint_scan_for(total as usize);
-    if keypoint_scan && s1.iter().any(|s| !s.scanned) {
-        return err("a part skipped the keypoint scan that the total count asks for".into());
-    }
+    // The scan ran when the total allows it and a part stores keypoints
+    // (as `check` decides on the merged index). Every part under the
+    // total's limit scans what it stores, so those that did not store none.
+    let keypoint_scan =
+        verify && fusion::keypoint_scan_for(total as usize) && s1.iter().any(|s| s.scanned);
     let offs = offsets(&parts);
     let mut plans: Vec<Stage2Plan> = parts
         .iter()

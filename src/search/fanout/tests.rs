@@ -151,6 +151,34 @@ fn combine1_ranks_globally() {
 }
 
 #[test]
+fn parts_that_store_no_keypoints_report_no_scan_but_still_verify() {
+    let q = req(3);
+    let first = || First {
+        pdq: vec![m(r(0, 0), 10)],
+        shortlist: vec![],
+        nearest: vec![],
+    };
+    // Two compact parts: keypoints to verify with, none stored to scan.
+    let compact = |segments, live| Stage1 {
+        scanned: false,
+        ..part(&q, segments, live, first())
+    };
+    let (plan, p) = combine1(&q, &[compact(1, 10), compact(1, 5)]).unwrap();
+    assert!(
+        !plan.keypoint_scan,
+        "no part scanned: the report must not say so"
+    );
+    assert!(
+        shares(&p).iter().flatten().all(|c| c.2),
+        "candidates still verified"
+    );
+    // A full part beside a compact one: the scan ran (on the full part).
+    let full = part(&q, 1, 5, first());
+    let (plan, _) = combine1(&q, &[compact(1, 10), full]).unwrap();
+    assert!(plan.keypoint_scan);
+}
+
+#[test]
 fn messages_round_trip_and_refuse_others() {
     let q = req(3);
     let b = q.to_bytes();
