@@ -26,26 +26,24 @@ pub const SSCD_INPUT: (usize, usize) = (288, 288);
 /// torchvision's BatchNorm epsilon.
 const BN_EPS: f32 = 1e-5;
 
+/// A layer's weights (flat, in the layer's layout) and bias.
+type WeightBias = (Vec<f32>, Vec<f32>);
+
 /// Where a convolution's weights come from: named tensors, or zeros of a
 /// shape (the architecture alone, for random-weight tests).
 trait Weights {
     /// OIHW weight and bias of the conv named `conv`, BatchNorm `bn` folded.
-    fn conv(
-        &self,
-        conv: &str,
-        bn: &str,
-        shape: [usize; 4],
-    ) -> Result<(Vec<f32>, Vec<f32>), ModelError>;
-    fn linear(&self, cout: usize, cin: usize) -> Result<Option<(Vec<f32>, Vec<f32>)>, ModelError>;
+    fn conv(&self, conv: &str, bn: &str, shape: [usize; 4]) -> Result<WeightBias, ModelError>;
+    fn linear(&self, cout: usize, cin: usize) -> Result<Option<WeightBias>, ModelError>;
 }
 
 struct Zeros;
 
 impl Weights for Zeros {
-    fn conv(&self, _: &str, _: &str, s: [usize; 4]) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
+    fn conv(&self, _: &str, _: &str, s: [usize; 4]) -> Result<WeightBias, ModelError> {
         Ok((vec![0.0; s.iter().product()], vec![0.0; s[0]]))
     }
-    fn linear(&self, cout: usize, cin: usize) -> Result<Option<(Vec<f32>, Vec<f32>)>, ModelError> {
+    fn linear(&self, cout: usize, cin: usize) -> Result<Option<WeightBias>, ModelError> {
         Ok(Some((vec![0.0; cout * cin], vec![0.0; cout])))
     }
 }
@@ -78,12 +76,7 @@ impl Named<'_> {
 }
 
 impl Weights for Named<'_> {
-    fn conv(
-        &self,
-        conv: &str,
-        bn: &str,
-        s: [usize; 4],
-    ) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
+    fn conv(&self, conv: &str, bn: &str, s: [usize; 4]) -> Result<WeightBias, ModelError> {
         let (cout, per) = (s[0], s[1] * s[2] * s[3]);
         let mut w = self
             .get(&format!("{conv}.weight"), cout * per)?
@@ -106,7 +99,7 @@ impl Weights for Named<'_> {
         Ok((w, b))
     }
 
-    fn linear(&self, cout: usize, cin: usize) -> Result<Option<(Vec<f32>, Vec<f32>)>, ModelError> {
+    fn linear(&self, cout: usize, cin: usize) -> Result<Option<WeightBias>, ModelError> {
         for stem in ["projection", "embeddings.1"] {
             if let Some(w) = self.get(&format!("{stem}.weight"), cout * cin)? {
                 let b = self

@@ -31,6 +31,9 @@ pub enum Outcome<T> {
     Skipped(Failure),
 }
 
+/// A file's bytes and their content hash, or why they could not be read.
+type ReadResult = Result<(Vec<u8>, u128), Failure>;
+
 /// Reads and hashes every file of the batch, then decodes and describes with
 /// `describe` only the files whose content hash `known` does not already
 /// resolve (exact duplicates inside the batch are described once).
@@ -46,7 +49,7 @@ where
     K: Fn(u128) -> Option<T>,
     D: Fn(&decode::Decoded) -> T + Sync,
 {
-    let read: Vec<(FileEntry, Result<(Vec<u8>, u128), Failure>)> = entries
+    let read: Vec<(FileEntry, ReadResult)> = entries
         .into_par_iter()
         .map(|mut e| {
             // A streamed tar member comes with its bytes; a file is read here.

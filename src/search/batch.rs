@@ -9,6 +9,10 @@ use crate::descriptors::{Hash256, QueryDescriptors};
 use crate::engine::Engine;
 use crate::index::Index;
 
+/// One pass of the batch scan: a segment's hash column, the queries'
+/// hashes in 8 orientations, and the variant flags its matches get.
+type Run<'a> = (&'a [Hash256], &'a Vec<[Hash256; 8]>, u8);
+
 /// `search` for many queries at once with the engine's Hamming kernel: same
 /// matches, same order (distance, then segment and row), same variant codes.
 /// The kernel compares 8 query hashes with one column, so it runs once per
@@ -31,7 +35,8 @@ pub fn batch_search(
     for (si, seg) in index.segments().iter().enumerate() {
         let live = index.live_mask(si);
         let mut best: Vec<HashMap<u32, (u16, u8)>> = vec![HashMap::new(); qs.len()];
-        let mut runs: Vec<(&[Hash256], &Vec<[Hash256; 8]>, u8)> = vec![
+        // (segment's hashes, the queries' 8 orientations, variant flags)
+        let mut runs: Vec<Run> = vec![
             (seg.pdq(), &upright, 0),
             (seg.pdq_trim(), &upright, CANDIDATE_TRIMMED),
         ];

@@ -210,6 +210,9 @@ pub fn verify_after_head(q: &[KeyPoint], c: &[KeyPoint], head: Vec<(u16, u16)>) 
     verify_pairs(q, c, pairs)
 }
 
+/// A query keypoint's position and the candidate keypoint's it matched.
+type Correspondence = ((f32, f32), (f32, f32));
+
 /// RANSAC over the tentative correspondences `pairs` of `q` and `c`.
 fn verify_pairs(q: &[KeyPoint], c: &[KeyPoint], pairs: Vec<(u16, u16)>) -> Verification {
     let mut v = Verification {
@@ -219,7 +222,7 @@ fn verify_pairs(q: &[KeyPoint], c: &[KeyPoint], pairs: Vec<(u16, u16)>) -> Verif
     if pairs.len() < 3 {
         return v;
     }
-    let pts: Vec<((f32, f32), (f32, f32))> = pairs
+    let pts: Vec<Correspondence> = pairs
         .iter()
         .map(|&(i, j)| (q[i as usize].pos(), c[j as usize].pos()))
         .collect();
@@ -266,7 +269,7 @@ fn verify_pairs(q: &[KeyPoint], c: &[KeyPoint], pairs: Vec<(u16, u16)>) -> Verif
     v
 }
 
-fn inliers(a: &[f32; 6], pts: &[((f32, f32), (f32, f32))]) -> Vec<usize> {
+fn inliers(a: &[f32; 6], pts: &[Correspondence]) -> Vec<usize> {
     pts.iter()
         .enumerate()
         .filter(|(_, p)| is_inlier(a, p))
@@ -276,7 +279,7 @@ fn inliers(a: &[f32; 6], pts: &[((f32, f32), (f32, f32))]) -> Vec<usize> {
 
 /// Whether `a` maps the query point within `TOLERANCE` of its candidate point.
 #[inline]
-fn is_inlier(a: &[f32; 6], &((x, y), (u, v)): &((f32, f32), (f32, f32))) -> bool {
+fn is_inlier(a: &[f32; 6], &((x, y), (u, v)): &Correspondence) -> bool {
     let (px, py) = (a[0] * x + a[1] * y + a[2], a[3] * x + a[4] * y + a[5]);
     (px - u).powi(2) + (py - v).powi(2) <= TOLERANCE * TOLERANCE
 }
@@ -296,7 +299,7 @@ fn plausible(a: &[f32; 6]) -> bool {
 
 /// The affine map through three correspondences (None if the query points
 /// are nearly collinear or the map implausible).
-fn affine_from(p: &[((f32, f32), (f32, f32)); 3]) -> Option<[f32; 6]> {
+fn affine_from(p: &[Correspondence; 3]) -> Option<[f32; 6]> {
     let [((x1, y1), (u1, v1)), ((x2, y2), (u2, v2)), ((x3, y3), (u3, v3))] = *p;
     let det = x1 * (y2 - y3) - y1 * (x2 - x3) + (x2 * y3 - x3 * y2);
     // Twice the triangle's area, in px²: tiny triangles amplify position noise.
@@ -317,7 +320,7 @@ fn affine_from(p: &[((f32, f32), (f32, f32)); 3]) -> Option<[f32; 6]> {
 }
 
 /// Least-squares affine fit (normal equations, solved per output axis).
-fn least_squares(p: &[((f32, f32), (f32, f32))]) -> Option<[f32; 6]> {
+fn least_squares(p: &[Correspondence]) -> Option<[f32; 6]> {
     let mut m = [[0f64; 3]; 3];
     let (mut bu, mut bv) = ([0f64; 3], [0f64; 3]);
     for &((x, y), (u, v)) in p {
