@@ -216,8 +216,9 @@ pub fn conv(cv: &Conv, x: &[f32], h: usize, w: usize) -> (Vec<f32>, usize, usize
     let (pad, oh, ow) = cv.padding.resolve(h, w, cv.k, cv.stride);
     if cv.groups > 1 && cv.cin == cv.groups {
         // Bias and activation applied as it stores its outputs.
-        let mut out = vec![0f32; cv.cout * oh * ow];
+        let mut out = Vec::with_capacity(cv.cout * oh * ow);
         depthwise(cv, x, h, w, pad, oh, ow, &mut out);
+        debug_assert_eq!(out.len(), cv.cout * oh * ow);
         return (out, oh, ow);
     }
     let mut out = Vec::with_capacity(cv.cout * oh * ow);
@@ -380,9 +381,10 @@ fn im2col_gemm(
 /// A convolution with one input channel per group (depthwise, any channel
 /// multiplier). Each input plane is copied once, zero-padded, into `s²`
 /// phase planes (rows and columns split by their remainder mod the stride),
-/// so that every tap is one contiguous multiply-add over the whole output
-/// laid out at the phase planes' row width: k² long loops per output
-/// channel instead of k²·oh short ones. Columns past `ow` are scratch.
+/// so that every tap reads one contiguous run of the output laid out at the
+/// phase planes' row width (columns past `ow` are scratch), summed in
+/// register blocks ([`depthwise_taps`]); each output row is then appended
+/// to `out` with bias and activation applied.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn depthwise(
@@ -393,7 +395,7 @@ fn depthwise(
     pad: [usize; 4],
     oh: usize,
     ow: usize,
-    out: &mut [f32],
+    out: &mut Vec<f32>,
 ) {
     let (k, s) = (cv.k, cv.stride);
     // The padded input the outputs read: rows 0..hp, columns 0..wp.
@@ -439,51 +441,52 @@ fn depthwise(
                 }
             }
             depthwise_taps(&taps, &phases, &mut acc);
+            // Output channels come in order: append their rows.
             let (b, act) = (cv.bias[co], cv.act);
-            for (orow, arow) in out[co * oh * ow..(co + 1) * oh * ow]
-                .chunks_mut(ow)
-                .zip(acc.chunks(wq))
-            {
-                orow.iter_mut()
-                    .zip(arow)
-                    .for_each(|(o, a)| *o = act.apply(*a + b));
+            for arow in acc.chunks(wq) {
+                out.extend(arow[..ow].iter().map(|a| act.apply(*a + b)));
             }
         }
     }
 }
 
-/// Outputs a depthwise kernel accumulates per block: 32 floats stay in
-/// registers across every tap, so each tap costs one load and one
-/// multiply-add per output instead of a pass over the whole accumulator.
-const DW_BLOCK: usize = 32;
-
 /// `acc[j] = Σ w · phases[start + j]` over the taps `(w, start)`, in tap
-/// order (the same sums, in the same order, as one pass per tap).
+/// order (the same sums, in the same order, as one pass per tap). Blocks
+/// of 32 outputs, then 8, then single ones, stay in registers across every
+/// tap, so a tap costs one load and one multiply-add per output instead of
+/// a pass over the whole accumulator.
 #[inline(always)]
 fn depthwise_taps(taps: &[(f32, usize)], phases: &[f32], acc: &mut [f32]) {
-    let len = acc.len();
-    let mut blocks = acc.chunks_exact_mut(DW_BLOCK);
-    for (bi, block) in (&mut blocks).enumerate() {
-        let j = bi * DW_BLOCK;
-        let mut a = [0f32; DW_BLOCK];
+    let j = taps_blocks::<32>(taps, phases, acc, 0);
+    let j = taps_blocks::<8>(taps, phases, acc, j);
+    taps_blocks::<1>(taps, phases, acc, j);
+}
+
+/// `depthwise_taps` over the whole blocks of `B` outputs from `acc[from..]`;
+/// returns where the first incomplete block starts.
+#[inline(always)]
+fn taps_blocks<const B: usize>(
+    taps: &[(f32, usize)],
+    phases: &[f32],
+    acc: &mut [f32],
+    from: usize,
+) -> usize {
+    let blocks = acc[from..].chunks_exact_mut(B);
+    let done = from + blocks.len() * B;
+    for (bi, block) in blocks.enumerate() {
+        let j = from + bi * B;
+        let mut a = [0f32; B];
         for &(wv, start) in taps {
-            let src: &[f32; DW_BLOCK] = phases[start + j..start + j + DW_BLOCK]
+            let src: &[f32; B] = phases[start + j..start + j + B]
                 .try_into()
-                .expect("a block of DW_BLOCK floats");
-            for t in 0..DW_BLOCK {
+                .expect("a block of B floats");
+            for t in 0..B {
                 a[t] += wv * src[t];
             }
         }
         block.copy_from_slice(&a);
     }
-    let rest = blocks.into_remainder();
-    let j = len - rest.len();
-    rest.fill(0.0);
-    for &(wv, start) in taps {
-        rest.iter_mut()
-            .zip(&phases[start + j..])
-            .for_each(|(a, v)| *a += wv * v);
-    }
+    done
 }
 
 /// Any other convolution (grouped, depthwise, strided, k×k): for each
