@@ -166,23 +166,13 @@ pub fn max_pool(
         rows.fill(f32::NEG_INFINITY);
         for (src, hrow) in plane.chunks(w).zip(rows.chunks_mut(ow)) {
             for kx in 0..k {
-                // Output columns whose input column ox·s + kx − pad is inside.
                 let off = kx as isize - pad as isize;
-                let lo = if off < 0 {
-                    (off.unsigned_abs()).div_ceil(stride)
-                } else {
-                    0
-                };
-                let hi = if (w as isize) > off {
-                    (((w as isize - off - 1) / stride as isize) as usize + 1).min(ow)
-                } else {
-                    0
-                };
-                if lo >= hi {
+                let cols = inside_columns(w, ow, off, stride);
+                if cols.is_empty() {
                     continue;
                 }
-                let first = (lo as isize * stride as isize + off) as usize;
-                hrow[lo..hi]
+                let first = (cols.start as isize * stride as isize + off) as usize;
+                hrow[cols]
                     .iter_mut()
                     .zip(src[first..].iter().step_by(stride))
                     .for_each(|(m, v)| *m = m.max(*v));
@@ -302,6 +292,23 @@ fn sgemm_acc(
     }
 }
 
+/// The output columns `ox < ow` whose input column `ox·s + off` lies inside
+/// a row of width `w` (a window's tap `off` columns from its left edge);
+/// `lo..lo` when none does, with `lo ≤ ow`.
+fn inside_columns(w: usize, ow: usize, off: isize, s: usize) -> std::ops::Range<usize> {
+    let lo = if off < 0 {
+        off.unsigned_abs().div_ceil(s).min(ow)
+    } else {
+        0
+    };
+    let hi = if (w as isize) > off {
+        (((w as isize - off - 1) / s as isize) as usize + 1).min(ow)
+    } else {
+        0
+    };
+    lo..hi.max(lo)
+}
+
 /// Floats an im2col band may hold (4 MiB): bands of output rows are sized
 /// to this, so a 7×7 stem at 288² needs 4 MiB, not 12.
 const IM2COL_BAND: usize = 1 << 20;
@@ -339,16 +346,9 @@ fn im2col_gemm(
                     continue;
                 }
                 let src = &plane[iy as usize * w..(iy as usize + 1) * w];
-                // Output columns lo..hi read input columns ox·s + kx − pl
-                // inside the row; the rest read padding.
-                let lo = (pl - kx as isize).max(0).unsigned_abs().div_ceil(s).min(ow);
-                let last = w as isize - 1 + pl - kx as isize;
-                let hi = if last < 0 {
-                    0
-                } else {
-                    (last as usize / s + 1).min(ow)
-                }
-                .max(lo);
+                // Output columns lo..hi read inside the row; the rest read padding.
+                let std::ops::Range { start: lo, end: hi } =
+                    inside_columns(w, ow, kx as isize - pl, s);
                 drow[..lo].fill(0.0);
                 drow[hi..].fill(0.0);
                 let first = (lo * s + kx) as isize - pl;
@@ -517,18 +517,8 @@ fn direct(
             for ky in 0..k {
                 for kx in 0..k {
                     let wv = cv.weight[((co * cpg_in + cig) * k + ky) * k + kx];
-                    // Output columns whose input column ox·s + kx − pl is inside.
                     let off = kx as isize - pl;
-                    let lo = if off < 0 {
-                        ((-off) as usize).div_ceil(s)
-                    } else {
-                        0
-                    };
-                    let hi = if (w as isize) > off {
-                        (((w as isize - off - 1) / s as isize) as usize + 1).min(ow)
-                    } else {
-                        0
-                    };
+                    let std::ops::Range { start: lo, end: hi } = inside_columns(w, ow, off, s);
                     if lo >= hi {
                         continue;
                     }
