@@ -238,6 +238,17 @@ fn same_as_merged(extra: &[&str], ks: &[usize]) -> Value {
     last
 }
 
+/// Matches of a check report verified by more than 10 keypoint inliers.
+fn verified_matches(r: &Value) -> usize {
+    r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|q| q["matches"].as_array().unwrap().clone())
+        .filter(|m| m["inliers"].as_u64().is_some_and(|n| n > 10))
+        .count()
+}
+
 #[test]
 fn hash_only_parts_equal_the_merged_index() {
     let r = same_as_merged(&["--hash-only"], &[3, 10]);
@@ -252,14 +263,7 @@ fn hash_only_parts_equal_the_merged_index() {
         .filter_map(|m| m["corpus_copies"].as_u64())
         .collect();
     assert!(copies.iter().any(|&c| c >= 2), "{copies:?}");
-    let verified = r["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|q| q["matches"].as_array().unwrap().clone())
-        .filter(|m| m["inliers"].as_u64().is_some_and(|n| n > 10))
-        .count();
-    assert!(verified >= 5, "{r}");
+    assert!(verified_matches(&r) >= 5, "{r}");
     let pasted = r["results"]
         .as_array()
         .unwrap()
@@ -293,14 +297,7 @@ fn compact_parts_equal_the_merged_index() {
     // Nothing stored to scan, in the parts as in the merged index, yet the
     // candidates are verified (keypoints read back from the training files).
     assert_eq!(r["thresholds"]["keypoint_scan"], false);
-    let verified = r["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|q| q["matches"].as_array().unwrap().clone())
-        .filter(|m| m["inliers"].as_u64().is_some_and(|n| n > 10))
-        .count();
-    assert!(verified >= 5, "{r}");
+    assert!(verified_matches(&r) >= 5, "{r}");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Stdio;
 
 use common::*;
@@ -187,15 +188,11 @@ fn tables_say_when_a_region_of_the_query_matched() {
     let pic = synthetic(300, 180, 130);
     pic.save(db.join("pic.png")).unwrap();
     let idx = t.path().join("idx");
-    let o = run(&[
-        "index",
-        db.to_str().unwrap(),
-        "-i",
-        idx.to_str().unwrap(),
-        "-q",
-        "--hash-only",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    index_json_with(&db, &idx, &["--hash-only"]);
+    let query1 = |img: &Path| {
+        let (img, idx) = (img.to_str().unwrap(), idx.to_str().unwrap());
+        run(&["query", img, "-i", idx, "-k", "1"])
+    };
     let (w, h) = pic.dimensions();
     let mut page = image::RgbImage::from_fn(w * 3, h * 3, |x, y| {
         image::Rgb([30 + (x / 8).min(60) as u8, 60 + (y / 8).min(60) as u8, 210])
@@ -204,14 +201,7 @@ fn tables_say_when_a_region_of_the_query_matched() {
     let q = t.path().join("q");
     std::fs::create_dir_all(&q).unwrap();
     page.save(q.join("page.png")).unwrap();
-    let o = run(&[
-        "query",
-        q.join("page.png").to_str().unwrap(),
-        "-i",
-        idx.to_str().unwrap(),
-        "-k",
-        "1",
-    ]);
+    let o = query1(&q.join("page.png"));
     assert!(o.status.success(), "{}", stderr(&o));
     let line = stdout(&o)
         .lines()
@@ -235,13 +225,6 @@ fn tables_say_when_a_region_of_the_query_matched() {
     assert!(o.status.code().is_some_and(|c| c <= 1), "{}", stderr(&o));
     assert!(stdout(&o).contains("pic.png  [region 3"), "{}", stdout(&o));
     // The whole image matched: no note.
-    let o = run(&[
-        "query",
-        db.join("pic.png").to_str().unwrap(),
-        "-i",
-        idx.to_str().unwrap(),
-        "-k",
-        "1",
-    ]);
+    let o = query1(&db.join("pic.png"));
     assert!(!stdout(&o).contains("[region"), "{}", stdout(&o));
 }
