@@ -1,0 +1,369 @@
+//! CPU reference of every layer: ungrouped convolutions as matrix products
+//! (`gemm`, on the `gemm` crate), grouped and depthwise ones as
+//! register-blocked loops (`grouped`), pooling and residual adds here; the
+//! loops are written so the compiler vectorises them and compiled twice
+//! (baseline and AVX2 + FMA, picked at run time); images of a batch spread
+//! over cores with rayon.
+
+use rayon::prelude::*;
+
+use super::model::{Act, Conv, Layer, Network};
+use super::Tensor;
+
+mod gemm;
+mod grouped;
+
+/// The pooled layer's feature map for every image of the batch.
+pub fn forward(net: &Network, x: &Tensor) -> Tensor {
+    let outs: Vec<(Vec<f32>, usize, usize, usize)> = (0..x.n)
+        .into_par_iter()
+        .map(|i| forward_one(net, x.image(i).to_vec(), x.c, x.h, x.w))
+        .collect();
+    let (_, c, h, w) = outs[0];
+    let mut t = Tensor::zeros(x.n, c, h, w);
+    for (i, (o, ..)) in outs.into_iter().enumerate() {
+        t.data[i * c * h * w..(i + 1) * c * h * w].copy_from_slice(&o);
+    }
+    t
+}
+
+/// Embeddings of a batch: GeM then L2, or GeM, the projection, then L2
+/// when the network has one (SSCD projects the raw pooled vector).
+pub fn embed(net: &Network, x: &Tensor) -> Vec<Vec<f32>> {
+    let f = forward(net, x);
+    match &net.projection {
+        None => super::gem_l2(&f, net.gem_p, net.gem_clamp),
+        Some(p) => super::gem(&f, net.gem_p, net.gem_clamp)
+            .iter()
+            .map(|v| project(p, v))
+            .collect(),
+    }
+}
+
+/// The projection of a pooled vector (a 1×1 conv of a C×1×1 map), L2-normalised.
+pub fn project(p: &Conv, pooled: &[f32]) -> Vec<f32> {
+    let (mut y, ..) = conv(p, pooled, 1, 1);
+    super::l2_normalize(&mut y);
+    y
+}
+
+/// ImageNet logits (global average pool + classifier) of a feature map batch.
+pub fn logits(net: &Network, features: &Tensor) -> Option<Vec<Vec<f32>>> {
+    let fc = net.classifier.as_ref()?;
+    let hw = (features.h * features.w) as f32;
+    Some(
+        (0..features.n)
+            .map(|i| {
+                let img = features.image(i);
+                let pooled: Vec<f32> = img
+                    .chunks(features.h * features.w)
+                    .map(|c| c.iter().sum::<f32>() / hw)
+                    .collect();
+                (0..fc.cout)
+                    .map(|o| {
+                        fc.bias[o]
+                            + fc.weight[o * fc.cin..(o + 1) * fc.cin]
+                                .iter()
+                                .zip(&pooled)
+                                .map(|(w, x)| w * x)
+                                .sum::<f32>()
+                    })
+                    .collect()
+            })
+            .collect(),
+    )
+}
+
+fn forward_one(
+    net: &Network,
+    input: Vec<f32>,
+    c: usize,
+    h: usize,
+    w: usize,
+) -> (Vec<f32>, usize, usize, usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports the features this copy was compiled for.
+            return unsafe { forward_avx2(net, input, c, h, w) };
+        }
+    }
+    forward_generic(net, input, c, h, w)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn forward_avx2(
+    net: &Network,
+    input: Vec<f32>,
+    c: usize,
+    h: usize,
+    w: usize,
+) -> (Vec<f32>, usize, usize, usize) {
+    forward_generic(net, input, c, h, w)
+}
+
+#[inline(always)]
+fn forward_generic(
+    net: &Network,
+    input: Vec<f32>,
+    c: usize,
+    h: usize,
+    w: usize,
+) -> (Vec<f32>, usize, usize, usize) {
+    // Outputs a later layer reads again (residual sources, shortcut inputs)
+    // are kept; others dropped.
+    let kept: std::collections::HashSet<usize> =
+        net.layers.iter().filter_map(Layer::reads).collect();
+    let mut saved: std::collections::HashMap<usize, (Vec<f32>, usize, usize, usize)> =
+        Default::default();
+    let (mut x, mut c, mut h, mut w) = (input, c, h, w);
+    for (i, l) in net.layers.iter().enumerate() {
+        match l {
+            Layer::Conv(cv) => {
+                let (y, oh, ow) = match cv.from {
+                    Some(f) => {
+                        let (src, _, sh, sw) = &saved[&f];
+                        conv(cv, src, *sh, *sw)
+                    }
+                    None => conv(cv, &x, h, w),
+                };
+                (x, c, h, w) = (y, cv.cout, oh, ow);
+            }
+            Layer::Add { from, act } => {
+                let r = &saved[from].0;
+                x.iter_mut().zip(r).for_each(|(a, b)| *a += b);
+                apply_act(*act, &mut x, c * h * w, 0..c * h * w);
+            }
+            &Layer::MaxPool { k, stride, pad } => {
+                let (y, oh, ow) = max_pool(&x, c, h, w, k, stride, pad);
+                (x, h, w) = (y, oh, ow);
+            }
+        }
+        if kept.contains(&i) {
+            saved.insert(i, (x.clone(), c, h, w));
+        }
+    }
+    (x, c, h, w)
+}
+
+/// k×k max pooling of a C×H×W map, −∞ outside it.
+pub fn max_pool(
+    x: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> (Vec<f32>, usize, usize) {
+    let (oh, ow) = (
+        super::model::pool_out(h, k, stride, pad),
+        super::model::pool_out(w, k, stride, pad),
+    );
+    // Separable: the max over each row's k columns first (h × ow), then
+    // the max of k of those rows, a contiguous (vectorised) row loop.
+    let mut out = vec![f32::NEG_INFINITY; c * oh * ow];
+    let mut rows = vec![f32::NEG_INFINITY; h * ow];
+    for ch in 0..c {
+        let plane = &x[ch * h * w..(ch + 1) * h * w];
+        rows.fill(f32::NEG_INFINITY);
+        for (src, hrow) in plane.chunks(w).zip(rows.chunks_mut(ow)) {
+            for kx in 0..k {
+                let off = kx as isize - pad as isize;
+                let cols = inside_columns(w, ow, off, stride);
+                if cols.is_empty() {
+                    continue;
+                }
+                let first = (cols.start as isize * stride as isize + off) as usize;
+                hrow[cols]
+                    .iter_mut()
+                    .zip(src[first..].iter().step_by(stride))
+                    .for_each(|(m, v)| *m = m.max(*v));
+            }
+        }
+        let o = &mut out[ch * oh * ow..(ch + 1) * oh * ow];
+        for (oy, orow) in o.chunks_mut(ow).enumerate() {
+            let y0 = (oy * stride) as isize - pad as isize;
+            for iy in y0.max(0)..(y0 + k as isize).min(h as isize) {
+                let hrow = &rows[iy as usize * ow..(iy as usize + 1) * ow];
+                orow.iter_mut().zip(hrow).for_each(|(m, v)| *m = m.max(*v));
+            }
+        }
+    }
+    (out, oh, ow)
+}
+
+/// One convolution of a C×H×W input (bias and activation fused):
+/// ungrouped ones as matrix products ([`gemm`]), grouped and depthwise
+/// ones as register-blocked loops ([`grouped`]).
+#[inline(always)]
+pub fn conv(cv: &Conv, x: &[f32], h: usize, w: usize) -> (Vec<f32>, usize, usize) {
+    let (pad, oh, ow) = cv.padding.resolve(h, w, cv.k, cv.stride);
+    let out = if cv.groups == 1 {
+        gemm::ungrouped(cv, x, h, w, pad, oh, ow)
+    } else {
+        grouped::grouped(cv, x, h, w, pad, oh, ow)
+    };
+    debug_assert_eq!(out.len(), cv.cout * oh * ow);
+    (out, oh, ow)
+}
+
+/// Applies `act` to the columns `cols` of every row (of length `row`) of `out`.
+#[inline(always)]
+fn apply_act(act: Act, out: &mut [f32], row: usize, cols: std::ops::Range<usize>) {
+    for r in out.chunks_mut(row) {
+        let r = &mut r[cols.clone()];
+        match act {
+            Act::None => return,
+            Act::Relu => r.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Act::Relu6 => r.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
+        }
+    }
+}
+
+/// The output columns `ox < ow` whose input column `ox·s + off` lies inside
+/// a row of width `w` (a window's tap `off` columns from its left edge);
+/// `lo..lo` when none does, with `lo ≤ ow`.
+fn inside_columns(w: usize, ow: usize, off: isize, s: usize) -> std::ops::Range<usize> {
+    let lo = if off < 0 {
+        off.unsigned_abs().div_ceil(s).min(ow)
+    } else {
+        0
+    };
+    let hi = if (w as isize) > off {
+        (((w as isize - off - 1) / s as isize) as usize + 1).min(ow)
+    } else {
+        0
+    };
+    lo..hi.max(lo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::Padding;
+    use super::*;
+
+    fn rnd(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// The textbook loop: every output, every tap, bounds checked.
+    fn naive(cv: &Conv, x: &[f32], h: usize, w: usize) -> (Vec<f32>, usize, usize) {
+        let (pad, oh, ow) = cv.padding.resolve(h, w, cv.k, cv.stride);
+        let (cpi, cpo) = (cv.cin / cv.groups, cv.cout / cv.groups);
+        let mut out = vec![0f32; cv.cout * oh * ow];
+        for co in 0..cv.cout {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = cv.bias[co] as f64;
+                    for cig in 0..cpi {
+                        let ci = co / cpo * cpi + cig;
+                        for ky in 0..cv.k {
+                            for kx in 0..cv.k {
+                                let iy = (oy * cv.stride + ky) as isize - pad[0] as isize;
+                                let ix = (ox * cv.stride + kx) as isize - pad[1] as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                    acc += cv.weight[((co * cpi + cig) * cv.k + ky) * cv.k + kx]
+                                        as f64
+                                        * x[(ci * h + iy as usize) * w + ix as usize] as f64;
+                                }
+                            }
+                        }
+                    }
+                    out[(co * oh + oy) * ow + ox] = cv.act.apply(acc as f32);
+                }
+            }
+        }
+        (out, oh, ow)
+    }
+
+    #[test]
+    fn every_conv_shape_matches_the_naive_loop() {
+        // (cin, cout, k, stride, groups, padding, h, w)
+        let cases = [
+            (3, 8, 3, 2, 1, Padding::TfSame, 17, 12),
+            (8, 8, 3, 1, 8, Padding::TfSame, 9, 9),
+            (6, 6, 5, 2, 6, Padding::TfSame, 10, 7),
+            (7, 5, 1, 1, 1, Padding::TfSame, 6, 5),
+            (4, 6, 3, 1, 2, Padding::Explicit([1, 1, 1, 1]), 8, 6),
+            (3, 4, 7, 2, 1, Padding::Explicit([3, 3, 3, 3]), 15, 16),
+            (9, 3, 1, 2, 1, Padding::Explicit([0, 0, 0, 0]), 7, 7),
+            // 64·9 × 64² floats: im2col in several bands.
+            (64, 4, 3, 1, 1, Padding::Explicit([1, 1, 1, 1]), 64, 64),
+            // Depthwise with a channel multiplier of 2, stride 2.
+            (4, 8, 3, 2, 4, Padding::Explicit([1, 1, 1, 1]), 9, 8),
+            (5, 5, 3, 3, 5, Padding::TfSame, 11, 10),
+            (3, 6, 5, 2, 1, Padding::Explicit([2, 1, 0, 3]), 13, 9),
+            // 1×1 over 2 500 columns with 96 outputs: several product
+            // bands (GEMM_BAND / 96 = 688 columns), the last one partial.
+            (5, 96, 1, 1, 1, Padding::Explicit([0, 0, 0, 0]), 50, 50),
+            // Depthwise, 5×5, on a 7 × 7 plane (the vector tail) and 8 × 8.
+            (3, 3, 5, 1, 3, Padding::TfSame, 7, 7),
+            (2, 2, 5, 2, 2, Padding::TfSame, 8, 8),
+        ];
+        for (i, &(cin, cout, k, stride, groups, padding, h, w)) in cases.iter().enumerate() {
+            let cv = Conv {
+                name: format!("c{i}"),
+                cin,
+                cout,
+                k,
+                stride,
+                groups,
+                padding,
+                act: [Act::Relu6, Act::None, Act::Relu][i % 3],
+                weight: rnd(cout * cin / groups * k * k, i as u32 + 1),
+                bias: rnd(cout, i as u32 + 100),
+                from: None,
+            };
+            let x = rnd(cin * h * w, i as u32 + 7);
+            let (a, ah, aw) = conv(&cv, &x, h, w);
+            let (b, bh, bw) = naive(&cv, &x, h, w);
+            assert_eq!((ah, aw), (bh, bw));
+            for (p, q) in a.iter().zip(&b) {
+                assert!((p - q).abs() < 1e-4, "case {i}: {p} vs {q}");
+            }
+        }
+    }
+
+    #[test]
+    fn max_pool_matches_the_naive_window_max() {
+        for (i, &(c, h, w, k, stride, pad)) in [
+            (3, 9, 8, 3, 2, 1),
+            (2, 7, 7, 3, 1, 1),
+            (4, 10, 13, 2, 2, 0),
+            (1, 5, 6, 3, 3, 1),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let x = rnd(c * h * w, i as u32 + 31);
+            let (y, oh, ow) = max_pool(&x, c, h, w, k, stride, pad);
+            for ch in 0..c {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut m = f32::NEG_INFINITY;
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let iy = (oy * stride + ky) as isize - pad as isize;
+                                let ix = (ox * stride + kx) as isize - pad as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                    m = m.max(x[(ch * h + iy as usize) * w + ix as usize]);
+                                }
+                            }
+                        }
+                        assert_eq!(y[(ch * oh + oy) * ow + ox], m, "case {i} at {ch},{oy},{ox}");
+                    }
+                }
+            }
+        }
+    }
+}
