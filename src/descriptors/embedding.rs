@@ -13,7 +13,7 @@
 //!
 //! GPU: the network's layers are shaders/cnn.wgsl, host code src/gpu/cnn.rs
 //! (entered through `GpuEngine::embed_images`); the CPU engine
-//! (src/cnn/cpu.rs) is their reference.
+//! (src/cnn/cpu/) is their reference.
 
 use std::sync::OnceLock;
 
