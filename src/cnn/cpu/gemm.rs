@@ -30,7 +30,10 @@ pub(super) fn ungrouped(
         // Column bands whose outputs fit in L2, so bias and activation are
         // applied while the band is still in cache, not in a pass over
         // memory (a 96 × 112² expansion is 4.8 MB).
-        let band = (GEMM_BAND / cv.cout).next_multiple_of(16).min(hw);
+        // (At least 1: a model file may declare 0 channels or a 0-pixel map.)
+        let band = (GEMM_BAND / cv.cout.max(1))
+            .next_multiple_of(16)
+            .clamp(1, hw.max(1));
         for c0 in (0..hw).step_by(band) {
             let n = band.min(hw - c0);
             sgemm(

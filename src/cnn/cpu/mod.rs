@@ -309,6 +309,8 @@ mod tests {
             // Depthwise, 5×5, on a 7 × 7 plane (the vector tail) and 8 × 8.
             (3, 3, 5, 1, 3, Padding::TfSame, 7, 7),
             (2, 2, 5, 2, 2, Padding::TfSame, 8, 8),
+            // No output channels (a model file may declare it): empty, no panic.
+            (3, 0, 1, 1, 1, Padding::Explicit([0, 0, 0, 0]), 4, 4),
         ];
         for (i, &(cin, cout, k, stride, groups, padding, h, w)) in cases.iter().enumerate() {
             let cv = Conv {
