@@ -4,6 +4,8 @@
 //! product over im2col bands. Products write their output band (never read
 //! it), and bias and activation follow while the band is still in cache.
 
+use std::ops::Range;
+
 use super::inside_columns;
 use crate::cnn::model::{Act, Conv};
 
@@ -26,28 +28,7 @@ pub(super) fn ungrouped(
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let dst = &mut out.spare_capacity_mut()[..len];
     if cv.k == 1 && cv.stride == 1 && pad == [0; 4] {
-        let hw = h * w;
-        // Column bands whose outputs fit in L2, so bias and activation are
-        // applied while the band is still in cache, not in a pass over
-        // memory (a 96 × 112² expansion is 4.8 MB).
-        // (At least 1: a model file may declare 0 channels or a 0-pixel map.)
-        let band = (GEMM_BAND / cv.cout.max(1))
-            .next_multiple_of(16)
-            .clamp(1, hw.max(1));
-        for c0 in (0..hw).step_by(band) {
-            let n = band.min(hw - c0);
-            sgemm(
-                cv.cout,
-                cv.cin,
-                n,
-                &cv.weight,
-                &x[c0..],
-                hw,
-                &mut dst[c0..],
-                hw,
-            );
-            bias_act_band(cv, dst, hw, c0..c0 + n);
-        }
+        pointwise_into(cv, 0..cv.cout, x, h * w, dst);
     } else {
         im2col_gemm(cv, x, h, w, pad, oh, ow, dst);
     }
@@ -55,6 +36,38 @@ pub(super) fn ungrouped(
     // cout rows, and each band's product wrote all of its elements.
     unsafe { out.set_len(len) };
     out
+}
+
+/// The output channels `rows` of a 1×1 stride-1 convolution of `x`
+/// (`cin × hw`): `rows.len() × hw`, bias and activation applied.
+#[inline(always)]
+pub(super) fn pointwise_rows(cv: &Conv, rows: Range<usize>, x: &[f32], hw: usize) -> Vec<f32> {
+    let len = rows.len() * hw;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    pointwise_into(cv, rows, x, hw, &mut out.spare_capacity_mut()[..len]);
+    // SAFETY: `pointwise_into` wrote every element of its `len` outputs.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// Writes the output channels `rows` of a 1×1 convolution to `dst`
+/// (`rows.len() × hw`, every element), in column bands whose outputs fit
+/// in L2, so bias and activation are applied while the band is still in
+/// cache, not in a pass over memory (a 96 × 112² expansion is 4.8 MB).
+#[inline(always)]
+fn pointwise_into(cv: &Conv, rows: Range<usize>, x: &[f32], hw: usize, dst: &mut [Uninit]) {
+    let m = rows.len();
+    let weight = &cv.weight[rows.start * cv.cin..rows.end * cv.cin];
+    let bias = &cv.bias[rows];
+    // (At least 1: a model file may declare 0 channels or a 0-pixel map.)
+    let band = (GEMM_BAND / m.max(1))
+        .next_multiple_of(16)
+        .clamp(1, hw.max(1));
+    for c0 in (0..hw).step_by(band) {
+        let n = band.min(hw - c0);
+        sgemm(m, cv.cin, n, weight, &x[c0..], hw, &mut dst[c0..], hw);
+        bias_act_band(bias, cv.act, dst, hw, c0..c0 + n);
+    }
 }
 
 /// Output floats of one 1×1 product band (256 KiB, a quarter of an L2).
@@ -67,13 +80,13 @@ type Uninit = std::mem::MaybeUninit<f32>;
 /// length `row`) in `out`, which the product has just written, then
 /// applies the activation.
 #[inline(always)]
-fn bias_act_band(cv: &Conv, out: &mut [Uninit], row: usize, cols: std::ops::Range<usize>) {
-    for (r, &b) in out.chunks_mut(row).zip(&cv.bias) {
+fn bias_act_band(bias: &[f32], act: Act, out: &mut [Uninit], row: usize, cols: Range<usize>) {
+    for (r, &b) in out.chunks_mut(row).zip(bias) {
         let band = &mut r[cols.clone()];
         // SAFETY: the product just wrote every element of this band, and
         // MaybeUninit<f32> has f32's layout.
         let band = unsafe { &mut *(band as *mut [Uninit] as *mut [f32]) }.iter_mut();
-        match cv.act {
+        match act {
             Act::None => band.for_each(|v| *v += b),
             Act::Relu => band.for_each(|v| *v = (*v + b).max(0.0)),
             Act::Relu6 => band.for_each(|v| *v = (*v + b).clamp(0.0, 6.0)),
@@ -202,6 +215,6 @@ fn im2col_gemm(
             &mut out[oy0 * ow..],
             oh * ow,
         );
-        bias_act_band(cv, out, oh * ow, oy0 * ow..oy0 * ow + n);
+        bias_act_band(&cv.bias, cv.act, out, oh * ow, oy0 * ow..oy0 * ow + n);
     }
 }

@@ -20,7 +20,7 @@ pub(super) fn grouped(
     let mut out = Vec::with_capacity(cv.cout * oh * ow);
     if cv.cin == cv.groups {
         // Bias and activation applied as it stores its outputs.
-        depthwise(cv, x, h, w, pad, oh, ow, &mut out);
+        depthwise(cv, 0..cv.cin, x, h, w, pad, oh, ow, &mut out);
     } else {
         for &b in &cv.bias {
             out.resize(out.len() + oh * ow, b);
@@ -37,11 +37,14 @@ pub(super) fn grouped(
 /// so that every tap reads one contiguous run of the output laid out at the
 /// phase planes' row width (columns past `ow` are scratch), summed in
 /// register blocks ([`depthwise_taps`]); each output row is then appended
-/// to `out` with bias and activation applied.
+/// to `out` with bias and activation applied. Only the input channels
+/// `chans` are convolved, their planes the whole of `x` (so an expansion can
+/// feed it a block of channels at a time).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn depthwise(
+pub(super) fn depthwise(
     cv: &Conv,
+    chans: std::ops::Range<usize>,
     x: &[f32],
     h: usize,
     w: usize,
@@ -76,8 +79,8 @@ fn depthwise(
         .clone()
         .map(|py| (py % s) * s * plane + (py / s) * wq)
         .collect();
-    for ci in 0..cv.cin {
-        let src = &x[ci * h * w..(ci + 1) * h * w];
+    for ci in chans.clone() {
+        let src = &x[(ci - chans.start) * h * w..(ci - chans.start + 1) * h * w];
         // Positions outside the image stay 0 from the first fill.
         for (py, &base) in rows.clone().zip(&row_bases) {
             let row = &src[(py - pad[0]) * w..(py - pad[0] + 1) * w];

@@ -118,7 +118,18 @@ fn forward_generic(
     let mut saved: std::collections::HashMap<usize, (Vec<f32>, usize, usize, usize)> =
         Default::default();
     let (mut x, mut c, mut h, mut w) = (input, c, h, w);
-    for (i, l) in net.layers.iter().enumerate() {
+    let mut layers = net.layers.iter().enumerate().peekable();
+    while let Some((i, l)) = layers.next() {
+        // An expansion whose only reader is the depthwise layer after it
+        // runs fused with it, a block of channels at a time.
+        if let (Layer::Conv(e), Some(&(j, Layer::Conv(d)))) = (l, layers.peek()) {
+            if !kept.contains(&i) && !kept.contains(&j) && fusable(e, d, h, w) {
+                let (y, oh, ow) = expand_depthwise(e, d, &x, h, w);
+                (x, c, h, w) = (y, d.cout, oh, ow);
+                layers.next();
+                continue;
+            }
+        }
         match l {
             Layer::Conv(cv) => {
                 let (y, oh, ow) = match cv.from {
@@ -145,6 +156,44 @@ fn forward_generic(
         }
     }
     (x, c, h, w)
+}
+
+/// Floats of one block of expanded channels (512 KiB, half an L2).
+const FUSE_BLOCK: usize = 1 << 17;
+
+/// Whether `e` then `d` run fused ([`expand_depthwise`]): `e` a 1×1
+/// stride-1 unpadded convolution of the running `h × w` map whose output
+/// would not fit in L2, `d` a depthwise convolution of it.
+fn fusable(e: &Conv, d: &Conv, h: usize, w: usize) -> bool {
+    e.groups == 1
+        && e.k == 1
+        && e.stride == 1
+        && e.from.is_none()
+        && e.padding.resolve(h, w, 1, 1).0 == [0; 4]
+        && d.from.is_none()
+        && d.groups > 1
+        && d.groups == d.cin
+        && d.cin == e.cout
+        && e.cout * h * w > 2 * FUSE_BLOCK
+}
+
+/// A 1×1 expansion and the depthwise convolution after it, a block of
+/// channels at a time, so the expanded map (4.8 MB a 112² image in Lite0)
+/// is never written to memory and read back: each block's expansion stays
+/// in L2 for the depthwise taps. The same sums as the two layers apart.
+#[inline(always)]
+fn expand_depthwise(e: &Conv, d: &Conv, x: &[f32], h: usize, w: usize) -> (Vec<f32>, usize, usize) {
+    let hw = h * w;
+    let (pad, oh, ow) = d.padding.resolve(h, w, d.k, d.stride);
+    let block = (FUSE_BLOCK / hw.max(1)).next_multiple_of(8);
+    let mut out = Vec::with_capacity(d.cout * oh * ow);
+    for c0 in (0..e.cout).step_by(block) {
+        let chans = c0..(c0 + block).min(e.cout);
+        let expanded = gemm::pointwise_rows(e, chans.clone(), x, hw);
+        grouped::depthwise(d, chans, &expanded, h, w, pad, oh, ow, &mut out);
+    }
+    debug_assert_eq!(out.len(), d.cout * oh * ow);
+    (out, oh, ow)
 }
 
 /// k×k max pooling of a C×H×W map, −∞ outside it.
@@ -334,6 +383,48 @@ mod tests {
                 assert!((p - q).abs() < 1e-4, "case {i}: {p} vs {q}");
             }
         }
+    }
+
+    #[test]
+    fn an_expansion_fused_with_its_depthwise_matches_the_two_layers() {
+        let (cin, mid, h, w) = (5, 24, 120, 110);
+        let mk = |name: &str, cin, cout, k, stride, groups, act, seed| Conv {
+            name: name.into(),
+            cin,
+            cout,
+            k,
+            stride,
+            groups,
+            padding: Padding::TfSame,
+            act,
+            weight: rnd(cout * cin / groups * k * k, seed),
+            bias: rnd(cout, seed + 50),
+            from: None,
+        };
+        let e = mk("e", cin, mid, 1, 1, 1, Act::Relu6, 1);
+        let x = rnd(cin * h * w, 9);
+        // Stride 2, then stride 1 with a channel multiplier of 2.
+        for d in [
+            mk("d", mid, mid, 3, 2, mid, Act::Relu6, 2),
+            mk("d2", mid, 2 * mid, 5, 1, mid, Act::None, 3),
+        ] {
+            assert!(fusable(&e, &d, h, w), "{}: large enough to fuse", d.name);
+            let (fused, fh, fw) = expand_depthwise(&e, &d, &x, h, w);
+            let (mid_map, ..) = conv(&e, &x, h, w);
+            let (apart, ah, aw) = conv(&d, &mid_map, h, w);
+            assert_eq!((fh, fw), (ah, aw));
+            assert_eq!(fused.len(), apart.len());
+            for (p, q) in fused.iter().zip(&apart) {
+                assert!((p - q).abs() < 1e-5, "{}: {p} vs {q}", d.name);
+            }
+        }
+        // A small map (in L2 anyway) runs the layers apart.
+        assert!(!fusable(
+            &e,
+            &mk("d", mid, mid, 3, 1, mid, Act::None, 4),
+            8,
+            8
+        ));
     }
 
     #[test]
