@@ -1,6 +1,7 @@
 //! CPU reference of every layer: ungrouped convolutions as matrix products
 //! (`gemm`, on the `gemm` crate), grouped and depthwise ones as
-//! register-blocked loops (`grouped`), pooling and residual adds here; the
+//! register-blocked loops (`grouped`), pooling and residual adds here (and
+//! a large expansion fused with its depthwise layer, `expand_depthwise`); the
 //! loops are written so the compiler vectorises them and compiled twice
 //! (baseline and AVX2 + FMA, picked at run time); images of a batch spread
 //! over cores with rayon.
@@ -161,7 +162,7 @@ fn forward_generic(
 /// Floats of one block of expanded channels (512 KiB, half an L2).
 const FUSE_BLOCK: usize = 1 << 17;
 
-/// Whether `e` then `d` run fused ([`expand_depthwise`]): `e` a 1×1
+/// Whether `e` then `d` run fused (`expand_depthwise`): `e` a 1×1
 /// stride-1 unpadded convolution of the running `h × w` map whose output
 /// would not fit in L2, `d` a depthwise convolution of it.
 fn fusable(e: &Conv, d: &Conv, h: usize, w: usize) -> bool {
@@ -244,8 +245,8 @@ pub fn max_pool(
 }
 
 /// One convolution of a C×H×W input (bias and activation fused):
-/// ungrouped ones as matrix products ([`gemm`]), grouped and depthwise
-/// ones as register-blocked loops ([`grouped`]).
+/// ungrouped ones as matrix products (`gemm`), grouped and depthwise
+/// ones as register-blocked loops (`grouped`).
 #[inline(always)]
 pub fn conv(cv: &Conv, x: &[f32], h: usize, w: usize) -> (Vec<f32>, usize, usize) {
     let (pad, oh, ow) = cv.padding.resolve(h, w, cv.k, cv.stride);
