@@ -13,7 +13,7 @@
 //!   header's structure instead of breaking its length prefix.
 //! * [`IndexTemplate::run`]: one file of a real index replaced by the bytes,
 //!   then open, validate and search it (PDQ tables, scan, HNSW graph, verification).
-//! * [`tar`]: bytes → a tar shard streamed as `index` and `check` read it,
+//! * [`tar()`]: bytes → a tar shard streamed as `index` and `check` read it,
 //!   then each image member re-read by its recorded name as reports do.
 
 use std::fs;

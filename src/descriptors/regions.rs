@@ -4,7 +4,7 @@
 //! surrounds it. Hashes and embeddings of the whole query see mostly the
 //! surroundings; described on its own, the rectangle is the copy again.
 //!
-//! The search is on a small copy of the image (longest side [`SIDE`]):
+//! The search is on a small copy of the image (longest side `SIDE`):
 //! boundaries between rows (columns) where many neighbouring pixels differ
 //! sharply are candidate sides; every rectangle of candidate sides is scored
 //! by how much of each side is such a step, and the best few that do not

@@ -124,7 +124,7 @@ pub fn write(path: &Path, name: &str, width: u32, payload: &[u8]) -> Result<(), 
 /// Writes a column file in pieces, for payloads too large to gather in
 /// memory (a merge streams rows from the mapped source segments): the header
 /// is written last, with the checksum of everything appended, then the file
-/// is fsynced. Same bytes as [`write`] for the same payload.
+/// is fsynced. Same bytes as [`write()`] for the same payload.
 pub struct ColumnWriter {
     file: std::io::BufWriter<File>,
     hasher: xxhash_rust::xxh3::Xxh3,

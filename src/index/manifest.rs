@@ -47,7 +47,7 @@ pub struct Manifest {
     pub segments: Vec<SegmentInfo>,
     /// Which build wrote the last commit (informational).
     pub writer: String,
-    /// How images were decoded ("exact" or "fast:<min side>"); queries are
+    /// How images were decoded (`"exact"` or `"fast:<min side>"`); queries are
     /// decoded the same way so their hashes are comparable. Null before the
     /// first image is indexed; absent in manifests of older builds.
     pub decode: Option<String>,
@@ -353,7 +353,7 @@ impl<'de> Deserialize<'de> for SegmentInfo {
     }
 }
 
-/// "lookalike <version>", recorded as the manifest's `writer`.
+/// `"lookalike <version>"`, recorded as the manifest's `writer`.
 pub fn writer_id() -> String {
     format!("lookalike {}", env!("CARGO_PKG_VERSION"))
 }

@@ -120,7 +120,7 @@ impl Refetch {
     }
 
     /// Distinct training files that could not be read back, and the first
-    /// [`FAILURES_NAMED`] of them with the reason, by path.
+    /// `FAILURES_NAMED` of them with the reason, by path.
     pub fn failures(&self) -> (usize, Vec<(String, String)>) {
         match self.failures.lock() {
             Ok(f) => (f.count, f.named.clone().into_iter().collect()),

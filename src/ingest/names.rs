@@ -9,7 +9,7 @@
 //! way, so every name text maps back to exactly its bytes ([`text_bytes`]).
 //!
 //! The outputs then write the escaped bytes in the form their readers expect:
-//! - JSON ([`super::json`]): `\udcXX`, a lone surrogate, as Python's
+//! - JSON (`report::json`): `\udcXX`, a lone surrogate, as Python's
 //!   "surrogateescape" does: `os.fsencode(json.load(f)["query"])` gives
 //!   back the exact bytes;
 //! - CSV: the raw bytes of the name;

@@ -3,15 +3,15 @@
 //! (`crate::engine`). Each reads its inputs in bounded batches, so memory
 //! stays flat whatever the corpus size.
 //!
-//! * [`build`]: walk a folder, describe new or changed images, append them
+//! * [`mod@build`]: walk a folder, describe new or changed images, append them
 //!   to an index in crash-safe commits.
-//! * [`check`]: describe query images and search an index; the report that
+//! * [`mod@check`]: describe query images and search an index; the report that
 //!   `check --json` prints.
 //! * [`check_parts`]: the same check fanned out over several index parts,
 //!   in process (the stages are `crate::search::fanout`).
-//! * [`compact`]: merge every segment of an index into one.
+//! * [`mod@compact`]: merge every segment of an index into one.
 //! * [`eval`]: score a check against ground truth.
-//! * [`merge_indexes`]: combine indexes built in parts into one.
+//! * [`mod@merge_indexes`]: combine indexes built in parts into one.
 
 pub mod build;
 pub mod check;

@@ -196,7 +196,7 @@ pub fn plan(
 }
 
 /// One query's embedding prepared for each segment of an index
-/// ([`Segment::scorer`]) on first use, so that a compact segment projects
+/// (`Segment::scorer`) on first use, so that a compact segment projects
 /// the query once for all its candidates, not once for each.
 pub struct Scorers<'a> {
     index: &'a Index,

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use crate::descriptors::Hash256;
 
-/// The 16×64 DCT-II matrix, row-major: D[i][j] = sqrt(2/64) · cos(π/(2·64) ·
+/// The 16×64 DCT-II matrix, row-major: `D[i][j]` = sqrt(2/64) · cos(π/(2·64) ·
 /// (i+1) · (2j+1)). Rows start at frequency 1 because PDQ drops the DC term.
 /// As in the reference, the scale is rounded to f32 first, the product is
 /// taken in f64, and the result rounded to f32.
@@ -28,8 +28,8 @@ pub fn dct_matrix_16x64() -> &'static [f32; 1024] {
 
 /// B = D · A · Dᵀ (16×16, row-major; row = vertical frequency, column =
 /// horizontal frequency), f32. Order as the reference: first T = D·A with
-/// T[i][j] = Σ_k D[i][k]·A[k][j] summed k = 0..63 from 0.0, then
-/// B[i][j] = Σ_k T[i][k]·D[j][k], k = 0..63 from 0.0.
+/// `T[i][j] = Σ_k D[i][k]·A[k][j]` summed k = 0..63 from 0.0, then
+/// `B[i][j] = Σ_k T[i][k]·D[j][k]`, k = 0..63 from 0.0.
 pub fn dct16_from_64(buf: &[f32; 4096]) -> [f32; 256] {
     let d = dct_matrix_16x64();
     let mut t = [0.0f32; 1024];

@@ -62,9 +62,9 @@ fn box_1d(n: usize, w: usize, mut get: impl FnMut(usize) -> f32, mut put: impl F
 /// reference's dihedral path does); [`super::pdq_from_luma`] adds the reference's
 /// 64×64 pass-through. Needs `width, height >= 1`.
 ///
-/// Bit-identical to running [`box_1d`] over every row and column as the
+/// Bit-identical to running `box_1d` over every row and column as the
 /// reference does, but faster in two ways that change no arithmetic:
-/// - the row passes run 8 rows at once in vector lanes ([`box_lanes`]), so
+/// - the row passes run 8 rows at once in vector lanes (`box_lanes`), so
 ///   the running sums no longer wait on each other's latency;
 /// - the second pass computes only what decimation keeps: its row filter
 ///   divides and stores only at the 64 sampled columns (the running sum

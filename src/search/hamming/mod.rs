@@ -3,8 +3,8 @@
 //! Each database hash is compared with all 8 dihedral variants of the query
 //! (so a rotated or mirrored copy is found) and the best distance kept. The
 //! scan is exact: no candidate is missed, unlike approximate indexes. The
-//! inner loop exists as plain Rust ([`scalar`]), an AVX2 copy ([`avx2`]) and
-//! an AVX-512 VPOPCNTDQ copy ([`avx512`]), all giving the same keys; the
+//! inner loop exists as plain Rust (`scalar`), an AVX2 copy (`avx2`) and
+//! an AVX-512 VPOPCNTDQ copy (`avx512`), all giving the same keys; the
 //! fastest the CPU has runs unless [`SearchParams::kernel`] names another
 //! (see [`Kernel`]).
 //!
