@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use super::inside_columns;
+use super::{add_bias_act, inside_columns};
 use crate::cnn::model::{Act, Conv};
 
 /// An ungrouped convolution's output (`cout × oh·ow`).
@@ -85,12 +85,11 @@ fn bias_act_band(bias: &[f32], act: Act, out: &mut [Uninit], row: usize, cols: R
         let band = &mut r[cols.clone()];
         // SAFETY: the product just wrote every element of this band, and
         // MaybeUninit<f32> has f32's layout.
-        let band = unsafe { &mut *(band as *mut [Uninit] as *mut [f32]) }.iter_mut();
-        match act {
-            Act::None => band.for_each(|v| *v += b),
-            Act::Relu => band.for_each(|v| *v = (*v + b).max(0.0)),
-            Act::Relu6 => band.for_each(|v| *v = (*v + b).clamp(0.0, 6.0)),
-        }
+        add_bias_act(
+            unsafe { &mut *(band as *mut [Uninit] as *mut [f32]) },
+            b,
+            act,
+        );
     }
 }
 

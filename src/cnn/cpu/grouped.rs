@@ -2,8 +2,8 @@
 //! register-blocked loops over padded copies of the input planes instead of
 //! matrix products.
 
-use super::{apply_act, inside_columns};
-use crate::cnn::model::{Act, Conv};
+use super::{add_bias_act, apply_act, inside_columns};
+use crate::cnn::model::Conv;
 
 /// A grouped convolution's output (`cout × oh·ow`).
 #[allow(clippy::too_many_arguments)]
@@ -128,27 +128,14 @@ pub(super) fn depthwise(
             taps.clear();
             taps.extend(weights.iter().copied().zip(starts.iter().copied()));
             depthwise_taps(&taps, &phases, &mut acc);
-            // Output channels come in order: append their rows.
-            // Resized per channel (an L1-resident fill) so that the stores
-            // below are plain slice loops, which vectorise; `extend` does not.
+            // Output channels come in order: append their rows, then bias
+            // and activation over the channel while it is in L1.
             let base = out.len();
-            out.resize(base + oh * ow, 0.0);
-            for (arow, orow) in acc.chunks(wq).zip(out[base..].chunks_exact_mut(ow)) {
-                bias_act(orow, &arow[..ow], cv.bias[co], cv.act);
+            for arow in acc.chunks(wq).take(oh) {
+                out.extend_from_slice(&arow[..ow]);
             }
+            add_bias_act(&mut out[base..], cv.bias[co], cv.act);
         }
-    }
-}
-
-/// `dst[j] = act(src[j] + bias)`. The activation is matched once, outside
-/// the loop, so each arm is a plain vector loop.
-#[inline(always)]
-fn bias_act(dst: &mut [f32], src: &[f32], bias: f32, act: Act) {
-    let pairs = dst.iter_mut().zip(src);
-    match act {
-        Act::None => pairs.for_each(|(d, a)| *d = a + bias),
-        Act::Relu => pairs.for_each(|(d, a)| *d = (a + bias).max(0.0)),
-        Act::Relu6 => pairs.for_each(|(d, a)| *d = (a + bias).clamp(0.0, 6.0)),
     }
 }
 

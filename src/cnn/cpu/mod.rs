@@ -262,13 +262,24 @@ pub fn conv(cv: &Conv, x: &[f32], h: usize, w: usize) -> (Vec<f32>, usize, usize
 /// Applies `act` to the columns `cols` of every row (of length `row`) of `out`.
 #[inline(always)]
 fn apply_act(act: Act, out: &mut [f32], row: usize, cols: std::ops::Range<usize>) {
+    if act == Act::None {
+        return;
+    }
     for r in out.chunks_mut(row) {
-        let r = &mut r[cols.clone()];
-        match act {
-            Act::None => return,
-            Act::Relu => r.iter_mut().for_each(|v| *v = v.max(0.0)),
-            Act::Relu6 => r.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
-        }
+        add_bias_act(&mut r[cols.clone()], 0.0, act);
+    }
+}
+
+/// `v = act(v + bias)` over a slice: the one epilogue of every layer kind.
+/// The activation is matched once, outside the loop, so each arm is a plain
+/// vector loop (a per-element match kept the stores scalar).
+#[inline(always)]
+fn add_bias_act(v: &mut [f32], bias: f32, act: Act) {
+    let v = v.iter_mut();
+    match act {
+        Act::None => v.for_each(|v| *v += bias),
+        Act::Relu => v.for_each(|v| *v = (*v + bias).max(0.0)),
+        Act::Relu6 => v.for_each(|v| *v = (*v + bias).clamp(0.0, 6.0)),
     }
 }
 
