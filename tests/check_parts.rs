@@ -76,7 +76,22 @@ fn corpus(root: &Path) -> Vec<PathBuf> {
     let twin = synthetic(901, 200, 200);
     jpeg(&twin, &dirs[1].join("twin.jpg"), 85);
     jpeg(&twin, &dirs[2].join("twin.jpg"), 85);
+    // A derivative of train_03 (part 0) in part 2: its left half painted
+    // over. A copy of the right half is explained by both, in two parts.
+    let mut derived = train(3);
+    let half = derived.width() / 2;
+    for (x, _, p) in derived.enumerate_pixels_mut() {
+        if x < half {
+            *p = image::Rgb([30, 90, 160]);
+        }
+    }
+    jpeg(&derived, &dirs[2].join("derived_03.jpg"), 90);
     dirs
+}
+
+fn train(k: usize) -> RgbImage {
+    let p = Path::new(SAMPLE).join(format!("training/train_{k:02}.jpg"));
+    image::open(p).unwrap().into_rgb8()
 }
 
 /// Queries: exact copies, edits (re-encoded, resized, mirrored, cropped,
@@ -106,6 +121,15 @@ fn queries(root: &Path, dirs: &[PathBuf], decode_label: &str) -> Vec<(String, u1
     files.push(jpeg(&mirrored, &q.join("mirror_002.jpg"), 90));
     let crop = image::imageops::crop_imm(&synthetic(202, 256, 192), 20, 16, 216, 160).to_image();
     files.push(jpeg(&crop, &q.join("crop_201.jpg"), 90));
+    let t03 = train(3);
+    let right = image::imageops::crop_imm(&t03, t03.width() / 2, 0, t03.width() / 2, t03.height());
+    let right = image::imageops::resize(
+        &right.to_image(),
+        t03.width(),
+        t03.height() * 2,
+        image::imageops::FilterType::Triangle,
+    );
+    files.push(jpeg(&right, &q.join("right_half_03.jpg"), 90));
     let mut bright = synthetic(101, 256, 192);
     bright.pixels_mut().for_each(|p| {
         p.0 = p.0.map(|c| c.saturating_add(30));
@@ -282,6 +306,26 @@ fn hash_only_parts_equal_the_merged_index() {
         best["region"].is_object(),
         "found through its region: {pasted}"
     );
+    // Both train_03 and its derivative (other parts) claim the half's
+    // keypoints: counted in share, in the parts as in the merged index.
+    let half = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["query"].as_str().unwrap().ends_with("right_half_03.jpg"))
+        .unwrap();
+    let claimed = |name: &str| {
+        half["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["candidate"].as_str().unwrap().ends_with(name))
+            .and_then(|m| m["inliers"].as_u64())
+            .unwrap_or(0)
+    };
+    let from = lookalike::search::fusion::SHARES_FROM as u64;
+    assert!(claimed("train_03.jpg") >= from, "{half}");
+    assert!(claimed("derived_03.jpg") >= from, "{half}");
 }
 
 #[test]

@@ -120,3 +120,123 @@ fn pasted_and_rotated_crops_are_found_by_keypoints_only() {
         .iter()
         .all(|m| m["inliers"].is_null()));
 }
+
+/// `train_12`'s right half beside another picture's left half: pictures
+/// painted on one template (a game's portraits on one background).
+fn on_template(left: &str) -> RgbImage {
+    let template = training("train_12.jpg");
+    let mut out = imageops::resize(
+        &training(left),
+        template.width(),
+        template.height(),
+        imageops::FilterType::Triangle,
+    );
+    let half = template.width() / 2;
+    let right = imageops::crop_imm(
+        &template,
+        half,
+        0,
+        template.width() - half,
+        template.height(),
+    );
+    imageops::replace(&mut out, &right.to_image(), half as i64, 0);
+    out
+}
+
+/// Checks `query` against an index of `training` (name, image) and returns
+/// the inliers of each candidate by file name.
+fn inliers_by_candidate(
+    training: &[(&str, &RgbImage)],
+    query: &RgbImage,
+) -> std::collections::HashMap<String, u64> {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("training");
+    std::fs::create_dir_all(&data).unwrap();
+    for (name, img) in training {
+        save_jpeg(img, &data.join(name), 92);
+    }
+    let idx = t.path().join("index");
+    let o = run(&[
+        "index",
+        data.to_str().unwrap(),
+        "--index",
+        idx.to_str().unwrap(),
+        "--hash-only",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let q = t.path().join("query.png");
+    query.save(&q).unwrap();
+    let o = run(&[
+        "check",
+        q.to_str().unwrap(),
+        "--index",
+        idx.to_str().unwrap(),
+        "--json",
+        "-q",
+        "--no-regions",
+    ]);
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    r["results"][0]["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let name = m["candidate"].as_str().unwrap().rsplit('/').next().unwrap();
+            (name.to_string(), m["inliers"].as_u64().unwrap_or(0))
+        })
+        .collect()
+}
+
+#[test]
+fn keypoints_many_training_pictures_share_count_in_share() {
+    // A new picture on the template: it copies the background, which one
+    // sibling in the index explains in full...
+    let query = on_template("train_02.jpg");
+    let (a, b, c) = (
+        on_template("train_05.jpg"),
+        on_template("train_07.jpg"),
+        on_template("train_09.jpg"),
+    );
+    let alone = inliers_by_candidate(&[("a.jpg", &a)], &query)["a.jpg"];
+    assert!(alone >= 20, "the shared half matches: {alone}");
+    // ...but three siblings share it: each gets a part (each explains
+    // somewhat other keypoints of it, so not exactly a third), and together
+    // about what one got alone, not three times as much.
+    let three = inliers_by_candidate(&[("a.jpg", &a), ("b.jpg", &b), ("c.jpg", &c)], &query);
+    for name in ["a.jpg", "b.jpg", "c.jpg"] {
+        assert!(
+            three[name] * 3 < alone * 2,
+            "{name}: {three:?}, alone {alone}"
+        );
+    }
+    let sum: u64 = three.values().sum();
+    assert!(sum * 2 < alone * 3, "{three:?}, alone {alone}");
+    // A training picture stored twice (here also resized) is one picture:
+    // both copies keep their evidence.
+    let again = imageops::resize(
+        &a,
+        a.width() * 19 / 20,
+        a.height() * 19 / 20,
+        imageops::FilterType::Triangle,
+    );
+    let twice = inliers_by_candidate(&[("a.jpg", &a), ("a_again.jpg", &again)], &query);
+    assert_eq!(twice["a.jpg"], alone, "{twice:?}");
+    assert!(
+        twice["a_again.jpg"] * 4 >= alone * 3,
+        "{twice:?}, alone {alone}"
+    );
+    // A copy of one sibling still matches it in full: its own half is
+    // explained by it alone.
+    let copy = imageops::resize(
+        &b,
+        b.width() * 9 / 10,
+        b.height() * 9 / 10,
+        imageops::FilterType::Triangle,
+    );
+    let of_b = inliers_by_candidate(&[("a.jpg", &a), ("b.jpg", &b), ("c.jpg", &c)], &copy);
+    assert!(
+        of_b["b.jpg"] > 2 * of_b["a.jpg"].max(of_b["c.jpg"]),
+        "{of_b:?}"
+    );
+}

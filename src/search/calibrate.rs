@@ -217,7 +217,8 @@ mod tests {
         let v = Verification {
             matches: 10,
             inliers: 3,
-            affine: [0.0; 6],
+            consensus: 3,
+            ..Default::default()
         };
         let cal = Calibration::default();
         let alone = cal.score(&m, Some(&v), None);

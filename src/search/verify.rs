@@ -9,7 +9,7 @@
 //! enough for perspective copies too: the inlier tolerance absorbs the mild
 //! projective part, and the model stays cheap to fit from 3 points.
 
-use crate::descriptors::keypoints::KeyPoint;
+use crate::descriptors::keypoints::{KeyPoint, QUERY_KEYPOINTS};
 
 /// Descriptor distance (of 256 bits) above which two keypoints never match.
 pub const MAX_DESC_DISTANCE: u32 = 64;
@@ -24,12 +24,21 @@ const TOLERANCE: f32 = 6.0;
 pub struct Verification {
     /// Tentative correspondences (passed the ratio test).
     pub matches: u32,
-    /// Distinct candidate keypoints consistent with the best affine map.
+    /// The evidence: [`Verification::consensus`], with the query keypoints
+    /// that other candidates' maps explain too counted in share (see
+    /// `fusion::share_inliers`); equal to it until then.
     pub inliers: u32,
+    /// Distinct candidate keypoints consistent with the best affine map.
+    pub consensus: u32,
     /// The map from query to candidate level-0 pixels: x' = a·x + b·y + c,
     /// y' = d·x + e·y + f.
     pub affine: [f32; 6],
+    /// Which query keypoints the map explains (bit i: keypoint i).
+    pub query_points: QueryPoints,
 }
+
+/// A set of query keypoints (at most [`QUERY_KEYPOINTS`]) as bits.
+pub type QueryPoints = [u64; QUERY_KEYPOINTS.div_ceil(64)];
 
 /// For each query keypoint, its best candidate keypoint if it passes the
 /// distance limit and the ratio test: (query index, candidate index).
@@ -264,8 +273,13 @@ fn verify_pairs(q: &[KeyPoint], c: &[KeyPoint], pairs: Vec<(u16, u16)>) -> Verif
     let mut cands: Vec<u16> = inl.iter().map(|&i| pairs[i].1).collect();
     cands.sort_unstable();
     cands.dedup();
-    v.inliers = cands.len() as u32;
+    v.consensus = cands.len() as u32;
+    v.inliers = v.consensus;
     v.affine = a;
+    for &i in &inl {
+        let k = pairs[i].0 as usize;
+        v.query_points[k / 64] |= 1 << (k % 64);
+    }
     v
 }
 

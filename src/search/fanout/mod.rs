@@ -484,6 +484,12 @@ pub struct Scored {
     pub phash: u64,
 }
 
+impl AsMut<Candidate> for Scored {
+    fn as_mut(&mut self) -> &mut Candidate {
+        &mut self.c
+    }
+}
+
 /// Per query, scored candidates in the fused order.
 fn write_scored(w: &mut Writer, queries: &[Vec<Scored>]) {
     w.len(queries.len());

@@ -307,8 +307,9 @@ pub fn stage2(index: &Index, req: &Request, plan: &Stage2Plan) -> Result<Stage2,
                 .iter()
                 .map(|c| fusion::score(index, &q.q, c, None, &p.calibration, &scorers))
                 .collect();
+            // Ranked again with every part's claims (see `combine2`).
             fusion::sort_fused(&mut out);
-            out.truncate(req.top_k);
+            fusion::truncate_keeping_claims(&mut out, req.top_k);
             out.into_iter()
                 .map(|c| {
                     let (pdq, (_, phash, _)) = crate::search::dedup::copy_key(index, c.m.rec);
@@ -388,6 +389,7 @@ pub fn combine2(
             ));
         }
     }
+    let cal = Calibration::for_model(req.settings.embedding.as_deref());
     let mut queries = Vec::with_capacity(req.queries.len());
     for qi in 0..req.queries.len() {
         let mut all: Vec<Scored> = Vec::new();
@@ -403,12 +405,11 @@ pub fn combine2(
                 all.push(c);
             }
         }
-        all.sort_by(|a, b| {
-            fusion::fused_order(
-                (a.c.score, a.c.m.pdq_distance, a.c.m.rec),
-                (b.c.score, b.c.m.pdq_distance, b.c.m.rec),
-            )
-        });
+        // As one index would: the shared keypoints of all parts' verified
+        // candidates counted in share, then ranked.
+        let keys: Vec<CopyKey> = all.iter().map(copy_key).collect();
+        fusion::share_inliers(&mut all, &keys, &cal);
+        all.sort_by(|a, b| fusion::fused_order(&a.c, &b.c));
         all.truncate(req.top_k);
         queries.push(all);
     }
@@ -416,7 +417,6 @@ pub fn combine2(
         plan: plan.clone(),
         queries,
     };
-    let cal = Calibration::for_model(req.settings.embedding.as_deref());
     let res = results(req, &judged, &cal);
     let matched = matched_records(&res);
     let keys: Vec<CopyKey> = matched

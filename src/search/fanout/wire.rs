@@ -9,12 +9,13 @@ use crate::descriptors::{Hash256, KeyPoint, QueryDescriptors};
 use crate::index::RecordRef;
 use crate::search::fusion::{Candidate, Planned};
 use crate::search::judge::CandidateRecord;
-use crate::search::verify::Verification;
+use crate::search::verify::{QueryPoints, Verification};
 use crate::search::Match;
 
 const MAGIC: &[u8; 4] = b"LKFO";
-/// 2: a query may be a region of the one before it.
-const VERSION: u8 = 2;
+/// 2: a query may be a region of the one before it. 3: a verification
+/// carries its consensus and the query keypoints it explains.
+const VERSION: u8 = 3;
 
 /// The kinds of message, with the names errors use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,7 +122,9 @@ impl Writer {
         if let Some(v) = &c.verification {
             self.u32(v.matches);
             self.u32(v.inliers);
+            self.u32(v.consensus);
             v.affine.iter().for_each(|&a| self.f32(a));
+            v.query_points.iter().for_each(|&w| self.u64(w));
         }
         self.bool(c.similarity.is_some());
         if let Some(s) = c.similarity {
@@ -295,15 +298,21 @@ impl<'a> Reader<'a> {
     pub fn candidate(&mut self) -> Result<Candidate, FanoutError> {
         let m = self.matched()?;
         let verification = if self.bool()? {
-            let (matches, inliers) = (self.u32()?, self.u32()?);
+            let (matches, inliers, consensus) = (self.u32()?, self.u32()?, self.u32()?);
             let mut affine = [0f32; 6];
             for a in &mut affine {
                 *a = self.f32()?;
             }
+            let mut query_points = QueryPoints::default();
+            for w in &mut query_points {
+                *w = self.u64()?;
+            }
             Some(Verification {
                 matches,
                 inliers,
+                consensus,
                 affine,
+                query_points,
             })
         } else {
             None
