@@ -85,10 +85,10 @@ def test_bad_messages_raise(parts):
     with pytest.raises(lookalike.LookalikeError, match="not a lookalike request"):
         p.stage1(b"junk")
     with pytest.raises(lookalike.LookalikeError, match="not a lookalike stage-2 plan message"):
-        p.stage2(request, b"LKFO\x02\x02")
+        p.stage2(request, b"LKFO\x03\x02")
     # A message from a build of another format version says so.
-    with pytest.raises(lookalike.LookalikeError, match="format version 1 .this build reads version 2"):
-        p.stage2(request, b"LKFO\x01\x04")
+    with pytest.raises(lookalike.LookalikeError, match="format version 2 .this build reads version 3"):
+        p.stage2(request, b"LKFO\x02\x04")
     s1 = p.stage1(request)
     with pytest.raises(lookalike.LookalikeError, match="corrupt lookalike stage-1 message"):
         lookalike.combine1(request, [s1[:-3]])

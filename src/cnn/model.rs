@@ -49,7 +49,8 @@ pub enum Padding {
 }
 
 impl Padding {
-    /// ((top, bottom), (left, right)) and the output size for an input h × w.
+    /// The padding [top, left, bottom, right] and the output size (h, w) for
+    /// an input h × w.
     pub fn resolve(
         self,
         h: usize,

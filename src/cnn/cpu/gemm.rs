@@ -6,21 +6,13 @@
 
 use std::ops::Range;
 
-use super::{add_bias_act, inside_columns};
+use super::{add_bias_act, inside_columns, Geometry};
 use crate::cnn::model::{Act, Conv};
 
 /// An ungrouped convolution's output (`cout × oh·ow`).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(super) fn ungrouped(
-    cv: &Conv,
-    x: &[f32],
-    h: usize,
-    w: usize,
-    pad: [usize; 4],
-    oh: usize,
-    ow: usize,
-) -> Vec<f32> {
+pub(super) fn ungrouped(cv: &Conv, x: &[f32], g: Geometry) -> Vec<f32> {
+    let Geometry { h, w, pad, oh, ow } = g;
     // Every output is written by exactly one product band before anything
     // reads it, so the buffer starts uninitialised (no fill pass over
     // what can be megabytes).
@@ -30,7 +22,7 @@ pub(super) fn ungrouped(
     if cv.k == 1 && cv.stride == 1 && pad == [0; 4] {
         pointwise_into(cv, 0..cv.cout, x, h * w, dst);
     } else {
-        im2col_gemm(cv, x, h, w, pad, oh, ow, dst);
+        im2col_gemm(cv, x, g, dst);
     }
     // SAFETY: the bands above cover columns 0..oh·ow of every one of the
     // cout rows, and each band's product wrote all of its elements.
@@ -156,18 +148,9 @@ const IM2COL_BAND: usize = 1 << 20;
 /// An ungrouped k×k (or strided) convolution as GEMM over im2col bands:
 /// each band holds, for a run of output rows, one row per (input channel,
 /// tap) with the input value every output pixel reads (0 in the padding).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn im2col_gemm(
-    cv: &Conv,
-    x: &[f32],
-    h: usize,
-    w: usize,
-    pad: [usize; 4],
-    oh: usize,
-    ow: usize,
-    out: &mut [Uninit],
-) {
+fn im2col_gemm(cv: &Conv, x: &[f32], g: Geometry, out: &mut [Uninit]) {
+    let Geometry { h, w, pad, oh, ow } = g;
     let (k, s) = (cv.k, cv.stride);
     let kk = cv.cin * k * k;
     let rows_per_band = (IM2COL_BAND / (kk * ow)).clamp(1, oh);

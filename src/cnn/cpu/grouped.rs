@@ -2,30 +2,22 @@
 //! register-blocked loops over padded copies of the input planes instead of
 //! matrix products.
 
-use super::{add_bias_act, apply_act, inside_columns};
+use super::{add_bias_act, apply_act, inside_columns, Geometry};
 use crate::cnn::model::Conv;
 
 /// A grouped convolution's output (`cout × oh·ow`).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(super) fn grouped(
-    cv: &Conv,
-    x: &[f32],
-    h: usize,
-    w: usize,
-    pad: [usize; 4],
-    oh: usize,
-    ow: usize,
-) -> Vec<f32> {
+pub(super) fn grouped(cv: &Conv, x: &[f32], g: Geometry) -> Vec<f32> {
+    let Geometry { oh, ow, .. } = g;
     let mut out = Vec::with_capacity(cv.cout * oh * ow);
     if cv.cin == cv.groups {
         // Bias and activation applied as it stores its outputs.
-        depthwise(cv, 0..cv.cin, x, h, w, pad, oh, ow, &mut out);
+        depthwise(cv, 0..cv.cin, x, g, &mut out);
     } else {
         for &b in &cv.bias {
             out.resize(out.len() + oh * ow, b);
         }
-        direct(cv, x, h, w, pad, oh, ow, &mut out);
+        direct(cv, x, g, &mut out);
         apply_act(cv.act, &mut out, oh * ow, 0..oh * ow);
     }
     out
@@ -40,19 +32,15 @@ pub(super) fn grouped(
 /// to `out` with bias and activation applied. Only the input channels
 /// `chans` are convolved, their planes the whole of `x` (so an expansion can
 /// feed it a block of channels at a time).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(super) fn depthwise(
     cv: &Conv,
     chans: std::ops::Range<usize>,
     x: &[f32],
-    h: usize,
-    w: usize,
-    pad: [usize; 4],
-    oh: usize,
-    ow: usize,
+    g: Geometry,
     out: &mut Vec<f32>,
 ) {
+    let Geometry { h, w, pad, oh, ow } = g;
     let (k, s) = (cv.k, cv.stride);
     // The padded input the outputs read: rows 0..hp, columns 0..wp.
     let (hp, wp) = ((oh - 1) * s + k, (ow - 1) * s + k);
@@ -182,18 +170,9 @@ fn taps_blocks<const B: usize>(
 /// Any other convolution (grouped, depthwise, strided, k×k): for each
 /// (output channel, input channel of its group, tap), add a weighted
 /// input row to the output row, only over the columns inside the image.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn direct(
-    cv: &Conv,
-    x: &[f32],
-    h: usize,
-    w: usize,
-    pad: [usize; 4],
-    oh: usize,
-    ow: usize,
-    out: &mut [f32],
-) {
+fn direct(cv: &Conv, x: &[f32], g: Geometry, out: &mut [f32]) {
+    let Geometry { h, w, pad, oh, ow } = g;
     let (k, s) = (cv.k, cv.stride);
     let cpg_in = cv.cin / cv.groups;
     let cpg_out = cv.cout / cv.groups;

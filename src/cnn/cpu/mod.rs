@@ -185,13 +185,14 @@ fn fusable(e: &Conv, d: &Conv, h: usize, w: usize) -> bool {
 #[inline(always)]
 fn expand_depthwise(e: &Conv, d: &Conv, x: &[f32], h: usize, w: usize) -> (Vec<f32>, usize, usize) {
     let hw = h * w;
-    let (pad, oh, ow) = d.padding.resolve(h, w, d.k, d.stride);
+    let g = Geometry::of(d, h, w);
+    let (oh, ow) = (g.oh, g.ow);
     let block = (FUSE_BLOCK / hw.max(1)).next_multiple_of(8);
     let mut out = Vec::with_capacity(d.cout * oh * ow);
     for c0 in (0..e.cout).step_by(block) {
         let chans = c0..(c0 + block).min(e.cout);
         let expanded = gemm::pointwise_rows(e, chans.clone(), x, hw);
-        grouped::depthwise(d, chans, &expanded, h, w, pad, oh, ow, &mut out);
+        grouped::depthwise(d, chans, &expanded, g, &mut out);
     }
     debug_assert_eq!(out.len(), d.cout * oh * ow);
     (out, oh, ow)
@@ -249,14 +250,35 @@ pub fn max_pool(
 /// ones as register-blocked loops (`grouped`).
 #[inline(always)]
 pub fn conv(cv: &Conv, x: &[f32], h: usize, w: usize) -> (Vec<f32>, usize, usize) {
-    let (pad, oh, ow) = cv.padding.resolve(h, w, cv.k, cv.stride);
+    let g = Geometry::of(cv, h, w);
     let out = if cv.groups == 1 {
-        gemm::ungrouped(cv, x, h, w, pad, oh, ow)
+        gemm::ungrouped(cv, x, g)
     } else {
-        grouped::grouped(cv, x, h, w, pad, oh, ow)
+        grouped::grouped(cv, x, g)
     };
-    debug_assert_eq!(out.len(), cv.cout * oh * ow);
-    (out, oh, ow)
+    debug_assert_eq!(out.len(), cv.cout * g.oh * g.ow);
+    (out, g.oh, g.ow)
+}
+
+/// The planes one convolution reads and writes: its input (`h` × `w`),
+/// the zeros it reads around it (`pad`: top, left, bottom, right, as
+/// [`crate::cnn::model::Padding::resolve`] gives them) and its output
+/// (`oh` × `ow`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Geometry {
+    pub h: usize,
+    pub w: usize,
+    pub pad: [usize; 4],
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl Geometry {
+    /// Of `cv` on an `h` × `w` input.
+    pub fn of(cv: &Conv, h: usize, w: usize) -> Geometry {
+        let (pad, oh, ow) = cv.padding.resolve(h, w, cv.k, cv.stride);
+        Geometry { h, w, pad, oh, ow }
+    }
 }
 
 /// Applies `act` to the columns `cols` of every row (of length `row`) of `out`.
