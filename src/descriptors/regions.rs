@@ -9,7 +9,10 @@
 //! sharply are candidate sides; every rectangle of candidate sides is scored
 //! by how much of each side is such a step, and the best few that do not
 //! overlap are proposed. The image border counts as no evidence, so a region
-//! needs at least three sides inside the image. CPU only, like trimming:
+//! needs at least three sides inside the image that are edges; a rectangle
+//! with all four inside may have one that is not (a picture whose own
+//! background meets the page along one side, as a portrait between
+//! letterbox bars in a feed does). CPU only, like trimming:
 //! both engines describe the proposed crops like any query image.
 
 use image::RgbImage;
@@ -151,15 +154,21 @@ pub fn proposals(img: &RgbImage) -> Vec<Rect> {
                         left[(j1 * ny + i) * ny + i1],
                     ];
                     let inside = four.iter().filter(|v| !v.is_nan()).count();
-                    if inside < 3 || four.iter().any(|&v| v < 0.0) {
+                    // One weak side is allowed when all four lie inside
+                    // the image: a picture whose own background meets the
+                    // page along one side (a portrait between letterbox
+                    // bars in a feed) still shows the other three.
+                    let weak = four.iter().filter(|&&v| v < 0.0).count();
+                    if inside < 3 || weak > usize::from(inside == 4) {
                         continue;
                     }
                     let (ix, iy) = ((x1 - x0) / 10, (y1 - y0) / 10);
                     if texture.share(x0 + ix, y0 + iy, x1 - ix, y1 - iy) < MIN_TEXTURE {
                         continue;
                     }
-                    // Four sides inside the image are more evidence than three.
-                    let score = four.iter().filter(|v| !v.is_nan()).sum::<f32>() / 4.0;
+                    // Four sides inside the image are more evidence than
+                    // three; a weak side (or the border) adds nothing.
+                    let score = four.iter().filter(|&&v| v >= 0.0).sum::<f32>() / 4.0;
                     found.push((score, [x0, y0, x1, y1]));
                 }
             }
@@ -603,6 +612,27 @@ mod tests {
             }
         }
         assert_eq!(proposals(&art), vec![]);
+    }
+
+    /// A portrait between letterbox bars in a feed, its white top against
+    /// the white page: three sides are edges, the top only along the bars.
+    #[test]
+    fn finds_a_box_with_one_open_side() {
+        let mut boxed = RgbImage::from_pixel(300, 260, Rgb([0; 3]));
+        let mut portrait = picture(140, 260, 9);
+        for y in 0..50 {
+            for x in 0..140 {
+                portrait.put_pixel(x, y, Rgb([250; 3]));
+            }
+        }
+        paste(&mut boxed, &portrait, 80, 0);
+        let mut page = RgbImage::from_pixel(420, 700, Rgb([250; 3]));
+        let want = paste(&mut page, &boxed, 60, 300);
+        let got = proposals(&page);
+        assert!(
+            got.iter().any(|&r| near(&page, r, want, 6)),
+            "{got:?} vs {want:?}"
+        );
     }
 
     /// A letterboxed picture in a feed (black bars inside the rectangle) is
