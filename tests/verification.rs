@@ -156,15 +156,7 @@ fn inliers_by_candidate(
         save_jpeg(img, &data.join(name), 92);
     }
     let idx = t.path().join("index");
-    let o = run(&[
-        "index",
-        data.to_str().unwrap(),
-        "--index",
-        idx.to_str().unwrap(),
-        "--hash-only",
-        "-q",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    index_json_with(&data, &idx, &["--hash-only"]);
     let q = t.path().join("query.png");
     query.save(&q).unwrap();
     let o = run(&[

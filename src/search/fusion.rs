@@ -139,20 +139,21 @@ pub fn share_inliers<C: AsMut<Candidate>>(
     keys: &[CopyKey],
     cal: &calibrate::Calibration,
 ) {
-    let has = |v: &Verification, k: usize| (v.query_points[k / 64] >> (k % 64)) & 1 == 1;
-    let claims = |c: &mut C| {
-        c.as_mut()
-            .verification
-            .filter(|v| v.consensus >= SHARES_FROM)
-    };
+    let has = |p: &QueryPoints, k: usize| (p[k / 64] >> (k % 64)) & 1 == 1;
+    // The claimers: (position in `cands`, the query keypoints they explain).
+    let claimers: Vec<(usize, QueryPoints)> = cands
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let v = c.as_mut().verification?;
+            (v.consensus >= SHARES_FROM).then_some((i, v.query_points))
+        })
+        .collect();
     // Each claimer's picture: its connected component under near copy
     // (labelled by its first member, so the order of `cands` is no matter).
-    let claimers: Vec<usize> = (0..cands.len())
-        .filter(|&i| claims(&mut cands[i]).is_some())
-        .collect();
     let mut picture: Vec<usize> = (0..claimers.len()).collect();
     let near = |a: usize, b: usize| {
-        let (a, b) = (&keys[claimers[a]], &keys[claimers[b]]);
+        let (a, b) = (&keys[claimers[a].0], &keys[claimers[b].0]);
         dedup::near_copy(a.0.hamming(&b.0), verdict::MATCH_PDQ, a.1, b.1)
     };
     let mut changed = true;
@@ -168,17 +169,14 @@ pub fn share_inliers<C: AsMut<Candidate>>(
         }
     }
     let mut claimed: Vec<QueryPoints> = vec![QueryPoints::default(); claimers.len()];
-    for (n, &i) in claimers.iter().enumerate() {
-        let v = claims(&mut cands[i]).expect("a claimer");
-        for (w, &bits) in claimed[picture[n]].iter_mut().zip(&v.query_points) {
+    for ((_, points), &pic) in claimers.iter().zip(&picture) {
+        for (w, &bits) in claimed[pic].iter_mut().zip(points) {
             *w |= bits;
         }
     }
     let mut count = [0u16; crate::descriptors::keypoints::QUERY_KEYPOINTS];
-    for p in &claimed {
-        for (k, n) in count.iter_mut().enumerate() {
-            *n += ((p[k / 64] >> (k % 64)) & 1) as u16;
-        }
+    for (k, n) in count.iter_mut().enumerate() {
+        *n = claimed.iter().filter(|p| has(p, k)).count() as u16;
     }
     for c in cands.iter_mut() {
         let c = c.as_mut();
@@ -186,7 +184,10 @@ pub fn share_inliers<C: AsMut<Candidate>>(
             continue;
         };
         let (mut points, mut share) = (0u32, 0f64);
-        for (_, &n) in count.iter().enumerate().filter(|&(k, _)| has(v, k)) {
+        for (k, &n) in count.iter().enumerate() {
+            if !has(&v.query_points, k) {
+                continue;
+            }
             points += 1;
             share += 1.0 / n.max(1) as f64;
         }
