@@ -270,6 +270,7 @@ impl IndexTemplate {
             parallel: false,
             verify: true,
             ann_min_rows: 0,
+            keypoint_scan_limit: fusion::KEYPOINT_SCAN_LIMIT,
             calibration: cal,
         };
         let cands = fusion::fuse(&index, &self.query, &found, &fuse);

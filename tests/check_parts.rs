@@ -341,6 +341,7 @@ fn compact_parts_equal_the_merged_index() {
     // Nothing stored to scan, in the parts as in the merged index, yet the
     // candidates are verified (keypoints read back from the training files).
     assert_eq!(r["thresholds"]["keypoint_scan"], false);
+    assert_eq!(r["thresholds"]["keypoint_table"], false);
     assert!(verified_matches(&r) >= 5, "{r}");
 }
 

@@ -29,11 +29,10 @@ fn rotate(img: &RgbImage, deg: f32) -> RgbImage {
     })
 }
 
-#[test]
-fn pasted_and_rotated_crops_are_found_by_keypoints_only() {
-    let (t, idx) = index_sample();
-    let q = t.path().join("queries");
-    std::fs::create_dir_all(&q).unwrap();
+/// Writes the hard queries into `q`: a crop pasted into another picture, a
+/// photo turned by an odd angle, an unrelated picture.
+fn hard_queries(q: &std::path::Path) {
+    std::fs::create_dir_all(q).unwrap();
     // 1. The middle 80 % of a photo, enlarged 1.3×, pasted into a larger
     //    synthetic picture (AugLy's overlay_onto_image).
     let src = training("train_12.jpg");
@@ -50,6 +49,54 @@ fn pasted_and_rotated_crops_are_found_by_keypoints_only() {
     synthetic(7, 400, 300)
         .save(q.join("unrelated.png"))
         .unwrap();
+}
+
+/// `check --json` of `q` on `idx` with the keypoint scan limit `limit`.
+fn check_json(q: &std::path::Path, idx: &str, limit: Option<&str>, extra: &[&str]) -> Value {
+    let mut c = bin();
+    if let Some(l) = limit {
+        c.env("LOOKALIKE_KEYPOINT_SCAN_LIMIT", l);
+    }
+    let o = c
+        .args(["check", q.to_str().unwrap(), "--index", idx, "--json", "-q"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// Per query file name: (top candidate, verdict, evidence, inliers).
+fn tops(r: &Value) -> Vec<(String, String, String, u64)> {
+    r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            let top = &x["matches"][0];
+            let name = |v: &Value| {
+                v.as_str()
+                    .unwrap_or("")
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            };
+            (
+                name(&x["query"]),
+                name(&top["candidate"]) + " " + x["verdict"].as_str().unwrap(),
+                name(&top["evidence"]),
+                top["inliers"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn pasted_and_rotated_crops_are_found_by_keypoints_only() {
+    let (t, idx) = index_sample();
+    let q = t.path().join("queries");
+    hard_queries(&q);
 
     let o = run(&[
         "check",
@@ -119,6 +166,57 @@ fn pasted_and_rotated_crops_are_found_by_keypoints_only() {
         .unwrap()
         .iter()
         .all(|m| m["inliers"].is_null()));
+}
+
+/// Above the scan limit the segments' keypoint tables propose the records
+/// the keypoints are compared with: the hard copies are found as by the
+/// scan. A segment without a table (written by an older build) gets no
+/// shortlist there, and `compact` writes the table.
+#[test]
+fn the_keypoint_table_finds_what_the_scan_finds() {
+    let (t, idx) = index_sample();
+    let q = t.path().join("queries");
+    hard_queries(&q);
+    let scan = check_json(&q, &idx, None, &[]);
+    let table = check_json(&q, &idx, Some("0"), &[]);
+    assert_eq!(scan["thresholds"]["keypoint_scan"], true);
+    assert_eq!(scan["thresholds"]["keypoint_table"], false);
+    assert_eq!(table["thresholds"]["keypoint_scan"], false);
+    assert_eq!(table["thresholds"]["keypoint_table"], true);
+    assert_eq!(tops(&table), tops(&scan));
+    assert!(tops(&table)
+        .iter()
+        .any(|t| t.1 == "train_12.jpg near-duplicate" && t.2 == "keypoints"));
+
+    // Hash-only, so that the copies' records reach verification only through
+    // the keypoint shortlist or the PDQ top 8 (whose verdicts need PDQ).
+    let hashes = |limit| check_json(&q, &idx, limit, &["--hash-only"]);
+    let want = tops(&hashes(None));
+    assert!(
+        want.iter().any(|t| t.1 == "train_12.jpg near-duplicate"),
+        "{want:?}"
+    );
+    assert_eq!(tops(&hashes(Some("0"))), want);
+    let seg = std::fs::read_dir(&idx)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("seg-"))
+        .unwrap()
+        .path();
+    let table_file = seg.join("keypoint_table.col");
+    std::fs::remove_file(&table_file).unwrap();
+    let without = tops(&hashes(Some("0")));
+    assert_ne!(
+        without, want,
+        "no table, no shortlist: the pasted crop is missed"
+    );
+    let o = run(&["compact", "--index", &idx, "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read_dir(&idx)
+        .unwrap()
+        .flatten()
+        .any(|e| e.path().join("keypoint_table.col").exists()));
+    assert_eq!(tops(&hashes(Some("0"))), want);
 }
 
 /// `train_12`'s right half beside another picture's left half: pictures

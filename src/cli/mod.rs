@@ -334,6 +334,17 @@ pub(crate) fn pdq_table_min_rows() -> usize {
         .unwrap_or(crate::search::hamming::PDQ_TABLE_MIN_ROWS)
 }
 
+/// Benchmark and test knob: `LOOKALIKE_KEYPOINT_SCAN_LIMIT` overrides up to
+/// how many live records the keypoint shortlist compares the query with
+/// every record; larger indexes use their keypoint tables (0 forces the
+/// tables, to measure them on a small corpus).
+pub(crate) fn keypoint_scan_limit() -> usize {
+    std::env::var("LOOKALIKE_KEYPOINT_SCAN_LIMIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(crate::search::fusion::KEYPOINT_SCAN_LIMIT)
+}
+
 /// The engine for `--device`; says on stderr which one runs. The GPU
 /// engine's test knobs come from `LOOKALIKE_CNN_F32=1` (f32 CNN storage) and
 /// `LOOKALIKE_GPU_CNN=1` (the CNN on a software adapter too).

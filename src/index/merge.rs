@@ -32,6 +32,7 @@ use rayon::prelude::*;
 
 use super::column::{Column, ColumnWriter, Count};
 use super::flags;
+use super::keypoint_table;
 use super::manifest::{segment_dir_name, Profile, SegmentInfo};
 use super::mih;
 use super::projection;
@@ -195,10 +196,10 @@ pub(crate) fn write_merged(
     // Optional columns: written as the segment writer would, only when some
     // kept row has content; rows from sources without one get the default.
     let kp = |r: &RecordRef| src(r).keypoints().map(|k| &k[row(r)]);
-    if kept
+    let has_keypoints = kept
         .iter()
-        .any(|r| kp(r).is_some_and(|k| !k.points().is_empty()))
-    {
+        .any(|r| kp(r).is_some_and(|k| !k.points().is_empty()));
+    if has_keypoints {
         let none = IndexKeypoints::default();
         copy(
             &tmp,
@@ -245,7 +246,12 @@ pub(crate) fn write_merged(
         p.cast::<Hash256>(),
         t.cast::<Hash256>(),
     )?;
-    drop((f, p, t));
+    drop((p, t));
+    if has_keypoints {
+        let k = open_written(&tmp, 6, rows)?;
+        keypoint_table::write(&tmp, f.cast::<FileRecord>(), k.cast::<IndexKeypoints>())?;
+    }
+    drop(f);
     publish(index_dir, &tmp, &final_dir)?;
     Ok(Some(SegmentInfo {
         id,

@@ -5,6 +5,7 @@
 pub mod attach;
 pub mod column;
 pub mod graph;
+pub mod keypoint_table;
 pub mod manifest;
 pub mod merge;
 pub mod mih;

@@ -13,6 +13,8 @@
 //! | embedding.col | 2560  | 1280 × f16 embedding; optional (hash-only) |
 //! | hnsw.col      | 4     | HNSW graph over embedding.col (`graph`)   |
 //! | pdq_mih_v2.col | 4    | multi-index hash table over pdq (`mih`)   |
+//! | keypoint_table.col | 4 | inverted index of keypoint descriptor     |
+//! |               |       | blocks (`keypoint_table`); with keypoints |
 
 use std::path::Path;
 
@@ -20,6 +22,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::column::{self, Column, Count};
 use super::graph::{self, Graph};
+use super::keypoint_table::{self, KeypointTable};
 use super::manifest::{sync_dir, Profile, SegmentInfo};
 use super::mih::{self, Mih};
 use super::projection::{self, Projection};
@@ -193,6 +196,9 @@ impl SegmentData {
             projection::write_search_columns(&tmp, &self.embedding)?;
         }
         mih::write(&tmp, mih::CURRENT, &self.files, &self.pdq, &self.pdq_trim)?;
+        if !no_keypoints {
+            keypoint_table::write(&tmp, &self.files, &self.keypoints)?;
+        }
         publish(index_dir, &tmp, &final_dir)
     }
 }
@@ -231,6 +237,9 @@ pub struct Segment {
     projection: Option<Projection>,
     /// Multi-index hash table over the PDQ hashes (None: written before it).
     mih: Option<Mih>,
+    /// Inverted index of the keypoint descriptors (None: no keypoints
+    /// stored, or written before it).
+    keypoint_table: Option<KeypointTable>,
     /// Rows whose trimmed view differs from the upright hash, ascending:
     /// derived once here so every search scans only these for trimmed views.
     trimmed_rows: Vec<u32>,
@@ -284,6 +293,7 @@ impl Segment {
             graph: None,
             projection: None,
             mih: None,
+            keypoint_table: None,
             trimmed_rows: vec![],
             trimmed_starts: vec![],
         };
@@ -372,11 +382,16 @@ impl Segment {
             }
         }
         let mih = Mih::find(&dir, seg.len())?;
+        let keypoint_table = match seg.keypoints {
+            Some(_) => KeypointTable::find(&dir, seg.len())?,
+            None => None,
+        };
         Ok(Segment {
             trimmed_rows,
             graph,
             projection,
             mih,
+            keypoint_table,
             trimmed_starts,
             ..seg
         })
@@ -465,6 +480,11 @@ impl Segment {
     /// The multi-index hash table over the PDQ hashes, if the segment has one.
     pub fn mih(&self) -> Option<&Mih> {
         self.mih.as_ref()
+    }
+    /// The inverted index of the keypoint descriptors, if the segment
+    /// stores keypoints and was written with one.
+    pub fn keypoint_table(&self) -> Option<&KeypointTable> {
+        self.keypoint_table.as_ref()
     }
     /// The columns' folder of this segment in `index_dir`.
     pub fn dir(&self, index_dir: &Path) -> std::path::PathBuf {

@@ -337,13 +337,16 @@ impl IndexWriter {
     }
 
     /// Commits what is pending, then merges every segment into one (also a
-    /// lone segment without the current layout's PDQ table, written by an
-    /// older build).
+    /// lone segment without the current layout's PDQ table or without a
+    /// keypoint table beside its keypoints, written by an older build).
     /// `stop` ends it early as a crash there would (tests only).
     pub fn compact(&mut self, stop: Option<StopAt>) -> Result<(), IndexError> {
         self.commit()?;
         let n = self.segments.len();
-        let old_table = |s: &Segment| s.mih().is_none_or(|m| m.layout != super::mih::CURRENT);
+        let old_table = |s: &Segment| {
+            s.mih().is_none_or(|m| m.layout != super::mih::CURRENT)
+                || (s.keypoints().is_some() && s.keypoint_table().is_none())
+        };
         if n > 1 || (n == 1 && old_table(&self.segments[0])) {
             self.merge_run(0..n, stop)?;
         }

@@ -2,11 +2,10 @@
 //! the copies hashing missed through their keypoints, and give every
 //! candidate one calibrated score.
 //!
-//! Candidates: the PDQ scan's best `VERIFY_PDQ`, plus the `VERIFY_KEYPOINT`
-//! records sharing the most keypoint matches with the query. That keypoint
-//! shortlist compares the query with every indexed record (brute-force
-//! Hamming over 128 keypoints each), so it runs only on indexes of at most
-//! `KEYPOINT_SCAN_LIMIT` records; larger ones verify the PDQ candidates only.
+//! Candidates: the PDQ scan's best `VERIFY_PDQ`, the `VERIFY_EMBEDDING`
+//! nearest embeddings, and the `VERIFY_KEYPOINT` records sharing the most
+//! keypoint matches with the query (`search::shortlist`: a scan of every
+//! record on small indexes, the segments' keypoint tables on large ones).
 //!
 //! Before ranking, query keypoints that several verified training pictures
 //! explain are counted in share among them ([`share_inliers`]).
@@ -17,6 +16,11 @@ use rayon::prelude::*;
 
 use super::dedup::{self, CopyKey};
 use super::hamming::{min_distances_rows, Match};
+use super::shortlist::shortlist;
+pub use super::shortlist::{
+    keypoint_scan, keypoint_search, keypoint_search_for, keypoints_stored, shortlist_order,
+    KeypointSearch, Pairs, KEYPOINT_SCAN_LIMIT,
+};
 use super::verify::{self, QueryPoints, Verification};
 use super::{ann, calibrate, verdict};
 use crate::descriptors::embedding::dot_f32_f16;
@@ -30,10 +34,6 @@ pub const VERIFY_PDQ: usize = 8;
 pub const VERIFY_KEYPOINT: usize = 8;
 /// Nearest neighbours by embedding verified per query.
 pub const VERIFY_EMBEDDING: usize = 8;
-/// Records up to which the keypoint shortlist scans the whole index.
-pub const KEYPOINT_SCAN_LIMIT: usize = 20_000;
-/// A shortlist entry needs at least this many tentative keypoint matches.
-const MIN_TENTATIVE: u32 = 5;
 
 /// One candidate with all its evidence.
 #[derive(Clone, Copy, Debug)]
@@ -48,24 +48,6 @@ pub struct Candidate {
     pub score: f64,
 }
 
-/// Whether this index gets the exhaustive keypoint shortlist (not a
-/// compact one: its keypoints are not stored, only read back to verify).
-pub fn keypoint_scan(index: &Index) -> bool {
-    keypoint_scan_for(index.live_count()) && keypoints_stored(index)
-}
-
-/// Whether some segment of `index` stores keypoints (what the exhaustive
-/// shortlist scans; a compact index has them only for verification).
-pub fn keypoints_stored(index: &Index) -> bool {
-    index.segments().iter().any(|s| s.keypoints().is_some())
-}
-
-/// Whether an index of `live` records gets the exhaustive keypoint
-/// shortlist (a fan-out check decides it from the parts' total).
-pub fn keypoint_scan_for(live: usize) -> bool {
-    live <= KEYPOINT_SCAN_LIMIT
-}
-
 /// How the second stage runs.
 #[derive(Clone, Copy, Debug)]
 pub struct FuseParams {
@@ -78,6 +60,10 @@ pub struct FuseParams {
     /// Segments with at least this many records search embeddings through
     /// their HNSW graph, smaller ones by an exact scan ([`ANN_MIN_ROWS`]).
     pub ann_min_rows: usize,
+    /// Indexes of at most this many live records get the exhaustive
+    /// keypoint scan, larger ones their keypoint tables
+    /// ([`KEYPOINT_SCAN_LIMIT`] by default).
+    pub keypoint_scan_limit: usize,
     /// Maps evidence to scores (the index's recorded model).
     pub calibration: calibrate::Calibration,
 }
@@ -91,9 +77,12 @@ pub const ANN_MIN_ROWS: usize = 4096;
 pub fn fuse(index: &Index, q: &QueryDescriptors, pdq: &[Match], p: &FuseParams) -> Vec<Candidate> {
     let take = if p.verify { VERIFY_PDQ } else { 0 };
     let keep: Vec<RecordRef> = pdq.iter().take(take).map(|m| m.rec).collect();
-    let scan = p.verify && !q.keypoints.is_empty() && keypoint_scan(index);
+    let how = match p.verify && !q.keypoints.is_empty() {
+        true => keypoint_search(index, p.keypoint_scan_limit),
+        false => KeypointSearch::Off,
+    };
     let k = VERIFY_EMBEDDING.max(p.top_k);
-    let ev = evidence(index, q, &keep, scan, k, p);
+    let ev = evidence(index, q, &keep, how, k, p);
     let short: Vec<RecordRef> = ev.shortlist.iter().map(|s| s.1).collect();
     let near: Vec<RecordRef> = ev.nearest.iter().map(|n| n.1).collect();
     // The shortlist scan's tentative matches of the records it verifies,
@@ -223,14 +212,13 @@ pub fn evidence(
     index: &Index,
     q: &QueryDescriptors,
     keep: &[RecordRef],
-    scan: bool,
+    how: KeypointSearch,
     k: usize,
     p: &FuseParams,
 ) -> Evidence {
-    let (shortlist, heads) = if scan {
-        shortlist(index, q, p.parallel, keep)
-    } else {
-        Default::default()
+    let (shortlist, heads) = match how {
+        KeypointSearch::Off => Default::default(),
+        _ => shortlist(index, q, p.parallel, keep, how),
     };
     let nearest = q
         .embedding
@@ -382,12 +370,6 @@ impl AsMut<Candidate> for Candidate {
     }
 }
 
-/// The order of the keypoint shortlist: most tentative matches first, then
-/// the earlier record.
-pub fn shortlist_order(a: &(u32, RecordRef), b: &(u32, RecordRef)) -> std::cmp::Ordering {
-    b.0.cmp(&a.0).then(a.1.cmp(&b.1))
-}
-
 /// Sorts nearest-embedding hits (most similar first, then the earlier
 /// record) and keeps the first `k`.
 pub fn rank_nearest(all: &mut Vec<(f32, RecordRef)>, k: usize) {
@@ -474,60 +456,6 @@ fn verify_record(
         Some(h) => verify::verify_after_head(&q.keypoints, pts, h),
         None => verify::verify(&q.keypoints, pts),
     })
-}
-
-/// Tentative keypoint correspondences (query index, record index).
-pub type Pairs = Vec<(u16, u16)>;
-
-/// The live records with the most tentative keypoint matches (at least
-/// `MIN_TENTATIVE`, at most [`VERIFY_KEYPOINT`], with their counts), and the
-/// tentative matches of those and of the live records in `keep`.
-fn shortlist(
-    index: &Index,
-    q: &QueryDescriptors,
-    parallel: bool,
-    keep: &[RecordRef],
-) -> (Vec<(u32, RecordRef)>, HashMap<RecordRef, Pairs>) {
-    let mut hits: Vec<(u32, RecordRef, Pairs)> = Vec::new();
-    for (si, seg) in index.segments().iter().enumerate() {
-        let Some(kps) = seg.keypoints() else { continue };
-        let live = index.live_mask(si);
-        let count = |row: usize| -> Option<(u32, RecordRef, Pairs)> {
-            if !live[row] {
-                return None;
-            }
-            let pairs = verify::tentative_head(&q.keypoints, kps[row].points());
-            let n = pairs.len() as u32;
-            let rec = RecordRef {
-                seg: si as u32,
-                row: row as u32,
-            };
-            (n >= MIN_TENTATIVE || keep.contains(&rec)).then_some((n, rec, pairs))
-        };
-        if parallel {
-            hits.extend(
-                (0..kps.len())
-                    .into_par_iter()
-                    .filter_map(count)
-                    .collect::<Vec<_>>(),
-            );
-        } else {
-            hits.extend((0..kps.len()).filter_map(count));
-        }
-    }
-    hits.sort_by(|a, b| shortlist_order(&(a.0, a.1), &(b.0, b.1)));
-    let mut top = Vec::with_capacity(VERIFY_KEYPOINT);
-    let mut heads = HashMap::new();
-    for (n, r, pairs) in hits {
-        let listed = n >= MIN_TENTATIVE && top.len() < VERIFY_KEYPOINT;
-        if listed {
-            top.push((n, r));
-        }
-        if listed || keep.contains(&r) {
-            heads.insert(r, pairs);
-        }
-    }
-    (top, heads)
 }
 
 /// The PDQ comparison of the query with one record, as the scan computes it.

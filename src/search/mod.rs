@@ -15,6 +15,7 @@ pub mod hamming;
 pub mod judge;
 pub mod regions;
 pub mod result;
+pub mod shortlist;
 pub mod verdict;
 pub mod verify;
 

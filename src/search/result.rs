@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::calibrate::Calibration;
+use super::fusion::KeypointSearch;
 use super::{verdict, Verdict};
 use crate::ingest::Skipped;
 
@@ -114,8 +115,12 @@ pub struct Thresholds {
     /// The model whose embeddings were compared (null: hash-only).
     pub embedding_model: Option<String>,
     /// Whether keypoints of the query were compared with every indexed image
-    /// (indexes up to 20 000 images) or only with the PDQ candidates.
+    /// (indexes up to 20 000 images).
     pub keypoint_scan: bool,
+    /// Whether the indexed images compared by keypoints were proposed by
+    /// the index's keypoint tables (larger indexes). With neither, only the
+    /// PDQ and embedding candidates were compared.
+    pub keypoint_table: bool,
 }
 
 /// A whole check: what `check --json` prints.
@@ -152,13 +157,13 @@ pub struct CheckReport {
 impl Thresholds {
     /// The thresholds of a check: `verify` (verification ran: asked, and
     /// the index has keypoints), `embed` (embeddings compared, of `model`),
-    /// the calibration of the index's model, and whether the keypoint scan ran.
+    /// the calibration of the index's model, and how the keypoint shortlist ran.
     pub fn of_check(
         verify: bool,
         embed: bool,
         model: Option<String>,
         cal: &Calibration,
-        keypoint_scan: bool,
+        keypoints: KeypointSearch,
     ) -> Thresholds {
         Thresholds {
             match_pdq_distance: verdict::MATCH_PDQ,
@@ -169,7 +174,8 @@ impl Thresholds {
             match_score: verdict::match_score(),
             match_similarity: verdict::match_similarity(cal),
             embedding_model: if embed { model } else { None },
-            keypoint_scan: verify && keypoint_scan,
+            keypoint_scan: verify && keypoints == KeypointSearch::Scan,
+            keypoint_table: verify && keypoints == KeypointSearch::Table,
         }
     }
 }

@@ -370,8 +370,8 @@ pub struct Plan {
     /// The parts, in order.
     pub parts: Vec<PartInfo>,
     /// Whether the keypoint shortlist ran (as on the merged index: verified
-    /// and at most `KEYPOINT_SCAN_LIMIT` records in all).
-    pub keypoint_scan: bool,
+    /// and some part stores keypoints; by scan or keypoint tables).
+    pub keypoint_shortlist: bool,
 }
 
 fn write_parts(w: &mut Writer, parts: &[PartInfo]) {
@@ -402,7 +402,7 @@ impl Plan {
         let mut w = Writer::new(Kind::Plan);
         w.u64(self.request);
         write_parts(&mut w, &self.parts);
-        w.bool(self.keypoint_scan);
+        w.bool(self.keypoint_shortlist);
         w.finish()
     }
 
@@ -412,7 +412,7 @@ impl Plan {
         let p = Plan {
             request: r.u64()?,
             parts: read_parts(&mut r)?,
-            keypoint_scan: r.bool()?,
+            keypoint_shortlist: r.bool()?,
         };
         r.done()?;
         Ok(p)
@@ -578,7 +578,7 @@ impl Judged {
         let mut w = Writer::new(Kind::Judged);
         w.u64(self.plan.request);
         write_parts(&mut w, &self.plan.parts);
-        w.bool(self.plan.keypoint_scan);
+        w.bool(self.plan.keypoint_shortlist);
         write_scored(&mut w, &self.queries);
         w.finish()
     }
@@ -589,7 +589,7 @@ impl Judged {
         let plan = Plan {
             request: r.u64()?,
             parts: read_parts(&mut r)?,
-            keypoint_scan: r.bool()?,
+            keypoint_shortlist: r.bool()?,
         };
         let queries = read_scored(&mut r)?;
         r.done()?;

@@ -41,6 +41,7 @@ fn fuse_params(req: &Request) -> FuseParams {
         parallel: req.queries.len() == 1,
         verify: req.verify,
         ann_min_rows: fusion::ANN_MIN_ROWS,
+        keypoint_scan_limit: fusion::KEYPOINT_SCAN_LIMIT,
         calibration: Calibration::for_model(req.settings.embedding.as_deref()),
     }
 }
@@ -76,9 +77,9 @@ pub fn stage1(index: &Index, req: &Request, engine: &dyn Engine) -> Result<Stage
     let total = req.total_records.unwrap_or(part.live);
     // A compact part stores no keypoints to scan (it verifies by reading
     // its training files again): it reports no scan, as `check` would.
-    let scanned = req.verify
-        && fusion::keypoint_scan_for(total.max(part.live) as usize)
-        && fusion::keypoints_stored(index);
+    let scanned = req.verify && fusion::keypoints_stored(index);
+    let how =
+        fusion::keypoint_search_for(total.max(part.live) as usize, fusion::KEYPOINT_SCAN_LIMIT);
     let p = fuse_params(req);
     let sp = SearchParams {
         top_k: first_k(req),
@@ -89,8 +90,11 @@ pub fn stage1(index: &Index, req: &Request, engine: &dyn Engine) -> Result<Stage
         pdq_table_min_rows: PDQ_TABLE_MIN_ROWS,
     };
     let first = |q: &crate::descriptors::QueryDescriptors, pdq: Vec<crate::search::Match>| {
-        let scan = scanned && !q.keypoints.is_empty();
-        let ev = fusion::evidence(index, q, &[], scan, nearest_k(req), &p);
+        let how = match scanned && !q.keypoints.is_empty() {
+            true => how,
+            false => fusion::KeypointSearch::Off,
+        };
+        let ev = fusion::evidence(index, q, &[], how, nearest_k(req), &p);
         First {
             pdq,
             shortlist: ev.shortlist,
@@ -204,11 +208,10 @@ pub fn combine1(req: &Request, s1: &[Stage1]) -> Result<(Plan, Vec<Stage2Plan>),
     }
     // Verification runs when the merged index would hold keypoints.
     let verify = req.verify && s1.iter().any(|s| s.has_keypoints);
-    // The scan ran when the total allows it and a part stores keypoints
-    // (as `check` decides on the merged index). Every part under the
-    // total's limit scans what it stores, so those that did not store none.
-    let keypoint_scan =
-        verify && fusion::keypoint_scan_for(total as usize) && s1.iter().any(|s| s.scanned);
+    // A keypoint shortlist ran when a part stores keypoints (as `check`
+    // decides on the merged index): a scan under the total's limit, the
+    // parts' keypoint tables above. Parts that did not store none.
+    let keypoint_shortlist = verify && s1.iter().any(|s| s.scanned);
     let offs = offsets(&parts);
     let mut plans: Vec<Stage2Plan> = parts
         .iter()
@@ -228,7 +231,7 @@ pub fn combine1(req: &Request, s1: &[Stage1]) -> Result<(Plan, Vec<Stage2Plan>),
                 rec: global(m.rec, o),
                 ..*m
             }));
-            if keypoint_scan {
+            if keypoint_shortlist {
                 short.extend(f.shortlist.iter().map(|&(n, r)| (n, global(r, o))));
             }
             near.extend(f.nearest.iter().map(|&(x, r)| (x, global(r, o))));
@@ -256,7 +259,7 @@ pub fn combine1(req: &Request, s1: &[Stage1]) -> Result<(Plan, Vec<Stage2Plan>),
     let plan = Plan {
         request: id,
         parts,
-        keypoint_scan,
+        keypoint_shortlist,
     };
     Ok((plan, plans))
 }
@@ -531,14 +534,17 @@ pub fn report(
         }
         seen.insert(&s.record.path, s.c.m.rec);
     }
+    let total = parts.iter().map(|p| p.live as usize).sum();
     let thresholds = Thresholds::of_check(
         req.verify,
         req.embed,
         req.settings.embedding.clone(),
         &cal,
-        judged.plan.keypoint_scan,
+        match judged.plan.keypoint_shortlist {
+            true => fusion::keypoint_search_for(total, fusion::KEYPOINT_SCAN_LIMIT),
+            false => fusion::KeypointSearch::Off,
+        },
     );
-    let total = parts.iter().map(|p| p.live as usize).sum();
     Ok(CheckReport::new(
         index.to_string(),
         total,

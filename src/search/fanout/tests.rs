@@ -106,7 +106,7 @@ fn combine1_ranks_globally() {
         part(&q, 1, 5, p2),
     ];
     let (plan, p) = combine1(&q, &s1).unwrap();
-    assert!(plan.keypoint_scan);
+    assert!(plan.keypoint_shortlist);
     let got = shares(&p);
     // Global PDQ top 8: p2 0, p1 5 6 7, p0 10 11 12 13 (p0's (1,3) beats
     // p1's 13): all verified; the shortlist's top 8: p0's 40, then p1's
@@ -123,12 +123,13 @@ fn combine1_ranks_globally() {
     assert!(got[2].is_empty());
     assert_eq!(got[3], vec![(r(0, 0), true, true)]);
 
-    // Past the scan limit in all, no shortlist: the parts' lists are ignored.
+    // Past the scan limit in all, the parts' shortlists came from their
+    // keypoint tables: combined alike.
     let mut big = s1.clone();
     big[0].live = 20_000;
     let (plan, p) = combine1(&q, &big).unwrap();
-    assert!(!plan.keypoint_scan);
-    assert!(shares(&p).iter().flatten().all(|c| c.1));
+    assert!(plan.keypoint_shortlist);
+    assert_eq!(shares(&p), got);
 
     // k = 10: the PDQ top 10, the last two not verified.
     let q10 = req(10);
@@ -165,7 +166,7 @@ fn parts_that_store_no_keypoints_report_no_scan_but_still_verify() {
     };
     let (plan, p) = combine1(&q, &[compact(1, 10), compact(1, 5)]).unwrap();
     assert!(
-        !plan.keypoint_scan,
+        !plan.keypoint_shortlist,
         "no part scanned: the report must not say so"
     );
     assert!(
@@ -175,7 +176,7 @@ fn parts_that_store_no_keypoints_report_no_scan_but_still_verify() {
     // A full part beside a compact one: the scan ran (on the full part).
     let full = part(&q, 1, 5, first());
     let (plan, _) = combine1(&q, &[compact(1, 10), full]).unwrap();
-    assert!(plan.keypoint_scan);
+    assert!(plan.keypoint_shortlist);
 }
 
 #[test]
