@@ -275,6 +275,12 @@ impl IndexTemplate {
         };
         let cands = fusion::fuse(&index, &self.query, &found, &fuse);
         let _ = judge::judge(&index, "fuzz", 0, &self.query, &cands, &cal);
+        // Limit 0: the keypoint tables (keypoint_table.col) vote instead.
+        let tables = fusion::FuseParams {
+            keypoint_scan_limit: 0,
+            ..fuse
+        };
+        let _ = fusion::fuse(&index, &self.query, &found, &tables);
     }
 }
 

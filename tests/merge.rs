@@ -116,6 +116,7 @@ fn twenty_incremental_runs_leave_few_segments_and_compact_keeps_check_results() 
     assert_eq!(after["segment_count"], 1);
     assert_eq!(after["pdq_table_segments"], 1);
     assert_eq!(after["pdq_table_old_layout_segments"], 0);
+    assert_eq!(after["keypoint_table_segments"], 1);
     assert_eq!(segment_dirs(&idx).len(), 1);
     assert_eq!(after["content_digest"], before["content_digest"]);
     assert_eq!(after["live_images"], before["live_images"]);

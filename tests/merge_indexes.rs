@@ -127,6 +127,11 @@ fn parts_merged_in_order_equal_one_run_over_all_shards() {
     assert!(m["files_linked"].as_u64().unwrap() > 0, "{m}");
 
     let (a, b) = (info(&one), info(&merged));
+    // Every part's keypoint tables come along (they are not rebuilt).
+    let tables = |v: &Value| v["keypoint_table_segments"].as_u64().unwrap();
+    let in_parts: u64 = parts.iter().map(|p| tables(&info(p))).sum();
+    assert!(in_parts > 0);
+    assert_eq!(tables(&b), in_parts, "{b}");
     assert_eq!(a["live_images"], 31);
     assert_eq!(a["live_images"], b["live_images"]);
     assert_eq!(a["content_digest"].as_str().unwrap().len(), 64, "{a}");

@@ -557,6 +557,7 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
             "segment_count": idx.segments().len(),
             "pdq_table_segments": with(|s| s.mih().is_some()),
             "pdq_table_old_layout_segments": old_tables,
+            "keypoint_table_segments": with(|s| s.keypoint_table().is_some()),
             "records": records,
             "live_images": live,
             "content_digest": digest,
@@ -586,10 +587,18 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
             output::count(records as u64, "record"),
             output::count(idx.segments().len() as u64, "segment")
         )?;
+        // Keypoints without a table get no shortlist past the scan limit.
+        let kp_tables = with(|s| s.keypoint_table().is_some());
+        let kp_note = format!(
+            ", keypoints ({} of {keypoint_segs} segments without a keypoint table: \
+             `lookalike compact` writes them)",
+            keypoint_segs - kp_tables
+        );
         writeln!(
             out,
             "descriptors PDQ (256 bit) + quality, pHash (64 bit){}",
             match (keypoint_segs > 0, idx.manifest().keypoints) {
+                (true, _) if kp_tables < keypoint_segs => &kp_note,
                 (true, _) => ", keypoints",
                 (false, false) => " (no keypoints: built with --no-keypoints)",
                 (false, true) if compact => ", keypoints (read back from the training files)",

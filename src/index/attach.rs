@@ -27,7 +27,7 @@ use super::manifest::{segment_dir_name, SegmentInfo};
 use super::merge::StopAt;
 use super::segment::{publish, FileRecord, Segment, COLUMNS};
 use super::settings::{default_decode, IndexSettings};
-use super::{flags, graph, projection, Index, IndexWriter, FORMAT_VERSION};
+use super::{flags, graph, keypoint_table, projection, Index, IndexWriter, FORMAT_VERSION};
 use crate::error::IndexError;
 
 /// What [`IndexWriter::attach`] did.
@@ -47,7 +47,8 @@ pub struct AttachStats {
 }
 
 /// The files of segment `seg`: the six record columns, then the optional
-/// ones it was opened with (keypoints, embedding, graph, PDQ table).
+/// ones it was opened with (keypoints, embedding, graph, keypoint and PDQ
+/// tables).
 fn segment_files(seg: &Segment) -> Vec<&'static str> {
     let mut v: Vec<&str> = COLUMNS[..6].iter().map(|c| c.0).collect();
     let optional = [
@@ -56,6 +57,7 @@ fn segment_files(seg: &Segment) -> Vec<&'static str> {
         (graph::FILE, seg.graph().is_some()),
         (projection::FILE, seg.projection().is_some()),
         (projection::CODES_FILE, seg.projection().is_some()),
+        (keypoint_table::FILE, seg.keypoint_table().is_some()),
     ];
     v.extend(optional.iter().filter(|o| o.1).map(|o| o.0));
     // The PDQ table under its layout's name (an earlier layout stays as is).
