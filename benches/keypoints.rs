@@ -1,7 +1,6 @@
 //! Keypoint retrieval at scale: the keypoint shortlist through the
-//! segments' keypoint tables (`index::keypoint_table`, what `check` uses
-//! above 20 000 images) against the exhaustive scan, on the same index, in
-//! the same run.
+//! segments' keypoint tables (`index::keypoint_table`, what `check` uses)
+//! against the exhaustive scan, on the same index, in the same run.
 //!
 //!     cargo bench --bench keypoints -- --db ../shared/corpus/db \
 //!         --queries ../shared/corpus/queries --truth ../shared/corpus/ground_truth.csv \
@@ -184,7 +183,7 @@ fn main() {
         parallel: false,
         verify: true,
         ann_min_rows: fusion::ANN_MIN_ROWS,
-        keypoint_scan_limit: 0,
+        keypoint_scan: false,
         calibration: Calibration::for_model(None),
     };
     let run = |how: KeypointSearch, n: usize| -> (Vec<Vec<RecordRef>>, Vec<f64>) {
@@ -204,7 +203,8 @@ fn main() {
     } else {
         a.scan_queries.min(described.len())
     };
-    let (table_lists, mut table_ms) = run(KeypointSearch::Table, described.len());
+    let (table_lists, mut table_ms) =
+        run(KeypointSearch::Tables { scan_rest: false }, described.len());
     let (scan_lists, mut scan_ms) = run(KeypointSearch::Scan, n_scan);
     let found = |lists: &[Vec<RecordRef>], n: usize| {
         let hit = (0..n)

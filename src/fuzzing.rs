@@ -270,17 +270,17 @@ impl IndexTemplate {
             parallel: false,
             verify: true,
             ann_min_rows: 0,
-            keypoint_scan_limit: fusion::KEYPOINT_SCAN_LIMIT,
+            keypoint_scan: false,
             calibration: cal,
         };
         let cands = fusion::fuse(&index, &self.query, &found, &fuse);
         let _ = judge::judge(&index, "fuzz", 0, &self.query, &cands, &cal);
-        // Limit 0: the keypoint tables (keypoint_table.col) vote instead.
-        let tables = fusion::FuseParams {
-            keypoint_scan_limit: 0,
+        // And every record's keypoints compared, the tables unused.
+        let scan = fusion::FuseParams {
+            keypoint_scan: true,
             ..fuse
         };
-        let _ = fusion::fuse(&index, &self.query, &found, &tables);
+        let _ = fusion::fuse(&index, &self.query, &found, &scan);
     }
 }
 

@@ -277,7 +277,8 @@ fn verified_matches(r: &Value) -> usize {
 fn hash_only_parts_equal_the_merged_index() {
     let r = same_as_merged(&["--hash-only"], &[3, 10]);
     // The check exercised what the fan-out must get right.
-    assert_eq!(r["thresholds"]["keypoint_scan"], true);
+    assert_eq!(r["thresholds"]["keypoint_table"], true);
+    assert_eq!(r["thresholds"]["keypoint_scan"], false);
     assert!(r["matched"].as_u64().unwrap() >= 5, "{r}");
     let copies: Vec<u64> = r["results"]
         .as_array()

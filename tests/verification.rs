@@ -51,11 +51,12 @@ fn hard_queries(q: &std::path::Path) {
         .unwrap();
 }
 
-/// `check --json` of `q` on `idx` with the keypoint scan limit `limit`.
-fn check_json(q: &std::path::Path, idx: &str, limit: Option<&str>, extra: &[&str]) -> Value {
+/// `check --json` of `q` on `idx`; `scan`: every record's keypoints
+/// compared instead of the keypoint tables' proposals.
+fn check_json(q: &std::path::Path, idx: &str, scan: bool, extra: &[&str]) -> Value {
     let mut c = bin();
-    if let Some(l) = limit {
-        c.env("LOOKALIKE_KEYPOINT_SCAN_LIMIT", l);
+    if scan {
+        c.env("LOOKALIKE_KEYPOINT_SCAN", "1");
     }
     let o = c
         .args(["check", q.to_str().unwrap(), "--index", idx, "--json", "-q"])
@@ -107,7 +108,8 @@ fn pasted_and_rotated_crops_are_found_by_keypoints_only() {
         "-q",
     ]);
     let r: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(r["thresholds"]["keypoint_scan"], true);
+    assert_eq!(r["thresholds"]["keypoint_table"], true);
+    assert_eq!(r["thresholds"]["keypoint_scan"], false);
     let min_inliers = r["thresholds"]["match_inliers"].as_u64().unwrap();
     let result = |name: &str| {
         r["results"]
@@ -154,6 +156,7 @@ fn pasted_and_rotated_crops_are_found_by_keypoints_only() {
     ]);
     let r: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["thresholds"]["keypoint_scan"], false);
+    assert_eq!(r["thresholds"]["keypoint_table"], false);
     let pasted = r["results"]
         .as_array()
         .unwrap()
@@ -168,21 +171,25 @@ fn pasted_and_rotated_crops_are_found_by_keypoints_only() {
         .all(|m| m["inliers"].is_null()));
 }
 
-/// Above the scan limit the segments' keypoint tables propose the records
-/// the keypoints are compared with: the hard copies are found as by the
-/// scan. A segment without a table (written by an older build) gets no
-/// shortlist there, and `compact` writes the table.
+/// The segments' keypoint tables propose the records the query's keypoints
+/// are compared with: the hard copies are found as by comparing every
+/// record. A segment without a table (written by an older build) is
+/// scanned instead, and `compact` writes its table.
 #[test]
 fn the_keypoint_table_finds_what_the_scan_finds() {
     let (t, idx) = index_sample();
     let q = t.path().join("queries");
     hard_queries(&q);
-    let scan = check_json(&q, &idx, None, &[]);
-    let table = check_json(&q, &idx, Some("0"), &[]);
-    assert_eq!(scan["thresholds"]["keypoint_scan"], true);
-    assert_eq!(scan["thresholds"]["keypoint_table"], false);
-    assert_eq!(table["thresholds"]["keypoint_scan"], false);
-    assert_eq!(table["thresholds"]["keypoint_table"], true);
+    let scan = check_json(&q, &idx, true, &[]);
+    let table = check_json(&q, &idx, false, &[]);
+    let routes = |r: &Value| {
+        (
+            r["thresholds"]["keypoint_scan"].clone(),
+            r["thresholds"]["keypoint_table"].clone(),
+        )
+    };
+    assert_eq!(routes(&scan), (true.into(), false.into()));
+    assert_eq!(routes(&table), (false.into(), true.into()));
     assert_eq!(tops(&table), tops(&scan));
     assert!(tops(&table)
         .iter()
@@ -190,33 +197,42 @@ fn the_keypoint_table_finds_what_the_scan_finds() {
 
     // Hash-only, so that the copies' records reach verification only through
     // the keypoint shortlist or the PDQ top 8 (whose verdicts need PDQ).
-    let hashes = |limit| check_json(&q, &idx, limit, &["--hash-only"]);
-    let want = tops(&hashes(None));
+    let hashes = |scan| check_json(&q, &idx, scan, &["--hash-only"]);
+    let want = tops(&hashes(true));
     assert!(
         want.iter().any(|t| t.1 == "train_12.jpg near-duplicate"),
         "{want:?}"
     );
-    assert_eq!(tops(&hashes(Some("0"))), want);
+    assert_eq!(tops(&hashes(false)), want);
+    let no_verify = tops(&check_json(
+        &q,
+        &idx,
+        false,
+        &["--hash-only", "--no-verify"],
+    ));
+    assert_ne!(
+        no_verify, want,
+        "without keypoints the pasted crop is missed"
+    );
     let seg = std::fs::read_dir(&idx)
         .unwrap()
         .flatten()
         .find(|e| e.file_name().to_string_lossy().starts_with("seg-"))
         .unwrap()
         .path();
-    let table_file = seg.join("keypoint_table.col");
-    std::fs::remove_file(&table_file).unwrap();
-    let without = tops(&hashes(Some("0")));
-    assert_ne!(
-        without, want,
-        "no table, no shortlist: the pasted crop is missed"
-    );
+    std::fs::remove_file(seg.join("keypoint_table.col")).unwrap();
+    let old = hashes(false);
+    assert_eq!(routes(&old), (true.into(), false.into()), "scanned instead");
+    assert_eq!(tops(&old), want);
     let o = run(&["compact", "--index", &idx, "-q"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(std::fs::read_dir(&idx)
-        .unwrap()
-        .flatten()
-        .any(|e| e.path().join("keypoint_table.col").exists()));
-    assert_eq!(tops(&hashes(Some("0"))), want);
+    let again = hashes(false);
+    assert_eq!(
+        routes(&again),
+        (false.into(), true.into()),
+        "compact wrote the table"
+    );
+    assert_eq!(tops(&again), want);
 }
 
 /// `train_12`'s right half beside another picture's left half: pictures

@@ -30,7 +30,7 @@ pub(super) fn cmd_query(a: args::QueryArgs, quiet: bool) -> Result<i32> {
         ann_min_rows: ann_min_rows(),
         kernel: hamming_kernel(),
         pdq_table_min_rows: pdq_table_min_rows(),
-        keypoint_scan_limit: super::keypoint_scan_limit(),
+        keypoint_scan: super::keypoint_scan(),
         ..CheckOptions::new(mode, limits)
     };
     let r = check::check(
@@ -89,7 +89,7 @@ pub(super) fn cmd_check(a: args::CheckArgs, quiet: bool) -> Result<i32> {
         ann_min_rows: ann_min_rows(),
         kernel: hamming_kernel(),
         pdq_table_min_rows: pdq_table_min_rows(),
-        keypoint_scan_limit: super::keypoint_scan_limit(),
+        keypoint_scan: super::keypoint_scan(),
         ..CheckOptions::new(mode, limits)
     };
     let pb = progress(bar_total(&srcs, quiet), "checking", quiet);

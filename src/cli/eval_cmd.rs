@@ -38,7 +38,7 @@ pub fn run(a: EvalArgs, quiet: bool) -> Result<i32> {
             ann_min_rows: super::ann_min_rows(),
             kernel: super::hamming_kernel(),
             pdq_table_min_rows: super::pdq_table_min_rows(),
-            keypoint_scan_limit: super::keypoint_scan_limit(),
+            keypoint_scan: super::keypoint_scan(),
             ..CheckOptions::new(mode, limits)
         },
         &pb,

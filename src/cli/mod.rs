@@ -334,15 +334,11 @@ pub(crate) fn pdq_table_min_rows() -> usize {
         .unwrap_or(crate::search::hamming::PDQ_TABLE_MIN_ROWS)
 }
 
-/// Benchmark and test knob: `LOOKALIKE_KEYPOINT_SCAN_LIMIT` overrides up to
-/// how many live records the keypoint shortlist compares the query with
-/// every record; larger indexes use their keypoint tables (0 forces the
-/// tables, to measure them on a small corpus).
-pub(crate) fn keypoint_scan_limit() -> usize {
-    std::env::var("LOOKALIKE_KEYPOINT_SCAN_LIMIT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(crate::search::fusion::KEYPOINT_SCAN_LIMIT)
+/// Benchmark and test knob: `LOOKALIKE_KEYPOINT_SCAN=1` compares the query's
+/// keypoints with every indexed record instead of asking the keypoint
+/// tables (the reference the tables are measured against).
+pub(crate) fn keypoint_scan() -> bool {
+    std::env::var("LOOKALIKE_KEYPOINT_SCAN").as_deref() == Ok("1")
 }
 
 /// The engine for `--device`; says on stderr which one runs. The GPU

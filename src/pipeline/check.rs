@@ -53,9 +53,9 @@ pub struct CheckOptions {
     /// Segments with at least this many records try their PDQ table
     /// before the scan (`SearchParams::pdq_table_min_rows`).
     pub pdq_table_min_rows: usize,
-    /// Indexes of at most this many live records get the exhaustive keypoint
-    /// scan, larger ones their keypoint tables ([`fusion::KEYPOINT_SCAN_LIMIT`]).
-    pub keypoint_scan_limit: usize,
+    /// Compare query keypoints with every record instead of asking the
+    /// keypoint tables (`FuseParams::keypoint_scan`).
+    pub keypoint_scan: bool,
 }
 
 impl CheckOptions {
@@ -96,7 +96,7 @@ impl CheckOptions {
             ann_min_rows: fusion::ANN_MIN_ROWS,
             kernel: Kernel::default(),
             pdq_table_min_rows: crate::search::hamming::PDQ_TABLE_MIN_ROWS,
-            keypoint_scan_limit: fusion::KEYPOINT_SCAN_LIMIT,
+            keypoint_scan: false,
         }
     }
 }
@@ -442,7 +442,7 @@ impl<'a> Run<'a> {
                 parallel: single,
                 verify,
                 ann_min_rows: opts.ann_min_rows,
-                keypoint_scan_limit: opts.keypoint_scan_limit,
+                keypoint_scan: opts.keypoint_scan,
                 calibration: Calibration::for_index(index),
             },
         }
@@ -496,7 +496,10 @@ impl<'a> Run<'a> {
             self.opts.embed,
             Some(crate::descriptors::embedding::model_label()),
             &self.fuse.calibration,
-            fusion::keypoint_search(index, self.fuse.keypoint_scan_limit),
+            fusion::keypoint_routes(
+                index,
+                fusion::keypoint_search(index, self.fuse.keypoint_scan),
+            ),
         );
         CheckReport::new(
             path_text(index.dir()),

@@ -18,7 +18,7 @@ use super::dedup::{self, CopyKey};
 use super::hamming::{min_distances_rows, Match};
 use super::shortlist::shortlist;
 pub use super::shortlist::{
-    keypoint_scan, keypoint_search, keypoint_search_for, keypoints_stored, shortlist_order,
+    keypoint_routes, keypoint_search, keypoint_search_for, keypoints_stored, shortlist_order,
     KeypointSearch, Pairs, KEYPOINT_SCAN_LIMIT,
 };
 use super::verify::{self, QueryPoints, Verification};
@@ -60,10 +60,9 @@ pub struct FuseParams {
     /// Segments with at least this many records search embeddings through
     /// their HNSW graph, smaller ones by an exact scan ([`ANN_MIN_ROWS`]).
     pub ann_min_rows: usize,
-    /// Indexes of at most this many live records get the exhaustive
-    /// keypoint scan, larger ones their keypoint tables
-    /// ([`KEYPOINT_SCAN_LIMIT`] by default).
-    pub keypoint_scan_limit: usize,
+    /// Compare the query's keypoints with every record instead of asking
+    /// the keypoint tables (the reference they are measured against).
+    pub keypoint_scan: bool,
     /// Maps evidence to scores (the index's recorded model).
     pub calibration: calibrate::Calibration,
 }
@@ -78,7 +77,7 @@ pub fn fuse(index: &Index, q: &QueryDescriptors, pdq: &[Match], p: &FuseParams) 
     let take = if p.verify { VERIFY_PDQ } else { 0 };
     let keep: Vec<RecordRef> = pdq.iter().take(take).map(|m| m.rec).collect();
     let how = match p.verify && !q.keypoints.is_empty() {
-        true => keypoint_search(index, p.keypoint_scan_limit),
+        true => keypoint_search(index, p.keypoint_scan),
         false => KeypointSearch::Off,
     };
     let k = VERIFY_EMBEDDING.max(p.top_k);

@@ -5,7 +5,6 @@
 use serde::Serialize;
 
 use super::calibrate::Calibration;
-use super::fusion::KeypointSearch;
 use super::{verdict, Verdict};
 use crate::ingest::Skipped;
 
@@ -115,11 +114,12 @@ pub struct Thresholds {
     /// The model whose embeddings were compared (null: hash-only).
     pub embedding_model: Option<String>,
     /// Whether keypoints of the query were compared with every indexed image
-    /// (indexes up to 20 000 images).
+    /// of some segment (one without a keypoint table, written by an earlier
+    /// build, in an index of up to 20 000 images).
     pub keypoint_scan: bool,
-    /// Whether the indexed images compared by keypoints were proposed by
-    /// the index's keypoint tables (larger indexes). With neither, only the
-    /// PDQ and embedding candidates were compared.
+    /// Whether the images compared by keypoints were proposed by the
+    /// index's keypoint tables. With neither, only the PDQ and embedding
+    /// candidates were compared.
     pub keypoint_table: bool,
 }
 
@@ -157,13 +157,14 @@ pub struct CheckReport {
 impl Thresholds {
     /// The thresholds of a check: `verify` (verification ran: asked, and
     /// the index has keypoints), `embed` (embeddings compared, of `model`),
-    /// the calibration of the index's model, and how the keypoint shortlist ran.
+    /// the calibration of the index's model, and the keypoint shortlist's
+    /// routes (`fusion::keypoint_routes`: some segment scanned, some table voted).
     pub fn of_check(
         verify: bool,
         embed: bool,
         model: Option<String>,
         cal: &Calibration,
-        keypoints: KeypointSearch,
+        (scanned, tabled): (bool, bool),
     ) -> Thresholds {
         Thresholds {
             match_pdq_distance: verdict::MATCH_PDQ,
@@ -174,8 +175,8 @@ impl Thresholds {
             match_score: verdict::match_score(),
             match_similarity: verdict::match_similarity(cal),
             embedding_model: if embed { model } else { None },
-            keypoint_scan: verify && keypoints == KeypointSearch::Scan,
-            keypoint_table: verify && keypoints == KeypointSearch::Table,
+            keypoint_scan: verify && scanned,
+            keypoint_table: verify && tabled,
         }
     }
 }

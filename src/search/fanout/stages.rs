@@ -41,7 +41,7 @@ fn fuse_params(req: &Request) -> FuseParams {
         parallel: req.queries.len() == 1,
         verify: req.verify,
         ann_min_rows: fusion::ANN_MIN_ROWS,
-        keypoint_scan_limit: fusion::KEYPOINT_SCAN_LIMIT,
+        keypoint_scan: false,
         calibration: Calibration::for_model(req.settings.embedding.as_deref()),
     }
 }
@@ -78,8 +78,7 @@ pub fn stage1(index: &Index, req: &Request, engine: &dyn Engine) -> Result<Stage
     // A compact part stores no keypoints to scan (it verifies by reading
     // its training files again): it reports no scan, as `check` would.
     let scanned = req.verify && fusion::keypoints_stored(index);
-    let how =
-        fusion::keypoint_search_for(total.max(part.live) as usize, fusion::KEYPOINT_SCAN_LIMIT);
+    let how = fusion::keypoint_search_for(total.max(part.live) as usize, false);
     let p = fuse_params(req);
     let sp = SearchParams {
         top_k: first_k(req),
@@ -540,10 +539,9 @@ pub fn report(
         req.embed,
         req.settings.embedding.clone(),
         &cal,
-        match judged.plan.keypoint_shortlist {
-            true => fusion::keypoint_search_for(total, fusion::KEYPOINT_SCAN_LIMIT),
-            false => fusion::KeypointSearch::Off,
-        },
+        // The parts' shortlists come from their keypoint tables (a part of
+        // an earlier build, without tables, is scanned unreported).
+        (false, judged.plan.keypoint_shortlist),
     );
     Ok(CheckReport::new(
         index.to_string(),
