@@ -509,8 +509,9 @@ def describe(
     takes. ``images``, ``k``, ``hash_only``, ``verify``, ``names`` and
     ``skip_bad`` as :meth:`Index.check` takes them; ``like``: a
     :class:`Part` or its ``settings``. ``total_images``: the parts' images in
-    all, when known (a part then skips a keypoint scan that the total rules
-    out; a wrong total raises in :func:`combine1`)."""
+    all, when known (a part then skips the record-by-record keypoint scan
+    of segments without a keypoint table when the total rules it out; a
+    wrong total raises in :func:`combine1`)."""
     settings = like.settings if isinstance(like, Part) else like
     if not (isinstance(settings, tuple) and len(settings) == 3):
         raise TypeError("like: expected a Part or its settings (decode, embedding_model, keypoints)")
