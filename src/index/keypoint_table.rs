@@ -113,6 +113,12 @@ pub fn choose_bits(sample: &[KeyPoint]) -> KeyBits {
     bits
 }
 
+/// Whether a segment of `rows` records always gets a table (its entries
+/// fit the u32 offsets), so a missing one is worth writing.
+pub fn fits(rows: usize) -> bool {
+    rows.saturating_mul(INDEX_KEYPOINTS) <= u32::MAX as usize
+}
+
 /// Bucket bits for `entries` entries.
 fn bucket_bits(entries: usize) -> u32 {
     entries.max(1).ilog2().min(WIDTH)
@@ -143,6 +149,12 @@ pub fn write(
         .iter()
         .map(|&r| keypoints[r as usize].points().len())
         .sum();
+    // Offsets are u32: a segment of over 33 M records (only `compact` of a
+    // larger index makes one; merges stop at 5 M) gets no table, and is
+    // searched as a segment of an earlier build.
+    if entries > u32::MAX as usize {
+        return Ok(());
+    }
     let b = bucket_bits(entries);
     let buckets = 1usize << b;
     let all_points = || rows.iter().flat_map(|&r| keypoints[r as usize].points());
@@ -156,11 +168,11 @@ pub fn write(
     let mut offsets = vec![0u32; buckets + 1];
     let mut slots: Vec<u32> = Vec::with_capacity(entries.min(PASS_ENTRIES));
     for j in 0..BLOCKS {
-        let key = |k: &KeyPoint| (key(&bits, k, j) >> (WIDTH - b)) as usize;
+        let bucket = |k: &KeyPoint| (key(&bits, k, j) >> (WIDTH - b)) as usize;
         let all = || {
             rows.iter().flat_map(|&r| {
                 let points = keypoints[r as usize].points();
-                points.iter().map(move |k| (key(k), r))
+                points.iter().map(move |k| (bucket(k), r))
             })
         };
         offsets.iter_mut().for_each(|o| *o = 0);
@@ -284,8 +296,8 @@ impl KeypointTable {
             let offsets = &w[base..base + buckets + 1];
             let rows = &w[base + buckets + 1..base + per];
             for k in query {
-                let key = (key(&self.key_bits, k, j) >> (WIDTH - self.bits)) as usize;
-                let (lo, hi) = (offsets[key] as usize, offsets[key + 1] as usize);
+                let at = (key(&self.key_bits, k, j) >> (WIDTH - self.bits)) as usize;
+                let (lo, hi) = (offsets[at] as usize, offsets[at + 1] as usize);
                 if hi - lo > max_bucket {
                     continue;
                 }

@@ -345,7 +345,9 @@ impl IndexWriter {
         let n = self.segments.len();
         let old_table = |s: &Segment| {
             s.mih().is_none_or(|m| m.layout != super::mih::CURRENT)
-                || (s.keypoints().is_some() && s.keypoint_table().is_none())
+                || (s.keypoints().is_some()
+                    && s.keypoint_table().is_none()
+                    && super::keypoint_table::fits(s.len()))
         };
         if n > 1 || (n == 1 && old_table(&self.segments[0])) {
             self.merge_run(0..n, stop)?;
