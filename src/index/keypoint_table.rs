@@ -261,19 +261,8 @@ impl KeypointTable {
                 HEADER_WORDS + BLOCKS * per
             )));
         }
-        for j in 0..BLOCKS {
-            let t = &w[HEADER_WORDS + j * per..HEADER_WORDS + (j + 1) * per];
-            let (offs, es) = t.split_at((1 << b) + 1);
-            if offs[0] != 0 || offs[offs.len() - 1] as usize != e {
-                return Err(bad(format!("key {j}: offsets do not span the entries")));
-            }
-            if offs.windows(2).any(|p| p[0] > p[1]) {
-                return Err(bad(format!("key {j}: offsets not ascending")));
-            }
-            if es.iter().any(|&r| r as usize >= rows) {
-                return Err(bad(format!("key {j}: a row outside the segment")));
-            }
-        }
+        let tables = &w[HEADER_WORDS..];
+        super::mih::check_tables(tables, b, e, rows, u32::MAX, "key").map_err(bad)?;
         Ok(Some(KeypointTable {
             col,
             key_bits,

@@ -260,6 +260,11 @@ impl Mih {
                 w[3]
             )));
         }
+        let row_mask = if layout.tagged {
+            !TRIMMED_TAG
+        } else {
+            u32::MAX
+        };
         let per = (1usize << b) + 1 + e;
         let blocks = layout.blocks.len();
         if w.len() != HEADER_WORDS + blocks * per {
@@ -269,24 +274,7 @@ impl Mih {
                 HEADER_WORDS + blocks * per
             )));
         }
-        let row_mask = if layout.tagged {
-            !TRIMMED_TAG
-        } else {
-            u32::MAX
-        };
-        for j in 0..blocks {
-            let t = &w[HEADER_WORDS + j * per..HEADER_WORDS + (j + 1) * per];
-            let (offs, es) = t.split_at((1 << b) + 1);
-            if offs[0] != 0 || offs[offs.len() - 1] as usize != e {
-                return Err(bad(format!("block {j}: offsets do not span the entries")));
-            }
-            if offs.windows(2).any(|p| p[0] > p[1]) {
-                return Err(bad(format!("block {j}: offsets not ascending")));
-            }
-            if es.iter().any(|&r| (r & row_mask) as usize >= rows) {
-                return Err(bad(format!("block {j}: a row outside the segment")));
-            }
-        }
+        check_tables(&w[HEADER_WORDS..], b, e, rows, row_mask, "block").map_err(bad)?;
         Ok(Mih {
             col,
             layout,
@@ -345,6 +333,35 @@ impl Mih {
     pub fn entries(&self, (lo, hi): (u32, u32)) -> &[u32] {
         &self.col.cast::<u32>()[lo as usize..hi as usize]
     }
+}
+
+/// Checks `tables`, CSR tables one after another (their total length
+/// already checked), each `offsets[2^bits + 1]` (0, ascending, last =
+/// `entries`) then `entries` rows, each below `rows` once masked by
+/// `row_mask`; `unit` names a table in the message. Shared with the
+/// keypoint table (`keypoint_table`), which has the same layout.
+pub(super) fn check_tables(
+    tables: &[u32],
+    bits: u32,
+    entries: usize,
+    rows: usize,
+    row_mask: u32,
+    unit: &str,
+) -> Result<(), String> {
+    let per = (1usize << bits) + 1 + entries;
+    for (j, t) in tables.chunks_exact(per).enumerate() {
+        let (offs, es) = t.split_at((1 << bits) + 1);
+        if offs[0] != 0 || offs[offs.len() - 1] as usize != entries {
+            return Err(format!("{unit} {j}: offsets do not span the entries"));
+        }
+        if offs.windows(2).any(|p| p[0] > p[1]) {
+            return Err(format!("{unit} {j}: offsets not ascending"));
+        }
+        if es.iter().any(|&r| (r & row_mask) as usize >= rows) {
+            return Err(format!("{unit} {j}: a row outside the segment"));
+        }
+    }
+    Ok(())
 }
 
 /// A hint to bring `v`'s cache line in; no effect on results.
