@@ -554,6 +554,7 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
             "pdq_table_segments": with(|s| s.mih().is_some()),
             "pdq_table_old_layout_segments": old_tables,
             "keypoint_table_segments": with(|s| s.keypoint_table().is_some()),
+            "whitened_segments": with(|s| s.whitening().is_some()),
             "records": records,
             "live_images": live,
             "content_digest": digest,
@@ -625,6 +626,19 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
                         "searched and scored on the codes"
                     } else {
                         "graph search; rescored exactly"
+                    }
+                )?;
+            }
+            let white = with(|s| s.whitening().is_some());
+            if !compact {
+                writeln!(
+                    out,
+                    "whitening   fitted in {white} of {}{}",
+                    output::count(idx.segments().len() as u64, "segment"),
+                    match white < idx.segments().len() {
+                        true => " (one without is scored on raw cosines: it has under 256 \
+                                 embeddings, or is older than whitening; `lookalike compact` fits it)",
+                        false => "",
                     }
                 )?;
             }

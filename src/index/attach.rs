@@ -27,7 +27,9 @@ use super::manifest::{segment_dir_name, SegmentInfo};
 use super::merge::StopAt;
 use super::segment::{publish, FileRecord, Segment, COLUMNS};
 use super::settings::{default_decode, IndexSettings};
-use super::{flags, graph, keypoint_table, projection, Index, IndexWriter, FORMAT_VERSION};
+use super::{
+    flags, graph, keypoint_table, projection, whitening, Index, IndexWriter, FORMAT_VERSION,
+};
 use crate::error::IndexError;
 
 /// What [`IndexWriter::attach`] did.
@@ -58,6 +60,7 @@ fn segment_files(seg: &Segment) -> Vec<&'static str> {
         (projection::FILE, seg.projection().is_some()),
         (projection::CODES_FILE, seg.projection().is_some()),
         (keypoint_table::FILE, seg.keypoint_table().is_some()),
+        (whitening::FILE, seg.whitening().is_some()),
     ];
     v.extend(optional.iter().filter(|o| o.1).map(|o| o.0));
     // The PDQ table under its layout's name (an earlier layout stays as is).

@@ -38,6 +38,7 @@ use super::mih;
 use super::projection;
 use super::reader::{latest_records, RecordRef};
 use super::segment::{publish, FileRecord, Segment, COLUMNS};
+use super::whitening;
 use crate::descriptors::{Embedding, Hash256, IndexKeypoints};
 use crate::error::IndexError;
 
@@ -229,6 +230,9 @@ pub(crate) fn write_merged(
         w.finish()?;
         let col = open_written(&tmp, 7, rows)?;
         projection::write_search_columns(&tmp, col.cast::<Embedding>())?;
+        if profile != Profile::Compact {
+            whitening::write(&tmp, col.cast::<Embedding>())?;
+        }
         drop(col);
         if profile == Profile::Compact {
             std::fs::remove_file(&path).map_err(|e| IndexError::io(&path, e))?;

@@ -15,6 +15,7 @@ pub mod refetch;
 pub mod segment;
 pub mod settings;
 pub mod skipped;
+pub mod whitening;
 pub mod writer;
 
 pub use attach::AttachStats;

@@ -124,19 +124,36 @@ pub fn fit(embs: &[Embedding]) -> Option<Axes> {
     if rows.is_empty() || inp == 0 {
         return None;
     }
-    let sample: Vec<usize> = rows
-        .iter()
-        .step_by(rows.len().div_ceil(FIT_ROWS))
-        .copied()
-        .collect();
-    let n = sample.len();
-    let mut x = vec![0f32; n * inp];
+    let x = sample_rows(embs, &rows, inp);
+    let n = x.len() / inp;
+    let cm = second_moment(&x, inp);
+    let out = out_dim(inp, n);
+    let axes = top_eigenpairs(&cm, out);
+    let mut bits = Vec::with_capacity(out * inp);
+    for (_, a) in &axes {
+        bits.extend(a.iter().map(|&v| f32_to_f16(v as f32)));
+    }
+    Some(Axes { inp, out, bits })
+}
+
+/// At most [`FIT_ROWS`] of `rows` (indices of rows with an embedding),
+/// evenly spaced, as f32 rows of their first `inp` values, concatenated.
+pub(crate) fn sample_rows(embs: &[Embedding], rows: &[usize], inp: usize) -> Vec<f32> {
+    let step = rows.len().div_ceil(FIT_ROWS).max(1);
+    let sample: Vec<usize> = rows.iter().step_by(step).copied().collect();
+    let mut x = vec![0f32; sample.len() * inp];
     for (xr, &r) in x.chunks_exact_mut(inp).zip(&sample) {
         for (d, &h) in xr.iter_mut().zip(&embs[r].0[..inp]) {
             *d = f16_to_f32(h);
         }
     }
-    // C = XᵀX (inp × inp), row-major.
+    x
+}
+
+/// XᵀX (inp × inp) of the rows `x` (n × inp, row-major), in f64 for the
+/// eigensolver; the product itself runs in f32 on every core.
+pub(crate) fn second_moment(x: &[f32], inp: usize) -> DMatrix<f64> {
+    let n = x.len() / inp;
     let mut c = vec![0f32; inp * inp];
     let i = inp as isize;
     // SAFETY: Xᵀ is inp × n read from `x` (n × inp, row-major) with column
@@ -167,21 +184,13 @@ pub fn fit(embs: &[Embedding]) -> Option<Axes> {
             gemm::Parallelism::Rayon(0),
         );
     }
-    let cm =
-        DMatrix::<f64>::from_row_slice(inp, inp, &c.iter().map(|&v| v as f64).collect::<Vec<_>>());
-    let out = out_dim(inp, n);
-    let axes = top_eigenvectors(&cm, out);
-    let mut bits = Vec::with_capacity(out * inp);
-    for a in &axes {
-        bits.extend(a.iter().map(|&v| f32_to_f16(v as f32)));
-    }
-    Some(Axes { inp, out, bits })
+    DMatrix::<f64>::from_row_slice(inp, inp, &c.iter().map(|&v| v as f64).collect::<Vec<_>>())
 }
 
-/// The `out` eigenvectors of the symmetric PSD `c` with the largest
-/// eigenvalues, largest first (randomized subspace iteration; a direct
-/// eigendecomposition when the subspace would be most of the space).
-fn top_eigenvectors(c: &DMatrix<f64>, out: usize) -> Vec<Vec<f64>> {
+/// The `out` eigenpairs (value, unit vector) of the symmetric PSD `c` with
+/// the largest eigenvalues, largest first (randomized subspace iteration; a
+/// direct eigendecomposition when the subspace would be most of the space).
+pub(crate) fn top_eigenpairs(c: &DMatrix<f64>, out: usize) -> Vec<(f64, Vec<f64>)> {
     let dim = c.nrows();
     let l = (out + OVERSAMPLE).min(dim);
     let (vectors, values) = if l * 2 >= dim {
@@ -209,7 +218,7 @@ fn top_eigenvectors(c: &DMatrix<f64>, out: usize) -> Vec<Vec<f64>> {
     order
         .into_iter()
         .take(out)
-        .map(|j| vectors.column(j).iter().copied().collect())
+        .map(|j| (values[j], vectors.column(j).iter().copied().collect()))
         .collect()
 }
 

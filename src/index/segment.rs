@@ -15,6 +15,8 @@
 //! | pdq_mih_v2.col | 4    | multi-index hash table over pdq (`mih`)   |
 //! | keypoint_table.col | 4 | inverted index of keypoint descriptor     |
 //! |               |       | blocks (`keypoint_table`); with keypoints |
+//! | whitening.col | 4·dim | mean and whitening axes of embedding.col  |
+//! |               |       | (`whitening`); from 256 embeddings up     |
 
 use std::path::Path;
 
@@ -26,6 +28,7 @@ use super::keypoint_table::{self, KeypointTable};
 use super::manifest::{sync_dir, Profile, SegmentInfo};
 use super::mih::{self, Mih};
 use super::projection::{self, Projection};
+use super::whitening::{self, Whitening};
 use crate::descriptors::{Descriptors, Embedding, Hash256, IndexKeypoints};
 use crate::error::IndexError;
 
@@ -194,6 +197,9 @@ impl SegmentData {
         }
         if !no_embedding {
             projection::write_search_columns(&tmp, &self.embedding)?;
+            if !compact {
+                whitening::write(&tmp, &self.embedding)?;
+            }
         }
         mih::write(&tmp, mih::CURRENT, &self.files, &self.pdq, &self.pdq_trim)?;
         if !no_keypoints {
@@ -240,6 +246,9 @@ pub struct Segment {
     /// Inverted index of the keypoint descriptors (None: no keypoints
     /// stored, or written before it).
     keypoint_table: Option<KeypointTable>,
+    /// PCA-whitening of the embeddings (None: no embedding.col, fewer than
+    /// `whitening::MIN_ROWS` of them, or written before it).
+    whitening: Option<Whitening>,
     /// Rows whose trimmed view differs from the upright hash, ascending:
     /// derived once here so every search scans only these for trimmed views.
     trimmed_rows: Vec<u32>,
@@ -294,6 +303,7 @@ impl Segment {
             projection: None,
             mih: None,
             keypoint_table: None,
+            whitening: None,
             trimmed_rows: vec![],
             trimmed_starts: vec![],
         };
@@ -386,12 +396,22 @@ impl Segment {
             Some(_) => KeypointTable::find(&dir, seg.len())?,
             None => None,
         };
+        let whitening = match (seg.embedding.is_some(), Whitening::find(&dir)?) {
+            (false, Some(_)) => {
+                return Err(IndexError::corrupt(
+                    dir.join(whitening::FILE),
+                    "a whitening without the embedding.col it whitens",
+                ))
+            }
+            (_, w) => w,
+        };
         Ok(Segment {
             trimmed_rows,
             graph,
             projection,
             mih,
             keypoint_table,
+            whitening,
             trimmed_starts,
             ..seg
         })
@@ -455,10 +475,18 @@ impl Segment {
     }
 
     /// How query `q` is compared with this segment's rows: the stored f16
-    /// rows, or in a compact index the codes. None: no embeddings here.
-    pub fn scorer<'a>(&'a self, q: &'a [f32]) -> Option<Scorer<'a>> {
+    /// rows, or in a compact index the codes. With `whiten`, the stored rows
+    /// of a segment with a whitening are compared whitened (a compact
+    /// index's codes never are). None: no embeddings here.
+    pub fn scorer<'a>(&'a self, q: &'a [f32], whiten: bool) -> Option<Scorer<'a>> {
         match (self.embeddings(), &self.projection) {
-            (Some(rows), _) => Some(Scorer::Rows { q, rows }),
+            (Some(rows), _) => {
+                let white = match (whiten, &self.whitening) {
+                    (true, Some(w)) => w.apply(q[..w.inp].iter().copied()).map(|qw| (w, qw)),
+                    _ => None,
+                };
+                Some(Scorer::Rows { q, rows, white })
+            }
             (None, Some(p)) if self.compact => {
                 let qp = p.project(q);
                 let qn = qp.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -485,6 +513,10 @@ impl Segment {
     /// stores keypoints and was written with one.
     pub fn keypoint_table(&self) -> Option<&KeypointTable> {
         self.keypoint_table.as_ref()
+    }
+    /// The whitening of the embeddings, if the segment has one.
+    pub fn whitening(&self) -> Option<&Whitening> {
+        self.whitening.as_ref()
     }
     /// The columns' folder of this segment in `index_dir`.
     pub fn dir(&self, index_dir: &Path) -> std::path::PathBuf {
@@ -533,6 +565,9 @@ pub enum Scorer<'a> {
         q: &'a [f32],
         /// The segment's rows.
         rows: &'a [Embedding],
+        /// The segment's whitening and the query whitened by it: the
+        /// similarity is then the cosine of the whitened vectors.
+        white: Option<(&'a Whitening, Vec<f32>)>,
     },
     /// A compact index: cosine of the projections ([`Projection::cosine`]).
     Codes {
@@ -550,12 +585,25 @@ impl Scorer<'_> {
     /// embedding.
     pub fn similarity(&self, row: u32) -> Option<f32> {
         match self {
-            Scorer::Rows { q, rows } => {
+            Scorer::Rows {
+                white: Some((w, qw)),
+                rows,
+                ..
+            } => {
+                let r = w.apply_row(&rows[row as usize])?;
+                Some(r.iter().zip(qw).map(|(a, b)| a * b).sum())
+            }
+            Scorer::Rows { q, rows, .. } => {
                 let e = &rows[row as usize];
                 (!e.is_none()).then(|| crate::descriptors::embedding::similarity(q, e))
             }
             Scorer::Codes { p, qp, qn } => p.cosine(qp, *qn, row),
         }
+    }
+
+    /// Whether [`Scorer::similarity`] compares whitened vectors.
+    pub fn whitened(&self) -> bool {
+        matches!(self, Scorer::Rows { white: Some(_), .. })
     }
 
     /// The projected query and codes, for walking the graph (None: a graph

@@ -337,8 +337,9 @@ impl IndexWriter {
     }
 
     /// Commits what is pending, then merges every segment into one (also a
-    /// lone segment without the current layout's PDQ table or without a
-    /// keypoint table beside its keypoints, written by an older build).
+    /// lone segment without the current layout's PDQ table, without a
+    /// keypoint table beside its keypoints or without a whitening beside
+    /// its embeddings, written by an older build).
     /// `stop` ends it early as a crash there would (tests only).
     pub fn compact(&mut self, stop: Option<StopAt>) -> Result<(), IndexError> {
         self.commit()?;
@@ -348,6 +349,11 @@ impl IndexWriter {
                 || (s.keypoints().is_some()
                     && s.keypoint_table().is_none()
                     && super::keypoint_table::fits(s.len()))
+                || (s.whitening().is_none()
+                    && s.embeddings().is_some_and(|e| {
+                        let with = e.iter().filter(|e| !e.is_none());
+                        with.take(super::whitening::MIN_ROWS).count() == super::whitening::MIN_ROWS
+                    }))
         };
         if n > 1 || (n == 1 && old_table(&self.segments[0])) {
             self.merge_run(0..n, stop)?;

@@ -34,6 +34,14 @@ const KP_B: f64 = -0.2649;
 /// EfficientNet-Lite0 (the built-in model): its tail is fat (unrelated clip
 /// art reaches 0.87), so it ranks and shortlists but rarely accuses alone.
 const LITE0_TAIL: (f64, f64) = (4.076, -9.6867);
+/// Lite0's cosines after a segment's whitening (`index::whitening`): fitted
+/// over P = 10^−2.5..10^−4.5 on 1.5 M pairs of `../shared/corpus/db`, each
+/// a row of one random half against a whitening fitted on the other
+/// (queries are never in the rows a whitening was fitted on), related pairs
+/// dropped (`scripts/calibrate_whitening.py`). Whitened, unrelated images
+/// spread out: P = 10⁻⁴ is reached at 0.71 instead of 0.85, while copies
+/// keep most of their similarity.
+const LITE0_WHITENED_TAIL: (f64, f64) = (-1.246, -4.008);
 /// SSCD ResNet-50 at 288²: fitted over c = 0.30..0.55 on the 89 700
 /// ordered pairs of `../shared/corpus/db` (unrelated images; the largest
 /// cosine among them is 0.80). Also heavy: even c = 1 scores below the match
@@ -52,6 +60,9 @@ pub struct Calibration {
     tail: (f64, f64),
     /// Below this cosine the tail carries no evidence.
     floor: f32,
+    /// The tail of whitened cosines (None: the model's similarity is never
+    /// whitened: SSCD is trained for copies and its tail was fitted raw).
+    whitened: Option<(f64, f64)>,
 }
 
 impl Default for Calibration {
@@ -61,6 +72,7 @@ impl Default for Calibration {
         Calibration {
             tail: LITE0_TAIL,
             floor: f32::NEG_INFINITY,
+            whitened: Some(LITE0_WHITENED_TAIL),
         }
     }
 }
@@ -74,6 +86,7 @@ impl Calibration {
             Some(m) if m.to_ascii_lowercase().contains("sscd") => Calibration {
                 tail: SSCD_TAIL,
                 floor: SSCD_FIT_FROM,
+                whitened: None,
             },
             _ => Calibration::default(),
         }
@@ -87,6 +100,25 @@ impl Calibration {
     /// The cosine tail (a, b): log10 P(null cosine ≥ c) ≈ a + b·c.
     pub fn embedding_tail(&self) -> (f64, f64) {
         self.tail
+    }
+
+    /// Whether segments' whitenings are used for this model's similarity.
+    pub fn whitens(&self) -> bool {
+        self.whitened.is_some()
+    }
+
+    /// The raw cosine with the same null tail probability as whitened
+    /// cosine `cw`: how a whitened similarity is scored and reported, so
+    /// that thresholds, verdicts and outputs keep one scale whichever
+    /// segments were whitened. `cw` itself without a whitened tail.
+    pub fn from_whitened(&self, cw: f32) -> f32 {
+        match self.whitened {
+            Some((aw, bw)) => {
+                let (a, b) = self.tail;
+                ((aw + bw * cw as f64 - a) / b) as f32
+            }
+            None => cw,
+        }
     }
 
     /// Whether the embedding's evidence is combined with the keypoints'.
@@ -196,6 +228,30 @@ mod tests {
         // Compressed, not clamped: strong matches keep their order below 1.
         assert!(keypoint_score(60) > keypoint_score(40) && keypoint_score(60) < 1.0);
         assert!(keypoint_score(40) > 0.9);
+    }
+
+    #[test]
+    fn whitened_similarities_keep_their_false_alarm_rate_on_the_raw_scale() {
+        let cal = Calibration::default();
+        assert!(cal.whitens());
+        let (aw, bw) = LITE0_WHITENED_TAIL;
+        let mut last = f32::NEG_INFINITY;
+        for i in 0..=20 {
+            let cw = i as f32 / 20.0;
+            let c = cal.from_whitened(cw);
+            assert!(c > last, "monotone at {cw}");
+            last = c;
+            // The mapped value scores what the whitened tail says.
+            let want = from_log10_p((aw + bw * cw as f64).min(0.0));
+            assert!((cal.embedding_score(c) - want).abs() < 1e-6, "at {cw}");
+        }
+        // A whitened cosine of 0.71 is as rare among unrelated pairs as a
+        // raw one of about 0.85 (P ≈ 10⁻⁴ each).
+        assert!((cal.from_whitened(0.71) - 0.85).abs() < 0.02);
+        // SSCD's similarity is never whitened.
+        let sscd = Calibration::for_model(Some("sscd_disc_mixup@1234"));
+        assert!(!sscd.whitens());
+        assert_eq!(sscd.from_whitened(0.5), 0.5);
     }
 
     #[test]

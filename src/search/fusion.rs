@@ -42,7 +42,10 @@ pub struct Candidate {
     pub m: Match,
     /// None: not verified (no keypoints, or not among the verified candidates).
     pub verification: Option<Verification>,
-    /// Cosine similarity of the embeddings (None: no embeddings).
+    /// Cosine similarity of the embeddings (None: no embeddings). In a
+    /// segment with a whitening, the whitened cosine put on the raw scale:
+    /// the raw cosine as rare among unrelated images
+    /// ([`calibrate::Calibration::from_whitened`]).
     pub similarity: Option<f32>,
     /// Calibrated score in [0, 1] (see `calibrate`).
     pub score: f64,
@@ -87,7 +90,7 @@ pub fn fuse(index: &Index, q: &QueryDescriptors, pdq: &[Match], p: &FuseParams) 
     // The shortlist scan's tentative matches of the records it verifies,
     // so their verification does not match those keypoints again.
     let mut heads = ev.heads;
-    let scorers = Scorers::new(index, q);
+    let scorers = Scorers::new(index, q, &p.calibration);
     let mut out: Vec<Candidate> = plan(pdq, &short, &near, p.verify)
         .iter()
         .map(|c| score(index, q, c, heads.remove(&c.rec), &p.calibration, &scorers))
@@ -286,28 +289,41 @@ pub fn plan(
 pub struct Scorers<'a> {
     index: &'a Index,
     q: Option<&'a [f32]>,
+    cal: &'a calibrate::Calibration,
     per_segment: Vec<std::cell::OnceCell<Option<Scorer<'a>>>>,
 }
 
 impl<'a> Scorers<'a> {
-    /// For query `q` (its embedding, if it has one) in `index`.
-    pub fn new(index: &'a Index, q: &'a QueryDescriptors) -> Scorers<'a> {
+    /// For query `q` (its embedding, if it has one) in `index`, whose
+    /// similarities `cal` scores (and says whether to whiten).
+    pub fn new(
+        index: &'a Index,
+        q: &'a QueryDescriptors,
+        cal: &'a calibrate::Calibration,
+    ) -> Scorers<'a> {
         Scorers {
             index,
             q: q.embedding.as_deref(),
+            cal,
             per_segment: (0..index.segments().len())
                 .map(|_| Default::default())
                 .collect(),
         }
     }
 
-    /// The query's similarity with record `r` (None: no embedding on either side).
+    /// The query's similarity with record `r` (None: no embedding on either
+    /// side): in a whitened segment the whitened cosine, on the raw scale
+    /// ([`calibrate::Calibration::from_whitened`]).
     fn similarity(&self, r: RecordRef) -> Option<f32> {
         let q = self.q?;
-        self.per_segment[r.seg as usize]
-            .get_or_init(|| self.index.segments()[r.seg as usize].scorer(q))
-            .as_ref()?
-            .similarity(r.row)
+        let scorer = self.per_segment[r.seg as usize]
+            .get_or_init(|| self.index.segments()[r.seg as usize].scorer(q, self.cal.whitens()))
+            .as_ref()?;
+        let s = scorer.similarity(r.row)?;
+        Some(match scorer.whitened() {
+            true => self.cal.from_whitened(s),
+            false => s,
+        })
     }
 }
 
@@ -388,7 +404,7 @@ pub fn nearest_embeddings(
 ) -> Vec<(f32, RecordRef)> {
     let mut all: Vec<(f32, RecordRef)> = Vec::new();
     for (si, seg) in index.segments().iter().enumerate() {
-        let Some(scorer) = seg.scorer(q) else {
+        let Some(scorer) = seg.scorer(q, false) else {
             continue;
         };
         let live = index.live_mask(si);

@@ -74,9 +74,15 @@ fn randomized_axes_span_the_direct_eigenvectors() {
         0.9f64.powi(i as i32)
     }));
     let c = &basis * values * basis.transpose();
-    let got = top_eigenvectors(&c, 20);
+    let got = top_eigenpairs(&c, 20);
     assert!(20 + OVERSAMPLE < dim / 2, "takes the randomized path");
-    for (i, v) in got.iter().enumerate() {
+    for (i, (value, v)) in got.iter().enumerate() {
+        // The whitening scales by these: they must be the true ones too.
+        let want = 0.9f64.powi(i as i32);
+        assert!(
+            (value - want).abs() < 1e-6 * want.max(1.0),
+            "eigenvalue {i}: {value}"
+        );
         let d: f64 = v
             .iter()
             .zip(basis.column(i).iter())

@@ -304,7 +304,7 @@ pub fn stage2(index: &Index, req: &Request, plan: &Stage2Plan) -> Result<Stage2,
         .par_iter()
         .zip(&plan.queries)
         .map(|(q, cands)| {
-            let scorers = fusion::Scorers::new(index, &q.q);
+            let scorers = fusion::Scorers::new(index, &q.q, &p.calibration);
             let mut out: Vec<fusion::Candidate> = cands
                 .iter()
                 .map(|c| fusion::score(index, &q.q, c, None, &p.calibration, &scorers))
