@@ -58,7 +58,7 @@ fn build(dir: &Path, rows: &[Vec<f32>], commit_every: usize, profile: Profile) {
 }
 
 /// The top candidates of a query embedding (embedding evidence only).
-fn similarities(index: &Index, q: &[f32]) -> Vec<(usize, f32)> {
+fn similarities(index: &Index, q: &[f32], calibration: Calibration) -> Vec<(usize, f32)> {
     let q = QueryDescriptors {
         pdq: [Hash256::default(); 8],
         quality: 100,
@@ -84,7 +84,7 @@ fn similarities(index: &Index, q: &[f32]) -> Vec<(usize, f32)> {
         verify: false,
         ann_min_rows: ANN_MIN_ROWS,
         keypoint_scan: false,
-        calibration: Calibration::default(),
+        calibration,
     };
     fuse(index, &q, &[], &p)
         .iter()
@@ -112,7 +112,7 @@ fn a_segment_of_enough_rows_is_scored_whitened() {
     // A copy of row 7 with a little noise.
     let mut r = Rng(99);
     let q = unit(rows[7].iter().map(|x| x + 0.02 * r.next()).collect());
-    let got = similarities(&index, &q);
+    let got = similarities(&index, &q, Calibration::default());
     assert_eq!(got[0].0, 7, "the copy ranks first: {got:?}");
     let cal = Calibration::default();
     let white = |v: &[f32]| w.apply(v.iter().copied()).unwrap();
@@ -143,7 +143,7 @@ fn small_segments_and_compact_indexes_stay_raw_and_merges_refit() {
     assert_eq!(index.segments().len(), 2);
     assert!(index.segments().iter().all(|s| s.whitening().is_none()));
     let q = rows[3].clone();
-    let got = similarities(&index, &q);
+    let got = similarities(&index, &q, Calibration::default());
     assert_eq!(got[0].0, 3);
     assert!(
         (got[0].1 - 1.0).abs() < 1e-3,
@@ -188,8 +188,61 @@ fn a_damaged_whitening_is_an_error_naming_it() {
     std::fs::write(&file, &bytes).unwrap();
     let e = Index::open(dir.path()).err().expect("refused").to_string();
     assert!(e.contains(whitening::FILE), "{e}");
-    // And one beside a segment without embeddings.
-    std::fs::remove_file(seg_dir.join("embedding.col")).unwrap();
+    // And an intact one beside a segment without embeddings.
+    bytes[n - 3] ^= 0x40;
+    std::fs::write(&file, &bytes).unwrap();
+    assert!(Index::open(dir.path()).is_ok(), "restored");
+    for f in ["embedding.col", "projection.col", "codes.col", "hnsw.col"] {
+        std::fs::remove_file(seg_dir.join(f)).unwrap();
+    }
     let e = Index::open(dir.path()).err().expect("refused").to_string();
-    assert!(e.contains("whitening") || e.contains("embedding"), "{e}");
+    assert!(e.contains("a whitening without the embedding.col"), "{e}");
+}
+
+#[test]
+fn compact_fits_a_lone_segment_once_and_leaves_one_that_cannot_have_one() {
+    let rows = corpus(MIN_ROWS + 10);
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), &rows, usize::MAX, Profile::Full);
+    // As written by a build that predates whitening.
+    let seg_dir = Index::open(dir.path()).unwrap().segments()[0].dir(dir.path());
+    std::fs::remove_file(seg_dir.join(whitening::FILE)).unwrap();
+    let c = lookalike::pipeline::compact(dir.path(), None).unwrap();
+    assert_eq!((c.segments_before, c.segments_after), (1, 1));
+    let index = Index::open(dir.path()).unwrap();
+    assert!(index.segments()[0].whitening().is_some());
+    let first = index.segments()[0].dir(dir.path());
+    assert_ne!(first, seg_dir, "rewritten into a new segment");
+    drop(index);
+    // A second compact has nothing to do: the same segment folder stays.
+    lookalike::pipeline::compact(dir.path(), None).unwrap();
+    let index = Index::open(dir.path()).unwrap();
+    assert_eq!(index.segments()[0].dir(dir.path()), first);
+    drop(index);
+
+    // 300 identical rows have no variance to whiten: no file, and compact
+    // does not rewrite the segment over and over.
+    let same = vec![rows[0].clone(); MIN_ROWS + 44];
+    let d2 = tempfile::tempdir().unwrap();
+    build(d2.path(), &same, usize::MAX, Profile::Full);
+    let seg = Index::open(d2.path()).unwrap().segments()[0].dir(d2.path());
+    assert!(!seg.join(whitening::FILE).exists());
+    lookalike::pipeline::compact(d2.path(), None).unwrap();
+    let after = Index::open(d2.path()).unwrap().segments()[0].dir(d2.path());
+    assert_eq!(after, seg);
+}
+
+#[test]
+fn sscd_similarities_are_never_whitened() {
+    let rows = corpus(MIN_ROWS + 44);
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), &rows, usize::MAX, Profile::Full);
+    let index = Index::open(dir.path()).unwrap();
+    assert!(index.segments()[0].whitening().is_some());
+    let q = rows[5].clone();
+    let sscd = Calibration::for_model(Some("sscd_disc_mixup@0123456789abcdef"));
+    for &(row, s) in &similarities(&index, &q, sscd) {
+        let raw = cos(&q, &rows[row]);
+        assert!((s - raw).abs() < 2e-3, "row {row}: {s}, raw {raw}");
+    }
 }

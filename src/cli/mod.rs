@@ -630,15 +630,19 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
                 )?;
             }
             let white = with(|s| s.whitening().is_some());
+            let used = crate::search::calibrate::Calibration::for_index(&idx).whitens();
             if !compact {
                 writeln!(
                     out,
                     "whitening   fitted in {white} of {}{}",
                     output::count(idx.segments().len() as u64, "segment"),
-                    match white < idx.segments().len() {
-                        true => " (one without is scored on raw cosines: it has under 256 \
-                                 embeddings, or is older than whitening; `lookalike compact` fits it)",
-                        false => "",
+                    match (used, white < idx.segments().len()) {
+                        (false, _) => " (not used: this model's similarity is scored raw)",
+                        (true, true) =>
+                            " (one without is scored on raw cosines: it has under \
+                                          256 embeddings, or is older than whitening, which \
+                                          `lookalike compact` then fits)",
+                        (true, false) => "",
                     }
                 )?;
             }

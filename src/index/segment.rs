@@ -405,6 +405,18 @@ impl Segment {
             }
             (_, w) => w,
         };
+        // Fitted on the same rows as the projection: the same values read.
+        if let (Some(w), Some(p)) = (&whitening, &projection) {
+            if w.inp != p.inp {
+                return Err(IndexError::corrupt(
+                    dir.join(whitening::FILE),
+                    format!(
+                        "whitens {} embedding values, the projection reads {}",
+                        w.inp, p.inp
+                    ),
+                ));
+            }
+        }
         Ok(Segment {
             trimmed_rows,
             graph,
@@ -482,7 +494,7 @@ impl Segment {
         match (self.embeddings(), &self.projection) {
             (Some(rows), _) => {
                 let white = match (whiten, &self.whitening) {
-                    (true, Some(w)) => w.apply(q[..w.inp].iter().copied()).map(|qw| (w, qw)),
+                    (true, Some(w)) => w.apply(q.iter().copied()).map(|qw| (w, qw)),
                     _ => None,
                 };
                 Some(Scorer::Rows { q, rows, white })

@@ -122,8 +122,18 @@ impl Whitening {
         if rows < 2 {
             return Err(bad("no mean and axes".into()));
         }
-        if col.cast::<f32>().iter().any(|v| !v.is_finite()) {
+        let values: &[f32] = col.cast();
+        if values.iter().any(|v| !v.is_finite()) {
             return Err(bad("a value is not finite".into()));
+        }
+        // Every axis must have a finite, non-zero length, or whitened rows
+        // would be zero or overflow and lose their similarity silently.
+        let norm2 = |a: &[f32]| a.iter().map(|&x| x as f64 * x as f64).sum::<f64>();
+        if let Some(i) = values[inp..]
+            .chunks_exact(inp)
+            .position(|a| !(norm2(a) > 0.0 && (norm2(a) as f32).is_finite()))
+        {
+            return Err(bad(format!("axis {i} has no finite, non-zero length")));
         }
         Ok(Some(Whitening {
             col,
@@ -132,15 +142,13 @@ impl Whitening {
         }))
     }
 
-    /// The whitened `v` (its first `inp` values) made unit length; None
-    /// when it is zero (the mean itself).
+    /// The whitened `v` (its first `inp` values; missing ones read as 0)
+    /// made unit length; None when it is zero (the mean itself) or overflows.
     pub fn apply(&self, v: impl IntoIterator<Item = f32>) -> Option<Vec<f32>> {
         let all: &[f32] = self.col.cast();
         let (mean, axes) = all.split_at(self.inp);
-        let mut c = vec![0f32; self.inp];
-        for ((x, v), &m) in c.iter_mut().zip(v).zip(mean) {
-            *x = v - m;
-        }
+        let v = v.into_iter().chain(std::iter::repeat(0.0));
+        let c: Vec<f32> = mean.iter().zip(v).map(|(&m, v)| v - m).collect();
         let mut y: Vec<f32> = axes.chunks_exact(self.inp).map(|a| dot(a, &c)).collect();
         let n = y.iter().map(|x| x * x).sum::<f32>().sqrt();
         if !(n > 0.0 && n.is_finite()) {
@@ -233,6 +241,9 @@ mod tests {
             .collect();
         let c = w.apply(copy.iter().copied()).unwrap();
         assert!(cos(&a, &c) > 0.9, "whitened copy {}", cos(&a, &c));
+        // A shorter vector (another model's query) reads its missing values
+        // as 0 instead of panicking.
+        assert_eq!(w.apply(rows[0][..10].iter().copied()).unwrap().len(), 64);
     }
 
     #[test]
@@ -264,5 +275,17 @@ mod tests {
         .unwrap();
         let e = Whitening::find(dir.path()).err().unwrap().to_string();
         assert!(e.contains("no mean and axes"), "{e}");
+        // An axis of zero length would zero every whitened row.
+        let mut flat = vec![0.5f32; 64 * 3];
+        flat[128..].fill(0.0);
+        column::write(
+            &dir.path().join(FILE),
+            NAME,
+            64 * 4,
+            bytemuck::cast_slice(&flat),
+        )
+        .unwrap();
+        let e = Whitening::find(dir.path()).err().unwrap().to_string();
+        assert!(e.contains("axis 1 has no finite, non-zero length"), "{e}");
     }
 }

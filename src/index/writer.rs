@@ -349,11 +349,10 @@ impl IndexWriter {
                 || (s.keypoints().is_some()
                     && s.keypoint_table().is_none()
                     && super::keypoint_table::fits(s.len()))
+                // Only when a fit would succeed (256 rows that vary), so a
+                // segment that cannot have one is not rewritten every time.
                 || (s.whitening().is_none()
-                    && s.embeddings().is_some_and(|e| {
-                        let with = e.iter().filter(|e| !e.is_none());
-                        with.take(super::whitening::MIN_ROWS).count() == super::whitening::MIN_ROWS
-                    }))
+                    && s.embeddings().is_some_and(|e| super::whitening::fit(e).is_some()))
         };
         if n > 1 || (n == 1 && old_table(&self.segments[0])) {
             self.merge_run(0..n, stop)?;

@@ -118,7 +118,8 @@ fn inliers(m: &crate::search::result::MatchOut) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// Embedding cosine similarity, "-" for a hash-only check.
+/// Embedding cosine similarity (whitened segments': on the raw scale),
+/// "-" for a hash-only check.
 fn sim(m: &crate::search::result::MatchOut) -> String {
     m.similarity
         .map(|s| format!("{s:.3}"))
