@@ -601,10 +601,7 @@ impl Scorer<'_> {
                 white: Some((w, qw)),
                 rows,
                 ..
-            } => {
-                let r = w.apply_row(&rows[row as usize])?;
-                Some(r.iter().zip(qw).map(|(a, b)| a * b).sum())
-            }
+            } => w.cosine(qw, &rows[row as usize]),
             Scorer::Rows { q, rows, .. } => {
                 let e = &rows[row as usize];
                 (!e.is_none()).then(|| crate::descriptors::embedding::similarity(q, e))

@@ -27,8 +27,7 @@ use std::path::Path;
 
 use super::column::{self, Column, Count};
 use super::projection::{sample_rows, second_moment, top_eigenpairs, used_dim};
-use crate::cnn::safetensors::f16_to_f32;
-use crate::descriptors::embedding::{Embedding, EMBED_DIM};
+use crate::descriptors::embedding::{dot_f32_f16, Embedding, EMBED_DIM};
 use crate::error::IndexError;
 
 /// File name in a segment folder.
@@ -41,14 +40,33 @@ pub const MIN_ROWS: usize = 256;
 /// Each eigenvalue is floored by this fraction of the largest.
 pub const RIDGE: f64 = 1e-2;
 
-/// Fits the whitening of `embs` (None: fewer than [`MIN_ROWS`] rows with an
-/// embedding) as the column's rows: the mean, then the scaled axes.
+/// Whether `embs` get a whitening: at least [`MIN_ROWS`] rows with an
+/// embedding, not all one row repeated (nothing would vary). Cheap: what
+/// `compact` asks before rewriting a segment.
+pub fn fits(embs: &[Embedding]) -> bool {
+    let mut with = embs.iter().filter(|e| !e.is_none());
+    let Some(first) = with.next() else {
+        return false;
+    };
+    let (mut n, mut varies) = (1, false);
+    for e in with {
+        n += 1;
+        varies |= e != first;
+        if n >= MIN_ROWS && varies {
+            return used_dim(embs) > 0;
+        }
+    }
+    false
+}
+
+/// Fits the whitening of `embs` (None: see [`fits`]) as the column's rows:
+/// the mean, then the scaled axes.
 pub fn fit(embs: &[Embedding]) -> Option<(usize, Vec<f32>)> {
-    let inp = used_dim(embs);
-    let rows: Vec<usize> = (0..embs.len()).filter(|&i| !embs[i].is_none()).collect();
-    if rows.len() < MIN_ROWS || inp == 0 {
+    if !fits(embs) {
         return None;
     }
+    let inp = used_dim(embs);
+    let rows: Vec<usize> = (0..embs.len()).filter(|&i| !embs[i].is_none()).collect();
     let mut x = sample_rows(embs, &rows, inp);
     let n = x.len() / inp;
     let mut mean = vec![0f64; inp];
@@ -94,6 +112,9 @@ pub fn write(dir: &Path, embs: &[Embedding]) -> Result<bool, IndexError> {
 /// A segment's mapped, validated whitening.
 pub struct Whitening {
     col: Column,
+    /// Each axis's value at the mean (W·μ), so a row is whitened as
+    /// W·x − W·μ, straight from its f16 values.
+    shift: Vec<f32>,
     /// Embedding values read (a prefix of [`EMBED_DIM`]).
     pub inp: usize,
     /// Axes.
@@ -135,35 +156,54 @@ impl Whitening {
         {
             return Err(bad(format!("axis {i} has no finite, non-zero length")));
         }
+        let (mean, axes) = values.split_at(inp);
+        let shift = axes.chunks_exact(inp).map(|a| dot(a, mean)).collect();
         Ok(Some(Whitening {
             col,
+            shift,
             inp,
             axes: rows - 1,
         }))
     }
 
+    /// The scaled axes, `inp` values each.
+    fn axes(&self) -> std::slice::ChunksExact<'_, f32> {
+        self.col.cast::<f32>()[self.inp..].chunks_exact(self.inp)
+    }
+
     /// The whitened `v` (its first `inp` values; missing ones read as 0)
     /// made unit length; None when it is zero (the mean itself) or overflows.
     pub fn apply(&self, v: impl IntoIterator<Item = f32>) -> Option<Vec<f32>> {
-        let all: &[f32] = self.col.cast();
-        let (mean, axes) = all.split_at(self.inp);
-        let v = v.into_iter().chain(std::iter::repeat(0.0));
-        let c: Vec<f32> = mean.iter().zip(v).map(|(&m, v)| v - m).collect();
-        let mut y: Vec<f32> = axes.chunks_exact(self.inp).map(|a| dot(a, &c)).collect();
+        let mut x: Vec<f32> = v.into_iter().take(self.inp).collect();
+        x.resize(self.inp, 0.0);
+        self.centred_unit(self.axes().map(|a| dot(a, &x)))
+    }
+
+    /// The whitened, unit-length row `e` (None: no embedding). Reads the
+    /// f16 values as they are stored (`dot_f32_f16`, the graph search's
+    /// kernel): a candidate is scored without converting its row first.
+    pub fn apply_row(&self, e: &Embedding) -> Option<Vec<f32>> {
+        if e.is_none() {
+            return None;
+        }
+        self.centred_unit(self.axes().map(|a| dot_f32_f16(a, &e.0[..self.inp])))
+    }
+
+    /// Cosine of the whitened row `e` with a query whitened by
+    /// [`Whitening::apply`] (None: no embedding).
+    pub fn cosine(&self, qw: &[f32], e: &Embedding) -> Option<f32> {
+        self.apply_row(e).map(|r| dot(&r, qw))
+    }
+
+    /// The projections `y` minus the mean's (`shift`), made unit length.
+    fn centred_unit(&self, y: impl Iterator<Item = f32>) -> Option<Vec<f32>> {
+        let mut y: Vec<f32> = y.zip(&self.shift).map(|(y, s)| y - s).collect();
         let n = y.iter().map(|x| x * x).sum::<f32>().sqrt();
         if !(n > 0.0 && n.is_finite()) {
             return None;
         }
         y.iter_mut().for_each(|x| *x /= n);
         Some(y)
-    }
-
-    /// The whitened, unit-length row `e` (None: no embedding).
-    pub fn apply_row(&self, e: &Embedding) -> Option<Vec<f32>> {
-        if e.is_none() {
-            return None;
-        }
-        self.apply(e.0[..self.inp].iter().map(|&h| f16_to_f32(h)))
     }
 }
 
@@ -253,39 +293,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(!write(dir.path(), &embs).unwrap());
         assert!(Whitening::find(dir.path()).unwrap().is_none());
+        // The error opening a file of these 64-value rows.
+        let refused = |values: &[f32]| {
+            column::write(
+                &dir.path().join(FILE),
+                NAME,
+                64 * 4,
+                bytemuck::cast_slice(values),
+            )
+            .unwrap();
+            Whitening::find(dir.path()).err().unwrap().to_string()
+        };
         // A value that is not finite.
         let mut bad = vec![0.5f32; 64 * 3];
         bad[70] = f32::NAN;
-        column::write(
-            &dir.path().join(FILE),
-            NAME,
-            64 * 4,
-            bytemuck::cast_slice(&bad),
-        )
-        .unwrap();
-        let e = Whitening::find(dir.path()).err().unwrap().to_string();
+        let e = refused(&bad);
         assert!(e.contains("not finite"), "{e}");
         // A mean without axes.
-        column::write(
-            &dir.path().join(FILE),
-            NAME,
-            64 * 4,
-            bytemuck::cast_slice(&[0.5f32; 64]),
-        )
-        .unwrap();
-        let e = Whitening::find(dir.path()).err().unwrap().to_string();
+        let e = refused(&[0.5f32; 64]);
         assert!(e.contains("no mean and axes"), "{e}");
         // An axis of zero length would zero every whitened row.
         let mut flat = vec![0.5f32; 64 * 3];
         flat[128..].fill(0.0);
-        column::write(
-            &dir.path().join(FILE),
-            NAME,
-            64 * 4,
-            bytemuck::cast_slice(&flat),
-        )
-        .unwrap();
-        let e = Whitening::find(dir.path()).err().unwrap().to_string();
+        let e = refused(&flat);
         assert!(e.contains("axis 1 has no finite, non-zero length"), "{e}");
     }
 }

@@ -351,8 +351,7 @@ impl IndexWriter {
                     && super::keypoint_table::fits(s.len()))
                 // Only when a fit would succeed (256 rows that vary), so a
                 // segment that cannot have one is not rewritten every time.
-                || (s.whitening().is_none()
-                    && s.embeddings().is_some_and(|e| super::whitening::fit(e).is_some()))
+                || (s.whitening().is_none() && s.embeddings().is_some_and(super::whitening::fits))
         };
         if n > 1 || (n == 1 && old_table(&self.segments[0])) {
             self.merge_run(0..n, stop)?;
