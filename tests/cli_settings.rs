@@ -70,3 +70,95 @@ fn a_hash_only_index_is_noted_and_recorded() {
     ]);
     assert!(!stderr(&o).contains("is hash-only"), "{}", stderr(&o));
 }
+
+/// A quantised model runs in int8 on the CPU engine: the `device:` line
+/// says so, the index lists it, and a later run in f32
+/// (`LOOKALIKE_CNN_F32=1`) is added to the list; a float model's index
+/// keeps the manifest older builds read (no list written).
+#[test]
+fn the_cnn_precision_is_said_and_recorded() {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    make_corpus(&a, 2, 0);
+    make_corpus(&b, 3, 0);
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tiny_resnet.onnx");
+    let idx = t.path().join("idx").display().to_string();
+    let precisions = |idx: &str| {
+        let o = run(&["info", "-i", idx, "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["embedding_precisions"].clone()
+    };
+    let o = run(&[
+        "--model",
+        model,
+        "index",
+        a.to_str().unwrap(),
+        "-i",
+        &idx,
+        "--device",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("device: CPU engine (CNN: int8"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(precisions(&idx), serde_json::json!(["int8"]));
+    let o = bin()
+        .env("LOOKALIKE_CNN_F32", "1")
+        .args([
+            "--model",
+            model,
+            "index",
+            b.to_str().unwrap(),
+            "-i",
+            &idx,
+            "--device",
+            "cpu",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("device: CPU engine (CNN: f32)"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(precisions(&idx), serde_json::json!(["int8", "f32"]));
+    let o = run(&["info", "-i", &idx]);
+    assert!(
+        stdout(&o).contains("computed in int8 and f32"),
+        "{}",
+        stdout(&o)
+    );
+
+    // A merge joins the inputs' lists (an input without one was f32).
+    let f32_only = t.path().join("f32").display().to_string();
+    let o = bin()
+        .env("LOOKALIKE_CNN_F32", "1")
+        .args([
+            "--model",
+            model,
+            "index",
+            b.to_str().unwrap(),
+            "-i",
+            &f32_only,
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let merged = t.path().join("merged").display().to_string();
+    let o = run(&["merge", &merged, &f32_only, &idx]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(precisions(&merged), serde_json::json!(["f32", "int8"]));
+
+    let plain = t.path().join("plain").display().to_string();
+    let o = run(&["index", a.to_str().unwrap(), "-i", &plain, "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(precisions(&plain), serde_json::json!(["f32"]));
+    let manifest = std::fs::read_to_string(t.path().join("plain/MANIFEST.json")).unwrap();
+    assert!(!manifest.contains("embedding_precisions"), "{manifest}");
+}

@@ -84,6 +84,7 @@ fn conv(
         weight: rnd(cout * cin / groups * k * k, seed),
         bias: rnd(cout, seed + 1000),
         from: None,
+        int8: None,
     }
 }
 

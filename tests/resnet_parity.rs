@@ -135,6 +135,7 @@ fn implicit_gemm_convs_match_cpu() {
             weight: wts,
             bias: tensor(1, 1, 1, cout, 200 + i as u64).data,
             from: None,
+            int8: None,
         };
         let x = tensor(2, cin, h, w, 300 + i as u64);
         let g = e.cnn_conv(&cv, &x).unwrap();

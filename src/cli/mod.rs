@@ -358,9 +358,12 @@ fn engine(
         match choice {
             _ if !on_cpu => eprintln!("device: {}", e.label()),
             crate::gpu::DeviceChoice::Auto => {
-                eprintln!("device: CPU engine (no hardware GPU adapter; --device gpu accepts software ones)")
+                eprintln!(
+                    "device: {} (no hardware GPU adapter; --device gpu accepts software ones)",
+                    e.label()
+                )
             }
-            _ => eprintln!("device: CPU engine"),
+            _ => eprintln!("device: {}", e.label()),
         }
     }
     Ok(e)
@@ -540,6 +543,11 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
         s.mih()
             .is_some_and(|m| m.layout != crate::index::mih::CURRENT)
     });
+    // The CNN precisions that computed the embeddings (none listed: f32).
+    let precisions = match &idx.manifest().embedding_precisions {
+        p if p.is_empty() && idx.manifest().embedding.is_some() => vec!["f32".to_string()],
+        p => p.clone(),
+    };
     let mut out = std::io::stdout().lock();
     if a.json {
         let v = serde_json::json!({
@@ -560,6 +568,7 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
             "content_digest": digest,
             "descriptors": descriptors,
             "embedding_model": idx.manifest().embedding,
+            "embedding_precisions": precisions,
             "keypoints": idx.manifest().keypoints,
             "profile": idx.profile().name(),
             "hnsw_segments": graph_segs,
@@ -614,7 +623,8 @@ fn cmd_info(a: args::InfoArgs) -> Result<i32> {
         if let Some(model) = &idx.manifest().embedding {
             writeln!(
                 out,
-                "embedding   {model} (HNSW graph in {graph_segs} of {})",
+                "embedding   {model} (computed in {}; HNSW graph in {graph_segs} of {})",
+                precisions.join(" and "),
                 output::count(idx.segments().len() as u64, "segment")
             )?;
             if projected > 0 {

@@ -4,6 +4,9 @@
 //! file's metadata, with BatchNorm already folded into each convolution.
 //! `cpu` is the plain reference (rayon across images); the WGSL engine
 //! (`crate::gpu::cnn`) runs the same list and is held against it by tests.
+//! A quantised (int8 QDQ) ONNX model keeps its integers beside the
+//! dequantised weights ([`Int8Conv`]): the CPU engine runs those in int8,
+//! the WGSL engine (and the CPU with [`Network::float_only`]) the floats.
 //! `preprocess` turns a decoded image into the network's input.
 
 pub mod cpu;
@@ -13,7 +16,7 @@ pub mod preprocess;
 pub mod resnet;
 pub mod safetensors;
 
-pub use model::{Act, Layer, Network};
+pub use model::{Act, Int8Conv, Layer, Network};
 
 /// A batch of feature maps, NCHW, f32.
 #[derive(Clone, Debug, PartialEq)]

@@ -104,6 +104,54 @@ pub struct Conv {
     /// Reads the output of layer `from` instead of the previous layer's
     /// (a ResNet shortcut's downsample convolution reads the block input).
     pub from: Option<usize>,
+    /// The integer form of a quantised model's convolution, which the CPU
+    /// engine runs instead of `weight` (see [`Int8Conv`]); `None` for float
+    /// models and for what the int8 kernels do not cover.
+    pub int8: Option<std::sync::Arc<Int8Conv>>,
+}
+
+/// A convolution of an int8 QDQ model as its integers: the input is
+/// quantised to u8 at `in_scale` / `in_zero` (the QuantizeLinear that feeds
+/// the convolution in the model file), the weights are symmetric i8 with
+/// one scale per output channel. The product is exact in i32; then
+/// `(acc − in_zero·Σw) · in_scale · w_scale[o] + bias[o]` and the
+/// activation give f32 (ONNX Runtime's QLinearConv arithmetic, without
+/// rounding the output to u8).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Int8Conv {
+    /// Input scale: real = (q − in_zero) · in_scale.
+    pub in_scale: f32,
+    /// Input zero point (u8).
+    pub in_zero: u8,
+    /// OIHW like [`Conv::weight`], as the model stores them.
+    pub weight: Vec<i8>,
+    /// One scale per output channel: real weight = q · `w_scale[o]`.
+    pub w_scale: Vec<f32>,
+    /// `weight` in the CPU kernels' layout.
+    pub packed: crate::cnn::cpu::PackedInt8,
+}
+
+impl Int8Conv {
+    /// The integer form of a `cout × cin × k × k` convolution (`cout` is
+    /// `w_scale.len()`), packed for the CPU kernels.
+    pub fn new(
+        in_scale: f32,
+        in_zero: u8,
+        weight: Vec<i8>,
+        w_scale: Vec<f32>,
+        cin: usize,
+        k: usize,
+    ) -> Int8Conv {
+        let mut q = Int8Conv {
+            in_scale,
+            in_zero,
+            weight,
+            w_scale,
+            packed: Default::default(),
+        };
+        q.packed = crate::cnn::cpu::PackedInt8::new(&q, q.w_scale.len(), cin, k);
+        q
+    }
 }
 
 /// One layer of the feature network, in execution order.
@@ -277,6 +325,7 @@ impl Network {
                         weight,
                         bias,
                         from: None,
+                        int8: None,
                     }));
                     done = name == pooled;
                 }
@@ -390,6 +439,26 @@ impl Network {
         Ok(())
     }
 
+    /// Whether the CPU engine runs this network's convolutions in int8
+    /// (a quantised model with its [`Int8Conv`]s kept).
+    pub fn is_int8(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|l| matches!(l, Layer::Conv(c) if c.int8.is_some()))
+    }
+
+    /// The same network with every [`Int8Conv`] dropped: the CPU engine then
+    /// runs the dequantised f32 weights, as the WGSL engine always does
+    /// (`LOOKALIKE_CNN_F32=1`, and the reference of the parity tests).
+    pub fn float_only(mut self) -> Network {
+        for l in &mut self.layers {
+            if let Layer::Conv(c) = l {
+                c.int8 = None;
+            }
+        }
+        self
+    }
+
     /// Channels of the embedding.
     pub fn embedding_dim(&self) -> usize {
         if let Some(p) = &self.projection {
@@ -427,6 +496,7 @@ impl Network {
                 .iter_mut()
                 .for_each(|w| *w = (rnd() * scale) as f32);
             c.bias.iter_mut().for_each(|b| *b = (rnd() * 0.1) as f32);
+            c.int8 = None;
         }
         net.classifier = None;
         net.fingerprint = format!("random-{seed}");

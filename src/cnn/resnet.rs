@@ -159,6 +159,7 @@ fn build(
             weight,
             bias,
             from,
+            int8: None,
         }));
         Ok::<usize, ModelError>(layers.len() - 1)
     };
@@ -248,6 +249,7 @@ fn build(
         weight,
         bias,
         from: None,
+        int8: None,
     });
     let net = Network {
         name: "resnet".into(),
@@ -346,6 +348,7 @@ mod tests {
             weight,
             bias,
             from: None,
+            int8: None,
         };
         let (raw, ..) = cpu::conv(&mk(w.clone(), vec![0.0; cout]), &x, 9, 9);
         let (folded, ..) = cpu::conv(&mk(fw, fb), &x, 9, 9);

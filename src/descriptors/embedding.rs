@@ -50,6 +50,12 @@ pub fn select(path: &std::path::Path) -> anyhow::Result<&'static Network> {
             crate::cnn::resnet::from_torchvision(&st)?
         }
     };
+    // A quantised model runs its convolutions in int8 on the CPU unless
+    // the f32 knob asks for the dequantised weights (the GPU's precision).
+    let net = match std::env::var("LOOKALIKE_CNN_F32").as_deref() {
+        Ok("1") => net.float_only(),
+        _ => net,
+    };
     let dim = net.embedding_dim();
     if dim == 0 || dim > EMBED_DIM {
         anyhow::bail!(
@@ -80,6 +86,16 @@ pub fn model() -> &'static Network {
         assert_eq!(net.embedding_dim(), EMBED_DIM);
         net
     })
+}
+
+/// The arithmetic the CPU engine's CNN runs in for this process: "int8"
+/// for a quantised `--model` (see `cnn::Int8Conv`), else "f32" (the
+/// built-in model and float models).
+pub fn cpu_precision() -> &'static str {
+    match SELECTED.get() {
+        Some(n) if n.is_int8() => "int8",
+        _ => "f32",
+    }
 }
 
 /// What an index records about the model that made its embeddings.

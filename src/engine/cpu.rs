@@ -14,7 +14,15 @@ pub struct CpuEngine;
 
 impl Engine for CpuEngine {
     fn label(&self) -> String {
-        "CPU engine".into()
+        match self.cnn_precision().as_str() {
+            "int8" if crate::cnn::cpu::has_vnni() => "CPU engine (CNN: int8, AVX-512 VNNI)".into(),
+            "int8" => "CPU engine (CNN: int8, portable kernel)".into(),
+            p => format!("CPU engine (CNN: {p})"),
+        }
+    }
+
+    fn cnn_precision(&self) -> String {
+        crate::descriptors::embedding::cpu_precision().into()
     }
 
     fn prepare_index(&self, img: &RgbImage, extras: Extras) -> Deferred<Descriptors> {

@@ -27,6 +27,13 @@ impl Engine for GpuEngine {
         format!("{} (CNN: {})", self.describe(), self.cnn_precision())
     }
 
+    fn cnn_precision(&self) -> String {
+        match GpuEngine::cnn_precision(self) {
+            crate::gpu::Precision::F16 => "f16".into(),
+            crate::gpu::Precision::F32 => "f32".into(),
+        }
+    }
+
     fn batches_queries(&self) -> bool {
         true
     }

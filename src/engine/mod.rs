@@ -42,8 +42,14 @@ pub type TopK = Vec<Vec<(u32, u16, u8)>>;
 
 /// What the pipeline needs from an engine.
 pub trait Engine: Send + Sync {
-    /// Where descriptors run, for the `device:` line, e.g. "CPU engine".
+    /// Where descriptors run and the CNN's precision, for the `device:`
+    /// line, e.g. "CPU engine (CNN: f32)".
     fn label(&self) -> String;
+
+    /// The arithmetic of the CNN that computes embeddings here: "f32",
+    /// "f16" (GPU storage) or "int8" (a quantised model on the CPU); the
+    /// index lists what was not f32 (`Manifest::embedding_precisions`).
+    fn cnn_precision(&self) -> String;
 
     /// Whether describing many queries in one [`Engine::describe_queries`]
     /// call costs much less than one call each (a GPU dispatch): the

@@ -85,6 +85,16 @@ impl IndexWriter {
             self.commit()?;
         }
         self.check_sources(sources)?;
+        // Their embeddings' precisions join this index's list.
+        for src in sources.iter().filter(|s| s.record_count() > 0) {
+            let theirs = &src.manifest().embedding_precisions;
+            if src.manifest().embedding.is_some() && theirs.is_empty() {
+                self.note_embedding_precision("f32");
+            }
+            for p in theirs {
+                self.note_embedding_precision(p);
+            }
+        }
         let mut stats = AttachStats::default();
         let mut seen: HashSet<u128> = HashSet::new();
         let mut infos = Vec::new();

@@ -63,6 +63,13 @@ pub struct Manifest {
     /// What each image keeps ([`Profile`]); written only when compact.
     #[serde(skip_serializing_if = "Profile::is_full")]
     pub profile: Profile,
+    /// The CNN precisions that computed the embeddings, in the order first
+    /// used: "f32", "int8" (a quantised model on the CPU engine), "f16"
+    /// (GPU storage). Written only when one is not f32, so indexes embedded
+    /// in f32 keep the manifests older builds read; absent, the embeddings
+    /// (if any) are f32.
+    #[serde(skip_serializing_if = "only_f32")]
+    pub embedding_precisions: Vec<String>,
 }
 
 /// How much of each image an index stores (`index --profile`).
@@ -92,6 +99,10 @@ impl Profile {
             Profile::Compact => "compact",
         }
     }
+}
+
+fn only_f32(list: &[String]) -> bool {
+    list.iter().all(|p| p == "f32")
 }
 
 fn is_yes(b: &bool) -> bool {
@@ -134,6 +145,7 @@ impl Manifest {
             embedding: None,
             keypoints: true,
             profile: Profile::Full,
+            embedding_precisions: Vec::new(),
         }
     }
 
@@ -275,6 +287,7 @@ const MANIFEST_KEYS: &[&str] = &[
     "embedding",
     "keypoints",
     "profile",
+    "embedding_precisions",
 ];
 
 impl<'de> Deserialize<'de> for Manifest {
@@ -290,7 +303,7 @@ impl<'de> Deserialize<'de> for Manifest {
                     (None, None, None, None);
                 let (mut writer, mut decode, mut embedding, mut keypoints) =
                     (None, None, None, None);
-                let mut profile = None;
+                let (mut profile, mut precisions) = (None, None);
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
                         "format" => take(&mut map, &key, &mut format)?,
@@ -302,6 +315,7 @@ impl<'de> Deserialize<'de> for Manifest {
                         "embedding" => take(&mut map, &key, &mut embedding)?,
                         "keypoints" => take(&mut map, &key, &mut keypoints)?,
                         "profile" => take(&mut map, &key, &mut profile)?,
+                        "embedding_precisions" => take(&mut map, &key, &mut precisions)?,
                         _ => return Err(unknown(&key, MANIFEST_KEYS)),
                     }
                 }
@@ -315,6 +329,7 @@ impl<'de> Deserialize<'de> for Manifest {
                     embedding: embedding.flatten(),
                     keypoints: keypoints.unwrap_or(true),
                     profile: profile.unwrap_or_default(),
+                    embedding_precisions: precisions.unwrap_or_default(),
                 })
             }
         }

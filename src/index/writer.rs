@@ -186,6 +186,21 @@ impl IndexWriter {
         }
     }
 
+    /// Records that this run computes embeddings in `precision` ("f32",
+    /// "int8", "f16") at the next commit (`Manifest::embedding_precisions`;
+    /// an index with embeddings and no list was made in f32).
+    pub fn note_embedding_precision(&mut self, precision: &str) {
+        let had_embeddings = self.committed_records() > 0 && self.manifest.embedding.is_some();
+        let list = &mut self.manifest.embedding_precisions;
+        if list.is_empty() && had_embeddings && precision != "f32" {
+            list.push("f32".into());
+        }
+        if !list.iter().any(|p| p == precision) {
+            list.push(precision.to_string());
+            self.manifest_changed = true;
+        }
+    }
+
     /// Whether the index keeps keypoints (false: built with `--no-keypoints`).
     pub fn keypoints(&self) -> bool {
         self.manifest.keypoints

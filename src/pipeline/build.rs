@@ -117,6 +117,9 @@ pub fn update_from(
         writer.flush_records = n;
     }
     let keypoints = writer.apply_settings(&opts.settings())?;
+    if opts.extras.embedding {
+        writer.note_embedding_precision(&opts.engine.cnn_precision());
+    }
     let opts = BuildOptions {
         extras: descriptors::Extras {
             // A compact index extracts keypoints when it verifies, not now.

@@ -141,9 +141,9 @@ fn sgemm(
     }
 }
 
-/// Floats an im2col band may hold (4 MiB): bands of output rows are sized
-/// to this, so a 7×7 stem at 288² needs 4 MiB, not 12.
-const IM2COL_BAND: usize = 1 << 20;
+/// Elements an im2col band may hold (4 Mi): bands of output rows are sized
+/// to this, so a 7×7 stem at 288² needs 4 MiB of f32, not 12.
+pub(super) const IM2COL_BAND: usize = 1 << 20;
 
 /// An ungrouped k×k (or strided) convolution as GEMM over im2col bands:
 /// each band holds, for a run of output rows, one row per (input channel,
@@ -151,42 +151,25 @@ const IM2COL_BAND: usize = 1 << 20;
 #[inline(always)]
 fn im2col_gemm(cv: &Conv, x: &[f32], g: Geometry, out: &mut [Uninit]) {
     let Geometry { h, w, pad, oh, ow } = g;
-    let (k, s) = (cv.k, cv.stride);
-    let kk = cv.cin * k * k;
+    let kk = cv.cin * cv.k * cv.k;
     let rows_per_band = (IM2COL_BAND / (kk * ow)).clamp(1, oh);
     let mut col = vec![0f32; kk * rows_per_band * ow];
-    let (pt, pl) = (pad[0] as isize, pad[1] as isize);
     for oy0 in (0..oh).step_by(rows_per_band) {
         let rows = rows_per_band.min(oh - oy0);
         let n = rows * ow;
-        for (r, dst) in col.chunks_mut(n).take(kk).enumerate() {
-            let (ci, ky, kx) = (r / (k * k), r / k % k, r % k);
-            let plane = &x[ci * h * w..(ci + 1) * h * w];
-            for (dy, drow) in dst.chunks_mut(ow).enumerate() {
-                let iy = ((oy0 + dy) * s + ky) as isize - pt;
-                if iy < 0 || iy >= h as isize {
-                    drow.fill(0.0);
-                    continue;
-                }
-                let src = &plane[iy as usize * w..(iy as usize + 1) * w];
-                // Output columns lo..hi read inside the row; the rest read padding.
-                let std::ops::Range { start: lo, end: hi } =
-                    inside_columns(w, ow, kx as isize - pl, s);
-                drow[..lo].fill(0.0);
-                drow[hi..].fill(0.0);
-                let first = (lo * s + kx) as isize - pl;
-                if hi > lo && s == 1 {
-                    let first = first as usize;
-                    drow[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
-                } else if hi > lo {
-                    let taken = src[first as usize..].iter().step_by(s);
-                    drow[lo..hi]
-                        .iter_mut()
-                        .zip(taken)
-                        .for_each(|(d, v)| *d = *v);
-                }
-            }
-        }
+        im2col(
+            x,
+            h,
+            w,
+            cv.k,
+            cv.stride,
+            pad,
+            oy0,
+            rows,
+            ow,
+            0.0,
+            &mut col[..kk * n],
+        );
         sgemm(
             cv.cout,
             kk,
@@ -198,5 +181,57 @@ fn im2col_gemm(cv: &Conv, x: &[f32], g: Geometry, out: &mut [Uninit]) {
             oh * ow,
         );
         bias_act_band(&cv.bias, cv.act, out, oh * ow, oy0 * ow..oy0 * ow + n);
+    }
+}
+
+/// One im2col band: for the output rows `oy0..oy0 + rows` (each `ow`
+/// wide) of a k×k convolution with stride `s` and padding `pad` over the
+/// planes of `x` (each `h × w`), `col` gets one row per (plane, tap) of
+/// `rows · ow` elements: what each output pixel reads there, `fill` in the
+/// padding. Generic over the element: f32 values, or the int8 path's u32
+/// quads of four channels.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) fn im2col<T: Copy>(
+    x: &[T],
+    h: usize,
+    w: usize,
+    k: usize,
+    s: usize,
+    pad: [usize; 4],
+    oy0: usize,
+    rows: usize,
+    ow: usize,
+    fill: T,
+    col: &mut [T],
+) {
+    let n = rows * ow;
+    let (pt, pl) = (pad[0] as isize, pad[1] as isize);
+    for (r, dst) in col.chunks_mut(n.max(1)).enumerate() {
+        let (ci, ky, kx) = (r / (k * k), r / k % k, r % k);
+        let plane = &x[ci * h * w..(ci + 1) * h * w];
+        for (dy, drow) in dst.chunks_mut(ow).enumerate() {
+            let iy = ((oy0 + dy) * s + ky) as isize - pt;
+            if iy < 0 || iy >= h as isize {
+                drow.fill(fill);
+                continue;
+            }
+            let src = &plane[iy as usize * w..(iy as usize + 1) * w];
+            // Output columns lo..hi read inside the row; the rest read padding.
+            let std::ops::Range { start: lo, end: hi } = inside_columns(w, ow, kx as isize - pl, s);
+            drow[..lo].fill(fill);
+            drow[hi..].fill(fill);
+            let first = (lo * s + kx) as isize - pl;
+            if hi > lo && s == 1 {
+                let first = first as usize;
+                drow[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
+            } else if hi > lo {
+                let taken = src[first as usize..].iter().step_by(s);
+                drow[lo..hi]
+                    .iter_mut()
+                    .zip(taken)
+                    .for_each(|(d, v)| *d = *v);
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! CPU reference of every layer: ungrouped convolutions as matrix products
-//! (`gemm`, on the `gemm` crate), grouped and depthwise ones as
+//! (`gemm`, on the `gemm` crate; those of a quantised model in int8,
+//! `int8`), grouped and depthwise ones as
 //! register-blocked loops (`grouped`), pooling and residual adds here (and
 //! a large expansion fused with its depthwise layer, `expand_depthwise`); the
 //! loops are written so the compiler vectorises them and compiled twice
@@ -13,6 +14,9 @@ use super::Tensor;
 
 mod gemm;
 mod grouped;
+pub mod int8;
+
+pub use int8::{has_vnni, PackedInt8};
 
 /// The pooled layer's feature map for every image of the batch.
 pub fn forward(net: &Network, x: &Tensor) -> Tensor {
@@ -113,12 +117,14 @@ fn forward_generic(
     w: usize,
 ) -> (Vec<f32>, usize, usize, usize) {
     // Outputs a later layer reads again (residual sources, shortcut inputs)
-    // are kept; others dropped.
+    // are kept (shared, not copied: a residual add makes its own copy only
+    // if it would otherwise write into a kept map); others dropped.
+    use std::rc::Rc;
     let kept: std::collections::HashSet<usize> =
         net.layers.iter().filter_map(Layer::reads).collect();
-    let mut saved: std::collections::HashMap<usize, (Vec<f32>, usize, usize, usize)> =
-        Default::default();
-    let (mut x, mut c, mut h, mut w) = (input, c, h, w);
+    type Map = (Rc<Vec<f32>>, usize, usize, usize);
+    let mut saved: std::collections::HashMap<usize, Map> = Default::default();
+    let (mut x, mut c, mut h, mut w) = (Rc::new(input), c, h, w);
     let mut layers = net.layers.iter().enumerate().peekable();
     while let Some((i, l)) = layers.next() {
         // An expansion whose only reader is the depthwise layer after it
@@ -126,7 +132,7 @@ fn forward_generic(
         if let (Layer::Conv(e), Some(&(j, Layer::Conv(d)))) = (l, layers.peek()) {
             if !kept.contains(&i) && !kept.contains(&j) && fusable(e, d, h, w) {
                 let (y, oh, ow) = expand_depthwise(e, d, &x, h, w);
-                (x, c, h, w) = (y, d.cout, oh, ow);
+                (x, c, h, w) = (Rc::new(y), d.cout, oh, ow);
                 layers.next();
                 continue;
             }
@@ -140,22 +146,25 @@ fn forward_generic(
                     }
                     None => conv(cv, &x, h, w),
                 };
-                (x, c, h, w) = (y, cv.cout, oh, ow);
+                (x, c, h, w) = (Rc::new(y), cv.cout, oh, ow);
             }
             Layer::Add { from, act } => {
-                let r = &saved[from].0;
-                x.iter_mut().zip(r).for_each(|(a, b)| *a += b);
-                apply_act(*act, &mut x, c * h * w, 0..c * h * w);
+                let r = Rc::clone(&saved[from].0);
+                let x = Rc::make_mut(&mut x);
+                x.iter_mut().zip(r.iter()).for_each(|(a, b)| *a += b);
+                apply_act(*act, x, c * h * w, 0..c * h * w);
             }
             &Layer::MaxPool { k, stride, pad } => {
                 let (y, oh, ow) = max_pool(&x, c, h, w, k, stride, pad);
-                (x, h, w) = (y, oh, ow);
+                (x, h, w) = (Rc::new(y), oh, ow);
             }
         }
         if kept.contains(&i) {
-            saved.insert(i, (x.clone(), c, h, w));
+            saved.insert(i, (Rc::clone(&x), c, h, w));
         }
     }
+    drop(saved);
+    let x = Rc::try_unwrap(x).unwrap_or_else(|shared| (*shared).clone());
     (x, c, h, w)
 }
 
@@ -251,7 +260,9 @@ pub fn max_pool(
 #[inline(always)]
 pub fn conv(cv: &Conv, x: &[f32], h: usize, w: usize) -> (Vec<f32>, usize, usize) {
     let g = Geometry::of(cv, h, w);
-    let out = if cv.groups == 1 {
+    let out = if let (1, Some(q)) = (cv.groups, &cv.int8) {
+        int8::ungrouped(cv, q, x, g)
+    } else if cv.groups == 1 {
         gemm::ungrouped(cv, x, g)
     } else {
         grouped::grouped(cv, x, g)
@@ -408,6 +419,7 @@ mod tests {
                 weight: rnd(cout * cin / groups * k * k, i as u32 + 1),
                 bias: rnd(cout, i as u32 + 100),
                 from: None,
+                int8: None,
             };
             let x = rnd(cin * h * w, i as u32 + 7);
             let (a, ah, aw) = conv(&cv, &x, h, w);
@@ -434,6 +446,7 @@ mod tests {
             weight: rnd(cout * cin / groups * k * k, seed),
             bias: rnd(cout, seed + 50),
             from: None,
+            int8: None,
         };
         let e = mk("e", cin, mid, 1, 1, 1, Act::Relu6, 1);
         let x = rnd(cin * h * w, 9);

