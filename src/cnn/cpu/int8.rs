@@ -1,16 +1,18 @@
 //! Int8 convolutions of quantised (QDQ) models: the input quantised to u8
 //! at the model's own scale, products of u8 activations and i8 weights
 //! summed exactly in i32, then one f32 epilogue (zero-point correction,
-//! scales, bias, activation) as each tile is stored.
+//! scales, bias, activation, and a residual add when one follows) as each
+//! tile is stored.
 //!
 //! Layout: four input channels share one u32 (byte `c % 4`), so a k×k
 //! convolution's im2col gathers u32 "quads" exactly as the f32 path gathers
 //! floats, and a 1×1 one reads the quantised input as it is. A product tile
-//! is 8 output channels × 32 pixels: on AVX-512 VNNI each step loads two
+//! is 8 output channels × 48 pixels: on AVX-512 VNNI each step loads three
 //! vectors of 16 pixels' quads and, per output channel, broadcasts its four
-//! weights into one `vpdpbusd` (u8 × i8, four products summed per i32
-//! lane). Without VNNI a portable loop computes the same integers, so both
-//! give bit-identical outputs (the tests hold them to it).
+//! weights into `vpdpbusd` (u8 × i8, four products summed per i32 lane):
+//! 24 accumulators in registers. Without VNNI a portable loop computes the
+//! same integers, so both give bit-identical outputs (the tests hold them
+//! to it).
 
 use super::{add_bias_act, Geometry};
 use crate::cnn::model::{Act, Conv, Int8Conv};
@@ -72,12 +74,35 @@ pub fn has_vnni() -> bool {
 /// An ungrouped quantised convolution's output (`cout × oh·ow`, f32).
 #[inline(always)]
 pub(super) fn ungrouped(cv: &Conv, q: &Int8Conv, x: &[f32], g: Geometry) -> Vec<f32> {
-    ungrouped_on(cv, q, x, g, has_vnni())
+    ungrouped_on(cv, q, x, g, has_vnni(), None)
+}
+
+/// [`ungrouped`] and the residual add after it in one pass: the output is
+/// `act` of the convolution plus `residual` (laid out as the output). The
+/// same f32 operations in the same order as the two layers apart, without
+/// a pass over three maps (ResNet's largest) between them.
+#[inline(always)]
+pub(super) fn ungrouped_add(
+    cv: &Conv,
+    q: &Int8Conv,
+    x: &[f32],
+    g: Geometry,
+    residual: &[f32],
+    act: Act,
+) -> Vec<f32> {
+    ungrouped_on(cv, q, x, g, has_vnni(), Some((residual, act)))
 }
 
 /// [`ungrouped`] on the VNNI kernel or, `vnni` false, the portable one.
 #[inline(always)]
-fn ungrouped_on(cv: &Conv, q: &Int8Conv, x: &[f32], g: Geometry, vnni: bool) -> Vec<f32> {
+fn ungrouped_on(
+    cv: &Conv,
+    q: &Int8Conv,
+    x: &[f32],
+    g: Geometry,
+    vnni: bool,
+    residual: Option<(&[f32], Act)>,
+) -> Vec<f32> {
     let Geometry { h, w, pad, oh, ow } = g;
     // The quantised input and im2col bands reuse this thread's buffers
     // (every element is written before it is read): no allocation, page
@@ -96,10 +121,16 @@ fn ungrouped_on(cv: &Conv, q: &Int8Conv, x: &[f32], g: Geometry, vnni: bool) -> 
         p: &q.packed,
         bias: &cv.bias,
         act: cv.act,
+        add: residual.map(|r| r.1),
         vnni,
     };
+    let res = residual.map(|r| r.0);
+    assert!(
+        res.is_none_or(|r| r.len() == len),
+        "residual unlike the output"
+    );
     if cv.k == 1 && cv.stride == 1 && pad == [0; 4] {
-        tile.product(&xq, h * w, h * w, dst, h * w);
+        tile.product(&xq, h * w, h * w, dst, res, h * w);
     } else {
         let k4 = q.packed.k4;
         let rows_per_band = (super::gemm::IM2COL_BAND / (k4 * ow).max(1)).clamp(1, oh.max(1));
@@ -110,7 +141,8 @@ fn ungrouped_on(cv: &Conv, q: &Int8Conv, x: &[f32], g: Geometry, vnni: bool) -> 
             let n = rows * ow;
             let band = &mut col[..k4 * n];
             super::gemm::im2col(&xq, h, w, cv.k, cv.stride, pad, oy0, rows, ow, zero, band);
-            tile.product(band, n, n, &mut dst[oy0 * ow..], oh * ow);
+            let res = res.map(|r| &r[oy0 * ow..]);
+            tile.product(band, n, n, &mut dst[oy0 * ow..], res, oh * ow);
         }
     }
     SCRATCH.set((xq, col));
@@ -221,6 +253,8 @@ struct Tiles<'a> {
     p: &'a PackedInt8,
     bias: &'a [f32],
     act: Act,
+    /// A residual add after the activation, and the activation after it.
+    add: Option<Act>,
     vnni: bool,
 }
 
@@ -230,7 +264,16 @@ impl Tiles<'_> {
     /// `ldc`. Columns run in bands whose `b` fits in L2, and within a band
     /// each 8-channel slice of the weights stays in L1 across its tiles.
     #[inline(always)]
-    fn product(&self, b: &[u32], n: usize, ldb: usize, out: &mut [Uninit], ldc: usize) {
+    #[allow(clippy::too_many_arguments)]
+    fn product(
+        &self,
+        b: &[u32],
+        n: usize,
+        ldb: usize,
+        out: &mut [Uninit],
+        res: Option<&[f32]>,
+        ldc: usize,
+    ) {
         let (k4, cout) = (self.p.k4, self.bias.len());
         assert!(
             k4 == 0 || b.len() >= (k4 - 1) * ldb + n,
@@ -240,53 +283,39 @@ impl Tiles<'_> {
             cout == 0 || out.len() >= (cout - 1) * ldc + n,
             "output shorter than written"
         );
+        assert!(
+            cout == 0 || res.is_none_or(|r| r.len() >= (cout - 1) * ldc + n),
+            "residual shorter than read"
+        );
         let band = ((256 << 10) / (4 * k4).max(1)).next_multiple_of(NR).max(NR);
-        // Each band of `b` is first copied into panels of NR columns, each
-        // panel's k4 rows contiguous (the last panel's missing columns 0):
-        // every tile then streams one panel front to back, not k4 rows
-        // strided across the whole input.
-        thread_local! {
-            static PANELS: std::cell::RefCell<Vec<u32>> = Default::default();
-        }
-        let mut panels = PANELS.with_borrow_mut(std::mem::take);
         for j0 in (0..n).step_by(band) {
             let j1 = (j0 + band).min(n);
-            let count = (j1 - j0).div_ceil(NR);
-            grow(&mut panels, count * k4 * NR);
-            for (p, panel) in panels.chunks_mut(k4 * NR).take(count).enumerate() {
-                let (from, cols) = (j0 + p * NR, NR.min(j1 - j0 - p * NR));
-                for (q, row) in panel.chunks_mut(NR).enumerate() {
-                    row[..cols].copy_from_slice(&b[q * ldb + from..q * ldb + from + cols]);
-                    row[cols..].fill(0);
-                }
-            }
             for o0 in (0..cout).step_by(MR) {
                 let a = &self.p.a[o0 * k4..(o0 + MR) * k4];
                 let rows = MR.min(cout - o0);
-                for p in 0..count {
-                    let (j, cols) = (j0 + p * NR, NR.min(j1 - j0 - p * NR));
-                    let panel = &panels[p * k4 * NR..(p + 1) * k4 * NR];
-                    let dst = &mut out[o0 * ldc + j..];
+                for j in (j0..j1).step_by(NR) {
+                    let cols = NR.min(j1 - j);
+                    let (b, dst) = (&b[j..], &mut out[o0 * ldc + j..]);
+                    let r = res.map(|r| &r[o0 * ldc + j..]);
                     #[cfg(target_arch = "x86_64")]
                     if self.vnni {
-                        // SAFETY: VNNI was detected; the panel holds k4
-                        // rows of NR quads, the assert above bounds dst's
-                        // writes (`rows` rows of `cols`), and `a` holds
-                        // MR·k4 quads.
-                        unsafe { self.tile_vnni(o0, a, panel, NR, dst, ldc, rows, cols) };
+                        // SAFETY: VNNI was detected; the asserts above bound
+                        // b's reads (k4 rows of `cols` at stride ldb),
+                        // dst's writes and r's reads (`rows` rows of
+                        // `cols`), and `a` holds MR·k4 quads.
+                        unsafe { self.tile_vnni(o0, a, b, ldb, dst, r, ldc, rows, cols) };
                         continue;
                     }
-                    self.tile_portable(o0, a, panel, NR, dst, ldc, rows, cols);
+                    self.tile_portable(o0, a, b, ldb, dst, r, ldc, rows, cols);
                 }
             }
         }
-        PANELS.set(panels);
     }
 
     /// Stores one row of finished sums: `(acc − zw) · scale + bias`, then
     /// the activation (the same f32 operations as the vector kernel).
     #[inline(always)]
-    fn finish(&self, o: usize, acc: &[i32], dst: &mut [Uninit]) {
+    fn finish(&self, o: usize, acc: &[i32], dst: &mut [Uninit], res: Option<&[f32]>) {
         let (zw, scale) = (self.p.zw[o], self.p.scale[o]);
         for (d, &s) in dst.iter_mut().zip(acc) {
             d.write(s.wrapping_sub(zw) as f32 * scale);
@@ -295,6 +324,11 @@ impl Tiles<'_> {
         // as many sums as dst elements), and MaybeUninit<f32> is f32's layout.
         let dst = unsafe { &mut *(dst as *mut [Uninit] as *mut [f32]) };
         add_bias_act(dst, self.bias[o], self.act);
+        if let (Some(r), Some(act)) = (res, self.add) {
+            dst.iter_mut()
+                .zip(r)
+                .for_each(|(d, r)| *d = act.apply(*d + r));
+        }
     }
 
     /// The reference tile: plain integer loops.
@@ -307,6 +341,7 @@ impl Tiles<'_> {
         b: &[u32],
         ldb: usize,
         dst: &mut [Uninit],
+        res: Option<&[f32]>,
         ldc: usize,
         rows: usize,
         cols: usize,
@@ -326,7 +361,9 @@ impl Tiles<'_> {
             }
         }
         for (r, acc) in acc.iter().enumerate().take(rows) {
-            self.finish(o0 + r, &acc[..cols], &mut dst[r * ldc..r * ldc + cols]);
+            let row = r * ldc..r * ldc + cols;
+            let res = res.map(|res| &res[row.clone()]);
+            self.finish(o0 + r, &acc[..cols], &mut dst[row], res);
         }
     }
 
@@ -334,7 +371,8 @@ impl Tiles<'_> {
     ///
     /// # Safety
     /// The CPU has AVX-512 F, BW and VNNI; `b` holds `k4` rows of at least
-    /// `cols` quads at stride `ldb`, `dst` `rows` rows of `cols` at `ldc`.
+    /// `cols` quads at stride `ldb`, `dst` (and `res`, if any) `rows` rows
+    /// of `cols` at `ldc`.
     #[cfg(target_arch = "x86_64")]
     #[allow(clippy::too_many_arguments, clippy::needless_range_loop)] // (index loops unroll to registers)
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
@@ -345,6 +383,7 @@ impl Tiles<'_> {
         b: &[u32],
         ldb: usize,
         dst: &mut [Uninit],
+        res: Option<&[f32]>,
         ldc: usize,
         rows: usize,
         cols: usize,
@@ -398,12 +437,16 @@ impl Tiles<'_> {
                     continue;
                 }
                 let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(sums[r][half], zw));
-                let mut v = _mm512_add_ps(_mm512_mul_ps(v, scale), bias);
-                v = match self.act {
+                let act = |v, a: Act| match a {
                     Act::None => v,
                     Act::Relu => _mm512_max_ps(v, zero),
                     Act::Relu6 => _mm512_min_ps(_mm512_max_ps(v, zero), six),
                 };
+                let mut v = act(_mm512_add_ps(_mm512_mul_ps(v, scale), bias), self.act);
+                if let (Some(res), Some(a)) = (res, self.add) {
+                    let r = _mm512_maskz_loadu_ps(mask, res.as_ptr().add(r * ldc + 16 * half));
+                    v = act(_mm512_add_ps(v, r), a);
+                }
                 _mm512_mask_storeu_ps(dst.as_mut_ptr().add(r * ldc + 16 * half).cast(), mask, v);
             }
         }
@@ -532,14 +575,28 @@ mod tests {
             let g = Geometry::of(&cv, h, w);
             let want = naive(&cv, &x, h, w);
             let q = cv.int8.as_ref().unwrap();
-            let portable = ungrouped_on(&cv, q, &x, g, false);
+            let portable = ungrouped_on(&cv, q, &x, g, false, None);
             assert_eq!(portable, want, "case {i}: portable kernel");
+            // With a residual add fused: act(conv + residual), as two layers.
+            let res: Vec<f32> = rnd(want.len(), i as u32 + 90)
+                .map(|v| (v % 400) as f32 / 100.0 - 2.0)
+                .collect();
+            let add = [Act::Relu, Act::None, Act::Relu6][(i + 1) % 3];
+            let want_add: Vec<f32> = want
+                .iter()
+                .zip(&res)
+                .map(|(a, r)| add.apply(a + r))
+                .collect();
+            let fused = ungrouped_on(&cv, q, &x, g, false, Some((&res, add)));
+            assert_eq!(fused, want_add, "case {i}: portable kernel, residual add");
             if has_vnni() {
                 assert_eq!(
-                    ungrouped_on(&cv, q, &x, g, true),
+                    ungrouped_on(&cv, q, &x, g, true, None),
                     want,
                     "case {i}: VNNI kernel"
                 );
+                let fused = ungrouped_on(&cv, q, &x, g, true, Some((&res, add)));
+                assert_eq!(fused, want_add, "case {i}: VNNI kernel, residual add");
             }
             // And close to the float convolution of the dequantised weights
             // on the input clamped to what u8 can hold.

@@ -137,6 +137,24 @@ fn forward_generic(
                 continue;
             }
         }
+        // A quantised convolution and the residual add after it run as one
+        // pass (the add in the product's epilogue).
+        if let (Layer::Conv(cv), Some(&(j, &Layer::Add { from, act }))) = (l, layers.peek()) {
+            if let (Some(q), 1, false) = (&cv.int8, cv.groups, kept.contains(&i)) {
+                let (src, sh, sw) = match cv.from {
+                    Some(f) => (saved[&f].0.as_slice(), saved[&f].2, saved[&f].3),
+                    None => (x.as_slice(), h, w),
+                };
+                let g = Geometry::of(cv, sh, sw);
+                let y = int8::ungrouped_add(cv, q, src, g, &saved[&from].0, act);
+                (x, c, h, w) = (Rc::new(y), cv.cout, g.oh, g.ow);
+                layers.next();
+                if kept.contains(&j) {
+                    saved.insert(j, (Rc::clone(&x), c, h, w));
+                }
+                continue;
+            }
+        }
         match l {
             Layer::Conv(cv) => {
                 let (y, oh, ow) = match cv.from {
