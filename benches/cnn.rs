@@ -71,11 +71,7 @@ fn main() {
     let t = Instant::now();
     let c = cpu::embed(&net, &x);
     let cpu_s = t.elapsed().as_secs_f64();
-    let precision = match net.is_int8() {
-        true if cpu::has_vnni() => "int8, AVX-512 VNNI",
-        true => "int8, portable kernel",
-        false => "f32",
-    };
+    let precision = cpu::precision_label(&net);
     println!(
         "  cpu engine: {:8.2} embeddings/s ({cpu_s:.2} s, {precision})",
         batch as f64 / cpu_s

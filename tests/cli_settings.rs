@@ -89,43 +89,26 @@ fn the_cnn_precision_is_said_and_recorded() {
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         v["embedding_precisions"].clone()
     };
-    let o = run(&[
-        "--model",
-        model,
-        "index",
-        a.to_str().unwrap(),
-        "-i",
-        &idx,
-        "--device",
-        "cpu",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("device: CPU engine (CNN: int8"),
-        "{}",
+    // `index DIR -i IDX --device cpu` with the model, in f32 if asked;
+    // returns its stderr after checking it succeeded.
+    let index = |dir: &std::path::Path, idx: &str, f32: bool| {
+        let mut c = bin();
+        if f32 {
+            c.env("LOOKALIKE_CNN_F32", "1");
+        }
+        let dir = dir.to_str().unwrap();
+        let o = c
+            .args(["--model", model, "index", dir, "-i", idx, "--device", "cpu"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
         stderr(&o)
-    );
+    };
+    let err = index(&a, &idx, false);
+    assert!(err.contains("device: CPU engine (CNN: int8"), "{err}");
     assert_eq!(precisions(&idx), serde_json::json!(["int8"]));
-    let o = bin()
-        .env("LOOKALIKE_CNN_F32", "1")
-        .args([
-            "--model",
-            model,
-            "index",
-            b.to_str().unwrap(),
-            "-i",
-            &idx,
-            "--device",
-            "cpu",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("device: CPU engine (CNN: f32)"),
-        "{}",
-        stderr(&o)
-    );
+    let err = index(&b, &idx, true);
+    assert!(err.contains("device: CPU engine (CNN: f32)"), "{err}");
     assert_eq!(precisions(&idx), serde_json::json!(["int8", "f32"]));
     let o = run(&["info", "-i", &idx]);
     assert!(
@@ -136,20 +119,7 @@ fn the_cnn_precision_is_said_and_recorded() {
 
     // A merge joins the inputs' lists (an input without one was f32).
     let f32_only = t.path().join("f32").display().to_string();
-    let o = bin()
-        .env("LOOKALIKE_CNN_F32", "1")
-        .args([
-            "--model",
-            model,
-            "index",
-            b.to_str().unwrap(),
-            "-i",
-            &f32_only,
-            "-q",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    index(&b, &f32_only, true);
     let merged = t.path().join("merged").display().to_string();
     let o = run(&["merge", &merged, &f32_only, &idx]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -88,14 +88,9 @@ pub fn model() -> &'static Network {
     })
 }
 
-/// The arithmetic the CPU engine's CNN runs in for this process: "int8"
-/// for a quantised `--model` (see `cnn::Int8Conv`), else "f32" (the
-/// built-in model and float models).
-pub fn cpu_precision() -> &'static str {
-    match SELECTED.get() {
-        Some(n) if n.is_int8() => "int8",
-        _ => "f32",
-    }
+/// The model chosen with [`select`], if any (the built-in one otherwise).
+pub fn selected() -> Option<&'static Network> {
+    SELECTED.get()
 }
 
 /// What an index records about the model that made its embeddings.

@@ -14,15 +14,18 @@ pub struct CpuEngine;
 
 impl Engine for CpuEngine {
     fn label(&self) -> String {
-        match self.cnn_precision().as_str() {
-            "int8" if crate::cnn::cpu::has_vnni() => "CPU engine (CNN: int8, AVX-512 VNNI)".into(),
-            "int8" => "CPU engine (CNN: int8, portable kernel)".into(),
-            p => format!("CPU engine (CNN: {p})"),
-        }
+        // The built-in model (nothing selected) is f32.
+        let net = crate::descriptors::embedding::selected();
+        let precision = net.map_or("f32", crate::cnn::cpu::precision_label);
+        format!("CPU engine (CNN: {precision})")
     }
 
     fn cnn_precision(&self) -> String {
-        crate::descriptors::embedding::cpu_precision().into()
+        let net = crate::descriptors::embedding::selected();
+        match net.is_some_and(|n| n.is_int8()) {
+            true => "int8".into(),
+            false => "f32".into(),
+        }
     }
 
     fn prepare_index(&self, img: &RgbImage, extras: Extras) -> Deferred<Descriptors> {

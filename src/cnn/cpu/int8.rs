@@ -248,6 +248,21 @@ unsafe fn quantise_avx512(x: &[f32], cin: usize, hw: usize, scale: f32, zero: u8
     }
 }
 
+/// One product tile's operands: the weights of output channels `o0..o0 +
+/// MR` (`a`, MR quads a row), `k4` rows of input quads at stride `ldb`
+/// (`b`), and the `rows × cols` outputs (and residuals) at stride `ldc`.
+struct Tile<'a> {
+    o0: usize,
+    a: &'a [u32],
+    b: &'a [u32],
+    ldb: usize,
+    dst: &'a mut [Uninit],
+    res: Option<&'a [f32]>,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+}
+
 /// What every product tile of one convolution shares.
 struct Tiles<'a> {
     p: &'a PackedInt8,
@@ -295,18 +310,27 @@ impl Tiles<'_> {
                 let rows = MR.min(cout - o0);
                 for j in (j0..j1).step_by(NR) {
                     let cols = NR.min(j1 - j);
-                    let (b, dst) = (&b[j..], &mut out[o0 * ldc + j..]);
-                    let r = res.map(|r| &r[o0 * ldc + j..]);
+                    let t = Tile {
+                        o0,
+                        a,
+                        b: &b[j..],
+                        ldb,
+                        dst: &mut out[o0 * ldc + j..],
+                        res: res.map(|r| &r[o0 * ldc + j..]),
+                        ldc,
+                        rows,
+                        cols,
+                    };
                     #[cfg(target_arch = "x86_64")]
                     if self.vnni {
                         // SAFETY: VNNI was detected; the asserts above bound
                         // b's reads (k4 rows of `cols` at stride ldb),
-                        // dst's writes and r's reads (`rows` rows of
+                        // dst's writes and res's reads (`rows` rows of
                         // `cols`), and `a` holds MR·k4 quads.
-                        unsafe { self.tile_vnni(o0, a, b, ldb, dst, r, ldc, rows, cols) };
+                        unsafe { self.tile_vnni(t) };
                         continue;
                     }
-                    self.tile_portable(o0, a, b, ldb, dst, r, ldc, rows, cols);
+                    self.tile_portable(t);
                 }
             }
         }
@@ -332,20 +356,19 @@ impl Tiles<'_> {
     }
 
     /// The reference tile: plain integer loops.
-    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn tile_portable(
-        &self,
-        o0: usize,
-        a: &[u32],
-        b: &[u32],
-        ldb: usize,
-        dst: &mut [Uninit],
-        res: Option<&[f32]>,
-        ldc: usize,
-        rows: usize,
-        cols: usize,
-    ) {
+    fn tile_portable(&self, t: Tile) {
+        let Tile {
+            o0,
+            a,
+            b,
+            ldb,
+            dst,
+            res,
+            ldc,
+            rows,
+            cols,
+        } = t;
         let mut acc = [[0i32; NR]; MR];
         for quad in 0..self.p.k4 {
             let bq = &b[quad * ldb..quad * ldb + cols];
@@ -367,28 +390,28 @@ impl Tiles<'_> {
         }
     }
 
-    /// The AVX-512 VNNI tile: 16 i32 accumulators in registers.
+    /// The AVX-512 VNNI tile: MR × NV i32 accumulators in registers.
     ///
     /// # Safety
-    /// The CPU has AVX-512 F, BW and VNNI; `b` holds `k4` rows of at least
-    /// `cols` quads at stride `ldb`, `dst` (and `res`, if any) `rows` rows
-    /// of `cols` at `ldc`.
+    /// The CPU has AVX-512 F, BW and VNNI; `t.b` holds `k4` rows of at
+    /// least `cols` quads at stride `ldb`, `t.dst` (and `t.res`, if any)
+    /// `rows` rows of `cols` at `ldc`.
     #[cfg(target_arch = "x86_64")]
-    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)] // (index loops unroll to registers)
+    #[allow(clippy::needless_range_loop)] // (index loops unroll to registers)
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn tile_vnni(
-        &self,
-        o0: usize,
-        a: &[u32],
-        b: &[u32],
-        ldb: usize,
-        dst: &mut [Uninit],
-        res: Option<&[f32]>,
-        ldc: usize,
-        rows: usize,
-        cols: usize,
-    ) {
+    unsafe fn tile_vnni(&self, t: Tile) {
         use std::arch::x86_64::*;
+        let Tile {
+            o0,
+            a,
+            b,
+            ldb,
+            dst,
+            res,
+            ldc,
+            rows,
+            cols,
+        } = t;
         let lanes = |n: usize| -> __mmask16 { (((1u32 << n.min(16)) - 1) & 0xffff) as u16 };
         let masks: [__mmask16; NV] = std::array::from_fn(|v| lanes(cols.saturating_sub(16 * v)));
         let mut acc = [[_mm512_setzero_si512(); NV]; MR];

@@ -18,6 +18,17 @@ pub mod int8;
 
 pub use int8::{has_vnni, PackedInt8};
 
+/// How this engine runs `net`, for the `device:` line and benches:
+/// "int8, AVX-512 VNNI" or "int8, portable kernel" for a quantised model
+/// (its [`crate::cnn::Int8Conv`]s), else "f32".
+pub fn precision_label(net: &Network) -> &'static str {
+    match net.is_int8() {
+        true if has_vnni() => "int8, AVX-512 VNNI",
+        true => "int8, portable kernel",
+        false => "f32",
+    }
+}
+
 /// The pooled layer's feature map for every image of the batch.
 pub fn forward(net: &Network, x: &Tensor) -> Tensor {
     let outs: Vec<(Vec<f32>, usize, usize, usize)> = (0..x.n)
