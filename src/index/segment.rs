@@ -195,16 +195,26 @@ impl SegmentData {
             }
             column::write(&tmp.join(file), name, *width, payload)?;
         }
-        if !no_embedding {
-            projection::write_search_columns(&tmp, &self.embedding)?;
-            if !compact {
-                whitening::write(&tmp, &self.embedding)?;
+        // The derived columns are independent: written side by side, so
+        // the projection fit and graph (the longest, mostly one core) do
+        // not leave the other cores idle at the end of every run.
+        let (mut search, mut white, mut tables) = (Ok(()), Ok(()), Ok(()));
+        rayon::scope(|s| {
+            if !no_embedding {
+                s.spawn(|_| search = projection::write_search_columns(&tmp, &self.embedding));
+                if !compact {
+                    s.spawn(|_| white = whitening::write(&tmp, &self.embedding).map(drop));
+                }
             }
-        }
-        mih::write(&tmp, mih::CURRENT, &self.files, &self.pdq, &self.pdq_trim)?;
-        if !no_keypoints {
-            keypoint_table::write(&tmp, &self.files, &self.keypoints)?;
-        }
+            s.spawn(|_| {
+                tables = mih::write(&tmp, mih::CURRENT, &self.files, &self.pdq, &self.pdq_trim)
+                    .and_then(|()| match no_keypoints {
+                        true => Ok(()),
+                        false => keypoint_table::write(&tmp, &self.files, &self.keypoints),
+                    });
+            });
+        });
+        search.and(white).and(tables)?;
         publish(index_dir, &tmp, &final_dir)
     }
 }

@@ -6,23 +6,42 @@
 
 use std::ops::Range;
 
+use super::avx512::{self, Product};
 use super::{add_bias_act, inside_columns, Geometry};
 use crate::cnn::model::{Act, Conv};
 
-/// An ungrouped convolution's output (`cout × oh·ow`).
+/// An ungrouped convolution's output (`cout × oh·ow`), and, with `res`,
+/// the residual add after it in the same pass (`add(y + res)`, the same
+/// operations as the two layers apart).
 #[inline(always)]
-pub(super) fn ungrouped(cv: &Conv, x: &[f32], g: Geometry) -> Vec<f32> {
+pub(super) fn ungrouped(cv: &Conv, x: &[f32], g: Geometry, res: Option<(&[f32], Act)>) -> Vec<f32> {
+    ungrouped_on(cv, x, g, res, tiles_in_use())
+}
+
+/// [`ungrouped`] on the AVX-512 tiles (`tiles`) or the `gemm` crate.
+#[inline(always)]
+fn ungrouped_on(
+    cv: &Conv,
+    x: &[f32],
+    g: Geometry,
+    res: Option<(&[f32], Act)>,
+    tiles: bool,
+) -> Vec<f32> {
     let Geometry { h, w, pad, oh, ow } = g;
     // Every output is written by exactly one product band before anything
     // reads it, so the buffer starts uninitialised (no fill pass over
     // what can be megabytes).
     let len = cv.cout * oh * ow;
+    assert!(
+        res.is_none_or(|r| r.0.len() == len),
+        "residual unlike the output"
+    );
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let dst = &mut out.spare_capacity_mut()[..len];
     if cv.k == 1 && cv.stride == 1 && pad == [0; 4] {
-        pointwise_into(cv, 0..cv.cout, x, h * w, dst);
+        pointwise_into(cv, 0..cv.cout, x, h * w, dst, res, tiles);
     } else {
-        im2col_gemm(cv, x, g, dst);
+        im2col_gemm(cv, x, g, dst, res, tiles);
     }
     // SAFETY: the bands above cover columns 0..oh·ow of every one of the
     // cout rows, and each band's product wrote all of its elements.
@@ -36,21 +55,54 @@ pub(super) fn ungrouped(cv: &Conv, x: &[f32], g: Geometry) -> Vec<f32> {
 pub(super) fn pointwise_rows(cv: &Conv, rows: Range<usize>, x: &[f32], hw: usize) -> Vec<f32> {
     let len = rows.len() * hw;
     let mut out: Vec<f32> = Vec::with_capacity(len);
-    pointwise_into(cv, rows, x, hw, &mut out.spare_capacity_mut()[..len]);
+    pointwise_into(
+        cv,
+        rows,
+        x,
+        hw,
+        &mut out.spare_capacity_mut()[..len],
+        None,
+        tiles_in_use(),
+    );
     // SAFETY: `pointwise_into` wrote every element of its `len` outputs.
     unsafe { out.set_len(len) };
     out
 }
 
 /// Writes the output channels `rows` of a 1×1 convolution to `dst`
-/// (`rows.len() × hw`, every element), in column bands whose outputs fit
-/// in L2, so bias and activation are applied while the band is still in
-/// cache, not in a pass over memory (a 96 × 112² expansion is 4.8 MB).
+/// (`rows.len() × hw`, every element), bias and activation applied (and
+/// the residual add `res`, if any). On the `gemm` crate, in column bands
+/// whose outputs fit in L2, so bias and activation follow while the band
+/// is still in cache, not in a pass over memory (a 96 × 112² expansion is
+/// 4.8 MB); the AVX-512 tiles apply them as they store.
 #[inline(always)]
-fn pointwise_into(cv: &Conv, rows: Range<usize>, x: &[f32], hw: usize, dst: &mut [Uninit]) {
+fn pointwise_into(
+    cv: &Conv,
+    rows: Range<usize>,
+    x: &[f32],
+    hw: usize,
+    dst: &mut [Uninit],
+    res: Option<(&[f32], Act)>,
+    tiles: bool,
+) {
     let m = rows.len();
     let weight = &cv.weight[rows.start * cv.cin..rows.end * cv.cin];
     let bias = &cv.bias[rows];
+    if tiles {
+        let p = Product {
+            a: weight,
+            k: cv.cin,
+            b: x,
+            n: hw,
+            ldb: hw,
+            bias,
+            act: cv.act,
+            res,
+            ldc: hw,
+        };
+        p.run(dst);
+        return;
+    }
     // (At least 1: a model file may declare 0 channels or a 0-pixel map.)
     let band = (GEMM_BAND / m.max(1))
         .next_multiple_of(16)
@@ -59,6 +111,33 @@ fn pointwise_into(cv: &Conv, rows: Range<usize>, x: &[f32], hw: usize, dst: &mut
         let n = band.min(hw - c0);
         sgemm(m, cv.cin, n, weight, &x[c0..], hw, &mut dst[c0..], hw);
         bias_act_band(bias, cv.act, dst, hw, c0..c0 + n);
+        add_band(res, dst, hw, c0..c0 + n);
+    }
+}
+
+/// Whether products run on this crate's AVX-512 tiles ([`Product`]):
+/// where the CPU has AVX-512 F, unless `LOOKALIKE_CNN_TILES=0` asks for
+/// the `gemm` crate (to measure one against the other).
+pub(super) fn tiles_in_use() -> bool {
+    static TILES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TILES.get_or_init(|| {
+        avx512::available() && std::env::var("LOOKALIKE_CNN_TILES").map_or(true, |v| v != "0")
+    })
+}
+
+/// Adds the residual map to the columns `cols` of each row (of length
+/// `row`) of `out`, then its activation (a no-op without one).
+#[inline(always)]
+fn add_band(res: Option<(&[f32], Act)>, out: &mut [Uninit], row: usize, cols: Range<usize>) {
+    let Some((res, act)) = res else { return };
+    for (r, src) in out.chunks_mut(row).zip(res.chunks(row)) {
+        let cols = cols.clone();
+        for (d, &v) in r[cols.clone()].iter_mut().zip(&src[cols]) {
+            // SAFETY: the product and bias pass wrote every element of
+            // this band.
+            let y = unsafe { d.assume_init() } + v;
+            d.write(act.apply(y));
+        }
     }
 }
 
@@ -66,7 +145,7 @@ fn pointwise_into(cv: &Conv, rows: Range<usize>, x: &[f32], hw: usize, dst: &mut
 const GEMM_BAND: usize = 1 << 16;
 
 /// An output element before its product writes it.
-type Uninit = std::mem::MaybeUninit<f32>;
+pub(super) type Uninit = std::mem::MaybeUninit<f32>;
 
 /// Adds each output channel's bias to the columns `cols` of its row (of
 /// length `row`) in `out`, which the product has just written, then
@@ -149,7 +228,14 @@ pub(super) const IM2COL_BAND: usize = 1 << 20;
 /// each band holds, for a run of output rows, one row per (input channel,
 /// tap) with the input value every output pixel reads (0 in the padding).
 #[inline(always)]
-fn im2col_gemm(cv: &Conv, x: &[f32], g: Geometry, out: &mut [Uninit]) {
+fn im2col_gemm(
+    cv: &Conv,
+    x: &[f32],
+    g: Geometry,
+    out: &mut [Uninit],
+    res: Option<(&[f32], Act)>,
+    tiles: bool,
+) {
     let Geometry { h, w, pad, oh, ow } = g;
     let kk = cv.cin * cv.k * cv.k;
     let rows_per_band = (IM2COL_BAND / (kk * ow)).clamp(1, oh);
@@ -170,17 +256,26 @@ fn im2col_gemm(cv: &Conv, x: &[f32], g: Geometry, out: &mut [Uninit]) {
             0.0,
             &mut col[..kk * n],
         );
-        sgemm(
-            cv.cout,
-            kk,
-            n,
-            &cv.weight,
-            &col,
-            n,
-            &mut out[oy0 * ow..],
-            oh * ow,
-        );
-        bias_act_band(&cv.bias, cv.act, out, oh * ow, oy0 * ow..oy0 * ow + n);
+        let at = oy0 * ow;
+        let res = res.map(|(r, a)| (&r[at..], a));
+        if tiles {
+            let p = Product {
+                a: &cv.weight,
+                k: kk,
+                b: &col,
+                n,
+                ldb: n,
+                bias: &cv.bias,
+                act: cv.act,
+                res,
+                ldc: oh * ow,
+            };
+            p.run(&mut out[at..]);
+            continue;
+        }
+        sgemm(cv.cout, kk, n, &cv.weight, &col, n, &mut out[at..], oh * ow);
+        bias_act_band(&cv.bias, cv.act, out, oh * ow, at..at + n);
+        add_band(res, &mut out[at..], oh * ow, 0..n);
     }
 }
 
@@ -231,6 +326,108 @@ pub(super) fn im2col<T: Copy>(
                     .iter_mut()
                     .zip(taken)
                     .for_each(|(d, v)| *d = *v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cnn::model::Padding;
+
+    fn rnd(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Both product kernels (the crate everywhere, the AVX-512 tiles where
+    /// the CPU has them), with and without the fused residual add, against
+    /// a textbook loop: 1×1 and k×k, map sizes whose last columns take
+    /// the tiles' dot-product path (7 × 7, 14 × 14, 9 × 9), and bands.
+    #[test]
+    fn both_kernels_with_a_residual_match_the_textbook_loop() {
+        // (cin, cout, k, stride, pad, h, w)
+        let cases = [
+            (19, 12, 1, 1, 0, 7, 7),
+            (8, 21, 1, 1, 0, 14, 14),
+            (6, 9, 3, 1, 1, 9, 9),
+            (5, 16, 3, 2, 1, 13, 11),
+            (3, 10, 7, 2, 3, 40, 37),
+            (70, 8, 3, 1, 1, 130, 30),
+        ];
+        let kernels: &[bool] = if avx512::available() {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for (i, &(cin, cout, k, stride, pad, h, w)) in cases.iter().enumerate() {
+            let cv = Conv {
+                name: format!("c{i}"),
+                cin,
+                cout,
+                k,
+                stride,
+                groups: 1,
+                padding: Padding::Explicit([pad; 4]),
+                act: [Act::Relu, Act::None, Act::Relu6][i % 3],
+                weight: rnd(cout * cin * k * k, i as u32 + 1),
+                bias: rnd(cout, i as u32 + 30),
+                from: None,
+                int8: None,
+            };
+            let x = rnd(cin * h * w, i as u32 + 60);
+            let g = super::super::Geometry::of(&cv, h, w);
+            let (oh, ow) = (g.oh, g.ow);
+            let residual = rnd(cout * oh * ow, i as u32 + 90);
+            let add = [Act::None, Act::Relu][i % 2];
+            for &tiles in kernels {
+                for with_res in [false, true] {
+                    let res = with_res.then_some((&residual[..], add));
+                    let got = ungrouped_on(&cv, &x, g, res, tiles);
+                    for o in 0..cout {
+                        for oy in 0..oh {
+                            for ox in 0..ow {
+                                let mut acc = cv.bias[o] as f64;
+                                for ci in 0..cin {
+                                    for ky in 0..k {
+                                        for kx in 0..k {
+                                            let iy = (oy * stride + ky) as isize - pad as isize;
+                                            let ix = (ox * stride + kx) as isize - pad as isize;
+                                            if iy < 0
+                                                || ix < 0
+                                                || iy >= h as isize
+                                                || ix >= w as isize
+                                            {
+                                                continue;
+                                            }
+                                            let wv = cv.weight[((o * cin + ci) * k + ky) * k + kx];
+                                            let xv = x[(ci * h + iy as usize) * w + ix as usize];
+                                            acc += wv as f64 * xv as f64;
+                                        }
+                                    }
+                                }
+                                let at = (o * oh + oy) * ow + ox;
+                                let mut want = cv.act.apply(acc as f32);
+                                if with_res {
+                                    want = add.apply(want + residual[at]);
+                                }
+                                assert!(
+                                    (got[at] - want).abs() < 1e-4,
+                                    "case {i}, tiles {tiles}, residual {with_res}, at {o},{oy},{ox}: {} vs {want}",
+                                    got[at]
+                                );
+                            }
+                        }
+                    }
+                }
             }
         }
     }

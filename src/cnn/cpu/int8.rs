@@ -632,6 +632,7 @@ mod tests {
                 },
                 &xc,
                 g,
+                None,
             );
             let err = f
                 .iter()

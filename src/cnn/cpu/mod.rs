@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use super::model::{Act, Conv, Layer, Network};
 use super::Tensor;
 
+mod avx512;
 mod gemm;
 mod grouped;
 pub mod int8;
@@ -148,16 +149,20 @@ fn forward_generic(
                 continue;
             }
         }
-        // A quantised convolution and the residual add after it run as one
+        // An ungrouped convolution and the residual add after it run as one
         // pass (the add in the product's epilogue).
         if let (Layer::Conv(cv), Some(&(j, &Layer::Add { from, act }))) = (l, layers.peek()) {
-            if let (Some(q), 1, false) = (&cv.int8, cv.groups, kept.contains(&i)) {
+            if cv.groups == 1 && !kept.contains(&i) {
                 let (src, sh, sw) = match cv.from {
                     Some(f) => (saved[&f].0.as_slice(), saved[&f].2, saved[&f].3),
                     None => (x.as_slice(), h, w),
                 };
                 let g = Geometry::of(cv, sh, sw);
-                let y = int8::ungrouped_add(cv, q, src, g, &saved[&from].0, act);
+                let res = saved[&from].0.as_slice();
+                let y = match &cv.int8 {
+                    Some(q) => int8::ungrouped_add(cv, q, src, g, res, act),
+                    None => gemm::ungrouped(cv, src, g, Some((res, act))),
+                };
                 (x, c, h, w) = (Rc::new(y), cv.cout, g.oh, g.ow);
                 layers.next();
                 if kept.contains(&j) {
@@ -292,7 +297,7 @@ pub fn conv(cv: &Conv, x: &[f32], h: usize, w: usize) -> (Vec<f32>, usize, usize
     let out = if let (1, Some(q)) = (cv.groups, &cv.int8) {
         int8::ungrouped(cv, q, x, g)
     } else if cv.groups == 1 {
-        gemm::ungrouped(cv, x, g)
+        gemm::ungrouped(cv, x, g, None)
     } else {
         grouped::grouped(cv, x, g)
     };
