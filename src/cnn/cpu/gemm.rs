@@ -239,7 +239,15 @@ fn im2col_gemm(
     let Geometry { h, w, pad, oh, ow } = g;
     let kk = cv.cin * cv.k * cv.k;
     let rows_per_band = (IM2COL_BAND / (kk * ow)).clamp(1, oh);
-    let mut col = vec![0f32; kk * rows_per_band * ow];
+    // The bands reuse this thread's buffer: im2col writes every element
+    // it reads, so no zero fill (the stem's band is 1.3 MB an image).
+    thread_local! {
+        static COL: std::cell::RefCell<Vec<f32>> = Default::default();
+    }
+    let mut col = COL.with_borrow_mut(std::mem::take);
+    if col.len() < kk * rows_per_band * ow {
+        col.resize(kk * rows_per_band * ow, 0.0);
+    }
     for oy0 in (0..oh).step_by(rows_per_band) {
         let rows = rows_per_band.min(oh - oy0);
         let n = rows * ow;
@@ -277,6 +285,7 @@ fn im2col_gemm(
         bias_act_band(&cv.bias, cv.act, out, oh * ow, at..at + n);
         add_band(res, &mut out[at..], oh * ow, 0..n);
     }
+    COL.set(col);
 }
 
 /// One im2col band: for the output rows `oy0..oy0 + rows` (each `ow`

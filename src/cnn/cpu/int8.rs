@@ -163,6 +163,27 @@ fn grow(v: &mut Vec<u32>, len: usize) {
     }
 }
 
+/// The input quads of columns `cols` of `b` (`k4` rows at stride `ldb`)
+/// as [`Tiles::narrow_vnni`] reads them: per column, ⌈k4/2⌉ runs of 16
+/// u32, the first 8 all quad 2p, the last 8 all quad 2p + 1 (0 past k4).
+fn spread_columns(
+    b: &[u32],
+    k4: usize,
+    ldb: usize,
+    cols: std::ops::Range<usize>,
+    out: &mut Vec<u32>,
+) {
+    let half = k4.div_ceil(2);
+    out.clear();
+    out.resize(cols.len() * half * 16, 0);
+    for (q, j) in cols.enumerate() {
+        for p in 0..k4 {
+            let at = (q * half + p / 2) * 16 + (p % 2) * 8;
+            out[at..at + 8].fill(b[p * ldb + j]);
+        }
+    }
+}
+
 /// `x` (`cin × hw` f32) quantised to u8, four channels a u32, into the
 /// first `⌈cin/4⌉ × hw` elements of `out` (grown to hold them): q =
 /// clamp(round-half-even(x / scale) + zero, 0, 255), ONNX's
@@ -303,7 +324,24 @@ impl Tiles<'_> {
             "residual shorter than read"
         );
         let band = ((256 << 10) / (4 * k4).max(1)).next_multiple_of(NR).max(NR);
-        for j0 in (0..n).step_by(band) {
+        // On VNNI, a last 1–4 columns past a multiple of 16 (a 9 × 9 map's
+        // 81st, 18 × 18's last 4) run as dot products along the quads
+        // (`narrow_vnni`, the same integers) instead of a 16-lane tile for
+        // one lane of work, each 8-channel slice right after its tiles.
+        let few = match (self.vnni, n % 16) {
+            (true, r @ 1..=4) => r,
+            _ => 0,
+        };
+        let n = n - few;
+        thread_local! {
+            static COLUMNS: std::cell::RefCell<Vec<u32>> = Default::default();
+        }
+        let mut pairs = COLUMNS.with_borrow_mut(std::mem::take);
+        if few > 0 {
+            spread_columns(b, k4, ldb, n..n + few, &mut pairs);
+        }
+        // (One empty band when every column is one of the few.)
+        for j0 in (0..n.max(1)).step_by(band) {
             let j1 = (j0 + band).min(n);
             for o0 in (0..cout).step_by(MR) {
                 let a = &self.p.a[o0 * k4..(o0 + MR) * k4];
@@ -327,12 +365,108 @@ impl Tiles<'_> {
                         // b's reads (k4 rows of `cols` at stride ldb),
                         // dst's writes and res's reads (`rows` rows of
                         // `cols`), and `a` holds MR·k4 quads.
-                        unsafe { self.tile_vnni(t) };
+                        unsafe {
+                            match cols.div_ceil(16) {
+                                1 => self.tile_vnni::<1>(t),
+                                2 => self.tile_vnni::<2>(t),
+                                _ => self.tile_vnni::<NV>(t),
+                            }
+                        }
                         continue;
                     }
                     self.tile_portable(t);
                 }
+                #[cfg(target_arch = "x86_64")]
+                if few > 0 && j1 == n {
+                    let t = Tile {
+                        o0,
+                        a,
+                        b: &pairs,
+                        ldb: 0,
+                        dst: &mut out[o0 * ldc + n..],
+                        res: res.map(|r| &r[o0 * ldc + n..]),
+                        ldc,
+                        rows,
+                        cols: few,
+                    };
+                    // SAFETY: VNNI was detected (few is 0 otherwise); the
+                    // asserts above bound the writes and residual reads of
+                    // columns n..n + few, `pairs` holds them spread.
+                    unsafe {
+                        match few {
+                            1 => self.narrow_vnni::<1>(t),
+                            2 => self.narrow_vnni::<2>(t),
+                            3 => self.narrow_vnni::<3>(t),
+                            _ => self.narrow_vnni::<4>(t),
+                        }
+                    }
+                }
             }
+        }
+        COLUMNS.set(pairs);
+    }
+
+    /// The columns of `t` (`t.cols` ≤ 4 of them, spread by
+    /// [`spread_columns`] into `t.b`) for its `rows` channels, as dot
+    /// products along the quads: each `vpdpbusd` takes two quads of all 8
+    /// channels (16 lanes of the packed weights, as they lie) against the
+    /// column's two input quads, each repeated over 8 lanes; four
+    /// accumulators a column keep the adds apart, then lanes 0–7 and 8–15
+    /// are added. Integer sums, so exactly the tile's.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F, BW and VNNI; `t.a` holds MR·k4 quads,
+    /// `t.b` R spread columns, `t.dst` (and `t.res`) `rows` rows of R at
+    /// `ldc`.
+    #[cfg(target_arch = "x86_64")]
+    #[allow(clippy::needless_range_loop)] // (index loops unroll to registers)
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn narrow_vnni<const R: usize>(&self, t: Tile) {
+        use std::arch::x86_64::*;
+        let Tile {
+            o0,
+            a,
+            b,
+            dst,
+            res,
+            ldc,
+            rows,
+            ..
+        } = t;
+        let k4 = self.p.k4;
+        let half = k4.div_ceil(2);
+        assert!(a.len() >= MR * k4 && b.len() >= R * half * 16);
+        let mut acc = [[_mm512_setzero_si512(); R]; 4];
+        let (ap, bp) = (a.as_ptr().cast::<i32>(), b.as_ptr().cast::<i32>());
+        for t4 in (0..half).step_by(4) {
+            for u in 0..4 {
+                let p = t4 + u;
+                if p >= half {
+                    break;
+                }
+                // Quads 2p and 2p + 1 of the 8 channels; an odd k4's last
+                // pair has one (the spread column holds zeros there).
+                let mask: __mmask16 = if 2 * p + 1 < k4 { 0xffff } else { 0x00ff };
+                let w = _mm512_maskz_loadu_epi32(mask, ap.add(2 * p * MR));
+                for q in 0..R {
+                    let x = _mm512_loadu_si512(bp.add((q * half + p) * 16).cast());
+                    acc[u][q] = _mm512_dpbusd_epi32(acc[u][q], x, w);
+                }
+            }
+        }
+        let mut sums = [[0i32; MR]; R];
+        for q in 0..R {
+            let v = _mm512_add_epi32(
+                _mm512_add_epi32(acc[0][q], acc[1][q]),
+                _mm512_add_epi32(acc[2][q], acc[3][q]),
+            );
+            let v = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v));
+            _mm256_storeu_si256(sums[q].as_mut_ptr().cast(), v);
+        }
+        for r in 0..rows {
+            let row: [i32; R] = std::array::from_fn(|q| sums[q][r]);
+            let res = res.map(|res| &res[r * ldc..r * ldc + R]);
+            self.finish(o0 + r, &row, &mut dst[r * ldc..r * ldc + R], res);
         }
     }
 
@@ -399,7 +533,7 @@ impl Tiles<'_> {
     #[cfg(target_arch = "x86_64")]
     #[allow(clippy::needless_range_loop)] // (index loops unroll to registers)
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn tile_vnni(&self, t: Tile) {
+    unsafe fn tile_vnni<const V: usize>(&self, t: Tile) {
         use std::arch::x86_64::*;
         let Tile {
             o0,
@@ -413,14 +547,14 @@ impl Tiles<'_> {
             cols,
         } = t;
         let lanes = |n: usize| -> __mmask16 { (((1u32 << n.min(16)) - 1) & 0xffff) as u16 };
-        let masks: [__mmask16; NV] = std::array::from_fn(|v| lanes(cols.saturating_sub(16 * v)));
-        let mut acc = [[_mm512_setzero_si512(); NV]; MR];
+        let masks: [__mmask16; V] = std::array::from_fn(|v| lanes(cols.saturating_sub(16 * v)));
+        let mut acc = [[_mm512_setzero_si512(); V]; MR];
         let (bp, ap) = (b.as_ptr(), a.as_ptr());
         for quad in 0..self.p.k4 {
             // SAFETY (all pointer reads): masked loads touch only the
             // first `cols` quads of row `quad`; `a` has MR quads a row.
             let row = bp.add(quad * ldb).cast::<i32>();
-            let bv: [__m512i; NV] =
+            let bv: [__m512i; V] =
                 std::array::from_fn(|v| _mm512_maskz_loadu_epi32(masks[v], row.add(16 * v)));
             let w = ap.add(quad * MR).cast::<i32>();
             // Index loops of constant length, unrolled whole, so that the
@@ -428,7 +562,7 @@ impl Tiles<'_> {
             // stack array, zeroed and spilled every tile).
             for r in 0..MR {
                 let wr = _mm512_set1_epi32(*w.add(r));
-                for v in 0..NV {
+                for v in 0..V {
                     acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], bv[v], wr);
                 }
             }
@@ -436,9 +570,9 @@ impl Tiles<'_> {
         // The sums leave the registers in one unrolled pass, so that the
         // epilogue's loop over `rows` never indexes the accumulators (which
         // would make them a stack array, zero-filled every tile).
-        let mut sums = [[_mm512_setzero_si512(); NV]; MR];
+        let mut sums = [[_mm512_setzero_si512(); V]; MR];
         for r in 0..MR {
-            for v in 0..NV {
+            for v in 0..V {
                 sums[r][v] = acc[r][v];
             }
         }
@@ -454,7 +588,7 @@ impl Tiles<'_> {
                 _mm512_set1_ps(self.p.scale[o]),
                 _mm512_set1_ps(self.bias[o]),
             );
-            for half in 0..NV {
+            for half in 0..V {
                 let mask = masks[half];
                 if mask == 0 {
                     continue;
@@ -571,8 +705,9 @@ mod tests {
 
     #[test]
     fn both_kernels_give_the_textbook_integers() {
-        // (cin, cout, k, stride, pad, h, w): a 1×1 product, a partial tile
-        // of channels and pixels, the 3-channel stem shape, odd sizes.
+        // (cin, cout, k, stride, pad, h, w): a 1×1 product (36 columns:
+        // 32 in tiles, 4 as dot products), a partial tile of channels and
+        // pixels, the 3-channel stem shape, odd sizes.
         let cases = [
             (16, 8, 1, 1, 0, 6, 6),
             (13, 11, 3, 1, 1, 7, 9),
@@ -580,6 +715,14 @@ mod tests {
             (8, 20, 1, 2, 0, 9, 9),
             (64, 40, 3, 2, 1, 12, 13),
             (5, 3, 1, 1, 0, 40, 37),
+            // Maps whose last 1–4 columns run as dot products (VNNI):
+            // 9 × 9, 7 × 7 with an odd number of quads, 18, 35 and 36
+            // columns, and 4 (every column one of them).
+            (12, 9, 1, 1, 0, 9, 9),
+            (4, 10, 3, 1, 1, 7, 7),
+            (20, 16, 3, 1, 1, 6, 3),
+            (8, 8, 1, 1, 0, 5, 7),
+            (6, 5, 1, 1, 0, 2, 2),
         ];
         for (i, &(cin, cout, k, s, p, h, w)) in cases.iter().enumerate() {
             let cv = qconv(
