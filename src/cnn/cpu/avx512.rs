@@ -37,15 +37,23 @@ pub(super) fn available() -> bool {
 /// `o < bias.len()`, `j < n`; `a` is `m × k` dense, `b` `k × n` at row
 /// stride `ldb`, `c` (and `res`) at row stride `ldc`.
 pub(super) struct Product<'a> {
+    /// The weights, `m × k` row-major (OIHW as it lies).
     pub a: &'a [f32],
+    /// Products summed per output (input channels × taps).
     pub k: usize,
+    /// The input, `k` rows of at least `n` columns.
     pub b: &'a [f32],
+    /// Output columns (pixels).
     pub n: usize,
+    /// Row stride of `b`.
     pub ldb: usize,
+    /// One bias per output row; its length is `m`.
     pub bias: &'a [f32],
+    /// The activation after the bias.
     pub act: Act,
     /// A residual map and the activation after adding it.
     pub res: Option<(&'a [f32], Act)>,
+    /// Row stride of the output and of `res`.
     pub ldc: usize,
 }
 
