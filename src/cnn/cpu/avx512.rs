@@ -294,19 +294,8 @@ impl Product<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::rnd;
     use super::*;
-
-    fn rnd(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
 
     #[test]
     fn tiles_match_the_textbook_product() {

@@ -342,20 +342,9 @@ pub(super) fn im2col<T: Copy>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{naive, rnd};
     use super::*;
     use crate::cnn::model::Padding;
-
-    fn rnd(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
 
     /// Both product kernels (the crate everywhere, the AVX-512 tiles where
     /// the CPU has them), with and without the fused residual add, against
@@ -397,44 +386,21 @@ mod tests {
             let (oh, ow) = (g.oh, g.ow);
             let residual = rnd(cout * oh * ow, i as u32 + 90);
             let add = [Act::None, Act::Relu][i % 2];
+            let (plain, ..) = naive(&cv, &x, h, w);
             for &tiles in kernels {
                 for with_res in [false, true] {
                     let res = with_res.then_some((&residual[..], add));
                     let got = ungrouped_on(&cv, &x, g, res, tiles);
-                    for o in 0..cout {
-                        for oy in 0..oh {
-                            for ox in 0..ow {
-                                let mut acc = cv.bias[o] as f64;
-                                for ci in 0..cin {
-                                    for ky in 0..k {
-                                        for kx in 0..k {
-                                            let iy = (oy * stride + ky) as isize - pad as isize;
-                                            let ix = (ox * stride + kx) as isize - pad as isize;
-                                            if iy < 0
-                                                || ix < 0
-                                                || iy >= h as isize
-                                                || ix >= w as isize
-                                            {
-                                                continue;
-                                            }
-                                            let wv = cv.weight[((o * cin + ci) * k + ky) * k + kx];
-                                            let xv = x[(ci * h + iy as usize) * w + ix as usize];
-                                            acc += wv as f64 * xv as f64;
-                                        }
-                                    }
-                                }
-                                let at = (o * oh + oy) * ow + ox;
-                                let mut want = cv.act.apply(acc as f32);
-                                if with_res {
-                                    want = add.apply(want + residual[at]);
-                                }
-                                assert!(
-                                    (got[at] - want).abs() < 1e-4,
-                                    "case {i}, tiles {tiles}, residual {with_res}, at {o},{oy},{ox}: {} vs {want}",
-                                    got[at]
-                                );
-                            }
-                        }
+                    assert_eq!(got.len(), plain.len());
+                    for (at, (&y, &want)) in got.iter().zip(&plain).enumerate() {
+                        let want = match with_res {
+                            true => add.apply(want + residual[at]),
+                            false => want,
+                        };
+                        assert!(
+                            (y - want).abs() < 1e-4,
+                            "case {i}, tiles {tiles}, residual {with_res}, at {at}: {y} vs {want}"
+                        );
                     }
                 }
             }

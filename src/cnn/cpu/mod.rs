@@ -372,7 +372,9 @@ mod tests {
     use super::super::model::Padding;
     use super::*;
 
-    fn rnd(n: usize, seed: u32) -> Vec<f32> {
+    /// `n` test values in −1..1 from an xorshift of `seed` (shared by the
+    /// kernels' tests in this module's children).
+    pub(super) fn rnd(n: usize, seed: u32) -> Vec<f32> {
         let mut s = seed | 1;
         (0..n)
             .map(|_| {
@@ -385,7 +387,7 @@ mod tests {
     }
 
     /// The textbook loop: every output, every tap, bounds checked.
-    fn naive(cv: &Conv, x: &[f32], h: usize, w: usize) -> (Vec<f32>, usize, usize) {
+    pub(super) fn naive(cv: &Conv, x: &[f32], h: usize, w: usize) -> (Vec<f32>, usize, usize) {
         let (pad, oh, ow) = cv.padding.resolve(h, w, cv.k, cv.stride);
         let (cpi, cpo) = (cv.cin / cv.groups, cv.cout / cv.groups);
         let mut out = vec![0f32; cv.cout * oh * ow];
