@@ -106,6 +106,7 @@ fn conv(
         bias: rnd(cout, seed + 1000),
         from: None,
         int8: None,
+        winograd: Default::default(),
     }
 }
 

@@ -85,6 +85,7 @@ fn conv(
         bias: rnd(cout, seed + 1000),
         from: None,
         int8: None,
+        winograd: Default::default(),
     }
 }
 

@@ -108,6 +108,9 @@ pub struct Conv {
     /// engine runs instead of `weight` (see [`Int8Conv`]); `None` for float
     /// models and for what the int8 kernels do not cover.
     pub int8: Option<std::sync::Arc<Int8Conv>>,
+    /// The weights as the CPU engine's Winograd convolutions read them,
+    /// made on first use (empty until then; see `cnn::cpu`).
+    pub winograd: crate::cnn::cpu::WinogradWeights,
 }
 
 /// A convolution of an int8 QDQ model as its integers: the input is
@@ -326,6 +329,7 @@ impl Network {
                         bias,
                         from: None,
                         int8: None,
+                        winograd: Default::default(),
                     }));
                     done = name == pooled;
                 }

@@ -160,6 +160,7 @@ fn build(
             bias,
             from,
             int8: None,
+            winograd: Default::default(),
         }));
         Ok::<usize, ModelError>(layers.len() - 1)
     };
@@ -250,6 +251,7 @@ fn build(
         bias,
         from: None,
         int8: None,
+        winograd: Default::default(),
     });
     let net = Network {
         name: "resnet".into(),
@@ -349,6 +351,7 @@ mod tests {
             bias,
             from: None,
             int8: None,
+            winograd: Default::default(),
         };
         let (raw, ..) = cpu::conv(&mk(w.clone(), vec![0.0; cout]), &x, 9, 9);
         let (folded, ..) = cpu::conv(&mk(fw, fb), &x, 9, 9);

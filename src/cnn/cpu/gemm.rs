@@ -1,12 +1,14 @@
 //! Ungrouped convolutions as matrix products on the `gemm` crate (AVX-512,
 //! AVX2/FMA and NEON kernels, picked at run time): a 1×1 stride-1 convolution
-//! is `W[cout × cin] · X[cin × hw]` as it lies in memory, any other the same
-//! product over im2col bands. Products write their output band (never read
+//! is `W[cout × cin] · X[cin × hw]` as it lies in memory, a 3×3 stride-1
+//! one Winograd's products (`winograd`), any other the same product over
+//! im2col bands. Products write their output band (never read
 //! it), and bias and activation follow while the band is still in cache.
 
 use std::ops::Range;
 
 use super::avx512::{self, Product};
+use super::winograd;
 use super::{add_bias_act, inside_columns, Geometry};
 use crate::cnn::model::{Act, Conv};
 
@@ -40,6 +42,8 @@ fn ungrouped_on(
     let dst = &mut out.spare_capacity_mut()[..len];
     if cv.k == 1 && cv.stride == 1 && pad == [0; 4] {
         pointwise_into(cv, 0..cv.cout, x, h * w, dst, res, tiles);
+    } else if let Some(m) = winograd::scheme(cv, g) {
+        winograd::conv(cv, m, x, g, dst, res, tiles);
     } else {
         im2col_gemm(cv, x, g, dst, res, tiles);
     }
@@ -168,7 +172,7 @@ fn bias_act_band(bias: &[f32], act: Act, out: &mut [Uninit], row: usize, cols: R
 /// stride `ldb`, `c` with row stride `ldc` (so a product can fill a band of
 /// columns of a wider output); `c`'s old values are not read.
 #[allow(clippy::too_many_arguments)]
-fn sgemm(
+pub(super) fn sgemm(
     m: usize,
     k: usize,
     n: usize,
@@ -380,6 +384,7 @@ mod tests {
                 bias: rnd(cout, i as u32 + 30),
                 from: None,
                 int8: None,
+                winograd: Default::default(),
             };
             let x = rnd(cin * h * w, i as u32 + 60);
             let g = super::super::Geometry::of(&cv, h, w);

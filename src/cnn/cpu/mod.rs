@@ -1,6 +1,7 @@
 //! CPU reference of every layer: ungrouped convolutions as matrix products
-//! (`gemm`, on the `gemm` crate; those of a quantised model in int8,
-//! `int8`), grouped and depthwise ones as
+//! (`gemm`, on the `gemm` crate or this crate's AVX-512 tiles, `avx512`;
+//! 3×3 stride-1 ones by Winograd's algorithm, `winograd`; those of a
+//! quantised model in int8, `int8`), grouped and depthwise ones as
 //! register-blocked loops (`grouped`), pooling and residual adds here (and
 //! a large expansion fused with its depthwise layer, `expand_depthwise`); the
 //! loops are written so the compiler vectorises them and compiled twice
@@ -16,8 +17,10 @@ mod avx512;
 mod gemm;
 mod grouped;
 pub mod int8;
+mod winograd;
 
 pub use int8::{has_vnni, PackedInt8};
+pub use winograd::WinogradWeights;
 
 /// How this engine runs `net`, for the `device:` line and benches:
 /// "int8, AVX-512 VNNI" or "int8, portable kernel" for a quantised model
@@ -456,6 +459,7 @@ mod tests {
                 bias: rnd(cout, i as u32 + 100),
                 from: None,
                 int8: None,
+                winograd: Default::default(),
             };
             let x = rnd(cin * h * w, i as u32 + 7);
             let (a, ah, aw) = conv(&cv, &x, h, w);
@@ -483,6 +487,7 @@ mod tests {
             bias: rnd(cout, seed + 50),
             from: None,
             int8: None,
+            winograd: Default::default(),
         };
         let e = mk("e", cin, mid, 1, 1, 1, Act::Relu6, 1);
         let x = rnd(cin * h * w, 9);

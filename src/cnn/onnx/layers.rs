@@ -174,6 +174,7 @@ impl Importer {
             bias,
             from: None,
             int8,
+            winograd: Default::default(),
         };
         self.push(n, Layer::Conv(c), vec![src]);
         Ok(())
@@ -254,6 +255,7 @@ impl Importer {
             bias,
             from: None,
             int8: None,
+            winograd: Default::default(),
         });
         self.set(n, Val::Tail(Stage::Proj));
         Ok(())

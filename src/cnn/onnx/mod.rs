@@ -262,6 +262,7 @@ mod tests {
             let (a, ..) = crate::cnn::cpu::conv(c, &x, h, w);
             let float = Conv {
                 int8: None,
+                winograd: Default::default(),
                 ..c.clone()
             };
             let (b, ..) = crate::cnn::cpu::conv(&float, &x, h, w);

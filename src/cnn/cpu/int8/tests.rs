@@ -52,6 +52,7 @@ fn qconv(
         bias,
         from: None,
         int8: Some(Arc::new(Int8Conv::new(0.02, 37, weight, w_scale, cin, k))),
+        winograd: Default::default(),
     }
 }
 
@@ -158,6 +159,7 @@ fn both_kernels_give_the_textbook_integers() {
         let f = super::super::gemm::ungrouped(
             &Conv {
                 int8: None,
+                winograd: Default::default(),
                 ..cv.clone()
             },
             &xc,
