@@ -10,7 +10,9 @@ use crate::cnn::model::Conv;
 pub(super) fn grouped(cv: &Conv, x: &[f32], g: Geometry) -> Vec<f32> {
     let Geometry { oh, ow, .. } = g;
     let mut out = Vec::with_capacity(cv.cout * oh * ow);
-    if cv.cin == cv.groups {
+    if super::lanes::runs(cv, g) {
+        super::lanes::depthwise(cv, 0..cv.cin, x, g, &mut out);
+    } else if cv.cin == cv.groups {
         // Bias and activation applied as it stores its outputs.
         depthwise(cv, 0..cv.cin, x, g, &mut out);
     } else {

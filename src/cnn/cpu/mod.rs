@@ -2,23 +2,25 @@
 //! (`gemm`, on the `gemm` crate or this crate's AVX-512 tiles, `avx512`;
 //! 3×3 stride-1 ones by Winograd's algorithm, `winograd`; those of a
 //! quantised model in int8, `int8`), grouped and depthwise ones as
-//! register-blocked loops (`grouped`), pooling and residual adds here (and
-//! a large expansion fused with its depthwise layer, `expand_depthwise`); the
-//! loops are written so the compiler vectorises them and compiled twice
-//! (baseline and AVX2 + FMA, picked at run time); images of a batch spread
+//! register-blocked loops (`grouped`; depthwise ones on maps up to 64 × 64
+//! eight channels to a vector, `lanes`), pooling here; the forward pass,
+//! its fusions and its groups of images in `forward`. The loops are
+//! written so the compiler vectorises them and compiled twice (baseline
+//! and AVX2 + FMA, picked at run time); groups of a batch's images spread
 //! over cores with rayon.
 
-use rayon::prelude::*;
-
-use super::model::{Act, Conv, Layer, Network};
+use super::model::{Act, Conv, Network};
 use super::Tensor;
 
 mod avx512;
+mod forward;
 mod gemm;
 mod grouped;
 pub mod int8;
+mod lanes;
 mod winograd;
 
+pub use forward::forward;
 pub use int8::{has_vnni, PackedInt8};
 pub use winograd::WinogradWeights;
 
@@ -31,20 +33,6 @@ pub fn precision_label(net: &Network) -> &'static str {
         true => "int8, portable kernel",
         false => "f32",
     }
-}
-
-/// The pooled layer's feature map for every image of the batch.
-pub fn forward(net: &Network, x: &Tensor) -> Tensor {
-    let outs: Vec<(Vec<f32>, usize, usize, usize)> = (0..x.n)
-        .into_par_iter()
-        .map(|i| forward_one(net, x.image(i).to_vec(), x.c, x.h, x.w))
-        .collect();
-    let (_, c, h, w) = outs[0];
-    let mut t = Tensor::zeros(x.n, c, h, w);
-    for (i, (o, ..)) in outs.into_iter().enumerate() {
-        t.data[i * c * h * w..(i + 1) * c * h * w].copy_from_slice(&o);
-    }
-    t
 }
 
 /// Embeddings of a batch: GeM then L2, or GeM, the projection, then L2
@@ -92,156 +80,6 @@ pub fn logits(net: &Network, features: &Tensor) -> Option<Vec<Vec<f32>>> {
             })
             .collect(),
     )
-}
-
-fn forward_one(
-    net: &Network,
-    input: Vec<f32>,
-    c: usize,
-    h: usize,
-    w: usize,
-) -> (Vec<f32>, usize, usize, usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports the features this copy was compiled for.
-            return unsafe { forward_avx2(net, input, c, h, w) };
-        }
-    }
-    forward_generic(net, input, c, h, w)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn forward_avx2(
-    net: &Network,
-    input: Vec<f32>,
-    c: usize,
-    h: usize,
-    w: usize,
-) -> (Vec<f32>, usize, usize, usize) {
-    forward_generic(net, input, c, h, w)
-}
-
-#[inline(always)]
-fn forward_generic(
-    net: &Network,
-    input: Vec<f32>,
-    c: usize,
-    h: usize,
-    w: usize,
-) -> (Vec<f32>, usize, usize, usize) {
-    // Outputs a later layer reads again (residual sources, shortcut inputs)
-    // are kept (shared, not copied: a residual add makes its own copy only
-    // if it would otherwise write into a kept map); others dropped.
-    use std::rc::Rc;
-    let kept: std::collections::HashSet<usize> =
-        net.layers.iter().filter_map(Layer::reads).collect();
-    type Map = (Rc<Vec<f32>>, usize, usize, usize);
-    let mut saved: std::collections::HashMap<usize, Map> = Default::default();
-    let (mut x, mut c, mut h, mut w) = (Rc::new(input), c, h, w);
-    let mut layers = net.layers.iter().enumerate().peekable();
-    while let Some((i, l)) = layers.next() {
-        // An expansion whose only reader is the depthwise layer after it
-        // runs fused with it, a block of channels at a time.
-        if let (Layer::Conv(e), Some(&(j, Layer::Conv(d)))) = (l, layers.peek()) {
-            if !kept.contains(&i) && !kept.contains(&j) && fusable(e, d, h, w) {
-                let (y, oh, ow) = expand_depthwise(e, d, &x, h, w);
-                (x, c, h, w) = (Rc::new(y), d.cout, oh, ow);
-                layers.next();
-                continue;
-            }
-        }
-        // An ungrouped convolution and the residual add after it run as one
-        // pass (the add in the product's epilogue).
-        if let (Layer::Conv(cv), Some(&(j, &Layer::Add { from, act }))) = (l, layers.peek()) {
-            if cv.groups == 1 && !kept.contains(&i) {
-                let (src, sh, sw) = match cv.from {
-                    Some(f) => (saved[&f].0.as_slice(), saved[&f].2, saved[&f].3),
-                    None => (x.as_slice(), h, w),
-                };
-                let g = Geometry::of(cv, sh, sw);
-                let res = saved[&from].0.as_slice();
-                let y = match &cv.int8 {
-                    Some(q) => int8::ungrouped_add(cv, q, src, g, res, act),
-                    None => gemm::ungrouped(cv, src, g, Some((res, act))),
-                };
-                (x, c, h, w) = (Rc::new(y), cv.cout, g.oh, g.ow);
-                layers.next();
-                if kept.contains(&j) {
-                    saved.insert(j, (Rc::clone(&x), c, h, w));
-                }
-                continue;
-            }
-        }
-        match l {
-            Layer::Conv(cv) => {
-                let (y, oh, ow) = match cv.from {
-                    Some(f) => {
-                        let (src, _, sh, sw) = &saved[&f];
-                        conv(cv, src, *sh, *sw)
-                    }
-                    None => conv(cv, &x, h, w),
-                };
-                (x, c, h, w) = (Rc::new(y), cv.cout, oh, ow);
-            }
-            Layer::Add { from, act } => {
-                let r = Rc::clone(&saved[from].0);
-                let x = Rc::make_mut(&mut x);
-                x.iter_mut().zip(r.iter()).for_each(|(a, b)| *a += b);
-                apply_act(*act, x, c * h * w, 0..c * h * w);
-            }
-            &Layer::MaxPool { k, stride, pad } => {
-                let (y, oh, ow) = max_pool(&x, c, h, w, k, stride, pad);
-                (x, h, w) = (Rc::new(y), oh, ow);
-            }
-        }
-        if kept.contains(&i) {
-            saved.insert(i, (Rc::clone(&x), c, h, w));
-        }
-    }
-    drop(saved);
-    let x = Rc::try_unwrap(x).unwrap_or_else(|shared| (*shared).clone());
-    (x, c, h, w)
-}
-
-/// Floats of one block of expanded channels (512 KiB, half an L2).
-const FUSE_BLOCK: usize = 1 << 17;
-
-/// Whether `e` then `d` run fused (`expand_depthwise`): `e` a 1×1
-/// stride-1 unpadded convolution of the running `h × w` map whose output
-/// would not fit in L2, `d` a depthwise convolution of it.
-fn fusable(e: &Conv, d: &Conv, h: usize, w: usize) -> bool {
-    e.groups == 1
-        && e.k == 1
-        && e.stride == 1
-        && e.from.is_none()
-        && e.padding.resolve(h, w, 1, 1).0 == [0; 4]
-        && d.from.is_none()
-        && d.groups > 1
-        && d.groups == d.cin
-        && d.cin == e.cout
-        && e.cout * h * w > 2 * FUSE_BLOCK
-}
-
-/// A 1×1 expansion and the depthwise convolution after it, a block of
-/// channels at a time, so the expanded map (4.8 MB a 112² image in Lite0)
-/// is never written to memory and read back: each block's expansion stays
-/// in L2 for the depthwise taps. The same sums as the two layers apart.
-#[inline(always)]
-fn expand_depthwise(e: &Conv, d: &Conv, x: &[f32], h: usize, w: usize) -> (Vec<f32>, usize, usize) {
-    let hw = h * w;
-    let g = Geometry::of(d, h, w);
-    let (oh, ow) = (g.oh, g.ow);
-    let block = (FUSE_BLOCK / hw.max(1)).next_multiple_of(8);
-    let mut out = Vec::with_capacity(d.cout * oh * ow);
-    for c0 in (0..e.cout).step_by(block) {
-        let chans = c0..(c0 + block).min(e.cout);
-        let expanded = gemm::pointwise_rows(e, chans.clone(), x, hw);
-        grouped::depthwise(d, chans, &expanded, g, &mut out);
-    }
-    debug_assert_eq!(out.len(), d.cout * oh * ow);
-    (out, oh, ow)
 }
 
 /// k×k max pooling of a C×H×W map, −∞ outside it.
@@ -496,8 +334,12 @@ mod tests {
             mk("d", mid, mid, 3, 2, mid, Act::Relu6, 2),
             mk("d2", mid, 2 * mid, 5, 1, mid, Act::None, 3),
         ] {
-            assert!(fusable(&e, &d, h, w), "{}: large enough to fuse", d.name);
-            let (fused, fh, fw) = expand_depthwise(&e, &d, &x, h, w);
+            assert!(
+                forward::fusable(&e, &d, h, w),
+                "{}: large enough to fuse",
+                d.name
+            );
+            let (fused, fh, fw) = forward::expand_depthwise(&e, &d, &x, h, w);
             let (mid_map, ..) = conv(&e, &x, h, w);
             let (apart, ah, aw) = conv(&d, &mid_map, h, w);
             assert_eq!((fh, fw), (ah, aw));
@@ -507,7 +349,7 @@ mod tests {
             }
         }
         // A small map (in L2 anyway) runs the layers apart.
-        assert!(!fusable(
+        assert!(!forward::fusable(
             &e,
             &mk("d", mid, mid, 3, 1, mid, Act::None, 4),
             8,
