@@ -16,7 +16,7 @@ use std::rc::Rc;
 use rayon::prelude::*;
 
 use super::apply_act;
-use super::{conv, gemm, grouped, int8, lanes, max_pool, Geometry};
+use super::{conv, gemm, grouped, int8, max_pool, Geometry};
 use crate::cnn::model::{Conv, Layer, Network};
 use crate::cnn::Tensor;
 
@@ -293,11 +293,7 @@ pub(super) fn expand_depthwise(
     for c0 in (0..e.cout).step_by(block) {
         let chans = c0..(c0 + block).min(e.cout);
         let expanded = gemm::pointwise_rows(e, chans.clone(), x, hw);
-        if lanes::runs(d, g) {
-            lanes::depthwise(d, chans, &expanded, g, &mut out);
-        } else {
-            grouped::depthwise(d, chans, &expanded, g, &mut out);
-        }
+        grouped::depthwise(d, chans, &expanded, g, &mut out);
     }
     debug_assert_eq!(out.len(), d.cout * oh * ow);
     (out, oh, ow)
@@ -305,26 +301,15 @@ pub(super) fn expand_depthwise(
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::rnd;
+    use super::super::tests::{random_conv, rnd};
     use super::*;
-    use crate::cnn::model::{Act, Padding};
+    use crate::cnn::model::Act;
 
     fn layer(name: &str, cin: usize, cout: usize, k: usize, stride: usize, groups: usize) -> Conv {
         let seed = name.bytes().map(u32::from).sum::<u32>();
         Conv {
             name: name.into(),
-            cin,
-            cout,
-            k,
-            stride,
-            groups,
-            padding: Padding::TfSame,
-            act: Act::Relu6,
-            weight: rnd(cout * cin / groups * k * k, seed),
-            bias: rnd(cout, seed + 1),
-            from: None,
-            int8: None,
-            winograd: Default::default(),
+            ..random_conv(cin, cout, k, stride, groups, seed)
         }
     }
 

@@ -346,7 +346,7 @@ pub(super) fn im2col<T: Copy>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{naive, rnd};
+    use super::super::tests::{naive, random_conv, rnd};
     use super::*;
     use crate::cnn::model::Padding;
 
@@ -372,19 +372,9 @@ mod tests {
         };
         for (i, &(cin, cout, k, stride, pad, h, w)) in cases.iter().enumerate() {
             let cv = Conv {
-                name: format!("c{i}"),
-                cin,
-                cout,
-                k,
-                stride,
-                groups: 1,
                 padding: Padding::Explicit([pad; 4]),
                 act: [Act::Relu, Act::None, Act::Relu6][i % 3],
-                weight: rnd(cout * cin * k * k, i as u32 + 1),
-                bias: rnd(cout, i as u32 + 30),
-                from: None,
-                int8: None,
-                winograd: Default::default(),
+                ..random_conv(cin, cout, k, stride, 1, i as u32 + 1)
             };
             let x = rnd(cin * h * w, i as u32 + 60);
             let g = super::super::Geometry::of(&cv, h, w);

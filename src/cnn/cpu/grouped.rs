@@ -10,9 +10,7 @@ use crate::cnn::model::Conv;
 pub(super) fn grouped(cv: &Conv, x: &[f32], g: Geometry) -> Vec<f32> {
     let Geometry { oh, ow, .. } = g;
     let mut out = Vec::with_capacity(cv.cout * oh * ow);
-    if super::lanes::runs(cv, g) {
-        super::lanes::depthwise(cv, 0..cv.cin, x, g, &mut out);
-    } else if cv.cin == cv.groups {
+    if cv.cin == cv.groups {
         // Bias and activation applied as it stores its outputs.
         depthwise(cv, 0..cv.cin, x, g, &mut out);
     } else {
@@ -25,6 +23,23 @@ pub(super) fn grouped(cv: &Conv, x: &[f32], g: Geometry) -> Vec<f32> {
     out
 }
 
+/// The output planes of channels `chans` of a depthwise convolution, whose
+/// input planes are the whole of `x`, appended to `out`: in lanes
+/// (`super::lanes`) where they run, else per plane ([`depthwise_planes`]).
+#[inline(always)]
+pub(super) fn depthwise(
+    cv: &Conv,
+    chans: std::ops::Range<usize>,
+    x: &[f32],
+    g: Geometry,
+    out: &mut Vec<f32>,
+) {
+    match super::lanes::runs(cv, g) {
+        true => super::lanes::depthwise(cv, chans, x, g, out),
+        false => depthwise_planes(cv, chans, x, g, out),
+    }
+}
+
 /// A convolution with one input channel per group (depthwise, any channel
 /// multiplier). Each input plane is copied once, zero-padded, into `s²`
 /// phase planes (rows and columns split by their remainder mod the stride),
@@ -35,7 +50,7 @@ pub(super) fn grouped(cv: &Conv, x: &[f32], g: Geometry) -> Vec<f32> {
 /// `chans` are convolved, their planes the whole of `x` (so an expansion can
 /// feed it a block of channels at a time).
 #[inline(always)]
-pub(super) fn depthwise(
+pub(super) fn depthwise_planes(
     cv: &Conv,
     chans: std::ops::Range<usize>,
     x: &[f32],

@@ -7,7 +7,7 @@
 //! most of each vector). Up to eight outputs of a row are summed in
 //! registers across every tap; the sums are transposed back to planes as
 //! they are stored, bias and activation applied. The same sums in the same
-//! order as the per-plane loops of `grouped::depthwise`, so either gives
+//! order as the per-plane loops of `grouped::depthwise_planes`, so either gives
 //! the same bits.
 
 #[cfg(target_arch = "x86_64")]
@@ -307,9 +307,9 @@ unsafe fn transpose(r: [__m256; 8]) -> [__m256; 8] {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{naive, rnd};
+    use super::super::tests::{naive, random_conv, rnd};
     use super::*;
-    use crate::cnn::model::Padding;
+    use crate::cnn::model::{Act, Padding};
 
     #[test]
     fn lanes_give_the_per_plane_bits() {
@@ -327,19 +327,9 @@ mod tests {
         let mut ran = 0;
         for (i, &(c, k, stride, padding, h, w)) in cases.iter().enumerate() {
             let cv = Conv {
-                name: format!("dw{i}"),
-                cin: c,
-                cout: c,
-                k,
-                stride,
-                groups: c,
                 padding,
                 act: [Act::Relu6, Act::None, Act::Relu][i % 3],
-                weight: rnd(c * k * k, i as u32 + 3),
-                bias: rnd(c, i as u32 + 60),
-                from: None,
-                int8: None,
-                winograd: Default::default(),
+                ..random_conv(c, c, k, stride, c, i as u32 + 3)
             };
             let g = Geometry::of(&cv, h, w);
             if !runs(&cv, g) {
@@ -349,7 +339,7 @@ mod tests {
             let x = rnd(c * h * w, i as u32 + 11);
             let (mut a, mut b) = (vec![], vec![]);
             depthwise(&cv, 0..c, &x, g, &mut a);
-            super::super::grouped::depthwise(&cv, 0..c, &x, g, &mut b);
+            super::super::grouped::depthwise_planes(&cv, 0..c, &x, g, &mut b);
             assert_eq!(a, b, "case {i}");
             let (want, ..) = naive(&cv, &x, h, w);
             for (p, q) in a.iter().zip(&want) {

@@ -227,6 +227,34 @@ mod tests {
             .collect()
     }
 
+    /// A float convolution with seeded weights and biases, TF-"SAME"
+    /// padding and ReLU6 (a test sets what it varies over it:
+    /// `Conv { padding, act, ..random_conv(..) }`).
+    pub(super) fn random_conv(
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        groups: usize,
+        seed: u32,
+    ) -> Conv {
+        Conv {
+            name: format!("c{seed}"),
+            cin,
+            cout,
+            k,
+            stride,
+            groups,
+            padding: Padding::TfSame,
+            act: Act::Relu6,
+            weight: rnd(cout * cin / groups * k * k, seed),
+            bias: rnd(cout, seed + 100),
+            from: None,
+            int8: None,
+            winograd: Default::default(),
+        }
+    }
+
     /// The textbook loop: every output, every tap, bounds checked.
     pub(super) fn naive(cv: &Conv, x: &[f32], h: usize, w: usize) -> (Vec<f32>, usize, usize) {
         let (pad, oh, ow) = cv.padding.resolve(h, w, cv.k, cv.stride);
@@ -285,19 +313,9 @@ mod tests {
         ];
         for (i, &(cin, cout, k, stride, groups, padding, h, w)) in cases.iter().enumerate() {
             let cv = Conv {
-                name: format!("c{i}"),
-                cin,
-                cout,
-                k,
-                stride,
-                groups,
                 padding,
                 act: [Act::Relu6, Act::None, Act::Relu][i % 3],
-                weight: rnd(cout * cin / groups * k * k, i as u32 + 1),
-                bias: rnd(cout, i as u32 + 100),
-                from: None,
-                int8: None,
-                winograd: Default::default(),
+                ..random_conv(cin, cout, k, stride, groups, i as u32 + 1)
             };
             let x = rnd(cin * h * w, i as u32 + 7);
             let (a, ah, aw) = conv(&cv, &x, h, w);
@@ -314,18 +332,8 @@ mod tests {
         let (cin, mid, h, w) = (5, 24, 120, 110);
         let mk = |name: &str, cin, cout, k, stride, groups, act, seed| Conv {
             name: name.into(),
-            cin,
-            cout,
-            k,
-            stride,
-            groups,
-            padding: Padding::TfSame,
             act,
-            weight: rnd(cout * cin / groups * k * k, seed),
-            bias: rnd(cout, seed + 50),
-            from: None,
-            int8: None,
-            winograd: Default::default(),
+            ..random_conv(cin, cout, k, stride, groups, seed)
         };
         let e = mk("e", cin, mid, 1, 1, 1, Act::Relu6, 1);
         let x = rnd(cin * h * w, 9);

@@ -544,7 +544,7 @@ fn output_band<const M: usize, const A: usize, const N: usize, S: Scheme<M, A>>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{naive, rnd};
+    use super::super::tests::{naive, random_conv, rnd};
     use super::*;
     use crate::cnn::model::Padding;
 
@@ -569,19 +569,9 @@ mod tests {
         };
         for (i, &(cin, cout, h, w, band)) in cases.iter().enumerate() {
             let cv = Conv {
-                name: format!("c{i}"),
-                cin,
-                cout,
-                k: 3,
-                stride: 1,
-                groups: 1,
                 padding: Padding::Explicit([1; 4]),
                 act: [Act::Relu, Act::None, Act::Relu6][i % 3],
-                weight: rnd(cout * cin * 9, i as u32 + 1),
-                bias: rnd(cout, i as u32 + 30),
-                from: None,
-                int8: None,
-                winograd: Default::default(),
+                ..random_conv(cin, cout, 3, 1, 1, i as u32 + 1)
             };
             let x = rnd(cin * h * w, i as u32 + 60);
             let g = Geometry::of(&cv, h, w);
