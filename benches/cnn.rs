@@ -14,7 +14,7 @@
 //! which precision ran; `LOOKALIKE_CNN_F32=1` runs it in f32), and the
 //! GPU's agreement is then taken against a CPU run in f32;
 //! BENCH_CNN_RUNS=N times N calls after a warm-up call, best taken
-//! (default 1); BENCH_CNN_INPUT=SIDE runs the network on SIDE×SIDE inputs instead of its
+//! (default 1), and the `preprocess:` line times the input's resize; BENCH_CNN_INPUT=SIDE runs the network on SIDE×SIDE inputs instead of its
 //! own size (`benches/gpu-suite.sh`'s quick mode: less work, same layers).
 
 use std::path::Path;
@@ -67,6 +67,19 @@ fn main() {
     let (w, h) = net.input;
     println!("model: {} ({w}x{h}), batch of {batch}", net.name);
     println!("cpu threads: {}", rayon::current_num_threads());
+    // The network's input as `index` makes it from a decoded image
+    // (Pillow-exact bilinear resize, then normalised), on one thread.
+    let (iw, ih) = (imgs[0].width(), imgs[0].height());
+    let mut prep_s = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        std::hint::black_box(preprocess::input_batch(&net, &refs));
+        prep_s = prep_s.min(t.elapsed().as_secs_f64());
+    }
+    println!(
+        "  preprocess: {:8.2} ms an image (first {iw}x{ih} to {w}x{h}, one thread, best of 3)",
+        prep_s * 1e3 / batch as f64
+    );
 
     // As ONNX Runtime's side of benches/ort_compare.sh: the whole batch
     // once to warm up, then the best of BENCH_CNN_RUNS timed calls.
