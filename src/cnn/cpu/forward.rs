@@ -10,7 +10,7 @@
 //! [`super::conv`] and the fusions here (an expansion with its depthwise
 //! layer, a product with the residual add after it) make them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use rayon::prelude::*;
@@ -119,7 +119,13 @@ fn forward_group_generic(
     h: usize,
     w: usize,
 ) -> (Vec<Vec<f32>>, usize, usize, usize) {
-    let kept: HashSet<usize> = net.layers.iter().filter_map(Layer::reads).collect();
+    // Each kept output, and the last layer that reads it.
+    let mut kept: HashMap<usize, usize> = HashMap::new();
+    for (j, l) in net.layers.iter().enumerate() {
+        if let Some(src) = l.reads() {
+            kept.insert(src, j);
+        }
+    }
     let lockstep = lockstep_pixels();
     // Phase one, image by image; then the group, merged, layer by layer.
     let mut group = Maps {
@@ -165,7 +171,7 @@ fn forward_group_generic(
 #[inline(always)]
 fn run(
     net: &Network,
-    kept: &HashSet<usize>,
+    kept: &HashMap<usize, usize>,
     from: usize,
     m: &mut Maps,
     stop: Option<usize>,
@@ -175,11 +181,19 @@ fn run(
         if stop.is_some_and(|s| m.h * m.w <= s) {
             return i;
         }
+        // Kept outputs that no layer from here on reads are freed now, so
+        // the allocator hands their memory to the next layers. Held to the
+        // end (every block input of a ResNet-50: tens of MB an image), they
+        // made most new maps fresh pages from the kernel: SSCD int8,
+        // batches of 8 on 2 cores, 3 700 page faults an image and a quarter
+        // of the CPU time in the kernel; none per image now
+        // (benches/README.md, "Kept maps freed once read").
+        m.saved.retain(|src, _| kept[src] >= i);
         let (h, w) = (m.h, m.w);
         // An expansion whose only reader is the depthwise layer after it
         // runs fused with it, a block of channels at a time.
         if let (Layer::Conv(e), Some(&(j, Layer::Conv(d)))) = (l, layers.peek()) {
-            if !kept.contains(&i) && !kept.contains(&j) && fusable(e, d, h, w) {
+            if !kept.contains_key(&i) && !kept.contains_key(&j) && fusable(e, d, h, w) {
                 let mut dims = (h, w);
                 for x in &mut m.x {
                     let (y, oh, ow) = expand_depthwise(e, d, x, h, w);
@@ -193,7 +207,7 @@ fn run(
         // An ungrouped convolution and the residual add after it run as one
         // pass (the add in the product's epilogue).
         if let (Layer::Conv(cv), Some(&(j, &Layer::Add { from, act }))) = (l, layers.peek()) {
-            if cv.groups == 1 && !kept.contains(&i) {
+            if cv.groups == 1 && !kept.contains_key(&i) {
                 let (sh, sw) = cv.from.map_or((h, w), |f| (m.saved[&f].2, m.saved[&f].3));
                 let g = Geometry::of(cv, sh, sw);
                 for (n, x) in m.x.iter_mut().enumerate() {
@@ -210,7 +224,7 @@ fn run(
                 }
                 (m.c, m.h, m.w) = (cv.cout, g.oh, g.ow);
                 layers.next();
-                if kept.contains(&j) {
+                if kept.contains_key(&j) {
                     m.saved.insert(j, (m.x.clone(), m.c, m.h, m.w));
                 }
                 continue;
@@ -247,7 +261,7 @@ fn run(
                 (m.h, m.w) = dims;
             }
         }
-        if kept.contains(&i) {
+        if kept.contains_key(&i) {
             m.saved.insert(i, (m.x.clone(), m.c, m.h, m.w));
         }
     }
@@ -317,7 +331,8 @@ mod tests {
     /// (a 40 × 40 map, run image by image), max pooling to 20 × 20 (in
     /// lockstep from there: 400 pixels), an expansion fused with its depthwise layer, a
     /// product fused with the residual add after it, a shortcut
-    /// convolution reading a kept map and a plain residual add.
+    /// convolution reading a kept map, a plain residual add, and a kept map
+    /// read twice (freed only after its last reader).
     fn net() -> Network {
         let mut shortcut = layer("shortcut", 24, 24, 1, 1, 1);
         shortcut.from = Some(2);
@@ -339,6 +354,11 @@ mod tests {
             Layer::Add {
                 from: 5,
                 act: Act::Relu,
+            },
+            // The pooled map a second time: kept past its first reader.
+            Layer::Add {
+                from: 1,
+                act: Act::None,
             },
         ];
         Network {
