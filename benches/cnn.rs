@@ -69,7 +69,7 @@ fn main() {
     println!("cpu threads: {}", rayon::current_num_threads());
     // The network's input as `index` makes it from a decoded image
     // (Pillow-exact bilinear resize, then normalised), on one thread.
-    let (iw, ih) = (imgs[0].width(), imgs[0].height());
+    let side = imgs.iter().map(|i| i.width().max(i.height())).max();
     let mut prep_s = f64::MAX;
     for _ in 0..3 {
         let t = Instant::now();
@@ -77,8 +77,9 @@ fn main() {
         prep_s = prep_s.min(t.elapsed().as_secs_f64());
     }
     println!(
-        "  preprocess: {:8.2} ms an image (first {iw}x{ih} to {w}x{h}, one thread, best of 3)",
-        prep_s * 1e3 / batch as f64
+        "  preprocess: {:8.2} ms an image (the sample's images, up to {} px a side, to {w}x{h}; one thread, best of 3)",
+        prep_s * 1e3 / batch as f64,
+        side.unwrap_or(0)
     );
 
     // As ONNX Runtime's side of benches/ort_compare.sh: the whole batch

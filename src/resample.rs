@@ -9,6 +9,11 @@
 //! is a horizontal pass then a vertical one, each skipped when that side
 //! already has the target size.
 
+// (Off x86-64 nothing calls into it: `available` is false there.)
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    allow(dead_code, unused_imports, unused_variables, unused_mut)
+)]
 mod rows8;
 
 use image::RgbImage;
@@ -132,8 +137,9 @@ pub fn clip8(acc: i32) -> u8 {
 /// whose vertical window holds that row; each output row is clipped once its
 /// window is done. Integer sums in another order are the same sums, so the
 /// result is Pillow's bit for bit, while memory is the output's size plus
-/// one row and the live vertical windows — never the ow × h intermediate
-/// (67 GB for a 1 × 100 000 000 image resized to 224²).
+/// eight rows (the horizontal pass runs eight rows at a time where the CPU
+/// has AVX2, `rows8`) and the live vertical windows — never the ow × h
+/// intermediate (67 GB for a 1 × 100 000 000 image resized to 224²).
 ///
 /// As in Pillow, a pass is skipped when that side already has the target
 /// size: w == ow copies each row, h == oh writes each row out as it is.
@@ -152,13 +158,21 @@ pub fn resize_bilinear(img: &RgbImage, ow: usize, oh: usize) -> RgbImage {
         None => out[y * row_len..(y + 1) * row_len].copy_from_slice(row),
     };
     match &horiz {
-        // Eight rows at a time where the CPU has the vectors for it.
-        Some(t) if rows8::available() => {
+        // Eight rows at a time where the CPU has the vectors for it (the
+        // last few rows, and images of fewer than eight, one at a time:
+        // the eight-row buffers never outgrow the image).
+        Some(t) if rows8::available() && h >= rows8::ROWS => {
             let mut rows = vec![vec![0u8; row_len]; rows8::ROWS];
             let mut scratch = rows8::Scratch::default();
             for (b, block) in src.chunks(w * 3 * rows8::ROWS).enumerate() {
                 let lines: Vec<&[u8]> = block.chunks_exact(w * 3).collect();
-                rows8::horizontal_rows(t, &lines, &mut rows, &mut scratch);
+                if lines.len() == rows8::ROWS {
+                    rows8::horizontal_rows(t, &lines, &mut rows, &mut scratch);
+                } else {
+                    for (line, row) in lines.iter().zip(&mut rows) {
+                        horizontal_pass(t, line, row);
+                    }
+                }
                 for (i, row) in rows.iter().take(lines.len()).enumerate() {
                     emit(b * rows8::ROWS + i, row);
                 }
@@ -187,6 +201,7 @@ pub fn resize_bilinear(img: &RgbImage, ow: usize, oh: usize) -> RgbImage {
 /// AVX2 where the CPU has it (eight lanes and a 32-bit multiply, where
 /// x86-64's baseline SSE2 has four and emulates the multiply).
 fn add_weighted(acc: &mut [i32], row: &[u8], wt: i32) {
+    #[inline(always)]
     fn plain(acc: &mut [i32], row: &[u8], wt: i32) {
         acc.iter_mut()
             .zip(row)

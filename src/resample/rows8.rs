@@ -2,8 +2,8 @@
 //! (AVX2). Every row has the same taps, so with the eight rows' pixels
 //! interleaved (each source value's eight rows side by side in one 64-bit
 //! word), a tap is one broadcast weight times one 8-lane vector, with no
-//! gather and no horizontal sum; the sums are transposed back to rows as
-//! they are stored. The same integer sums as the scalar pass (integer
+//! gather and no horizontal sum; the clipped sums are stored interleaved
+//! too and transposed back to rows after the pass. The same integer sums as the scalar pass (integer
 //! addition in any order is exact: Pillow's bound keeps every sum below
 //! 2^31), clipped the same way, so the bits are Pillow's.
 //!
@@ -44,8 +44,9 @@ pub(super) struct Scratch {
 ///
 /// # Panics
 /// If [`available`] is false, `lines` is empty or longer than [`ROWS`],
-/// a row is shorter than the taps read, or a row of `out` has the wrong
-/// length.
+/// the rows differ in length or are shorter than the taps read, `out` has
+/// fewer rows than `lines`, or one of its first `lines.len()` rows has the
+/// wrong length.
 pub(super) fn horizontal_rows(t: &Taps, lines: &[&[u8]], out: &mut [Vec<u8>], s: &mut Scratch) {
     assert!(available(), "the 8-row pass on a CPU without AVX2");
     assert!((1..=ROWS).contains(&lines.len()) && out.len() >= lines.len());
@@ -179,7 +180,7 @@ unsafe fn taps_avx2(t: &Taps, input: &[u8], out: &mut [u8]) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{horizontal_pass, pil_taps, triangle};
+    use super::super::{horizontal_pass, lanczos, pil_taps, triangle, LANCZOS_SUPPORT};
     use super::*;
 
     #[test]
@@ -195,8 +196,10 @@ mod tests {
             seed
         };
         let mut s = Scratch::default();
-        // Row lengths around multiples of 8 values, and 1–8 rows.
-        for (w, ow) in [
+        // Row lengths around multiples of 8 values, and 1–8 rows; bilinear
+        // taps (all positive), and Lanczos taps, whose negative weights
+        // overshoot past 0 and 255 on the flat extremes.
+        let sizes = [
             (1, 1),
             (3, 7),
             (8, 3),
@@ -204,8 +207,11 @@ mod tests {
             (224, 224),
             (640, 224),
             (1003, 31),
-        ] {
-            let t = pil_taps(w, ow, triangle, 1.0);
+        ];
+        type Kernel = (fn(f64) -> f64, f64);
+        let kernels: [Kernel; 2] = [(triangle, 1.0), (lanczos, LANCZOS_SUPPORT)];
+        for ((w, ow), (kernel, support)) in sizes.iter().flat_map(|&s| kernels.map(|k| (s, k))) {
+            let t = pil_taps(w, ow, kernel, support);
             for n in 1..=ROWS {
                 let lines: Vec<Vec<u8>> = (0..n)
                     .map(|r| match r % 3 {

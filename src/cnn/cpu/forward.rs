@@ -178,17 +178,17 @@ fn run(
 ) -> usize {
     let mut layers = net.layers.iter().enumerate().skip(from).peekable();
     while let Some((i, l)) = layers.next() {
-        if stop.is_some_and(|s| m.h * m.w <= s) {
-            return i;
-        }
         // Kept outputs that no layer from here on reads are freed now, so
         // the allocator hands their memory to the next layers. Held to the
         // end (every block input of a ResNet-50: tens of MB an image), they
         // made most new maps fresh pages from the kernel: SSCD int8,
-        // batches of 8 on 2 cores, 3 700 page faults an image and a quarter
-        // of the CPU time in the kernel; none per image now
+        // batches of 8 on 2 cores, 3 400 page faults an image and a fifth
+        // of the cycles in the kernel; none per image now
         // (benches/README.md, "Kept maps freed once read").
         m.saved.retain(|src, _| kept[src] >= i);
+        if stop.is_some_and(|s| m.h * m.w <= s) {
+            return i;
+        }
         let (h, w) = (m.h, m.w);
         // An expansion whose only reader is the depthwise layer after it
         // runs fused with it, a block of channels at a time.
@@ -335,7 +335,7 @@ mod tests {
     /// read twice (freed only after its last reader).
     fn net() -> Network {
         let mut shortcut = layer("shortcut", 24, 24, 1, 1, 1);
-        shortcut.from = Some(2);
+        shortcut.from = Some(1);
         let layers = vec![
             Layer::Conv(layer("stem", 3, 24, 3, 2, 1)),
             Layer::MaxPool {
@@ -378,6 +378,7 @@ mod tests {
     #[test]
     fn a_group_in_lockstep_gives_each_image_its_own_bits() {
         let net = net();
+        net.check_channels().unwrap();
         // The expansion runs fused (660 × 20² is past two blocks; the
         // last of three has 4 channels, half a vector of lanes).
         let conv_at = |i: usize| match &net.layers[i] {
