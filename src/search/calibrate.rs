@@ -48,6 +48,27 @@ const JOINT_B: f64 = 0.550;
 /// Above this T the line is not extrapolated: the combination claims
 /// nothing (its bulk was never measured: each run kept 10 candidates a query).
 const JOINT_FROM: f64 = -5.5;
+/// Verifications with fewer inliers are the bulk of unrelated candidates:
+/// of the 1 830 verified candidates of the 189 unrelated queries of
+/// ../shared/corpus, 96 % had 3 to 5 inliers (or none). Their tail line still
+/// gives them a score (4 inliers: p = 10^−2.85 a comparison, about one
+/// unrelated record in 700), and where nothing else is measured
+/// (`--hash-only`) that score ranks candidates. Beside an embedding they
+/// count only jointly with it, never alone: otherwise 4 chance inliers on a
+/// record the embedding finds as unlike the query as unrelated images are
+/// (SSCD cosine 0.0) outrank the copy the embedding finds (cosine 0.44,
+/// p = 10^−2.7, no inliers), and fusion ranks below its best single piece
+/// of evidence. Measured in `--model` SSCD mode: of the 5 056 candidates
+/// listed whose evidence was 3 to 5 inliers, 4 were copies (cosines 0.25–0.48)
+/// and the rest had a median cosine of 0.07.
+pub const CHANCE_INLIERS: u32 = 6;
+
+/// Whether a verification of `inliers` counts by itself (module doc and
+/// [`CHANCE_INLIERS`]).
+fn counts_alone(inliers: u32, with_embedding: bool) -> bool {
+    inliers >= CHANCE_INLIERS || !with_embedding
+}
+
 /// log10 P(null cosine ≥ c) ≈ a + b·c, for c above the bulk, per model.
 /// EfficientNet-Lite0 (the built-in model): its tail is fat (unrelated clip
 /// art reaches 0.87), so it ranks and shortlists but rarely accuses alone.
@@ -156,8 +177,21 @@ impl Calibration {
     pub fn score(&self, m: &Match, v: Option<&Verification>, similarity: Option<f32>) -> f64 {
         let kp = v.map(|v| keypoint_log10_p(v.inliers)).unwrap_or(0.0);
         let emb = similarity.map(|c| self.embedding_log10_p(c)).unwrap_or(0.0);
-        let best = pdq_log10_p(m.pdq_distance).min(kp).min(emb);
+        let kp_alone = match v {
+            Some(v) if !counts_alone(v.inliers, similarity.is_some()) => 0.0,
+            _ => kp,
+        };
+        let best = pdq_log10_p(m.pdq_distance).min(kp_alone).min(emb);
         from_log10_p(best.min(joint_log10_p(kp, emb)))
+    }
+
+    /// The score a verification of `inliers` contributes by itself: none
+    /// for a chance-level one beside an embedding (see [`CHANCE_INLIERS`]).
+    pub fn keypoint_score_alone(&self, inliers: u32, with_embedding: bool) -> f64 {
+        match counts_alone(inliers, with_embedding) {
+            true => keypoint_score(inliers),
+            false => 0.0,
+        }
     }
 
     /// The smallest cosine whose score reaches that of PDQ distance `d`.
@@ -312,10 +346,30 @@ mod tests {
         let both = cal.score(&m, Some(&v8), Some(0.85));
         let single = keypoint_score(8).max(cal.embedding_score(0.85));
         assert!(both > single, "{both} vs {single}");
-        // 3 inliers and a weak cosine: the best single piece stands.
+        // 3 inliers (chance level) beside a weak cosine: they count only
+        // jointly, so the cosine's own score stands; without an embedding
+        // they rank by themselves.
+        let others = pdq_score(m.pdq_distance).max(cal.embedding_score(0.45));
+        assert_eq!(cal.score(&m, Some(&v), Some(0.45)), others);
+        assert!(others < alone);
+        assert_eq!(cal.keypoint_score_alone(3, true), 0.0);
+        assert_eq!(cal.keypoint_score_alone(3, false), alone);
+        let v6 = Verification {
+            inliers: CHANCE_INLIERS,
+            ..v
+        };
         assert_eq!(
-            cal.score(&m, Some(&v), Some(0.45)),
-            alone.max(cal.embedding_score(0.45))
+            cal.score(&m, Some(&v6), Some(0.0)),
+            keypoint_score(CHANCE_INLIERS)
+        );
+        // SSCD: 4 chance inliers on an unlike record (cosine 0.0) rank
+        // below a copy the embedding finds (cosine 0.44, no inliers).
+        let sscd = Calibration::for_model(Some("sscd_disc_mixup@0123456789abcdef"));
+        let v4 = Verification { inliers: 4, ..v };
+        let v0 = Verification { inliers: 0, ..v };
+        assert!(
+            sscd.score(&m, Some(&v4), Some(0.0)) < sscd.score(&m, Some(&v0), Some(0.44)),
+            "chance inliers outrank the embedding's copy"
         );
         // SSCD (by the index's recorded label) has its own tail.
         let sscd = Calibration::for_model(Some("sscd_disc_mixup@0123456789abcdef"));

@@ -107,9 +107,8 @@ pub fn fuse(index: &Index, q: &QueryDescriptors, pdq: &[Match], p: &FuseParams) 
 
 /// A candidate whose map explains at least this many query keypoints
 /// (distinct candidate keypoints) claims them in [`share_inliers`]. Fewer
-/// are chance: of the 1 830 verified candidates of the 189 unrelated
-/// queries of ../shared/corpus, 96 % had 3 to 5 inliers (or none).
-pub const SHARES_FROM: u32 = 6;
+/// are chance ([`calibrate::CHANCE_INLIERS`]).
+pub const SHARES_FROM: u32 = calibrate::CHANCE_INLIERS;
 
 /// Counts the query keypoints that several training pictures explain in
 /// share, and rescores: each query keypoint is one piece of evidence, split

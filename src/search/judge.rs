@@ -122,7 +122,8 @@ fn evidence(m: &Match, c: &Candidate, cal: &Calibration) -> String {
         (
             "keypoints",
             kp.is_some_and(|n| n >= verdict::match_inliers()),
-            kp.map(calibrate::keypoint_score).unwrap_or(-1.0),
+            kp.map(|n| cal.keypoint_score_alone(n, c.similarity.is_some()))
+                .unwrap_or(-1.0),
         ),
         (
             "embedding",
