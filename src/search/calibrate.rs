@@ -59,7 +59,7 @@ const JOINT_FROM: f64 = -5.5;
 /// (SSCD cosine 0.0) outrank the copy the embedding finds (cosine 0.44,
 /// p = 10^−2.7, no inliers), and fusion ranks below its best single piece
 /// of evidence. Measured in `--model` SSCD mode: of the 5 056 candidates
-/// listed whose evidence was 3 to 5 inliers, 4 were copies (cosines 0.25–0.48)
+/// listed whose evidence was 2 to 5 inliers, 4 were copies (cosines 0.25–0.48)
 /// and the rest had a median cosine of 0.07.
 pub const CHANCE_INLIERS: u32 = 6;
 
