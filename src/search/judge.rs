@@ -179,3 +179,43 @@ pub fn set_corpus_copies(results: &mut [QueryResult], cands: &[RecordRef], count
             .and_then(|i| counts.get(i).copied());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::verify::Verification;
+
+    /// The label names the evidence that scored: chance-level inliers beside
+    /// an embedding (which count only jointly) are not it; alone they are.
+    #[test]
+    fn chance_inliers_beside_an_embedding_are_not_the_evidence() {
+        let cal = Calibration::for_model(Some("sscd_disc_mixup@0123456789abcdef"));
+        let m = Match {
+            rec: RecordRef { seg: 0, row: 0 },
+            pdq_distance: 120,
+            variant: 0,
+            phash_distance: 30,
+        };
+        let v = Verification {
+            matches: 20,
+            inliers: 4,
+            consensus: 4,
+            ..Default::default()
+        };
+        let c = |similarity| Candidate {
+            m,
+            verification: Some(v),
+            similarity,
+            score: cal.score(&m, Some(&v), similarity),
+        };
+        assert_eq!(evidence(&m, &c(None), &cal), "keypoints");
+        assert_eq!(evidence(&m, &c(Some(0.0)), &cal), "pdq");
+        assert_eq!(evidence(&m, &c(Some(0.45)), &cal), "embedding");
+        let strong = Verification { inliers: 25, ..v };
+        let c = Candidate {
+            verification: Some(strong),
+            ..c(Some(0.0))
+        };
+        assert_eq!(evidence(&m, &c, &cal), "keypoints");
+    }
+}
