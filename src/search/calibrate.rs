@@ -15,6 +15,8 @@
 //! P(p₁·p₂ ≤ t) = t·(1 − ln t) (at t = −8: 10^−4.6 measured, 10^−6.7
 //! Fisher), which would score such a pair above real copies. The fitted
 //! line is never allowed past Fisher's bound (what independence would give).
+//! A chance-level verification (under [`CHANCE_INLIERS`] inliers) counts
+//! alone only where no embedding was measured.
 //! Above 0.9 (p ≤ 10⁻⁹) scores are compressed instead of clamped, so the
 //! strongest matches still rank by strength: 0.9 + 0.1·(1 − 1/(1 + (L − 9)/10))
 //! for L = −log10 p > 9 (never reaching 1).
@@ -372,7 +374,6 @@ mod tests {
             "chance inliers outrank the embedding's copy"
         );
         // SSCD (by the index's recorded label) has its own tail.
-        let sscd = Calibration::for_model(Some("sscd_disc_mixup@0123456789abcdef"));
         assert_ne!(sscd.embedding_tail(), cal.embedding_tail());
         assert_eq!(Calibration::for_model(None), cal);
     }
