@@ -29,6 +29,7 @@ import onnxruntime as ort
 from PIL import Image
 
 SIDE = 288
+IMAGES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
 def pixels(path, square):
@@ -44,7 +45,7 @@ def pixels(path, square):
 
 
 def embed(sess, folder, square):
-    names = sorted(os.listdir(folder))
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGES))
     rows = []
     inp = sess.get_inputs()[0].name
     for i, n in enumerate(names):
@@ -63,8 +64,7 @@ def main():
     ap.add_argument("--square", action="store_true", help="288 x 288, aspect not kept")
     ap.add_argument("--top", type=int, default=10)
     args = ap.parse_args()
-    so = ort.SessionOptions()
-    sess = ort.InferenceSession(args.model, so, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(args.model, providers=["CPUExecutionProvider"])
     db_names, db = embed(sess, args.db, args.square)
     q_names, q = embed(sess, args.queries, args.square)
     sims = q @ db.T
