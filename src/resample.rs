@@ -159,20 +159,14 @@ pub fn resize_bilinear(img: &RgbImage, ow: usize, oh: usize) -> RgbImage {
     };
     match &horiz {
         // Eight rows at a time where the CPU has the vectors for it (the
-        // last few rows, and images of fewer than eight, one at a time:
-        // the eight-row buffers never outgrow the image).
+        // last block may be shorter; images of fewer than eight rows go
+        // one at a time, so the eight-row buffers never outgrow the image).
         Some(t) if rows8::available() && h >= rows8::ROWS => {
             let mut rows = vec![vec![0u8; row_len]; rows8::ROWS];
             let mut scratch = rows8::Scratch::default();
             for (b, block) in src.chunks(w * 3 * rows8::ROWS).enumerate() {
                 let lines: Vec<&[u8]> = block.chunks_exact(w * 3).collect();
-                if lines.len() == rows8::ROWS {
-                    rows8::horizontal_rows(t, &lines, &mut rows, &mut scratch);
-                } else {
-                    for (line, row) in lines.iter().zip(&mut rows) {
-                        horizontal_pass(t, line, row);
-                    }
-                }
+                rows8::horizontal_rows(t, &lines, &mut rows, &mut scratch);
                 for (i, row) in rows.iter().take(lines.len()).enumerate() {
                     emit(b * rows8::ROWS + i, row);
                 }

@@ -187,15 +187,6 @@ impl Calibration {
         from_log10_p(best.min(joint_log10_p(kp, emb)))
     }
 
-    /// The score a verification of `inliers` contributes by itself: none
-    /// for a chance-level one beside an embedding (see [`CHANCE_INLIERS`]).
-    pub fn keypoint_score_alone(&self, inliers: u32, with_embedding: bool) -> f64 {
-        match counts_alone(inliers, with_embedding) {
-            true => keypoint_score(inliers),
-            false => 0.0,
-        }
-    }
-
     /// The smallest cosine whose score reaches that of PDQ distance `d`.
     pub fn similarity_matching_pdq(&self, d: u32) -> f32 {
         let target = pdq_score(d);
@@ -251,6 +242,15 @@ pub fn pdq_score(d: u32) -> f64 {
 /// Score of a verification alone.
 pub fn keypoint_score(inliers: u32) -> f64 {
     from_log10_p(keypoint_log10_p(inliers))
+}
+
+/// The score a verification of `inliers` contributes by itself: none for a
+/// chance-level one beside an embedding (see [`CHANCE_INLIERS`]).
+pub fn keypoint_score_alone(inliers: u32, with_embedding: bool) -> f64 {
+    match counts_alone(inliers, with_embedding) {
+        true => keypoint_score(inliers),
+        false => 0.0,
+    }
 }
 
 /// The fewest inliers whose score reaches that of a PDQ distance of `d`:
@@ -354,8 +354,8 @@ mod tests {
         let others = pdq_score(m.pdq_distance).max(cal.embedding_score(0.45));
         assert_eq!(cal.score(&m, Some(&v), Some(0.45)), others);
         assert!(others < alone);
-        assert_eq!(cal.keypoint_score_alone(3, true), 0.0);
-        assert_eq!(cal.keypoint_score_alone(3, false), alone);
+        assert_eq!(keypoint_score_alone(3, true), 0.0);
+        assert_eq!(keypoint_score_alone(3, false), alone);
         let v6 = Verification {
             inliers: CHANCE_INLIERS,
             ..v

@@ -122,7 +122,7 @@ fn evidence(m: &Match, c: &Candidate, cal: &Calibration) -> String {
         (
             "keypoints",
             kp.is_some_and(|n| n >= verdict::match_inliers()),
-            kp.map(|n| cal.keypoint_score_alone(n, c.similarity.is_some()))
+            kp.map(|n| calibrate::keypoint_score_alone(n, c.similarity.is_some()))
                 .unwrap_or(-1.0),
         ),
         (
